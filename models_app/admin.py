@@ -1,0 +1,26 @@
+from __future__ import annotations
+
+from django.contrib import admin
+
+from .models import LanguageModel
+
+JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_total", "speed_bps",
+              "eta_seconds", "error_message", "phase_log", "cancel_requested", "commit_sha",
+              "effective_quantization", "quantization_note", "params_count", "file_path",
+              "quantized_path", "memory_required_bytes", "memory_footprint_bytes",
+              "disk_size_bytes", "architecture_config", "architecture_summary", "started_at",
+              "completed_at", "created_at", "updated_at")
+
+
+@admin.register(LanguageModel)
+class LanguageModelAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "repo_id", "revision", "quantization", "effective_quantization",
+                    "status", "architecture", "params_count", "created_at")
+    list_filter = ("status", "quantization", "architecture")
+    search_fields = ("name", "repo_id", "commit_sha")
+    readonly_fields = JOB_FIELDS
+    exclude = ("encrypted_token",)
+    fields = ("name", "repo_id", "revision", "quantization", "trust_remote_code") + JOB_FIELDS
+
+    def has_add_permission(self, request) -> bool:
+        return False  # downloads start from the Models page or `manage.py download_model`

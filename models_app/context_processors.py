@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.http import HttpRequest
+
+
+def section(request: HttpRequest) -> dict[str, str]:
+    """Which header tab is active."""
+    match = getattr(request, "resolver_match", None)
+    if match is None:
+        return {"section": ""}
+    if match.namespace == "templates_app":
+        return {"section": "templates"}
+    if match.url_name == "datasets":
+        return {"section": "datasets"}
+    return {"section": "models" if match.namespace == "models_app" else ""}

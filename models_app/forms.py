@@ -1,0 +1,160 @@
+"""Forms own validation: field rules here, and the Hub pre-flight in DownloadForm.clean so an
+unknown repo, a gated repo or a missing revision is reported next to its field before anything
+is created."""
+from __future__ import annotations
+
+from django import forms
+from django.conf import settings
+
+from .ml import hub, quantization as quant
+from .models import FORMAT_CHOICES, LanguageModel, ModelStatus
+
+FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS]
+
+
+class RepoForm(forms.Form):
+    repo_id = forms.CharField(
+        label="Repository", max_length=400, strip=True,
+        widget=forms.TextInput(attrs={"placeholder": "e.g., TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                                      "autocomplete": "off", "spellcheck": "false"}))
+    revision = forms.CharField(label="Revision", max_length=255, required=False, initial="main",
+                               widget=forms.TextInput(attrs={"placeholder": "main"}))
+    quantization = forms.ChoiceField(label="Quantization", choices=FORMAT_WIDGET_CHOICES,
+                                     initial=quant.DEFAULT_FORMAT)
+    token = forms.CharField(
+        label="Access token", required=False, strip=True,
+        help_text="Optional — for gated models like Llama or Gemma. Used for this download only, "
+                  "stored encrypted until the job ends.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off",
+                                                              "placeholder": "hf_…"}))
+    trust_remote_code = forms.BooleanField(
+        label="Trust remote code", required=False,
+        help_text="Runs Python code from the repository on this machine. Only enable it for "
+                  "repositories you trust.")
+
+    preflight: hub.Preflight | None = None
+
+    def clean_repo_id(self) -> str:
+        repo_id = self.cleaned_data["repo_id"]
+        problem = hub.check_repo_id(repo_id)
+        if problem:
+            raise forms.ValidationError(problem)
+        return repo_id
+
+    def clean_revision(self) -> str:
+        revision = self.cleaned_data.get("revision") or "main"
+        if any(ch.isspace() for ch in revision) or ".." in revision:
+            raise forms.ValidationError("A revision is a branch, tag or commit id, without spaces.")
+        return revision
+
+    def run_preflight(self) -> None:
+        """Ask the Hub; its answer's problems become field errors."""
+        if self.errors:
+            return
+        data = self.cleaned_data
+        try:
+            self.preflight = hub.preflight(data["repo_id"], data["revision"],
+                                           token=data.get("token") or None,
+                                           endpoint=settings.HF_ENDPOINT,
+                                           trust_remote_code=data.get("trust_remote_code", False))
+        except hub.HubError as exc:
+            self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+
+
+class PreviewForm(RepoForm):
+    def clean(self):
+        cleaned = super().clean()
+        self.run_preflight()
+        return cleaned
+
+
+class DownloadForm(RepoForm):
+    def clean(self):
+        cleaned = super().clean()
+        if self.errors:
+            return cleaned
+        duplicate = LanguageModel.duplicate_of(cleaned["repo_id"], cleaned["revision"],
+                                               cleaned["quantization"])
+        if duplicate:
+            raise forms.ValidationError(
+                f"{cleaned['repo_id']}@{cleaned['revision']} in {quant.LABELS[cleaned['quantization']]} "
+                f"is already in the studio (“{duplicate.name}”, {duplicate.get_status_display().lower()}).")
+        self.run_preflight()
+        if self.preflight:
+            self._check_disk(self.preflight)
+        return cleaned
+
+    def _check_disk(self, pre: hub.Preflight) -> None:
+        free = hub.free_disk_bytes(settings.HF_CACHE_DIR)
+        if pre.download_bytes > free:
+            self.add_error(None, f"Not enough disk space: the download needs "
+                                 f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.")
+
+
+class RestartForm(forms.Form):
+    quantization = forms.ChoiceField(choices=FORMAT_CHOICES)
+    token = forms.CharField(required=False, strip=True, widget=forms.PasswordInput(render_value=False))
+
+    def __init__(self, *args, record: LanguageModel, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.record = record
+
+    def clean(self):
+        cleaned = super().clean()
+        if not self.record.can_restart:
+            raise forms.ValidationError("This model is still being processed.")
+        fmt = cleaned.get("quantization")
+        if fmt and LanguageModel.duplicate_of(self.record.repo_id, self.record.revision, fmt,
+                                              exclude_pk=self.record.pk):
+            raise forms.ValidationError(
+                f"This revision is already in the studio in {quant.LABELS[fmt]}.")
+        return cleaned
+
+
+class RenameForm(forms.ModelForm):
+    class Meta:
+        model = LanguageModel
+        fields = ["name"]
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("A name cannot be empty.")
+        return name
+
+
+SORTS = {
+    "newest": ("Newest", ["-created_at", "-pk"]),
+    "oldest": ("Oldest", ["created_at", "pk"]),
+    "name": ("Name", ["name", "pk"]),
+    "params": ("Parameters", ["-params_count", "-pk"]),
+    "disk": ("Disk size", ["-disk_size_bytes", "-pk"]),
+}
+
+
+class ModelFilterForm(forms.Form):
+    q = forms.CharField(required=False, widget=forms.TextInput(
+        attrs={"placeholder": "Search name or repository", "type": "search"}))
+    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices))
+    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES)
+    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")])
+    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        architectures = (LanguageModel.objects.exclude(architecture="").order_by("architecture")
+                         .values_list("architecture", flat=True).distinct())
+        self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
+
+    def apply(self, queryset):
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["q"]:
+            from django.db.models import Q
+
+            queryset = queryset.filter(Q(name__icontains=data["q"]) | Q(repo_id__icontains=data["q"]))
+        for field in ("status", "quantization", "architecture"):
+            if data[field]:
+                queryset = queryset.filter(**{field: data[field]})
+        return queryset.order_by(*SORTS[data["sort"] or "newest"][1])

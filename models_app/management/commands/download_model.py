@@ -1,0 +1,75 @@
+"""manage.py download_model REPO [--revision R] [--quantization q4] [--token-env VAR]
+
+Runs the same job the page queues, in this process, with a terminal progress bar."""
+from __future__ import annotations
+
+import os
+import sys
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from models_app import jobs, services
+from models_app.forms import DownloadForm
+from models_app.ml import quantization as quant
+from models_app.models import LanguageModel, ModelStatus
+
+from ._progress import ProgressBar
+
+
+class Command(BaseCommand):
+    help = "Download a HuggingFace causal LM into the studio and quantize it."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("repo_id")
+        parser.add_argument("--revision", default="main")
+        parser.add_argument("--quantization", default=quant.DEFAULT_FORMAT, choices=quant.FORMATS)
+        parser.add_argument("--token-env", metavar="VAR",
+                            help="name of the environment variable holding the access token "
+                                 "(HF_TOKEN is used when this is not given)")
+        parser.add_argument("--trust-remote-code", action="store_true")
+
+    def handle(self, *args, **options) -> None:
+        token = None
+        if options["token_env"]:
+            token = os.environ.get(options["token_env"])
+            if not token:
+                raise CommandError(f"Environment variable {options['token_env']} is not set.")
+        form = DownloadForm(data={"repo_id": options["repo_id"], "revision": options["revision"],
+                                  "quantization": options["quantization"], "token": token or "",
+                                  "trust_remote_code": options["trust_remote_code"]})
+        if not form.is_valid():
+            raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
+        record = _create_without_queue(form, token)
+        self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
+                          f"({quant.LABELS[record.quantization]})")
+        bar = ProgressBar(self.stderr if sys.stderr.isatty() else None)
+        worker = threading.Thread(target=jobs.download_model, args=(record.pk,))
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.5)
+                bar.show(LanguageModel.objects.get(pk=record.pk))
+        except KeyboardInterrupt:
+            services.request_cancel(record)
+            worker.join()
+        bar.close()
+        record.refresh_from_db()
+        if record.status != ModelStatus.READY:
+            raise CommandError(record.error_message or f"Download {record.get_status_display().lower()}.")
+        note = f" (requested {record.quantization}: {record.quantization_note})" if record.format_differs else ""
+        self.stdout.write(self.style.SUCCESS(
+            f"Ready: {record.name} [{record.effective_label}]{note}, "
+            f"{record.params_count:,} parameters, {record.memory_footprint_bytes:,} bytes in memory."))
+
+
+def _create_without_queue(form: DownloadForm, token: str | None) -> LanguageModel:
+    """The command runs the job itself, so the record is created without queueing a task."""
+    original = services.enqueue_download
+    services.enqueue_download = lambda record: None
+    try:
+        data = form.cleaned_data
+        return services.create_download(form.preflight, data["quantization"], token,
+                                        trust_remote_code=data["trust_remote_code"])
+    finally:
+        services.enqueue_download = original

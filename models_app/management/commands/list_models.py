@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from models_app.models import LanguageModel
+from models_app.templatetags.studio import bytesize, params
+
+
+class Command(BaseCommand):
+    help = "One line per model, starting with its id."
+
+    def handle(self, *args, **options) -> None:
+        for m in LanguageModel.objects.order_by("pk"):
+            fmt = m.get_quantization_display()
+            if m.format_differs:
+                fmt += f"->{m.get_effective_quantization_display()}"
+            self.stdout.write(f"{m.pk}\t{m.name}\t{m.repo_id}@{m.revision}\t{fmt}\t{m.status}\t"
+                              f"{params(m.params_count)}\t{bytesize(m.disk_size_bytes)}")

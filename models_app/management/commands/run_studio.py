@@ -1,0 +1,55 @@
+"""Start the web server (daphne) and the job workers (Django-Q2) as one foreground process tree.
+Ctrl-C (or SIGTERM) stops them all."""
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+from django.conf import settings
+from django.core.management.base import BaseCommand
+
+
+class Command(BaseCommand):
+    help = "Run daphne and a Django-Q2 cluster together."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--host", default=os.environ.get("MISTUDIO_HOST", "127.0.0.1"))
+        parser.add_argument("--port", default=os.environ.get("MISTUDIO_PORT", "8000"))
+        parser.add_argument("--no-workers", action="store_true", help="web server only")
+
+    def handle(self, *args, **options) -> None:
+        python = sys.executable
+        manage = str(settings.BASE_DIR / "manage.py")
+        commands = [[python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
+                     "mistudio_site.asgi:application"]]
+        if not options["no_workers"]:
+            commands.append([python, manage, "qcluster"])
+        children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR) for cmd in commands]
+        self.stdout.write(self.style.SUCCESS(
+            f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
+
+        def stop(*_args) -> None:
+            for child in children:
+                if child.poll() is None:
+                    child.send_signal(signal.SIGTERM)
+            deadline = time.monotonic() + 15
+            for child in children:
+                try:
+                    child.wait(max(deadline - time.monotonic(), 0.1))
+                except subprocess.TimeoutExpired:
+                    child.kill()
+
+        signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+        try:
+            while all(child.poll() is None for child in children):
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+        finally:
+            stop()
+        failed = [c.returncode for c in children if c.returncode not in (0, None, -signal.SIGTERM)]
+        if failed:
+            sys.exit(1)

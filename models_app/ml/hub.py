@@ -1,0 +1,307 @@
+"""Talking to the HuggingFace Hub (or any mirror named by HF_ENDPOINT): repo-id rules, the
+pre-flight look at a repository, and the download itself with progress and cancellation.
+
+No torch here: the web process calls `check_repo_id` and `preflight` directly.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import httpx2
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import errors as hf_errors
+from huggingface_hub.utils import HFValidationError, validate_repo_id
+from tqdm.auto import tqdm
+
+from . import architecture, quantization
+from .storage import repo_cache_dir, snapshot_dir
+
+MAX_REPO_ID_LENGTH = 96
+CAUSAL_ARCHITECTURE = re.compile(r"(ForCausalLM|LMHeadModel)$")
+# Multimodal families whose ForConditionalGeneration class is a causal LM around a text decoder.
+CAUSAL_CONDITIONAL_FAMILIES = frozenset({"gemma3"})
+WEIGHT_SUFFIXES = (".safetensors",)
+LEGACY_WEIGHT = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?$")
+SIDE_FILES = re.compile(r"^(.*\.json|tokenizer\.model|.*\.tiktoken|merges\.txt|vocab\.txt|spiece\.model)$")
+
+
+class HubError(Exception):
+    """A failure explained for the user. `field` names the form field it belongs to, if any."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.message = message
+        self.field = field
+
+
+class DownloadCancelled(Exception):
+    pass
+
+
+@dataclass
+class RepoFile:
+    path: str
+    size: int
+
+
+@dataclass
+class Preflight:
+    repo_id: str
+    revision: str
+    commit_sha: str
+    gated: bool
+    config: dict[str, Any]
+    summary: dict[str, Any]
+    params_count: int
+    params_exact: bool
+    files: list[RepoFile] = field(default_factory=list)
+
+    @property
+    def download_bytes(self) -> int:
+        return sum(f.size for f in self.files)
+
+    @property
+    def memory_by_format(self) -> dict[str, int]:
+        return quantization.memory_table(self.params_count)
+
+    def as_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["download_bytes"] = self.download_bytes
+        data["memory_by_format"] = self.memory_by_format
+        return data
+
+
+def check_repo_id(repo_id: str) -> str | None:
+    """The reason `repo_id` cannot name a Hub repository, or None when it can."""
+    if not repo_id:
+        return "Enter a repository id such as TinyLlama/TinyLlama-1.1B-Chat-v1.0."
+    if any(ch.isspace() for ch in repo_id):
+        return "A repository id cannot contain spaces."
+    if len(repo_id) > MAX_REPO_ID_LENGTH:
+        return f"A repository id is at most {MAX_REPO_ID_LENGTH} characters (this one has {len(repo_id)})."
+    if repo_id.count("/") > 1:
+        return "Use the form owner/name, with a single slash."
+    if ".." in repo_id or "--" in repo_id:
+        return "A repository id cannot contain '..' or '--'."
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError:
+        return ("Use letters, digits, '-', '_' and '.' only; each part must not start or end "
+                "with '-' or '.'.")
+    return None
+
+
+def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool) -> HubError:
+    """Translate a huggingface_hub / network failure into one sentence a researcher understands."""
+    if isinstance(exc, HubError):
+        return exc
+    status = getattr(getattr(exc, "response", None), "status_code", None)
+    server_message = getattr(exc, "server_message", "") or ""
+    if isinstance(exc, hf_errors.GatedRepoError):
+        if status == 403 or token_given:
+            return HubError(f"Your access token does not grant access to the gated model {repo_id}. "
+                            "Accept its license on the model page with the same account, then retry.",
+                            field="token")
+        return HubError(f"{repo_id} is a gated model: accept its license on the Hub and enter an "
+                        "access token.", field="token")
+    if isinstance(exc, hf_errors.RevisionNotFoundError):
+        return HubError(f"Revision '{revision}' does not exist in {repo_id}.", field="revision")
+    if isinstance(exc, hf_errors.RepositoryNotFoundError):
+        return HubError(f"Repository {repo_id} was not found on the Hub. Check the id; a private "
+                        "repository also needs an access token.", field="repo_id")
+    if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
+        return HubError(f"{repo_id} has no config.json at {revision}: it is not a transformers model.",
+                        field="repo_id")
+    if status == 401:
+        return HubError("The access token was rejected by the Hub (401): check that it is a valid "
+                        "read token.", field="token")
+    if status == 403:
+        return HubError(f"The Hub refused access to {repo_id} (403).", field="token")
+    if isinstance(exc, hf_errors.HfHubHTTPError):
+        return HubError(f"The Hub answered with an error{f' ({status})' if status else ''}: "
+                        f"{server_message or exc}".strip())
+    if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError,
+                        ConnectionError)):
+        return HubError("The connection to the Hub was lost while downloading. Check the network "
+                        "and retry.")
+    if isinstance(exc, OSError) and exc.errno == 28:
+        return HubError("The disk is full: free some space and retry.")
+    if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
+        return HubError("A file arrived incomplete (the connection dropped). Retry the download.")
+    return HubError(f"{type(exc).__name__}: {exc}")
+
+
+def is_causal_lm(config: dict[str, Any]) -> bool:
+    names = config.get("architectures") or []
+    if any(CAUSAL_ARCHITECTURE.search(name) for name in names):
+        return True
+    return config.get("model_type") in CAUSAL_CONDITIONAL_FAMILIES
+
+
+def select_files(siblings: list[Any], include_code: bool = False) -> list[RepoFile]:
+    """The files a causal LM needs: config, tokenizer, and one copy of the weights (safetensors
+    preferred over pickled .bin; other frameworks' and sub-folder copies skipped)."""
+    top_level = [s for s in siblings if "/" not in s.rfilename]
+    has_safetensors = any(s.rfilename.endswith(WEIGHT_SUFFIXES) for s in top_level)
+    chosen = []
+    for sibling in top_level:
+        name = sibling.rfilename
+        is_weight = name.endswith(WEIGHT_SUFFIXES) or name == "model.safetensors.index.json"
+        is_legacy = bool(LEGACY_WEIGHT.match(name))
+        wanted = (is_weight and has_safetensors) or (is_legacy and not has_safetensors)
+        wanted = wanted or (bool(SIDE_FILES.match(name)) and not is_legacy and not is_weight)
+        wanted = wanted or (include_code and name.endswith(".py"))
+        if wanted:
+            chosen.append(RepoFile(path=name, size=int(sibling.size or 0)))
+    return chosen
+
+
+def _fetch_config(repo_id: str, commit: str, token: str | None, endpoint: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="mistudio-config-") as scratch:
+        path = hf_hub_download(repo_id, "config.json", revision=commit, cache_dir=scratch,
+                               token=token, endpoint=endpoint)
+        try:
+            return json.loads(Path(path).read_text())
+        except json.JSONDecodeError as exc:
+            raise HubError(f"{repo_id}'s config.json is not valid JSON ({exc}).", field="repo_id")
+
+
+def _parameter_count(api: HfApi, info: Any, commit: str, config: dict[str, Any]) -> tuple[int, bool]:
+    if getattr(info, "safetensors", None) and info.safetensors.total:
+        return int(info.safetensors.total), True
+    try:
+        metadata = api.get_safetensors_metadata(info.id, revision=commit)
+        return int(sum(metadata.parameter_count.values())), True
+    except (hf_errors.NotASafetensorsRepoError, hf_errors.SafetensorsParsingError):
+        return architecture.estimate_parameters(config), False
+
+
+def preflight(repo_id: str, revision: str = "main", token: str | None = None,
+              endpoint: str | None = None, trust_remote_code: bool = False) -> Preflight:
+    """Everything known about a repository before any weight is fetched (Hub API + config.json)."""
+    problem = check_repo_id(repo_id)
+    if problem:
+        raise HubError(problem, field="repo_id")
+    revision = revision or "main"
+    try:
+        api = HfApi(endpoint=endpoint, token=token)
+        info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        config = _fetch_config(repo_id, info.sha, token, endpoint)
+        params, exact = _parameter_count(api, info, info.sha, config)
+    except HubError:
+        raise
+    except Exception as exc:  # every Hub failure becomes a readable message
+        raise explain(exc, repo_id, revision, token_given=bool(token)) from exc
+    if not is_causal_lm(config):
+        names = ", ".join(config.get("architectures") or [config.get("model_type") or "unknown"])
+        raise HubError(f"{repo_id} is not a causal language model (its architecture is {names}).",
+                       field="repo_id")
+    if config.get("auto_map") and not trust_remote_code:
+        pass  # loading decides; many auto_map repos also have a native transformers class
+    files = select_files(info.siblings or [], include_code=trust_remote_code)
+    return Preflight(repo_id=repo_id, revision=revision, commit_sha=info.sha,
+                     gated=bool(info.gated), config=config,
+                     summary=architecture.summarize(config), params_count=params,
+                     params_exact=exact, files=files)
+
+
+def free_disk_bytes(path: Path) -> int:
+    path.mkdir(parents=True, exist_ok=True)
+    return shutil.disk_usage(path).free
+
+
+@dataclass
+class DownloadProgress:
+    """Bytes done over all files, with speed over the last few seconds and an ETA."""
+
+    total: int
+    done: int = 0
+    file: str = ""
+    started: float = field(default_factory=time.monotonic)
+    window: list[tuple[float, int]] = field(default_factory=list)
+
+    def advance(self, nbytes: int) -> None:
+        self.done += nbytes
+        now = time.monotonic()
+        self.window.append((now, self.done))
+        while len(self.window) > 2 and now - self.window[0][0] > 5.0:
+            self.window.pop(0)
+
+    @property
+    def speed(self) -> float:
+        if len(self.window) < 2:
+            return 0.0
+        (t0, b0), (t1, b1) = self.window[0], self.window[-1]
+        return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def eta_seconds(self) -> float | None:
+        speed = self.speed
+        return max(self.total - self.done, 0) / speed if speed > 0 else None
+
+
+ProgressCallback = Callable[[DownloadProgress], None]
+
+
+def _progress_bar_class(progress: DownloadProgress, on_progress: ProgressCallback,
+                        should_cancel: Callable[[], bool]) -> type:
+    class _StudioBar(tqdm):
+        """huggingface_hub reports every chunk through its tqdm bar; this one forwards the bytes
+        to the job and is where cancellation interrupts a file mid-stream."""
+
+        def __init__(self, *args: Any, **kwargs: Any):
+            kwargs["disable"] = True
+            super().__init__(*args, **kwargs)
+
+        def update(self, n: float | None = 1) -> None:
+            progress.advance(int(n or 0))
+            if should_cancel():
+                raise DownloadCancelled()
+            on_progress(progress)
+
+    return _StudioBar
+
+
+def download(pre: Preflight, cache_dir: Path, token: str | None = None, endpoint: str | None = None,
+             on_progress: ProgressCallback = lambda p: None,
+             should_cancel: Callable[[], bool] = lambda: False) -> Path:
+    """Fetch the pre-flight's files into the HF cache layout and return the snapshot folder."""
+    snapshot = snapshot_dir(cache_dir, pre.repo_id, pre.commit_sha)
+    cached = {f.path for f in pre.files if (snapshot / f.path).exists()}
+    progress = DownloadProgress(total=pre.download_bytes,
+                                done=sum(f.size for f in pre.files if f.path in cached))
+    bar = _progress_bar_class(progress, on_progress, should_cancel)
+    on_progress(progress)
+    # Small files first so the tokenizer and config are there before the long weight transfer.
+    for repo_file in sorted(pre.files, key=lambda f: f.size):
+        if should_cancel():
+            raise DownloadCancelled()
+        if repo_file.path in cached:
+            continue
+        progress.file = repo_file.path
+        try:
+            hf_hub_download(pre.repo_id, repo_file.path, revision=pre.commit_sha, cache_dir=cache_dir,
+                            token=token, endpoint=endpoint, tqdm_class=bar)
+        except DownloadCancelled:
+            raise
+        except Exception as exc:
+            raise explain(exc, pre.repo_id, pre.revision, token_given=bool(token)) from exc
+    _write_ref(cache_dir, pre)
+    on_progress(progress)
+    return snapshot
+
+
+def _write_ref(cache_dir: Path, pre: Preflight) -> None:
+    """Record revision -> commit like huggingface_hub does, so other HF tools find the snapshot."""
+    if pre.revision == pre.commit_sha:
+        return
+    ref = repo_cache_dir(cache_dir, pre.repo_id) / "refs" / pre.revision
+    ref.parent.mkdir(parents=True, exist_ok=True)
+    ref.write_text(pre.commit_sha)

@@ -1,0 +1,255 @@
+"""Load a downloaded model in a chosen format, falling back when the format cannot be used.
+
+FP32 / FP16 are dtypes of the downloaded weights; Q8 and Q4 are bitsandbytes int8 and NF4 (with
+double quantization); Q2 replaces every decoder linear layer with HQQ's 2-bit HQQLinear (group
+size 64), because bitsandbytes has no 2-bit mode.
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+
+from . import quantization as q
+
+
+class FormatUnavailable(Exception):
+    """The format's backend cannot run on this device."""
+
+
+class LoadError(Exception):
+    """A model that cannot be loaded at all, explained for the user."""
+
+
+@dataclass
+class LoadedModel:
+    model: Any
+    tokenizer: Any
+    requested_format: str
+    effective_format: str
+    fallback_reason: str
+    footprint_bytes: int
+    device: str
+
+
+def default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _is_oom(exc: BaseException) -> bool:
+    return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
+
+
+def _is_unavailable(exc: BaseException) -> bool:
+    if isinstance(exc, (FormatUnavailable, ImportError, NotImplementedError)):
+        return True
+    text = str(exc).lower()
+    return isinstance(exc, (RuntimeError, ValueError)) and any(
+        word in text for word in ("bitsandbytes", "hqq", "not supported", "no gpu", "backend"))
+
+
+def _bnb_config(fmt: str, device: str) -> Any:
+    from transformers import BitsAndBytesConfig
+
+    if fmt == q.Q8:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    compute = torch.float16 if device == "cuda" else torch.float32
+    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
+                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+
+
+def _conv1d_to_linear(module: nn.Module) -> nn.Linear:
+    """GPT-2 style Conv1D stores the transposed weight of an equivalent Linear."""
+    n_in, n_out = module.weight.shape
+    linear = nn.Linear(n_in, n_out, bias=module.bias is not None, dtype=module.weight.dtype,
+                       device=module.weight.device)
+    with torch.no_grad():
+        linear.weight.copy_(module.weight.T)
+        if module.bias is not None:
+            linear.bias.copy_(module.bias)
+    return linear
+
+
+def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> int:
+    """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many."""
+    try:
+        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+    except ImportError as exc:
+        raise FormatUnavailable(f"hqq is not installed ({exc})") from exc
+    from transformers.pytorch_utils import Conv1D
+
+    config = BaseQuantizeConfig(nbits=2, group_size=group_size)
+    output = model.get_output_embeddings()
+    swapped = 0
+
+    def visit(parent: nn.Module) -> None:
+        nonlocal swapped
+        for name, child in list(parent.named_children()):
+            if child is output:
+                continue
+            if isinstance(child, Conv1D):
+                child = _conv1d_to_linear(child)
+            if isinstance(child, nn.Linear):
+                if child.weight.numel() % group_size:
+                    continue
+                dtype = child.weight.dtype
+                setattr(parent, name, HQQLinear(child, quant_config=config, compute_dtype=dtype,
+                                                device=device, del_orig=True))
+                swapped += 1
+            else:
+                visit(child)
+
+    visit(model)
+    if swapped == 0:
+        raise FormatUnavailable("no linear layer of this model can be quantized to 2 bits")
+    return swapped
+
+
+def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: bool) -> Any:
+    from transformers import AutoModelForCausalLM
+
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
+    if fmt == q.FP32:
+        kwargs["dtype"] = torch.float32
+    elif fmt in (q.FP16, q.Q2):
+        kwargs["dtype"] = torch.float16
+    elif fmt in (q.Q8, q.Q4):
+        if device == "mps":
+            raise FormatUnavailable("bitsandbytes does not run on Apple MPS")
+        kwargs.update(dtype=torch.float16, quantization_config=_bnb_config(fmt, device),
+                      device_map={"": device})
+    model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
+    if fmt in (q.FP32, q.FP16, q.Q2):
+        model.to(device)
+    if fmt == q.Q2:
+        quantize_hqq_2bit(model, device)
+    if fmt in (q.Q8, q.Q4) and quantized_layer_count(model) == 0:
+        # transformers only swaps exact nn.Linear modules for bitsandbytes ones; a family with its
+        # own Linear subclass (falcon) would silently stay FP16 while claiming to be quantized.
+        raise FormatUnavailable(f"bitsandbytes found no linear layer it can quantize in "
+                                f"{type(model).__name__}")
+    model.eval()
+    return model
+
+
+def quantized_layer_count(model: nn.Module) -> int:
+    """How many modules hold quantized weights (bitsandbytes or HQQ)."""
+    names = {"Linear8bitLt", "Linear4bit", "HQQLinear"}
+    return sum(type(m).__name__ in names for m in model.modules())
+
+
+def _is_quantized_copy(path: Path | None) -> bool:
+    config = Path(path) / "config.json" if path else None
+    return bool(config and config.exists() and "quantization_config" in json.loads(config.read_text()))
+
+
+def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool = False,
+               quantized_dir: Path | None = None) -> Any:
+    """Load in exactly `fmt` (no fallback); from the stored quantized copy when there is one."""
+    if fmt in q.SERIALIZED_FORMATS and _is_quantized_copy(quantized_dir):
+        from transformers import AutoModelForCausalLM
+
+        model = AutoModelForCausalLM.from_pretrained(quantized_dir, device_map={"": device},
+                                                     trust_remote_code=trust_remote_code)
+        return model.eval()
+    return _from_pretrained(Path(model_dir), fmt, device, trust_remote_code)
+
+
+Loader = Callable[[Path, str, str, bool, "Path | None"], Any]
+
+
+def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code: bool = False,
+         quantized_dir: Path | None = None, loader: Loader = load_exact,
+         on_attempt: Callable[[str], None] = lambda fmt: None) -> LoadedModel:
+    """Load `fmt`, walking the fallback chains when the format cannot run here or does not fit."""
+    from transformers import AutoTokenizer
+
+    device = device or default_device()
+    tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
+    reasons: list[str] = []
+    tried: set[str] = set()
+    current: str | None = fmt
+    while current is not None and current not in tried:
+        tried.add(current)
+        on_attempt(current)
+        try:
+            model = loader(Path(model_dir), current, device, trust_remote_code, quantized_dir)
+        except Exception as exc:
+            if _is_oom(exc):
+                reasons.append(f"{q.LABELS[current]} ran out of memory on {device}")
+                _free_memory()
+                current = q.next_format(current, q.OOM_FALLBACK)
+            elif _is_unavailable(exc):
+                reasons.append(f"{q.LABELS[current]} is not available on {device} ({_short(exc)})")
+                current = q.next_format(current, q.UNSUPPORTED_FALLBACK)
+            else:
+                raise
+            continue
+        return LoadedModel(model=model, tokenizer=tokenizer, requested_format=fmt,
+                           effective_format=current, fallback_reason="; ".join(reasons),
+                           footprint_bytes=int(model.get_memory_footprint()), device=device)
+    raise LoadError("No format could be loaded: " + "; ".join(reasons))
+
+
+def _short(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:160]
+
+
+def _free_memory() -> None:
+    import gc
+
+    gc.collect()
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
+
+
+def save_quantized(loaded: LoadedModel, target: Path) -> Path | None:
+    """Write a Q8/Q4 model to `target` (under a temporary name, renamed when complete) so later
+    jobs load it directly. Formats without a serializer return None."""
+    if loaded.effective_format not in q.SERIALIZED_FORMATS:
+        return None
+    target = Path(target)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    try:
+        loaded.model.save_pretrained(partial)
+        loaded.tokenizer.save_pretrained(partial)
+        shutil.rmtree(target, ignore_errors=True)
+        os.replace(partial, target)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return target
+
+
+def count_parameters_on_disk(model_dir: Path) -> int:
+    """Exact parameter count of the unquantized checkpoint, from tensor shapes on disk (so a
+    4-bit model, whose packed weights have half the elements, still reports the real count)."""
+    from safetensors import safe_open
+
+    model_dir = Path(model_dir)
+    total = 0
+    shards = sorted(model_dir.glob("*.safetensors"))
+    for shard in shards:
+        with safe_open(shard, framework="pt") as handle:
+            for name in handle.keys():
+                total += _numel(handle.get_slice(name).get_shape())
+    if shards:
+        return total
+    for shard in sorted(model_dir.glob("pytorch_model*.bin")):
+        state = torch.load(shard, map_location="meta", weights_only=True, mmap=True)
+        total += sum(t.numel() for t in state.values())
+    return total
+
+
+def _numel(shape: list[int]) -> int:
+    count = 1
+    for dim in shape:
+        count *= dim
+    return count

@@ -1,0 +1,78 @@
+"""The on-disk layout of downloaded models, and giving the disk back.
+
+The HF cache layout (models--org--name/{blobs,snapshots/<commit>,refs}) is kept so other
+HuggingFace tools reuse the files; snapshot entries are symlinks into blobs/, which several
+snapshots (revisions) of one repository can share.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+
+def repo_cache_dir(cache_dir: Path, repo_id: str) -> Path:
+    return Path(cache_dir) / ("models--" + repo_id.replace("/", "--"))
+
+
+def snapshot_dir(cache_dir: Path, repo_id: str, commit: str) -> Path:
+    return repo_cache_dir(cache_dir, repo_id) / "snapshots" / commit
+
+
+def tree_size(path: Path) -> int:
+    """Bytes of the regular files under `path`, symlinks not followed."""
+    path = Path(path)
+    if path.is_symlink() or not path.exists():
+        return 0
+    if path.is_file():
+        return path.stat().st_size
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            full = Path(root) / name
+            if not full.is_symlink():
+                total += full.stat().st_size
+    return total
+
+
+def snapshot_size(snapshot: Path) -> int:
+    """Bytes a snapshot really uses: the blobs its symlinks point to."""
+    snapshot = Path(snapshot)
+    if not snapshot.exists():
+        return 0
+    blobs = {p.resolve() for p in snapshot.rglob("*") if p.is_file()}
+    return sum(b.stat().st_size for b in blobs)
+
+
+def remove_snapshot(cache_dir: Path, repo_id: str, commit: str, commits_still_used: set[str]) -> int:
+    """Delete `commit`'s snapshot unless another model still uses it, then every blob no
+    remaining snapshot points to (partial .incomplete downloads included). Returns bytes freed."""
+    repo_dir = repo_cache_dir(cache_dir, repo_id)
+    if not repo_dir.exists():
+        return 0
+    snapshots = repo_dir / "snapshots"
+    if commit not in commits_still_used:
+        shutil.rmtree(snapshots / commit, ignore_errors=True)
+    referenced = {p.resolve() for p in snapshots.rglob("*") if p.is_symlink() or p.is_file()} \
+        if snapshots.exists() else set()
+    freed = 0
+    blobs = repo_dir / "blobs"
+    if blobs.exists():
+        for blob in blobs.iterdir():
+            if blob.resolve() not in referenced:
+                freed += blob.stat().st_size
+                blob.unlink()
+    remaining = list(snapshots.iterdir()) if snapshots.exists() else []
+    if not remaining:
+        shutil.rmtree(repo_dir, ignore_errors=True)
+    return freed
+
+
+def remove_tree(path: Path | None) -> int:
+    """Delete a folder (a quantized copy); returns bytes freed."""
+    if not path:
+        return 0
+    path = Path(path)
+    size = tree_size(path)
+    shutil.rmtree(path, ignore_errors=True)
+    return size

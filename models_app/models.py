@@ -1,0 +1,115 @@
+"""The studio's records. A LanguageModel row is the source of truth for a download job: the
+worker writes its phase and progress here and every page renders from it."""
+from __future__ import annotations
+
+from django.db import models
+from django.db.models import Q
+from django.urls import reverse
+from django.utils import timezone
+
+from .ml import quantization as quant
+
+FORMAT_CHOICES = [(fmt, quant.LABELS[fmt]) for fmt in quant.FORMATS]
+
+
+class ModelStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DOWNLOADING = "downloading", "Downloading"
+    LOADING = "loading", "Loading"
+    QUANTIZING = "quantizing", "Quantizing"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+ACTIVE_STATUSES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
+                   ModelStatus.QUANTIZING)
+
+
+class LanguageModel(models.Model):
+    name = models.CharField(max_length=200)
+    repo_id = models.CharField(max_length=96, db_index=True)
+    revision = models.CharField(max_length=255, default="main")
+    commit_sha = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=100, blank=True, db_index=True)
+    params_count = models.BigIntegerField(null=True, blank=True)
+    quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, default=quant.DEFAULT_FORMAT)
+    effective_quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, blank=True)
+    quantization_note = models.TextField(blank=True, help_text="Why the effective format differs")
+    trust_remote_code = models.BooleanField(default=False)
+
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED,
+                              db_index=True)
+    progress = models.FloatField(default=0.0)
+    phase_detail = models.CharField(max_length=255, blank=True)
+    bytes_downloaded = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    speed_bps = models.FloatField(default=0.0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    phase_log = models.JSONField(default=list, blank=True)
+    cancel_requested = models.BooleanField(default=False)
+
+    file_path = models.CharField(max_length=1024, blank=True)
+    quantized_path = models.CharField(max_length=1024, blank=True)
+    architecture_config = models.JSONField(default=dict, blank=True)
+    architecture_summary = models.JSONField(default=dict, blank=True)
+    memory_required_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_footprint_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_size_bytes = models.BigIntegerField(null=True, blank=True)
+    # The access token for a gated repo, encrypted (see models_app.secrets); erased when the job ends.
+    encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
+
+    created_at = models.DateTimeField(default=timezone.now)
+    updated_at = models.DateTimeField(auto_now=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+        constraints = [
+            models.UniqueConstraint(fields=["repo_id", "revision", "quantization"],
+                                    name="unique_model_repo_revision_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_quantization_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("models_app:card", args=[self.pk])
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in ACTIVE_STATUSES
+
+    @property
+    def can_restart(self) -> bool:
+        return self.status in (ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED)
+
+    @property
+    def format_differs(self) -> bool:
+        return bool(self.effective_quantization) and self.effective_quantization != self.quantization
+
+    @property
+    def effective_label(self) -> str:
+        return quant.LABELS.get(self.effective_quantization, "")
+
+    @property
+    def estimated_memory_by_format(self) -> dict[str, int]:
+        return quant.memory_table(self.params_count or 0)
+
+    @classmethod
+    def duplicate_of(cls, repo_id: str, revision: str, fmt: str, exclude_pk: int | None = None):
+        found = cls.objects.filter(repo_id=repo_id, revision=revision or "main", quantization=fmt)
+        if exclude_pk:
+            found = found.exclude(pk=exclude_pk)
+        return found.first()
+
+    @classmethod
+    def claim(cls, pk: int, to_status: str) -> bool:
+        """Move a queued job to its first running phase; False when someone else has it."""
+        now = timezone.now()
+        claimed = cls.objects.filter(pk=pk, status=ModelStatus.QUEUED, cancel_requested=False).update(
+            status=to_status, started_at=now, updated_at=now, progress=0.0, error_message="",
+        )
+        return claimed == 1

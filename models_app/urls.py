@@ -1,0 +1,18 @@
+from django.urls import path
+
+from . import views
+
+app_name = "models_app"
+
+urlpatterns = [
+    path("", views.index, name="index"),
+    path("models/preview/", views.preview, name="preview"),
+    path("models/download/", views.download, name="download"),
+    path("models/<int:pk>/", views.card, name="card"),
+    path("models/<int:pk>/cancel/", views.cancel, name="cancel"),
+    path("models/<int:pk>/restart/", views.restart, name="restart"),
+    path("models/<int:pk>/rename/", views.rename, name="rename"),
+    path("models/<int:pk>/delete/", views.delete, name="delete"),
+    path("models/<int:pk>/architecture/", views.architecture, name="architecture"),
+    path("datasets/", views.datasets, name="datasets"),
+]

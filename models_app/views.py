@@ -1,0 +1,150 @@
+"""Model management pages. Full pages for plain requests, `template#fragment` for htmx."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_http_methods, require_POST
+
+from . import services
+from .forms import DownloadForm, ModelFilterForm, PreviewForm, RenameForm, RestartForm
+from .ml import hub, quantization as quant
+from .models import LanguageModel
+
+PAGE = "models_app/index.html"
+PAGE_SIZE = 12
+
+
+def _list_context(request: HttpRequest) -> dict:
+    filters = ModelFilterForm(request.GET or None)
+    models = filters.apply(LanguageModel.objects.all())
+    page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {"filters": filters, "page": page, "query": query.urlencode(),
+            "formats": quant.FORMATS, "format_labels": quant.LABELS}
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    context = _list_context(request)
+    if request.htmx and request.htmx.target == "model-list":
+        return render(request, f"{PAGE}#model-list", context)
+    context["form"] = DownloadForm()
+    return render(request, PAGE, context)
+
+
+@login_required
+@require_POST
+def preview(request: HttpRequest) -> HttpResponse:
+    form = PreviewForm(request.POST)
+    valid = form.is_valid()
+    context = {"form": form, "preview": form.preflight if valid else None}
+    if form.preflight:
+        context["free_disk"] = hub.free_disk_bytes(_hub_dir())
+        context["memory_rows"] = [(quant.LABELS[f], b) for f, b in form.preflight.memory_by_format.items()]
+    return render(request, f"{PAGE}#preview", context)
+
+
+@login_required
+@require_POST
+def download(request: HttpRequest) -> HttpResponse:
+    form = DownloadForm(request.POST)
+    if not form.is_valid():
+        return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
+    data = form.cleaned_data
+    record = services.create_download(form.preflight, data["quantization"], data.get("token") or None,
+                                      trust_remote_code=data["trust_remote_code"])
+    if not request.htmx:
+        messages.success(request, f"Downloading {record.repo_id}.")
+        return redirect("models_app:index")
+    return render(request, f"{PAGE}#download-started", {"form": DownloadForm(), "m": record,
+                                                          "formats": quant.FORMATS,
+                                                          "format_labels": quant.LABELS})
+
+
+@login_required
+@require_GET
+def card(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    return _card(request, record)
+
+
+def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extra) -> HttpResponse:
+    if not request.htmx:
+        return redirect("models_app:index")
+    context = {"m": record, "formats": quant.FORMATS, "format_labels": quant.LABELS, **extra}
+    return render(request, f"{PAGE}#model-card", context, status=status)
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    services.request_cancel(record)
+    return _card(request, record)
+
+
+@login_required
+@require_POST
+def restart(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    form = RestartForm(request.POST, record=record)
+    if not form.is_valid():
+        return _card(request, record, card_error=" ".join(form.non_field_errors() or
+                                                          [str(e) for e in form.errors.values()]))
+    services.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
+    record.refresh_from_db()
+    return _card(request, record)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def rename(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    form = RenameForm(request.POST or None, instance=record)
+    if request.method == "POST" and form.is_valid():
+        form.save()
+        return _card(request, record)
+    if request.method == "GET" and request.GET.get("cancel"):
+        return _card(request, record)
+    return render(request, f"{PAGE}#rename-form", {"m": record, "rename_form": form})
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    name = record.name
+    try:
+        freed = services.delete(record)
+    except services.StillRunning as exc:
+        return _card(request, record, card_error=str(exc))
+    if not request.htmx:
+        messages.success(request, f"Deleted {name}.")
+        return redirect("models_app:index")
+    return render(request, f"{PAGE}#deleted", {"name": name, "freed": freed, "pk": pk})
+
+
+@login_required
+@require_GET
+def architecture(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(LanguageModel, pk=pk)
+    template = "models_app/architecture.html"
+    context = {"m": record, "a": record.architecture_summary}
+    return render(request, f"{template}#modal" if request.htmx else template, context)
+
+
+def _hub_dir():
+    from django.conf import settings
+
+    return settings.HF_CACHE_DIR
+
+
+@login_required
+@require_GET
+def datasets(request: HttpRequest) -> HttpResponse:
+    return render(request, "models_app/datasets.html")

@@ -1,0 +1,88 @@
+"""Shared fixtures: a local Hub-protocol server with tiny models of every family, isolated
+storage per test, and users (owner, other user, anonymous)."""
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+
+# No test may pick up a developer's Hub credentials or reach huggingface.co.
+os.environ.pop("HF_TOKEN", None)
+os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="mistudio-hf-home-")
+os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
+os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # replaced by the hub fixture; never the internet
+
+from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer  # noqa: E402
+from .tinymodels import FAMILIES, build_model, build_non_causal  # noqa: E402
+
+HTMX = {"HTTP_HX_REQUEST": "true"}
+
+
+@pytest.fixture(scope="session")
+def model_sources(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("hub-repos")
+    sources = {family: build_model(family, root / family) for family in FAMILIES}
+    sources["bert"] = build_non_causal(root / "bert")
+    return sources
+
+
+@pytest.fixture(scope="session")
+def hub_server(model_sources) -> HubServer:
+    server = HubServer().start()
+    for family, folder in model_sources.items():
+        server.add(f"tiny/{family}", folder)
+    server.add("gated/llama", model_sources["llama"], gated=True)
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def hub(hub_server, settings, monkeypatch) -> HubServer:
+    """The hub server, named by HF_ENDPOINT for this process and any subprocess."""
+    settings.HF_ENDPOINT = hub_server.endpoint
+    monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
+    hub_server.requests.clear()
+    yield hub_server
+    for repo in hub_server.repos.values():  # undo per-test faults
+        repo.drop_after_bytes, repo.drop_times, repo.bytes_per_second = None, 0, None
+
+
+@pytest.fixture(autouse=True)
+def isolated_storage(settings, tmp_path) -> Path:
+    models = tmp_path / "data" / "models"
+    settings.MODELS_DIR = models
+    settings.HF_CACHE_DIR = models / "hub"
+    settings.QUANTIZED_DIR = models / "quantized"
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def owner(django_user_model):
+    return django_user_model.objects.create_user("owner", password="pw-owner-123", is_staff=True)
+
+
+@pytest.fixture
+def other_user(django_user_model):
+    return django_user_model.objects.create_user("other", password="pw-other-123")
+
+
+@pytest.fixture
+def owner_client(client, owner):
+    client.force_login(owner)
+    return client
+
+
+@pytest.fixture
+def anonymous_client(client):
+    return client
+
+
+def copy_repo(source: Path, target: Path) -> Path:
+    shutil.copytree(source, target)
+    return target
+
+
+__all__ = ["GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo"]

@@ -1,0 +1,27 @@
+"""Test settings: the real settings module with a throwaway data dir, a file-based SQLite
+database (so a real qcluster subprocess can share it), synchronous Django-Q2 and the
+in-memory channel layer."""
+import os
+import tempfile
+
+os.environ.setdefault("MISTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="mistudio-test-"))
+os.environ.pop("REDIS_URL", None)
+os.environ.pop("DATABASE_URL", None)
+
+from mistudio_site.settings import *  # noqa: E402,F401,F403
+from mistudio_site.settings import DATA_DIR, Q_CLUSTER  # noqa: E402
+
+TEST_DB = os.environ.setdefault("MISTUDIO_TEST_DB", str(DATA_DIR / "test-db.sqlite3"))
+DATABASES = {
+    "default": {
+        "ENGINE": "django.db.backends.sqlite3",
+        "NAME": TEST_DB,
+        "TEST": {"NAME": TEST_DB},
+        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
+                    "init_command": "PRAGMA journal_mode=WAL;"},
+    }
+}
+Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("MISTUDIO_Q_SYNC", "1") == "1"}
+CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+DEBUG = False
