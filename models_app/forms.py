@@ -115,6 +115,7 @@ class RenameForm(forms.ModelForm):
     class Meta:
         model = LanguageModel
         fields = ["name"]
+        error_messages = {"name": {"required": "A name cannot be empty."}}
 
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()

@@ -65,6 +65,7 @@ def remove_snapshot(cache_dir: Path, repo_id: str, commit: str, commits_still_us
     remaining = list(snapshots.iterdir()) if snapshots.exists() else []
     if not remaining:
         shutil.rmtree(repo_dir, ignore_errors=True)
+        shutil.rmtree(Path(cache_dir) / ".locks" / repo_dir.name, ignore_errors=True)
     return freed
 
 
