@@ -12,6 +12,9 @@ GATED_MLP_FAMILIES = frozenset(
      "gemma3", "gemma3_text", "phi3", "olmo", "olmo2", "granite", "cohere", "starcoder2x"}
 )
 
+# Families with a learned position-embedding table (the others use rotary or ALiBi positions).
+LEARNED_POSITION_FAMILIES = frozenset({"gpt2", "gpt_bigcode", "opt", "codegen"})
+
 
 def text_config(config: dict[str, Any]) -> dict[str, Any]:
     """Multimodal configs (gemma3) keep the language model's settings under text_config."""
@@ -47,9 +50,11 @@ def dimensions(config: dict[str, Any]) -> dict[str, Any]:
     hidden = _first(cfg, "hidden_size", "n_embd", "d_model", default=0)
     heads = _first(cfg, "num_attention_heads", "n_head", "num_heads", default=0)
     kv_heads = _first(cfg, "num_key_value_heads", "num_kv_heads", "n_head_kv")
+    # Falcon's original layout shares one key/value head across all heads whatever num_kv_heads says.
+    if cfg.get("multi_query") and not cfg.get("new_decoder_architecture"):
+        kv_heads = 1
     if kv_heads is None:
-        multi_query = cfg.get("multi_query") and not cfg.get("new_decoder_architecture")
-        kv_heads = 1 if multi_query else heads
+        kv_heads = heads
     intermediate = _first(cfg, "intermediate_size", "n_inner", "ffn_hidden_size")
     if intermediate is None:
         intermediate = 4 * hidden  # gpt2 (n_inner null), falcon and phi-1 use 4x
@@ -86,7 +91,8 @@ def estimate_parameters(config: dict[str, Any]) -> int:
     per_layer = attention + mlp + 2 * hidden
     embedding = d["vocab_size"] * hidden
     output = 0 if d["tied_embeddings"] else embedding
-    return embedding + d["num_layers"] * per_layer + hidden + output
+    positions = (d["max_position"] or 0) * hidden if d["model_type"] in LEARNED_POSITION_FAMILIES else 0
+    return embedding + positions + d["num_layers"] * per_layer + hidden + output
 
 
 def layer_list(config: dict[str, Any]) -> list[dict[str, str]]:

@@ -15,13 +15,18 @@ from pathlib import Path
 from typing import Any, Callable
 
 import httpx2
-from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import HfApi, constants as hf_constants, hf_hub_download
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from tqdm.auto import tqdm
 
 from . import architecture, quantization
 from .storage import repo_cache_dir, snapshot_dir
+
+# huggingface_hub reads the response in 10 MB pieces and reports progress once per piece; on a
+# slow link that is many seconds between updates. 256 KiB pieces keep the page's bytes, speed
+# and ETA fresh (and make a resumed transfer lose less).
+hf_constants.DOWNLOAD_CHUNK_SIZE = 256 * 1024
 
 MAX_REPO_ID_LENGTH = 96
 CAUSAL_ARCHITECTURE = re.compile(r"(ForCausalLM|LMHeadModel)$")

@@ -139,7 +139,7 @@ def test_it_keeps_the_token_encrypted_while_queued(owner_client, hub, monkeypatc
 
 def test_a_failed_download_leaves_no_files(owner_client, hub, settings):
     repo = hub.repos["tiny/phi"]
-    repo.drop_after_bytes, repo.drop_times = 500_000, -1
+    repo.drop_after_bytes, repo.drop_times = 200_000, -1
     post_download(owner_client, "tiny/phi", "fp16")
     record = LanguageModel.objects.get()
     assert record.status == "error"

@@ -1,0 +1,113 @@
+"""The download job outside the request: live progress, cancellation, and a real qcluster."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+from django.urls import reverse
+
+from models_app import jobs, services
+from models_app.ml import hub as hub_lib
+from models_app.models import LanguageModel
+from tests.conftest import HTMX
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def queued_record(repo_id: str, fmt: str, monkeypatch, endpoint: str) -> LanguageModel:
+    monkeypatch.setattr(services, "enqueue_download", lambda record: None)
+    pre = hub_lib.preflight(repo_id, endpoint=endpoint)
+    return services.create_download(pre, fmt, token=None)
+
+
+def watch(pk: int, until, timeout: float = 60.0) -> list[LanguageModel]:
+    seen, deadline = [], time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        record = LanguageModel.objects.get(pk=pk)
+        seen.append(record)
+        if until(record):
+            return seen
+        time.sleep(0.2)
+    raise AssertionError(f"timed out: {[(r.status, r.bytes_downloaded) for r in seen][:30]}")
+
+
+def test_it_shows_live_bytes_speed_and_eta_then_cancels(owner_client, hub, monkeypatch, settings):
+    hub.repos["tiny/llama"].bytes_per_second = 400_000  # ~4 s for the 1.7 MB weights
+    record = queued_record("tiny/llama", "fp16", monkeypatch, hub.endpoint)
+    worker = threading.Thread(target=jobs.download_model, args=(record.pk,))
+    worker.start()
+    seen = watch(record.pk, lambda r: r.status == "downloading" and r.bytes_downloaded > 600_000)
+    downloading = [r for r in seen if r.status == "downloading"]
+    assert len({r.bytes_downloaded for r in downloading}) >= 3  # several updates within ~2 s
+    last = downloading[-1]
+    assert last.bytes_total > last.bytes_downloaded > 0 and last.speed_bps > 0 and last.eta_seconds > 0
+    card = owner_client.get(reverse("models_app:card", args=[record.pk]), **HTMX).content.decode()
+    assert "ETA" in card and "/s" in card and 'hx-trigger="every 1s"' in card
+
+    owner_client.post(reverse("models_app:cancel", args=[record.pk]), **HTMX)
+    worker.join(30)
+    record.refresh_from_db()
+    assert record.status == "cancelled"
+    assert not (settings.HF_CACHE_DIR / "models--tiny--llama").exists()
+
+
+def test_cancelling_a_queued_job_never_starts_it(owner_client, hub, monkeypatch):
+    record = queued_record("tiny/gpt2", "fp32", monkeypatch, hub.endpoint)
+    owner_client.post(reverse("models_app:cancel", args=[record.pk]), **HTMX)
+    assert jobs.download_model(record.pk) == "not claimed"
+    record.refresh_from_db()
+    assert record.status == "cancelled"
+
+
+def test_a_job_is_claimed_only_once(hub, monkeypatch):
+    record = queued_record("tiny/gpt2", "fp16", monkeypatch, hub.endpoint)
+    assert jobs.download_model(record.pk) == "ready"
+    assert jobs.download_model(record.pk) == "not claimed"
+
+
+def test_an_unexpected_failure_ends_as_error_never_running(hub, monkeypatch):
+    record = queued_record("tiny/gpt2", "fp16", monkeypatch, hub.endpoint)
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("loader crashed")
+
+    monkeypatch.setattr("models_app.ml.loading.load", explode)  # a fault injected on purpose
+    assert jobs.download_model(record.pk) == "error"
+    record.refresh_from_db()
+    assert record.status == "error" and "loader crashed" in record.error_message
+
+
+def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch):
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)  # queue through the ORM broker like production
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
+           "MISTUDIO_TEST_DB": str(django_settings.DATABASES["default"]["NAME"]),
+           "HF_ENDPOINT": hub.endpoint}
+    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=env,
+                               cwd=Path(__file__).resolve().parents[2],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    try:
+        response = owner_client.post(reverse("models_app:download"),
+                                     {"repo_id": "tiny/phi3", "revision": "main", "quantization": "q8"},
+                                     **HTMX)
+        assert response.status_code == 200
+        record = LanguageModel.objects.get()
+        seen = watch(record.pk, lambda r: r.status in ("ready", "error"), timeout=120)
+        assert seen[-1].status == "ready", seen[-1].error_message
+        assert seen[-1].effective_quantization == "q8"
+        assert Path(seen[-1].quantized_path, "model.safetensors").exists()
+        assert [p["status"] for p in seen[-1].phase_log][-4:] == ["downloading", "loading",
+                                                                 "quantizing", "ready"]
+    finally:
+        cluster.terminate()
+        try:
+            cluster.wait(20)
+        except subprocess.TimeoutExpired:
+            cluster.kill()
