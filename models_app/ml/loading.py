@@ -172,7 +172,7 @@ def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code
 
     device = device or default_device()
     tokenizer = AutoTokenizer.from_pretrained(model_dir, trust_remote_code=trust_remote_code)
-    reasons: list[str] = []
+    reasons: list[tuple[str, str]] = []  # (format label, why it could not be used)
     tried: set[str] = set()
     current: str | None = fmt
     while current is not None and current not in tried:
@@ -182,19 +182,27 @@ def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code
             model = loader(Path(model_dir), current, device, trust_remote_code, quantized_dir)
         except Exception as exc:
             if _is_oom(exc):
-                reasons.append(f"{q.LABELS[current]} ran out of memory on {device}")
+                reasons.append((q.LABELS[current], f"out of memory on {device}"))
                 _free_memory()
                 current = q.next_format(current, q.OOM_FALLBACK)
             elif _is_unavailable(exc):
-                reasons.append(f"{q.LABELS[current]} is not available on {device} ({_short(exc)})")
+                reasons.append((q.LABELS[current], f"not available on {device}: {_short(exc)}"))
                 current = q.next_format(current, q.UNSUPPORTED_FALLBACK)
             else:
                 raise
             continue
         return LoadedModel(model=model, tokenizer=tokenizer, requested_format=fmt,
-                           effective_format=current, fallback_reason="; ".join(reasons),
+                           effective_format=current, fallback_reason=_explain(reasons),
                            footprint_bytes=int(model.get_memory_footprint()), device=device)
-    raise LoadError("No format could be loaded: " + "; ".join(reasons))
+    raise LoadError("No format could be loaded: " + _explain(reasons))
+
+
+def _explain(reasons: list[tuple[str, str]]) -> str:
+    """'Q4, Q8: not available on cpu: <why>' — formats that failed for the same reason together."""
+    grouped: dict[str, list[str]] = {}
+    for label, why in reasons:
+        grouped.setdefault(why, []).append(label)
+    return "; ".join(f"{', '.join(labels)} {why}" for why, labels in grouped.items())
 
 
 def _short(exc: BaseException) -> str:
