@@ -102,10 +102,7 @@ def _load_and_quantize(pk, record, snapshot: Path, pre: hub.Preflight, should_ca
 
     progress.phase(pk, ModelStatus.LOADING, "Reading the checkpoint", progress=0.0)
     params = loading.count_parameters_on_disk(snapshot) or pre.params_count
-    try:
-        points = hooks.hook_points_for_config(pre.config, trust_remote_code=record.trust_remote_code)
-    except ValueError as exc:
-        raise loading.LoadError(f"transformers cannot build {record.repo_id} as a causal LM: {exc}")
+    points = hooks.hook_points_for_folder(snapshot, trust_remote_code=record.trust_remote_code)
     summary = architecture.summarize(pre.config, hook_points=points.templates())
     progress.update(pk, force=True, params_count=params, architecture_summary=summary,
                     memory_required_bytes=quant.estimate_memory_bytes(params, record.quantization))

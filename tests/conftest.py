@@ -16,7 +16,7 @@ os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # replaced by the hub fixture; never the internet
 
 from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer  # noqa: E402
-from .tinymodels import FAMILIES, build_model, build_non_causal  # noqa: E402
+from .tinymodels import FAMILIES, build_model, build_non_causal, build_remote_code_model  # noqa: E402
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -26,6 +26,8 @@ def model_sources(tmp_path_factory) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("hub-repos")
     sources = {family: build_model(family, root / family) for family in FAMILIES}
     sources["bert"] = build_non_causal(root / "bert")
+    sources["remote"] = build_remote_code_model(root / "remote")
+    sources["remote-odd"] = build_remote_code_model(root / "remote-odd", block_style="odd")
     return sources
 
 
@@ -33,7 +35,7 @@ def model_sources(tmp_path_factory) -> dict[str, Path]:
 def hub_server(model_sources) -> HubServer:
     server = HubServer().start()
     for family, folder in model_sources.items():
-        server.add(f"tiny/{family}", folder)
+        server.add(f"tiny/{family}", folder)  # tiny/remote and tiny/remote-odd ship their own code
     server.add("gated/llama", model_sources["llama"], gated=True)
     yield server
     server.stop()

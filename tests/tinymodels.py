@@ -2,6 +2,7 @@
 Hub stores them (config.json, model.safetensors, tokenizer files)."""
 from __future__ import annotations
 
+import importlib
 import json
 from pathlib import Path
 
@@ -82,3 +83,101 @@ def write_config_only(target: Path, config: dict) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     (target / "config.json").write_text(json.dumps(config))
     return target
+
+
+REMOTE_CONFIG = '''
+from transformers import PretrainedConfig
+
+
+class TinyDecoderConfig(PretrainedConfig):
+    model_type = "tiny_decoder"
+
+    def __init__(self, vocab_size=512, hidden_size=128, num_hidden_layers=2, block_style="standard", **kwargs):
+        self.vocab_size = vocab_size
+        self.hidden_size = hidden_size
+        self.num_hidden_layers = num_hidden_layers
+        self.block_style = block_style
+        super().__init__(**kwargs)
+'''
+
+REMOTE_MODEL = '''
+import torch
+from torch import nn
+from transformers import PreTrainedModel
+from transformers.modeling_outputs import CausalLMOutput
+
+from .configuration_tiny_decoder import TinyDecoderConfig
+
+
+class Mixer(nn.Module):
+    def __init__(self, hidden):
+        super().__init__()
+        self.proj = nn.Linear(hidden, hidden)
+
+    def forward(self, x):
+        return self.proj(x)
+
+
+class Block(nn.Module):
+    def __init__(self, config):
+        super().__init__()
+        if config.block_style == "standard":
+            self.attention = Mixer(config.hidden_size)
+            self.feed_forward = Mixer(config.hidden_size)
+        else:  # a block whose parts have names nobody could guess
+            self.left = Mixer(config.hidden_size)
+            self.right = Mixer(config.hidden_size)
+
+    def forward(self, x):
+        parts = list(self.children())
+        x = x + parts[0](x)
+        return x + parts[1](x)
+
+
+class TinyDecoderForCausalLM(PreTrainedModel):
+    config_class = TinyDecoderConfig
+    base_model_prefix = "decoder"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.embed = nn.Embedding(config.vocab_size, config.hidden_size)
+        self.blocks = nn.ModuleList([Block(config) for _ in range(config.num_hidden_layers)])
+        self.head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    def get_output_embeddings(self):
+        return self.head
+
+    def forward(self, input_ids=None, attention_mask=None, **kwargs):
+        x = self.embed(input_ids)
+        for block in self.blocks:
+            x = block(x)
+        return CausalLMOutput(logits=self.head(x))
+'''
+
+
+def build_remote_code_model(target: Path, block_style: str = "standard") -> Path:
+    """A decoder-only family transformers has never heard of, shipped as repository code."""
+    import importlib.util
+    import sys
+
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "configuration_tiny_decoder.py").write_text(REMOTE_CONFIG)
+    (target / "modeling_tiny_decoder.py").write_text(REMOTE_MODEL)
+    package = f"tiny_decoder_{block_style}"
+    spec = importlib.util.spec_from_file_location(package, target / "__init__.py",
+                                                  submodule_search_locations=[str(target)])
+    (target / "__init__.py").write_text("")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[package] = module
+    config_mod = importlib.import_module(f"{package}.configuration_tiny_decoder")
+    model_mod = importlib.import_module(f"{package}.modeling_tiny_decoder")
+    config = config_mod.TinyDecoderConfig(block_style=block_style)
+    config.auto_map = {"AutoConfig": "configuration_tiny_decoder.TinyDecoderConfig",
+                       "AutoModelForCausalLM": "modeling_tiny_decoder.TinyDecoderForCausalLM"}
+    config.architectures = ["TinyDecoderForCausalLM"]
+    model_mod.TinyDecoderForCausalLM(config).save_pretrained(target)
+    (target / "__init__.py").unlink()
+    build_tokenizer(target)
+    return target
+

@@ -7,6 +7,7 @@ when it follows the usual shape.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -86,6 +87,34 @@ def find_hook_points(model: nn.Module) -> HookPoints:
             f"({type(block).__name__}) could not be identified, so hooks cannot attach.")
     return HookPoints(layers_path=layers_path, attention_name=attention, mlp_name=mlp,
                       num_layers=len(layers))
+
+
+def hook_points_for_folder(folder: Path, trust_remote_code: bool = False) -> HookPoints:
+    """Hook points of a downloaded checkpoint, built on the meta device (no weights read).
+    Explains why when transformers cannot build the model at all."""
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    try:
+        # An explicit False (not None) so transformers never stops to ask on a terminal.
+        config = AutoConfig.from_pretrained(folder, trust_remote_code=trust_remote_code)
+        with torch.device("meta"):
+            model = AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
+    except (ValueError, KeyError) as exc:
+        raise UnsupportedArchitecture(_why_unbuildable(exc, trust_remote_code)) from exc
+    return find_hook_points(model)
+
+
+def _why_unbuildable(exc: BaseException, trust_remote_code: bool) -> str:
+    text = str(exc)
+    if "trust_remote_code" in text and not trust_remote_code:
+        return ("This repository ships its own model code: download it again with "
+                "“Trust remote code” enabled if you trust its authors.")
+    if "does not recognize this architecture" in text or "Unrecognized" in text:
+        import transformers
+
+        return (f"transformers {transformers.__version__} does not know this architecture and the "
+                "repository ships no model code for it.")
+    return f"transformers cannot build this model as a causal LM: {text.splitlines()[0][:200]}"
 
 
 def hook_points_for_config(config: dict[str, Any], trust_remote_code: bool = False) -> HookPoints:
