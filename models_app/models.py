@@ -37,6 +37,7 @@ class LanguageModel(models.Model):
     effective_quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, blank=True)
     quantization_note = models.TextField(blank=True, help_text="Why the effective format differs")
     trust_remote_code = models.BooleanField(default=False)
+    gated = models.BooleanField(default=False, help_text="The repository needs an accepted license and a token")
 
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED,
                               db_index=True)

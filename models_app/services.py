@@ -27,18 +27,21 @@ def enqueue_download(record: LanguageModel) -> None:
 
 
 def create_download(pre: hub.Preflight, fmt: str, token: str | None,
-                    trust_remote_code: bool = False, name: str = "") -> LanguageModel:
+                    trust_remote_code: bool = False, name: str = "", queue: bool = True) -> LanguageModel:
+    """Create the queued record; `queue=False` when the caller runs the job itself (the CLI)."""
     with transaction.atomic():
         record = LanguageModel.objects.create(
             name=name or pre.repo_id.split("/")[-1], repo_id=pre.repo_id, revision=pre.revision,
             commit_sha=pre.commit_sha, architecture=pre.summary.get("model_type", ""),
             params_count=pre.params_count, quantization=fmt, trust_remote_code=trust_remote_code,
+            gated=pre.gated,
             architecture_config=pre.config, architecture_summary=pre.summary,
             memory_required_bytes=pre.memory_by_format[fmt], bytes_total=pre.download_bytes,
             encrypted_token=secrets.encrypt(token) if token else None,
             phase_log=[{"status": ModelStatus.QUEUED, "at": None, "detail": ""}],
         )
-        enqueue_download(record)
+        if queue:
+            enqueue_download(record)
     return record
 
 
@@ -93,6 +96,17 @@ def release_files(record: LanguageModel) -> int:
         freed += storage.remove_snapshot(settings.HF_CACHE_DIR, record.repo_id, record.commit_sha,
                                          commits_in_use(record.repo_id, exclude_pk=record.pk))
     return freed
+
+
+def fail_interrupted_jobs() -> int:
+    """Jobs left mid-phase by a stopped worker (the studio was killed) can never finish: say so.
+    Queued jobs stay queued; the broker still holds their tasks."""
+    from django.utils import timezone
+
+    running = [s for s in ACTIVE_STATUSES if s != ModelStatus.QUEUED]
+    return LanguageModel.objects.filter(status__in=running).update(
+        status=ModelStatus.ERROR, encrypted_token=None, completed_at=timezone.now(),
+        error_message="The studio stopped while this job was running. Retry it.")
 
 
 class StillRunning(Exception):

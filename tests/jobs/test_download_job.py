@@ -21,9 +21,8 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def queued_record(repo_id: str, fmt: str, monkeypatch, endpoint: str) -> LanguageModel:
-    monkeypatch.setattr(services, "enqueue_download", lambda record: None)
     pre = hub_lib.preflight(repo_id, endpoint=endpoint)
-    return services.create_download(pre, fmt, token=None)
+    return services.create_download(pre, fmt, token=None, queue=False)
 
 
 def watch(pk: int, until, timeout: float = 60.0) -> list[LanguageModel]:
@@ -111,3 +110,14 @@ def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch):
             cluster.wait(20)
         except subprocess.TimeoutExpired:
             cluster.kill()
+
+
+def test_jobs_interrupted_by_a_stopped_studio_are_marked_failed(hub, monkeypatch):
+    running = queued_record("tiny/gpt2", "fp16", monkeypatch, hub.endpoint)
+    waiting = queued_record("tiny/gpt2", "fp32", monkeypatch, hub.endpoint)
+    LanguageModel.objects.filter(pk=running.pk).update(status="quantizing")
+    assert services.fail_interrupted_jobs() == 1
+    running.refresh_from_db()
+    waiting.refresh_from_db()
+    assert running.status == "error" and "stopped while this job was running" in running.error_message
+    assert waiting.status == "queued"

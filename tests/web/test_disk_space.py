@@ -30,8 +30,8 @@ def test_it_refuses_a_download_the_disk_cannot_hold(owner_client, hub, monkeypat
 
 
 def test_a_disk_full_during_download_fails_cleanly(hub, monkeypatch, settings):
-    monkeypatch.setattr(services, "enqueue_download", lambda record: None)
-    record = services.create_download(hub_lib.preflight("tiny/gpt2", endpoint=hub.endpoint), "fp16", None)
+    record = services.create_download(hub_lib.preflight("tiny/gpt2", endpoint=hub.endpoint), "fp16", None,
+                                      queue=False)
     real_download = hub_lib.hf_hub_download
 
     def download_then_fill_the_disk(repo_id, filename, **kwargs):

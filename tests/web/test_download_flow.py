@@ -187,3 +187,18 @@ def test_it_renames_inline(owner_client, hub):
     owner_client.post(reverse("models_app:rename", args=[record.pk]), {"name": "Pythia tiny"}, **HTMX)
     record.refresh_from_db()
     assert record.name == "Pythia tiny"
+
+
+def test_a_gated_model_is_retried_with_a_new_token_from_the_card(owner_client, hub, monkeypatch):
+    repo = hub.repos["gated/llama"]
+    repo.drop_after_bytes, repo.drop_times = 200_000, -1
+    post_download(owner_client, "gated/llama", "fp16", token=GOOD_TOKEN)
+    record = LanguageModel.objects.get()
+    assert record.status == "error" and record.gated and record.encrypted_token is None
+    card = owner_client.get(reverse("models_app:card", args=[record.pk]), **HTMX).content.decode()
+    assert 'name="token"' in card and GOOD_TOKEN not in card
+    repo.drop_after_bytes, repo.drop_times = None, 0
+    owner_client.post(reverse("models_app:restart", args=[record.pk]),
+                      {"quantization": "fp16", "token": GOOD_TOKEN}, **HTMX)
+    record.refresh_from_db()
+    assert record.status == "ready", record.error_message

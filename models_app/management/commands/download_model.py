@@ -40,7 +40,9 @@ class Command(BaseCommand):
                                   "trust_remote_code": options["trust_remote_code"]})
         if not form.is_valid():
             raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
-        record = _create_without_queue(form, token)
+        data = form.cleaned_data
+        record = services.create_download(form.preflight, data["quantization"], token,
+                                          trust_remote_code=data["trust_remote_code"], queue=False)
         self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
                           f"({quant.LABELS[record.quantization]})")
         bar = ProgressBar(self.stderr if sys.stderr.isatty() else None)
@@ -62,14 +64,3 @@ class Command(BaseCommand):
             f"Ready: {record.name} [{record.effective_label}]{note}, "
             f"{record.params_count:,} parameters, {record.memory_footprint_bytes:,} bytes in memory."))
 
-
-def _create_without_queue(form: DownloadForm, token: str | None) -> LanguageModel:
-    """The command runs the job itself, so the record is created without queueing a task."""
-    original = services.enqueue_download
-    services.enqueue_download = lambda record: None
-    try:
-        data = form.cleaned_data
-        return services.create_download(form.preflight, data["quantization"], token,
-                                        trust_remote_code=data["trust_remote_code"])
-    finally:
-        services.enqueue_download = original

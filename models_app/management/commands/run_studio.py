@@ -21,6 +21,13 @@ class Command(BaseCommand):
         parser.add_argument("--no-workers", action="store_true", help="web server only")
 
     def handle(self, *args, **options) -> None:
+        from models_app.services import fail_interrupted_jobs
+
+        # This command owns the only workers of an embedded studio, so nothing can still be
+        # running; shared (scale-out) deployments run qcluster on their own and skip this.
+        interrupted = fail_interrupted_jobs() if not options["no_workers"] else 0
+        if interrupted:
+            self.stdout.write(self.style.WARNING(f"{interrupted} interrupted job(s) marked as failed."))
         python = sys.executable
         manage = str(settings.BASE_DIR / "manage.py")
         commands = [[python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
