@@ -19,6 +19,10 @@ from torch import nn
 from . import quantization as q
 
 
+HQQ_STATE = "hqq_layers.safetensors"
+HQQ_META = "hqq.json"
+
+
 class FormatUnavailable(Exception):
     """The format's backend cannot run on this device."""
 
@@ -76,15 +80,20 @@ def _conv1d_to_linear(module: nn.Module) -> nn.Linear:
     return linear
 
 
-def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> int:
-    """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many."""
+def _hqq_config(nbits: int = 2, group_size: int = 64) -> Any:
     try:
-        from hqq.core.quantize import BaseQuantizeConfig, HQQLinear
+        from hqq.core.quantize import BaseQuantizeConfig
     except ImportError as exc:
         raise FormatUnavailable(f"hqq is not installed ({exc})") from exc
+    return BaseQuantizeConfig(nbits=nbits, group_size=group_size)
+
+
+def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> int:
+    """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many."""
+    config = _hqq_config(2, group_size)
+    from hqq.core.quantize import HQQLinear
     from transformers.pytorch_utils import Conv1D
 
-    config = BaseQuantizeConfig(nbits=2, group_size=group_size)
     output = model.get_output_embeddings()
     swapped = 0
 
@@ -111,7 +120,8 @@ def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> in
     return swapped
 
 
-def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: bool) -> Any:
+def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: bool,
+                     quantize: bool = True) -> Any:
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -127,7 +137,7 @@ def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: boo
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if fmt in (q.FP32, q.FP16, q.Q2):
         model.to(device)
-    if fmt == q.Q2:
+    if fmt == q.Q2 and quantize:
         quantize_hqq_2bit(model, device)
     if fmt in (q.Q8, q.Q4) and quantized_layer_count(model) == 0:
         # transformers only swaps exact nn.Linear modules for bitsandbytes ones; a family with its
@@ -149,9 +159,47 @@ def _is_quantized_copy(path: Path | None) -> bool:
     return bool(config and config.exists() and "quantization_config" in json.loads(config.read_text()))
 
 
+def save_hqq_layers(model: nn.Module, folder: Path) -> None:
+    """HQQ layers' packed weights and metadata, in safetensors; the rest of the model is the
+    downloaded FP16 checkpoint, so only the quantized layers are stored."""
+    from hqq.core.quantize import HQQLinear
+    from safetensors.torch import save_file
+
+    names = [name for name, module in model.named_modules() if isinstance(module, HQQLinear)]
+    state = {}
+    for name in names:
+        for key, value in model.get_submodule(name).state_dict().items():
+            state[f"{name}.{key}"] = value.contiguous()
+    first = model.get_submodule(names[0])
+    save_file(state, Path(folder) / HQQ_STATE)
+    meta = {"method": "hqq", "nbits": int(first.meta["nbits"]),
+            "group_size": int(first.meta["group_size"]), "modules": names}
+    (Path(folder) / HQQ_META).write_text(json.dumps(meta, indent=1))
+
+
+def _load_hqq_copy(model_dir: Path, quantized_dir: Path, device: str, trust_remote_code: bool) -> Any:
+    from hqq.core.quantize import HQQLinear
+    from safetensors.torch import load_file
+
+    meta = json.loads((quantized_dir / HQQ_META).read_text())
+    config = _hqq_config(meta["nbits"], meta["group_size"])
+    model = _from_pretrained(model_dir, q.FP16, device, trust_remote_code, quantize=False)
+    state = load_file(quantized_dir / HQQ_STATE, device=device)
+    for name in meta["modules"]:
+        parent, _, child = name.rpartition(".")
+        layer = HQQLinear(None, quant_config=config, compute_dtype=torch.float16, device=device,
+                          initialize=False)
+        prefix = name + "."
+        layer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        setattr(model.get_submodule(parent) if parent else model, child, layer)
+    return model.eval()
+
+
 def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool = False,
                quantized_dir: Path | None = None) -> Any:
     """Load in exactly `fmt` (no fallback); from the stored quantized copy when there is one."""
+    if fmt == q.Q2 and quantized_dir and (Path(quantized_dir) / HQQ_META).exists():
+        return _load_hqq_copy(Path(model_dir), Path(quantized_dir), device, trust_remote_code)
     if fmt in q.SERIALIZED_FORMATS and _is_quantized_copy(quantized_dir):
         from transformers import AutoModelForCausalLM
 
@@ -219,15 +267,19 @@ def _free_memory() -> None:
 
 
 def save_quantized(loaded: LoadedModel, target: Path) -> Path | None:
-    """Write a Q8/Q4 model to `target` (under a temporary name, renamed when complete) so later
-    jobs load it directly. Formats without a serializer return None."""
+    """Write a Q8/Q4/Q2 model to `target` (under a temporary name, renamed when complete) so
+    later jobs load it directly. FP32/FP16 return None: the download is their copy."""
     if loaded.effective_format not in q.SERIALIZED_FORMATS:
         return None
     target = Path(target)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     try:
-        loaded.model.save_pretrained(partial)
+        if loaded.effective_format == q.Q2:
+            partial.mkdir(parents=True)
+            save_hqq_layers(loaded.model, partial)
+        else:
+            loaded.model.save_pretrained(partial)
         loaded.tokenizer.save_pretrained(partial)
         shutil.rmtree(target, ignore_errors=True)
         os.replace(partial, target)

@@ -18,10 +18,10 @@ BYTES_PER_PARAM = {FP32: 4.0, FP16: 2.0, Q8: 1.0, Q4: 0.5, Q2: 0.25}
 # Activations, buffers and the unquantized embeddings cost roughly a fifth on top of the weights.
 MEMORY_OVERHEAD = 1.2
 
-# Formats written to models/quantized/{id}_{format}/ after the first load. FP32 and FP16 are a
-# dtype of the downloaded weights, and HQQ's 2-bit layers have no transformers serializer, so
-# those three are produced at load time from the HF cache.
-SERIALIZED_FORMATS = frozenset({Q8, Q4})
+# Formats written to models/quantized/{id}_{format}/ after the first load, so later jobs skip the
+# quantization (HQQ's optimizer takes minutes for a 1B model on a CPU). FP32 and FP16 are just a
+# dtype of the downloaded weights, cast at load time.
+SERIALIZED_FORMATS = frozenset({Q8, Q4, Q2})
 
 # When a format cannot load on this device (missing kernel or backend) try a more widely
 # supported one; when it does not fit in memory try a more compact one.

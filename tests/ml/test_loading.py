@@ -184,3 +184,21 @@ def test_it_finds_layers_in_an_unknown_decoder_and_refuses_a_shapeless_one():
         hooks.find_hook_points(Opaque())
     with pytest.raises(hooks.UnsupportedArchitecture, match="no list of decoder layers"):
         hooks.find_hook_points(nn.Linear(2, 2))
+
+
+def test_it_saves_and_reloads_a_2bit_copy_without_requantizing(model_sources, tmp_path, monkeypatch):
+    from hqq.core.quantize import HQQLinear
+
+    loaded = loading.load(model_sources["gpt2"], "q2", device="cpu")
+    target = loading.save_quantized(loaded, tmp_path / "4_q2")
+    assert (target / loading.HQQ_STATE).exists() and (target / loading.HQQ_META).exists()
+
+    def no_quantizing(*args, **kwargs):
+        raise AssertionError("a stored Q2 copy must not be quantized again")
+
+    monkeypatch.setattr(loading, "quantize_hqq_2bit", no_quantizing)
+    again = loading.load(model_sources["gpt2"], "q2", device="cpu", quantized_dir=target)
+    assert isinstance(again.model.transformer.h[0].mlp.c_fc, HQQLinear)
+    assert again.footprint_bytes == loaded.footprint_bytes
+    ids = torch.tensor([[5, 6, 7, 8]])
+    assert torch.equal(loaded.model(ids).logits, again.model(ids).logits)

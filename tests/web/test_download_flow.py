@@ -202,3 +202,13 @@ def test_a_gated_model_is_retried_with_a_new_token_from_the_card(owner_client, h
                       {"quantization": "fp16", "token": GOOD_TOKEN}, **HTMX)
     record.refresh_from_db()
     assert record.status == "ready", record.error_message
+
+
+def test_a_2bit_download_stores_its_hqq_layers(owner_client, hub, settings):
+    post_download(owner_client, "tiny/gemma3_text", "q2")
+    record = LanguageModel.objects.get()
+    assert record.status == "ready", record.error_message
+    assert record.effective_quantization == "q2"
+    stored = Path(record.quantized_path)
+    assert stored == settings.QUANTIZED_DIR / f"{record.pk}_q2"
+    assert (stored / "hqq.json").exists() and (stored / "hqq_layers.safetensors").exists()
