@@ -3,20 +3,19 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app import services
-from models_app.models import LanguageModel
 from models_app.templatetags.studio import bytesize
+
+from ._lookup import add_model_id_argument, get_model
 
 
 class Command(BaseCommand):
-    help = "Delete a model, its quantized copy and the cache files no other model uses."
+    help = "Delete a model, its quantized copies and the cache files no other model uses."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("model_id", type=int)
+        add_model_id_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        record = LanguageModel.objects.filter(pk=options["model_id"]).first()
-        if record is None:
-            raise CommandError(f"No model with id {options['model_id']}.")
+        record = get_model(options["model_id"])
         name = record.name
         try:
             freed = services.delete(record)

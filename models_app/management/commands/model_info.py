@@ -2,21 +2,19 @@ from __future__ import annotations
 
 import json
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand
 
-from models_app.models import LanguageModel
+from ._lookup import add_model_id_argument, get_model
 
 
 class Command(BaseCommand):
-    help = "Everything the studio knows about one model, as JSON."
+    help = "Everything the studio knows about one model, as JSON (never the access token)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("model_id", type=int)
+        add_model_id_argument(parser)
 
     def handle(self, *args, **options) -> None:
-        record = LanguageModel.objects.filter(pk=options["model_id"]).first()
-        if record is None:
-            raise CommandError(f"No model with id {options['model_id']}.")
+        record = get_model(options["model_id"])
         fields = [f.name for f in record._meta.fields if f.name != "encrypted_token"]
         data = {name: getattr(record, name) for name in fields}
         self.stdout.write(json.dumps(data, indent=2, default=str))
