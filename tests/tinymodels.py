@@ -22,6 +22,12 @@ FAMILIES: dict[str, dict] = {
     "gemma": dict(LLAMA_LIKE, head_dim=32),
     "gemma2": dict(LLAMA_LIKE, head_dim=32),
     "gemma3_text": dict(LLAMA_LIKE, head_dim=32, sliding_window=64),
+    # Gemma 3 from 4B up is multimodal: a causal LM around the text decoder, plus a vision tower.
+    "gemma3": dict(text_config=dict(LLAMA_LIKE, head_dim=32, sliding_window=64),
+                   vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
+                                      num_attention_heads=2, image_size=32, patch_size=8),
+                   mm_tokens_per_image=4, image_token_index=500, boi_token_index=501,
+                   eoi_token_index=502),
     "phi": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
                 num_attention_heads=4, **COMMON),
     "phi3": dict(LLAMA_LIKE, pad_token_id=0),

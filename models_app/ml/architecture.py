@@ -81,7 +81,8 @@ def dimensions(config: dict[str, Any]) -> dict[str, Any]:
 
 
 def estimate_parameters(config: dict[str, Any]) -> int:
-    """Parameter count from the config alone; used only when the Hub has no safetensors metadata."""
+    """Language-model parameters from the config alone (a multimodal model's vision tower is not
+    counted); used only when the Hub has no safetensors metadata."""
     d = dimensions(config)
     hidden, head_dim = d["hidden_size"], d["head_dim"]
     attention = hidden * d["num_heads"] * head_dim * 2 + hidden * d["num_kv_heads"] * head_dim * 2

@@ -10,6 +10,7 @@ from django.urls import reverse
 from models_app.models import LanguageModel
 from tests.conftest import HTMX
 from tests.hubserver import GOOD_TOKEN
+from tests.tinymodels import FAMILIES
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -212,3 +213,21 @@ def test_a_2bit_download_stores_its_hqq_layers(owner_client, hub, settings):
     stored = Path(record.quantized_path)
     assert stored == settings.QUANTIZED_DIR / f"{record.pk}_q2"
     assert (stored / "hqq.json").exists() and (stored / "hqq_layers.safetensors").exists()
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_every_family_downloads_and_shows_its_architecture(owner_client, hub, family):
+    post_download(owner_client, f"tiny/{family}", "q4")
+    record = LanguageModel.objects.get()
+    assert record.status == "ready", record.error_message
+    assert record.params_count == loading_count(hub, f"tiny/{family}")
+    modal = owner_client.get(reverse("models_app:architecture", args=[record.pk]), **HTMX).content.decode()
+    hooks = record.architecture_summary["hook_points"]
+    assert hooks["mlp"].endswith(".mlp") and hooks["mlp"] in modal
+    assert "TransformerBlock_1" in modal and "TransformerBlock_2" not in modal
+
+
+def loading_count(hub, repo_id):
+    from models_app.ml.loading import count_parameters_on_disk
+
+    return count_parameters_on_disk(hub.repos[repo_id].folder)
