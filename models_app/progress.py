@@ -11,7 +11,7 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import LanguageModel, ModelStatus
+from .models import LanguageModel
 
 MIN_INTERVAL = 0.25
 _last_write: dict[int, float] = {}
@@ -56,5 +56,3 @@ def download_fields(done: int, total: int, speed: float, eta: float | None, file
 def is_cancel_requested(pk: int) -> bool:
     return LanguageModel.objects.filter(pk=pk, cancel_requested=True).exists()
 
-
-__all__ = ["phase", "update", "finish", "download_fields", "is_cancel_requested", "ModelStatus"]

@@ -1,6 +1,7 @@
 """Model management pages. Full pages for plain requests, `template#fragment` for htmx."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -44,7 +45,7 @@ def preview(request: HttpRequest) -> HttpResponse:
     valid = form.is_valid()
     context = {"form": form, "preview": form.preflight if valid else None}
     if form.preflight:
-        context["free_disk"] = hub.free_disk_bytes(_hub_dir())
+        context["free_disk"] = hub.free_disk_bytes(settings.HF_CACHE_DIR)
         context["memory_rows"] = [(quant.LABELS[f], b) for f, b in form.preflight.memory_by_format.items()]
     return render(request, f"{PAGE}#preview", context)
 
@@ -136,12 +137,6 @@ def architecture(request: HttpRequest, pk: int) -> HttpResponse:
     template = "models_app/architecture.html"
     context = {"m": record, "a": record.architecture_summary}
     return render(request, f"{template}#modal" if request.htmx else template, context)
-
-
-def _hub_dir():
-    from django.conf import settings
-
-    return settings.HF_CACHE_DIR
 
 
 @login_required

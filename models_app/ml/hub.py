@@ -208,8 +208,6 @@ def preflight(repo_id: str, revision: str = "main", token: str | None = None,
         names = ", ".join(config.get("architectures") or [config.get("model_type") or "unknown"])
         raise HubError(f"{repo_id} is not a causal language model (its architecture is {names}).",
                        field="repo_id")
-    if config.get("auto_map") and not trust_remote_code:
-        pass  # loading decides; many auto_map repos also have a native transformers class
     files = select_files(info.siblings or [], include_code=trust_remote_code)
     return Preflight(repo_id=repo_id, revision=revision, commit_sha=info.sha,
                      gated=bool(info.gated), config=config,
