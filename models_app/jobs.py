@@ -30,13 +30,13 @@ def download_model(model_pk: int) -> str:
         _run_download(record, token)
         outcome = ModelStatus.READY
     except (Cancelled, hub.DownloadCancelled):
-        services.release_files(record)
+        _release(model_pk)
         progress.finish(model_pk, ModelStatus.CANCELLED)
         outcome = ModelStatus.CANCELLED
     except Exception as exc:  # any failure ends as a readable error, files cleaned up
         message = _user_message(exc)
         log.warning("download of model %s failed: %s", model_pk, message)
-        services.release_files(record)
+        _release(model_pk)
         progress.finish(model_pk, ModelStatus.ERROR, error_message=message)
     finally:
         LanguageModel.objects.filter(pk=model_pk).update(encrypted_token=None)
@@ -44,6 +44,12 @@ def download_model(model_pk: int) -> str:
             status=ModelStatus.ERROR, error_message="The job stopped unexpectedly.",
             completed_at=timezone.now())
     return outcome
+
+
+def _release(model_pk: int) -> None:
+    """Remove what the failed job wrote; re-read first, since the job may have resolved the
+    revision to a newer commit than the one the record was created with."""
+    services.release_files(LanguageModel.objects.get(pk=model_pk))
 
 
 def _user_message(exc: BaseException) -> str:

@@ -45,27 +45,31 @@ def snapshot_size(snapshot: Path) -> int:
 
 
 def remove_snapshot(cache_dir: Path, repo_id: str, commit: str, commits_still_used: set[str]) -> int:
-    """Delete `commit`'s snapshot unless another model still uses it, then every blob no
-    remaining snapshot points to (partial .incomplete downloads included). Returns bytes freed."""
+    """Give back the disk `commit`'s snapshot uses, sparing whatever other models still need.
+    Returns bytes freed.
+
+    No other model of this repository: the whole repository folder goes (partial downloads
+    included). Otherwise only the blobs this snapshot alone points to; unlinked blobs may be
+    another job's download in progress, and a partial file of this one is kept for resuming."""
     repo_dir = repo_cache_dir(cache_dir, repo_id)
     if not repo_dir.exists():
         return 0
-    snapshots = repo_dir / "snapshots"
-    if commit not in commits_still_used:
-        shutil.rmtree(snapshots / commit, ignore_errors=True)
-    referenced = {p.resolve() for p in snapshots.rglob("*") if p.is_symlink() or p.is_file()} \
-        if snapshots.exists() else set()
-    freed = 0
-    blobs = repo_dir / "blobs"
-    if blobs.exists():
-        for blob in blobs.iterdir():
-            if blob.resolve() not in referenced:
-                freed += blob.stat().st_size
-                blob.unlink()
-    remaining = list(snapshots.iterdir()) if snapshots.exists() else []
-    if not remaining:
+    if not commits_still_used:
+        freed = tree_size(repo_dir)
         shutil.rmtree(repo_dir, ignore_errors=True)
         shutil.rmtree(Path(cache_dir) / ".locks" / repo_dir.name, ignore_errors=True)
+        return freed
+    if commit in commits_still_used:
+        return 0
+    snapshots = repo_dir / "snapshots"
+    mine = {p.resolve() for p in (snapshots / commit).rglob("*") if p.is_symlink()}
+    shutil.rmtree(snapshots / commit, ignore_errors=True)
+    others = {p.resolve() for p in snapshots.rglob("*") if p.is_symlink()}
+    freed = 0
+    for blob in mine - others:
+        if blob.is_file():
+            freed += blob.stat().st_size
+            blob.unlink()
     return freed
 
 
