@@ -22,6 +22,7 @@ class ModelStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
+STALL_SECONDS = 10
 ACTIVE_STATUSES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
                    ModelStatus.QUANTIZING)
 
@@ -82,6 +83,12 @@ class LanguageModel(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
+
+    @property
+    def is_stalled(self) -> bool:
+        """Downloading, but no bytes have arrived for a while (progress is written per chunk)."""
+        return (self.status == ModelStatus.DOWNLOADING and self.bytes_downloaded < self.bytes_total
+                and (timezone.now() - self.updated_at).total_seconds() > STALL_SECONDS)
 
     @property
     def can_restart(self) -> bool:

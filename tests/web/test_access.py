@@ -80,3 +80,17 @@ def test_restart_refuses_a_duplicate_format(owner_client):
     assert "already in the studio in Q8" in html
     record.refresh_from_db()
     assert record.status == "error" and record.quantization == "q4"
+
+
+def test_a_download_without_data_for_a_while_shows_as_stalled(owner_client):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    record = LanguageModel.objects.create(name="slow", repo_id="a/b", status="downloading",
+                                          bytes_downloaded=10, bytes_total=100, speed_bps=5.0)
+    card = owner_client.get(reverse("models_app:card", args=[record.pk]), HTTP_HX_REQUEST="true")
+    assert "stalled" not in card.content.decode() and "ETA" in card.content.decode()
+    LanguageModel.objects.filter(pk=record.pk).update(updated_at=timezone.now() - timedelta(seconds=40))
+    card = owner_client.get(reverse("models_app:card", args=[record.pk]), HTTP_HX_REQUEST="true")
+    assert "stalled — no data for" in card.content.decode()
