@@ -1,0 +1,186 @@
+"""The extraction engine against transformers' own outputs, on tiny models of every family."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from models_app.ml import extraction, loading
+from models_app.ml.extraction import ExtractionSettings
+from tests.tinymodels import FAMILIES
+
+TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Attention heads move information.",
+    "Residual streams carry information between transformer blocks, layer after layer, token by token.",
+    "Sparse",
+    "Mechanistic interpretability studies the internal computations of neural networks.",
+    "Features are directions.",
+    "A much longer sample that will certainly be truncated to the context length because it keeps going and going.",
+]
+CONTEXT = 16
+# Blocks whose output is exactly input + attention + MLP (no post-norms, no parallel branches).
+SEQUENTIAL = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gpt2", "phi3"}
+
+
+def fp32(model_sources, family):
+    return loading.load(model_sources[family], "fp32", device="cpu")
+
+
+def run(loaded, tmp_path, **overrides):
+    settings = ExtractionSettings(**{"layers": [0, 1], "hooks": ["residual", "mlp", "attention"],
+                                     "batch_size": 3, "context_length": CONTEXT, "top_k": 5,
+                                     "dtype": "float32", **overrides})
+    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path)
+    return meta, {name: np.load(tmp_path / name) for name in meta["files"] if name.endswith(".npy")}
+
+
+def reference_hidden_states(loaded):
+    tok = loaded.tokenizer
+    encoded = tok(TEXTS, padding="max_length", truncation=True, max_length=CONTEXT, return_tensors="pt")
+    with torch.inference_mode():
+        out = loaded.model(**encoded, output_hidden_states=True, use_cache=False)
+    return encoded["attention_mask"].bool().numpy(), [h.numpy() for h in out.hidden_states]
+
+
+@pytest.mark.parametrize("family", sorted(FAMILIES))
+def test_residual_matches_transformers_hidden_states(family, model_sources, tmp_path):
+    loaded = fp32(model_sources, family)
+    meta, arrays = run(loaded, tmp_path)
+    mask, hidden_states = reference_hidden_states(loaded)
+    residual0 = arrays["layer_0_residual.npy"]
+    assert residual0.shape == (len(TEXTS), CONTEXT, 128) and residual0.dtype == np.float32
+    np.testing.assert_allclose(residual0[mask], hidden_states[1][mask], rtol=1e-5, atol=1e-5)
+    for name in ("layer_0_residual.npy", "layer_1_mlp.npy", "layer_1_attention.npy"):
+        assert not arrays[name][~mask].any(), f"{name}: padding must be zero"
+    assert (arrays["attention_mask.npy"].astype(bool) == mask).all()
+    assert meta["complete"] and meta["samples"] == len(TEXTS)
+    if family in SEQUENTIAL:
+        rebuilt = residual0 + arrays["layer_1_attention.npy"] + arrays["layer_1_mlp.npy"]
+        np.testing.assert_allclose(rebuilt[mask], arrays["layer_1_residual.npy"][mask], rtol=1e-5, atol=1e-5)
+
+
+def test_statistics_equal_numpy_over_real_tokens(model_sources, tmp_path):
+    meta, arrays = run(fp32(model_sources, "llama"), tmp_path, dtype="float16")
+    mask = arrays["attention_mask.npy"].astype(bool)
+    for key, stats in meta["statistics"].items():
+        values = arrays[f"{key}.npy"]
+        assert values.dtype == np.float16
+        real = values[mask].astype(np.float64)
+        assert stats["tokens"] == mask.sum()
+        assert stats["mean"] == pytest.approx(real.mean(), rel=1e-9, abs=1e-12)
+        assert stats["std"] == pytest.approx(real.std(), rel=1e-9)
+        assert stats["mean_abs"] == pytest.approx(np.abs(real).mean(), rel=1e-9)
+        assert (stats["min"], stats["max"]) == (real.min(), real.max())
+        assert stats["sparsity_percent"] == pytest.approx(100 * (np.abs(real) < 0.01).mean())
+        assert stats["l2_norm_mean"] == pytest.approx(np.linalg.norm(real, axis=-1).mean(), rel=1e-9)
+        assert stats["file_size"] == (tmp_path / f"{key}.npy").stat().st_size
+    assert json.loads((tmp_path / "metadata.json").read_text())["statistics"].keys() == meta["statistics"].keys()
+
+
+def test_top_k_equals_a_brute_force_top_k(model_sources, tmp_path):
+    meta, arrays = run(fp32(model_sources, "qwen2"), tmp_path, top_k=4)
+    mask = arrays["attention_mask.npy"].astype(bool)
+    for key in meta["statistics"]:
+        values = arrays[f"{key}.npy"]
+        top = np.load(tmp_path / f"topk_{key}.npz")
+        samples, tokens = np.nonzero(mask)
+        real = values[samples, tokens]                      # [real tokens, hidden]
+        order = np.argsort(-real, axis=0, kind="stable")[:4]  # [k, hidden]
+        expected = np.take_along_axis(real, order, axis=0).T
+        np.testing.assert_array_equal(top["values"], expected)
+        got = values[top["sample_index"], top["token_index"], np.arange(values.shape[2])[:, None]]
+        np.testing.assert_array_equal(got, expected)  # the positions hold those values
+        assert mask[top["sample_index"], top["token_index"]].all()
+
+
+def test_results_do_not_depend_on_the_batch_size(model_sources, tmp_path):
+    loaded = fp32(model_sources, "mistral")
+    outputs = []
+    for batch_size in (1, 3, 8):
+        meta, arrays = run(loaded, tmp_path / str(batch_size), batch_size=batch_size)
+        outputs.append((meta, arrays))
+    (meta1, first), rest = outputs[0], outputs[1:]
+    for meta, arrays in rest:
+        for name, values in first.items():
+            np.testing.assert_allclose(arrays[name], values, rtol=1e-5, atol=1e-6, err_msg=name)
+        for key, stats in meta1["statistics"].items():
+            assert meta["statistics"][key]["tokens"] == stats["tokens"]
+            assert meta["statistics"][key]["mean"] == pytest.approx(stats["mean"], rel=1e-4, abs=1e-6)
+
+
+def test_it_removes_every_hook_and_stops_after_the_deepest_layer(model_sources, tmp_path):
+    loaded = fp32(model_sources, "llama")
+    layers = loaded.model.model.layers
+    calls = []
+    probe = layers[1].register_forward_hook(lambda *args: calls.append(1))
+    run(loaded, tmp_path, layers=[0], hooks=["residual"])
+    probe.remove()
+    assert calls == []  # layer 1 never ran
+    leftover = [name for name, m in loaded.model.named_modules() if m._forward_hooks]
+    assert leftover == []
+
+
+@pytest.mark.parametrize("fmt", ["q8", "q4"])
+def test_quantized_models_extract_too(fmt, model_sources, tmp_path):
+    loaded = loading.load(model_sources["llama"], fmt, device="cpu")
+    meta, arrays = run(loaded, tmp_path, dtype="float16")
+    reference = run(fp32(model_sources, "llama"), tmp_path / "fp32")[1]
+    mask = arrays["attention_mask.npy"].astype(bool)
+    got, want = arrays["layer_1_residual.npy"][mask].astype(np.float32), reference["layer_1_residual.npy"][mask]
+    assert np.isfinite(got).all()
+    # Quantized weights change the numbers but not what they are: strongly correlated with FP32.
+    assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
+
+
+def test_an_out_of_memory_batch_is_halved_and_retried(model_sources, tmp_path):
+    """The out-of-memory error is injected: this CPU machine has memory to spare."""
+    loaded = fp32(model_sources, "gpt2")
+    calls = {"n": 0}
+
+    def forward(**inputs):
+        calls["n"] += 1
+        if calls["n"] == 2:  # the second batch, at batch size 4
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
+        return loaded.model(**inputs)
+
+    settings = ExtractionSettings(layers=[0, 1], hooks=["residual", "mlp"], batch_size=4,
+                                  context_length=CONTEXT, dtype="float32")
+    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "oom",
+                              forward=forward)
+    assert meta["oom_events"] == [{"at_sample": 4, "batch_size": 4, "retried_with": 2}]
+    assert meta["final_batch_size"] == 2 and meta["complete"]
+    clean = run(loaded, tmp_path / "clean", layers=[0, 1], hooks=["residual", "mlp"], batch_size=4)[1]
+    for name, values in clean.items():
+        np.testing.assert_allclose(np.load(tmp_path / "oom" / name), values, rtol=1e-5, atol=1e-6)
+
+
+def test_cancellation_and_failure_leave_no_partial_files(model_sources, tmp_path):
+    loaded = fp32(model_sources, "gpt2")
+    progress = []
+    settings = ExtractionSettings(layers=[1], hooks=["mlp"], batch_size=2, context_length=CONTEXT)
+    with pytest.raises(extraction.ExtractionCancelled):
+        extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "c",
+                           on_progress=progress.append, should_cancel=lambda: len(progress) >= 2)
+    assert [p.samples_done for p in progress] == [2, 4]
+    assert progress[-1].bytes_written > 0 and progress[-1].tokens_per_second > 0
+    assert list((tmp_path / "c").iterdir()) == []
+
+    def broken(**inputs):
+        raise RuntimeError("device lost")
+
+    with pytest.raises(RuntimeError, match="device lost"):
+        extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "f", forward=broken)
+    assert list((tmp_path / "f").iterdir()) == []
+
+
+def test_it_refuses_impossible_settings_before_any_work(model_sources, tmp_path):
+    loaded = fp32(model_sources, "gpt2")
+    for overrides, message in (({"layers": [2]}, "Layer 2 does not exist"), ({"layers": []}, "at least one layer"),
+                               ({"hooks": ["logits"]}, "Hook types"), ({"batch_size": 0}, "at least 1")):
+        settings = ExtractionSettings(**{"layers": [0], "hooks": ["residual"], **overrides})
+        with pytest.raises(extraction.ExtractionError, match=message):
+            extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "x")
+    assert not (tmp_path / "x").exists()
