@@ -142,39 +142,50 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 class _Outputs:
-    """Preallocated memmaps written under a temporary name, renamed only when complete."""
+    """Preallocated .npy files (readers can np.load(..., mmap_mode="r") them), written under a
+    temporary name and renamed only when complete.
+
+    Batches are written with plain positioned writes rather than through a writable memmap:
+    pages dirtied through a mapping stay counted in the process's resident memory, which would
+    then grow with the number of samples; written through the file, they are only page cache."""
 
     def __init__(self, folder: Path, targets: list[_Target], samples: int, context: int,
-                 hidden: int, dtype: np.dtype):
+                 hidden: int, dtype: Any):
         self.folder = folder
         folder.mkdir(parents=True, exist_ok=True)
-        self.arrays: dict[str, np.memmap] = {}
+        self.files: dict[str, tuple[Any, int, int]] = {}  # name -> (handle, data offset, row bytes)
         for target in targets:
-            self._open(f"{target.key}.npy", dtype, (samples, context, hidden))
-        self._open("tokens.npy", np.int32, (samples, context))
-        self._open("attention_mask.npy", np.int8, (samples, context))
+            self._create(f"{target.key}.npy", dtype, (samples, context, hidden))
+        self._create("tokens.npy", np.int32, (samples, context))
+        self._create("attention_mask.npy", np.int8, (samples, context))
         self.bytes_written = 0
 
-    def _open(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
-        self.arrays[name] = np.lib.format.open_memmap(self.folder / (name + PARTIAL), mode="w+",
-                                                      dtype=dtype, shape=shape)
+    def _create(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
+        path = self.folder / (name + PARTIAL)
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
+        del header  # the file now has its header and full (sparse, zero) size
+        self.files[name] = (open(path, "r+b"), offset, row_bytes)
 
     def write(self, name: str, start: int, values: np.ndarray) -> None:
-        self.arrays[name][start:start + len(values)] = values
+        handle, offset, row_bytes = self.files[name]
+        handle.seek(offset + start * row_bytes)
+        handle.write(np.ascontiguousarray(values).tobytes())
         self.bytes_written += values.nbytes
 
     def finish(self) -> dict[str, int]:
         sizes = {}
-        for name, array in self.arrays.items():
-            array.flush()
-            del array
+        for name, (handle, _offset, _row) in self.files.items():
+            handle.close()
             os.replace(self.folder / (name + PARTIAL), self.folder / name)
             sizes[name] = (self.folder / name).stat().st_size
-        self.arrays.clear()
+        self.files.clear()
         return sizes
 
     def discard(self) -> None:
-        self.arrays.clear()
+        for handle, _offset, _row in self.files.values():
+            handle.close()
+        self.files.clear()
         for partial in self.folder.glob("*" + PARTIAL):
             partial.unlink()
 

@@ -1,0 +1,156 @@
+"""Extraction engine throughput against a bare forward pass, and peak memory against samples.
+
+    python bench/extraction.py                     # CPU-sized model; the table in bench/README.md
+    python bench/extraction.py --shape tinyllama --samples 2048 --batch-size 32   # on CUDA
+
+Throughput: the same tokenized batches through (a) a bare forward pass of the whole model,
+(b) the engine with layers first / middle / last x residual, mlp, attention (writing files,
+statistics and top-K), (c) the engine with layers 0-1 only (it stops the forward pass there).
+Memory: the engine in a fresh process at N and 10 x N samples; peak RSS of each.
+Targets: (b) >= 0.95 x (a); (c) faster than (a); peak RSS at 10 x within 10% of 1 x.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+SHAPES = {
+    "small": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
+                  num_key_value_heads=4, vocab_size=4096, max_position_embeddings=512),
+    "tiny": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=2048, max_position_embeddings=512),
+    "tinyllama": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
+                      num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
+                      max_position_embeddings=2048),
+}
+WORDS = ("residual stream attention head neuron feature circuit token layer probe sparse "
+         "dictionary superposition embedding logit direction activation patching").split()
+
+
+def texts(count: int, words: int, seed: int = 0) -> list[str]:
+    rng = random.Random(seed)
+    return [" ".join(rng.choice(WORDS) for _ in range(words)) for _ in range(count)]
+
+
+def build(folder: Path, shape: str) -> None:
+    import torch
+    from transformers import AutoModelForCausalLM, LlamaConfig
+
+    from tests.tinymodels import build_tokenizer
+
+    torch.manual_seed(0)
+    AutoModelForCausalLM.from_config(LlamaConfig(**SHAPES[shape])).save_pretrained(folder)
+    build_tokenizer(folder)
+
+
+def load(folder: Path, device: str):
+    from models_app.ml import loading
+
+    return loading.load(folder, "fp16" if device == "cuda" else "fp32", device=device)
+
+
+def bare_forward(loaded, samples: list[str], batch_size: int, context: int) -> float:
+    import torch
+
+    tokenizer, model = loaded.tokenizer, loaded.model
+    tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
+    device = next(model.parameters()).device
+    start = time.perf_counter()
+    with torch.inference_mode():
+        for i in range(0, len(samples), batch_size):
+            encoded = tokenizer(samples[i:i + batch_size], padding="max_length", truncation=True,
+                                max_length=context, return_tensors="pt").to(device)
+            model(**encoded, use_cache=False)
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+    return len(samples) / (time.perf_counter() - start)
+
+
+def engine(loaded, samples, batch_size, context, layers, out: Path) -> float:
+    from models_app.ml.extraction import ExtractionSettings, extract
+
+    settings = ExtractionSettings(layers=layers, hooks=["residual", "mlp", "attention"],
+                                  batch_size=batch_size, context_length=context, top_k=10)
+    start = time.perf_counter()
+    extract(loaded.model, loaded.tokenizer, samples, settings, out)
+    return len(samples) / (time.perf_counter() - start)
+
+
+def memory_child(args) -> None:
+    """Run once in a fresh process and print its peak RSS (KiB on Linux)."""
+    loaded = load(args.model, args.device)
+    n = loaded.model.config.num_hidden_layers
+    with tempfile.TemporaryDirectory(prefix="mistudio-bench-", dir=args.scratch) as out:
+        engine(loaded, texts(args.samples, args.words), args.batch_size, args.context, [0, n // 2, n - 1], Path(out))
+    print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
+
+
+def peak_rss(model: Path, samples: int, args) -> int:
+    command = [sys.executable, __file__, "--child", "--model", str(model), "--samples", str(samples),
+               "--device", args.device, "--batch-size", str(args.batch_size),
+               "--context", str(args.context), "--words", str(args.words)]
+    if args.scratch:
+        command += ["--scratch", args.scratch]
+    result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+    return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_kib"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--shape", choices=SHAPES, default="small")
+    parser.add_argument("--device", default=None)
+    parser.add_argument("--samples", type=int, default=256)
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--context", type=int, default=128)
+    parser.add_argument("--words", type=int, default=160, help="words per sample (>= context tokens)")
+    parser.add_argument("--memory-shape", choices=SHAPES, default="tiny")
+    parser.add_argument("--memory-samples", type=int, default=200)
+    parser.add_argument("--scratch", default=None, help="where outputs are written")
+    parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    import torch
+
+    args.device = args.device or ("cuda" if torch.cuda.is_available() else "cpu")
+    if args.child:
+        return memory_child(args)
+
+    with tempfile.TemporaryDirectory(prefix="mistudio-bench-", dir=args.scratch) as scratch:
+        scratch = Path(scratch)
+        build(scratch / "model", args.shape)
+        loaded = load(scratch / "model", args.device)
+        n = loaded.model.config.num_hidden_layers
+        samples = texts(args.samples, args.words)
+        bare_forward(loaded, samples[: args.batch_size * 2], args.batch_size, args.context)  # warm-up
+        bare = bare_forward(loaded, samples, args.batch_size, args.context)
+        last = engine(loaded, samples, args.batch_size, args.context, [0, n // 2, n - 1], scratch / "last")
+        early = engine(loaded, samples, args.batch_size, args.context, [0, 1], scratch / "early")
+        del loaded
+        build(scratch / "memory-model", args.memory_shape)
+        one = peak_rss(scratch / "memory-model", args.memory_samples, args)
+        ten = peak_rss(scratch / "memory-model", 10 * args.memory_samples, args)
+
+    device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
+    print(f"{args.shape} Llama on {device}; {args.samples} samples x {args.context} tokens, batch {args.batch_size}\n")
+    print("| run | samples/s | vs bare forward |")
+    print("|---|---|---|")
+    print(f"| bare forward | {bare:.1f} | 1.00x |")
+    print(f"| engine, layers 0/{n // 2}/{n - 1} x 3 hooks | {last:.1f} | {last / bare:.2f}x |")
+    print(f"| engine, layers 0-1 x 3 hooks | {early:.1f} | {early / bare:.2f}x |")
+    print(f"\nPeak RSS ({args.memory_shape} Llama, 3 layers x 3 hooks): {args.memory_samples} samples "
+          f"{one / 1024:.0f} MiB; {10 * args.memory_samples} samples {ten / 1024:.0f} MiB "
+          f"({100 * (ten - one) / one:+.1f}%)")
+
+
+if __name__ == "__main__":
+    main()

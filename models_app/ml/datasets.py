@@ -1,0 +1,220 @@
+"""Text datasets: read an uploaded or downloaded file sample by sample, validate it, and store it
+in one normalized form the extraction engine reads with O(1) random access and bounded memory:
+
+    datasets/{id}/texts.jsonl   one JSON string per line
+    datasets/{id}/offsets.npy   int64 byte offset of each line
+
+Supported inputs: .txt (one sample per line), .jsonl / .json (a named text field), .csv (a named
+column), .parquet (a named column). Nothing here reads a whole file into memory.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import shutil
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+FORMATS = ("txt", "jsonl", "json", "csv", "parquet")
+TEXTS, OFFSETS = "texts.jsonl", "offsets.npy"
+PREVIEW_SAMPLES = 5
+
+
+class DatasetError(Exception):
+    """A file that cannot become a dataset, explained for the user."""
+
+
+@dataclass
+class StoredDataset:
+    folder: Path
+    samples: int
+    size_bytes: int
+    preview: list[str]
+
+
+def detect_format(filename: str) -> str:
+    suffix = Path(filename).suffix.lower().lstrip(".")
+    if suffix not in FORMATS:
+        raise DatasetError(f"Unsupported file type “.{suffix}”: use .txt, .jsonl, .json, .csv or .parquet.")
+    return suffix
+
+
+def _looks_binary(path: Path) -> bool:
+    with open(path, "rb") as handle:
+        head = handle.read(8192)
+    return b"\x00" in head
+
+
+def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
+    number = 0
+    with open(path, encoding="utf-8", newline="") as handle:
+        try:
+            for number, line in enumerate(handle, start=1):
+                yield number, line.rstrip("\r\n")
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"The file is not UTF-8 text (an invalid byte after line {number}).") from exc
+
+
+def _field(record: object, field: str, where: str) -> str:
+    if not isinstance(record, dict):
+        raise DatasetError(f"{where} is not a JSON object.")
+    if field not in record:
+        keys = ", ".join(sorted(record)[:8])
+        raise DatasetError(f"{where} has no field “{field}” (it has: {keys}).")
+    value = record[field]
+    if not isinstance(value, str):
+        raise DatasetError(f"{where}: field “{field}” is not text.")
+    return value
+
+
+def iter_samples(path: Path, fmt: str, text_field: str = "text") -> Iterator[str]:
+    """Yield the samples of a file, raising DatasetError with the line or row at fault."""
+    path = Path(path)
+    if fmt != "parquet" and _looks_binary(path):
+        raise DatasetError("The file looks binary, not text.")
+    if fmt == "txt":
+        for _number, line in _text_lines(path):
+            if line.strip():
+                yield line
+    elif fmt == "jsonl":
+        for number, line in _text_lines(path):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise DatasetError(f"Line {number} is not valid JSON ({exc.msg}).") from exc
+            yield _field(record, text_field, f"Line {number}")
+    elif fmt == "json":
+        yield from _json_array(path, text_field)
+    elif fmt == "csv":
+        yield from _csv_rows(path, text_field)
+    elif fmt == "parquet":
+        yield from _parquet_rows(path, text_field)
+
+
+def _json_array(path: Path, text_field: str) -> Iterator[str]:
+    """A .json file: an array of objects, or JSON lines saved with a .json name."""
+    with open(path, encoding="utf-8") as handle:
+        first = handle.read(1)
+        while first and first.isspace():
+            first = handle.read(1)
+    if first != "[":
+        yield from iter_samples(path, "jsonl", text_field)
+        return
+    # Arrays are decoded object by object so a large file never sits in memory whole.
+    decoder = json.JSONDecoder()
+    with open(path, encoding="utf-8") as handle:
+        buffer, index, position = handle.read(1 << 16), 0, 0
+        position = buffer.index("[") + 1
+        while True:
+            while True:
+                while position < len(buffer) and buffer[position] in " \t\r\n,":
+                    position += 1
+                if position < len(buffer):
+                    break
+                more = handle.read(1 << 16)
+                if not more:
+                    raise DatasetError("The JSON array is not closed with ‘]’.")
+                buffer, position = buffer[position:] + more, 0
+            if buffer[position] == "]":
+                return
+            while True:
+                try:
+                    record, end = decoder.raw_decode(buffer, position)
+                    break
+                except json.JSONDecodeError as exc:
+                    more = handle.read(1 << 16)
+                    if not more:
+                        raise DatasetError(f"Item {index + 1} of the JSON array is not valid JSON ({exc.msg}).") from exc
+                    buffer, position = buffer[position:] + more, 0
+            index += 1
+            yield _field(record, text_field, f"Item {index}")
+            buffer, position = buffer[end:], 0
+
+
+def _csv_rows(path: Path, column: str) -> Iterator[str]:
+    with open(path, encoding="utf-8", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if not reader.fieldnames or column not in reader.fieldnames:
+            names = ", ".join(reader.fieldnames or [])
+            raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).")
+        for row in reader:
+            value = row.get(column)
+            if value and value.strip():
+                yield value
+
+
+def _parquet_rows(path: Path, column: str) -> Iterator[str]:
+    import pyarrow.parquet as pq
+
+    try:
+        parquet = pq.ParquetFile(path)
+    except Exception as exc:
+        raise DatasetError(f"The file is not a readable Parquet file ({exc}).") from exc
+    if column not in parquet.schema_arrow.names:
+        raise DatasetError(f"The Parquet file has no column “{column}” "
+                           f"(it has: {', '.join(parquet.schema_arrow.names)}).")
+    for batch in parquet.iter_batches(columns=[column], batch_size=1024):
+        for value in batch.column(0).to_pylist():
+            if isinstance(value, str) and value.strip():
+                yield value
+
+
+def store(samples: Iterator[str], folder: Path) -> StoredDataset:
+    """Write samples in the normalized form (under a temporary folder, renamed when complete)."""
+    folder = Path(folder)
+    partial = folder.with_name(folder.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    offsets: list[int] = []
+    preview: list[str] = []
+    try:
+        with open(partial / TEXTS, "wb") as out:
+            for text in samples:
+                offsets.append(out.tell())
+                out.write(json.dumps(text, ensure_ascii=False).encode() + b"\n")
+                if len(preview) < PREVIEW_SAMPLES:
+                    preview.append(text[:500])
+        if not offsets:
+            raise DatasetError("The file has no samples.")
+        np.save(partial / OFFSETS, np.asarray(offsets, dtype=np.int64))
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(partial, folder)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)
+    return StoredDataset(folder=folder, samples=len(offsets),
+                         size_bytes=(folder / TEXTS).stat().st_size, preview=preview)
+
+
+class TextDataset(Sequence):
+    """The stored samples as a read-only sequence of strings (slices too), read on demand."""
+
+    def __init__(self, folder: Path):
+        self.folder = Path(folder)
+        self.offsets = np.load(self.folder / OFFSETS, mmap_mode="r")
+        self._handle: io.BufferedReader | None = None
+
+    def __len__(self) -> int:
+        return len(self.offsets)
+
+    def _read(self, index: int) -> str:
+        if self._handle is None:
+            self._handle = open(self.folder / TEXTS, "rb")
+        self._handle.seek(int(self.offsets[index]))
+        return json.loads(self._handle.readline())
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self._read(i) for i in range(*index.indices(len(self)))]
+        if index < 0:
+            index += len(self)
+        if not 0 <= index < len(self):
+            raise IndexError(index)
+        return self._read(index)
