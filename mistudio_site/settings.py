@@ -13,6 +13,8 @@ DATA_DIR.mkdir(parents=True, exist_ok=True)
 MODELS_DIR = DATA_DIR / "models"
 HF_CACHE_DIR = MODELS_DIR / "hub"
 QUANTIZED_DIR = MODELS_DIR / "quantized"
+DATASETS_DIR = DATA_DIR / "datasets"
+ACTIVATIONS_DIR = DATA_DIR / "activations"
 
 SECRET_KEY = secret_key_from(DATA_DIR)
 DEBUG = env_bool("DEBUG", False)
@@ -97,8 +99,10 @@ if REDIS_URL:
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
-# Django-Q2: downloads have their own cluster (queue) so they never wait behind GPU work.
+# Django-Q2: downloads have their own cluster (queue) so they never wait behind GPU work; GPU
+# jobs (extractions) run one at a time per "gpu" cluster: start one per GPU.
 DOWNLOAD_CLUSTER = "downloads"
+GPU_CLUSTER = "gpu"
 _Q_COMMON = {
     "timeout": env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600),
     "retry": env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600) + 60,
@@ -112,7 +116,8 @@ if REDIS_URL:
 else:
     _Q_COMMON["orm"] = "default"
     _Q_COMMON["poll"] = 0.5
-Q_CLUSTER = {"name": DOWNLOAD_CLUSTER, "workers": env_int("MISTUDIO_DOWNLOAD_WORKERS", 1), **_Q_COMMON}
+Q_CLUSTER = {"name": DOWNLOAD_CLUSTER, "workers": env_int("MISTUDIO_DOWNLOAD_WORKERS", 1), **_Q_COMMON,
+             "ALT_CLUSTERS": {GPU_CLUSTER: {"workers": 1}}}
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -132,6 +137,9 @@ STATIC_ROOT = DATA_DIR / "staticfiles"
 STATIC_ROOT.mkdir(exist_ok=True)
 WHITENOISE_USE_FINDERS = True  # serve straight from static/ and app folders: no collectstatic step
 WHITENOISE_AUTOREFRESH = DEBUG
+
+# Uploads over 2.5 MB stream to a temporary file (never into memory); larger than this is refused.
+MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the page's hx-headers, not the cookie

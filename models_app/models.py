@@ -121,3 +121,101 @@ class LanguageModel(models.Model):
             status=to_status, started_at=now, updated_at=now, progress=0.0, error_message="",
         )
         return claimed == 1
+
+
+class DatasetStatus(models.TextChoices):
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+
+
+class Dataset(models.Model):
+    """Text samples for extraction, stored normalized under datasets/{id}/ (see ml.datasets)."""
+
+    SOURCES = [("upload", "Upload"), ("hub", "HuggingFace Hub")]
+
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=SOURCES)
+    source_detail = models.CharField(max_length=500, help_text="File name, or repo@revision:file")
+    text_field = models.CharField(max_length=200, blank=True, default="text")
+    file_format = models.CharField(max_length=10)
+    status = models.CharField(max_length=12, choices=DatasetStatus.choices,
+                              default=DatasetStatus.PROCESSING, db_index=True)
+    error_message = models.TextField(blank=True)
+    num_samples = models.IntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    preview = models.JSONField(default=list, blank=True)
+    file_path = models.CharField(max_length=1024, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.num_samples} samples)"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.num_samples:,} samples)"
+
+
+class ExtractionStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    LOADING = "loading", "Loading"
+    EXTRACTING = "extracting", "Extracting"
+    SAVING = "saving", "Saving"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+EXTRACTION_ACTIVE = (ExtractionStatus.QUEUED, ExtractionStatus.LOADING, ExtractionStatus.EXTRACTING,
+                     ExtractionStatus.SAVING)
+
+
+class Extraction(models.Model):
+    """One activation extraction job and, once completed, its files and statistics."""
+
+    model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="extractions")
+    dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="extractions")
+    layers = models.JSONField(default=list)
+    hooks = models.JSONField(default=list)
+    batch_size = models.IntegerField(default=8)
+    max_samples = models.IntegerField(null=True, blank=True)
+    context_length = models.IntegerField(default=128)
+    top_k = models.IntegerField(default=10)
+    dtype = models.CharField(max_length=10, default="float16")
+
+    status = models.CharField(max_length=12, choices=ExtractionStatus.choices,
+                              default=ExtractionStatus.QUEUED, db_index=True)
+    progress = models.FloatField(default=0.0)
+    samples_done = models.IntegerField(default=0)
+    samples_total = models.IntegerField(default=0)
+    tokens_per_second = models.FloatField(default=0.0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    bytes_written = models.BigIntegerField(default=0)
+    current_batch_size = models.IntegerField(null=True, blank=True)
+    error_message = models.TextField(blank=True)
+    cancel_requested = models.BooleanField(default=False)
+    output_path = models.CharField(max_length=1024, blank=True)
+    statistics = models.JSONField(default=dict, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    started_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-pk"]
+
+    def __str__(self) -> str:
+        return f"Extraction {self.pk} of {self.model.name}"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status in EXTRACTION_ACTIVE
+
+    @classmethod
+    def claim(cls, pk: int) -> bool:
+        now = timezone.now()
+        return cls.objects.filter(pk=pk, status=ExtractionStatus.QUEUED, cancel_requested=False).update(
+            status=ExtractionStatus.LOADING, started_at=now) == 1

@@ -31,9 +31,30 @@ def model_sources(tmp_path_factory) -> dict[str, Path]:
     return sources
 
 
+CORPUS = [f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(40)]
+
+
 @pytest.fixture(scope="session")
-def hub_server(model_sources) -> HubServer:
+def dataset_source(tmp_path_factory) -> Path:
+    """A Hub dataset repository: a parquet split plus a JSON-lines file."""
+    import json
+
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    folder = tmp_path_factory.mktemp("hub-datasets") / "corpus"
+    (folder / "data").mkdir(parents=True)
+    pq.write_table(pa.table({"text": CORPUS, "id": list(range(len(CORPUS)))}),
+                   folder / "data" / "train-00000-of-00001.parquet")
+    (folder / "extra.jsonl").write_text("\n".join(json.dumps({"content": t}) for t in CORPUS[:5]))
+    (folder / "README.md").write_text("# corpus\n")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def hub_server(model_sources, dataset_source) -> HubServer:
     server = HubServer().start()
+    server.add("data/corpus", dataset_source, repo_type="dataset")
     for family, folder in model_sources.items():
         server.add(f"tiny/{family}", folder)  # tiny/remote and tiny/remote-odd ship their own code
     server.add("gated/llama", model_sources["llama"], gated=True)
@@ -58,6 +79,8 @@ def isolated_storage(settings, tmp_path) -> Path:
     settings.MODELS_DIR = models
     settings.HF_CACHE_DIR = models / "hub"
     settings.QUANTIZED_DIR = models / "quantized"
+    settings.DATASETS_DIR = tmp_path / "data" / "datasets"
+    settings.ACTIVATIONS_DIR = tmp_path / "data" / "activations"
     return tmp_path / "data"
 
 
@@ -87,4 +110,4 @@ def copy_repo(source: Path, target: Path) -> Path:
     return target
 
 
-__all__ = ["GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo"]
+__all__ = ["CORPUS", "GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo"]

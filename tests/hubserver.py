@@ -33,6 +33,7 @@ class Repo:
     drop_after_bytes: int | None = None   # close the connection after this many bytes of a file
     drop_times: int = 0                   # how many requests get dropped (-1: all)
     bytes_per_second: int | None = None   # throttle weight transfers
+    repo_type: str = "model"
 
     @property
     def files(self) -> dict[str, Path]:
@@ -74,8 +75,12 @@ class HubServer:
 
     def add(self, repo_id: str, folder: Path, **options) -> Repo:
         repo = Repo(repo_id=repo_id, folder=Path(folder), **options)
-        self.repos[repo_id] = repo
+        self.repos[self._key(repo.repo_type, repo_id)] = repo
         return repo
+
+    @staticmethod
+    def _key(repo_type: str, repo_id: str) -> str:
+        return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
 
     def start(self) -> "HubServer":
         self._thread.start()
@@ -105,17 +110,19 @@ class HubServer:
         return Handler
 
     # -- routing ---------------------------------------------------------------------------
-    INFO = re.compile(r"^/api/models/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
-    RESOLVE = re.compile(r"^/(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+    INFO = re.compile(r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
+    RESOLVE = re.compile(r"^/(?P<kind>datasets/)?(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
     def route(self, req: BaseHTTPRequestHandler, head: bool) -> None:
         path = unquote(urlparse(req.path).path)
         match = self.INFO.match(path)
         if match and not head:
-            return self._info(req, match["repo"], match["rev"] or "main")
+            key = self._key("dataset" if match["kind"] == "datasets" else "model", match["repo"])
+            return self._info(req, key, match["rev"] or "main")
         match = self.RESOLVE.match(path)
         if match:
-            return self._resolve(req, match["repo"], match["rev"], match["path"], head)
+            key = self._key("dataset" if match["kind"] else "model", match["repo"])
+            return self._resolve(req, key, match["rev"], match["path"], head)
         self._error(req, 404, "EntryNotFound", "Not found", head)
 
     def _lookup(self, req, repo_id: str, rev: str, head: bool) -> Repo | None:
@@ -160,7 +167,7 @@ class HubServer:
             "_id": repo.sha[:24], "id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.sha,
             "private": False, "gated": "manual" if repo.gated else False, "disabled": False,
             "downloads": 0, "likes": 0, "tags": ["transformers"], "library_name": "transformers",
-            "pipeline_tag": "text-generation",
+            "pipeline_tag": "text-generation" if repo.repo_type == "model" else None,
             "config": {k: config[k] for k in ("architectures", "model_type") if k in config},
             "siblings": siblings, "lastModified": "2026-01-01T00:00:00.000Z",
             "createdAt": "2026-01-01T00:00:00.000Z",

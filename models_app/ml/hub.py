@@ -308,3 +308,38 @@ def _write_ref(cache_dir: Path, pre: Preflight) -> None:
     ref = repo_cache_dir(cache_dir, pre.repo_id) / "refs" / pre.revision
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(pre.commit_sha)
+
+
+DATASET_FILE_PREFERENCE = ("*.parquet", "*.jsonl", "*.json", "*.csv", "*.txt")
+
+
+def download_dataset_files(repo_id: str, revision: str, pattern: str, target: Path,
+                           token: str | None = None, endpoint: str | None = None) -> list[Path]:
+    """Fetch the files of a Hub dataset repository that match `pattern` (or, when it is empty, the
+    first kind of data file it has, parquet preferred) into `target`; returns their paths."""
+    from fnmatch import fnmatch
+
+    problem = check_repo_id(repo_id)
+    if problem:
+        raise HubError(problem, field="repo_id")
+    revision = revision or "main"
+    try:
+        info = HfApi(endpoint=endpoint, token=token).dataset_info(repo_id, revision=revision,
+                                                                  files_metadata=True)
+        names = [s.rfilename for s in info.siblings or []]
+        patterns = [pattern] if pattern else list(DATASET_FILE_PREFERENCE)
+        chosen: list[str] = []
+        for candidate in patterns:
+            chosen = sorted(n for n in names if fnmatch(n, candidate) and not n.startswith("."))
+            if chosen:
+                break
+        if not chosen:
+            wanted = pattern or "a .parquet, .jsonl, .json, .csv or .txt file"
+            raise HubError(f"{repo_id} has no file matching {wanted}.", field="files")
+        return [Path(hf_hub_download(repo_id, name, repo_type="dataset", revision=info.sha,
+                                     local_dir=target, token=token, endpoint=endpoint))
+                for name in chosen]
+    except HubError:
+        raise
+    except Exception as exc:
+        raise explain(exc, repo_id, revision, token_given=bool(token)) from exc

@@ -1,0 +1,67 @@
+"""Adding datasets from a file or a Hub dataset repository, shared by the page and the CLI."""
+from __future__ import annotations
+
+import shutil
+import tempfile
+from itertools import chain
+from pathlib import Path
+
+from django.conf import settings
+
+from .ml import datasets, hub
+from .models import Dataset, DatasetStatus
+
+
+def _ingest(record: Dataset, files: list[Path], fmt: str) -> Dataset:
+    """Store the files' samples under datasets/{id}/; on any problem nothing is left behind."""
+    folder = settings.DATASETS_DIR / str(record.pk)
+    try:
+        samples = chain.from_iterable(datasets.iter_samples(f, fmt, record.text_field) for f in files)
+        stored = datasets.store(samples, folder)
+    except BaseException:
+        record.delete()
+        shutil.rmtree(folder, ignore_errors=True)
+        raise
+    record.status = DatasetStatus.READY
+    record.num_samples, record.size_bytes = stored.samples, stored.size_bytes
+    record.preview, record.file_path = stored.preview, str(folder)
+    record.save()
+    return record
+
+
+def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None) -> Dataset:
+    filename = filename or Path(path).name
+    fmt = datasets.detect_format(filename)
+    size = Path(path).stat().st_size
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise datasets.DatasetError(f"The file is {size / 1e9:.2f} GB; the studio accepts at most "
+                                    f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
+    record = Dataset.objects.create(name=name or Path(filename).stem, source="upload",
+                                    source_detail=filename, text_field=text_field or "text",
+                                    file_format=fmt)
+    return _ingest(record, [Path(path)], fmt)
+
+
+def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
+                 text_field: str = "text", token: str | None = None) -> Dataset:
+    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
+        files = hub.download_dataset_files(repo_id, revision, pattern, Path(scratch), token=token,
+                                           endpoint=settings.HF_ENDPOINT)
+        formats = {datasets.detect_format(f.name) for f in files}
+        if len(formats) > 1:
+            raise datasets.DatasetError(f"The matching files mix formats ({', '.join(sorted(formats))}): "
+                                        "narrow the file pattern.")
+        detail = f"{repo_id}@{revision or 'main'}" + (f":{pattern}" if pattern else "")
+        record = Dataset.objects.create(name=name or repo_id.split("/")[-1], source="hub",
+                                        source_detail=detail[:500], text_field=text_field or "text",
+                                        file_format=formats.pop())
+        return _ingest(record, files, record.file_format)
+
+
+def delete(record: Dataset) -> int:
+    """Remove a dataset and its files; refused while an extraction uses it."""
+    folder = Path(record.file_path) if record.file_path else settings.DATASETS_DIR / str(record.pk)
+    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+    record.delete()
+    shutil.rmtree(folder, ignore_errors=True)
+    return size

@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.core.management.base import BaseCommand
+
+from models_app.models import Dataset
+from models_app.templatetags.studio import bytesize
+
+
+class Command(BaseCommand):
+    help = "One line per dataset, starting with its id."
+
+    def handle(self, *args, **options) -> None:
+        for d in Dataset.objects.order_by("pk"):
+            self.stdout.write(f"{d.pk}\t{d.name}\t{d.source}:{d.source_detail}\t{d.num_samples} samples\t"
+                              f"{bytesize(d.size_bytes)}\t{d.status}")
