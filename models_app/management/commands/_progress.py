@@ -19,6 +19,16 @@ class ProgressBar:
                      f" {speed(record.speed_bps)} ETA {duration(record.eta_seconds)}")
         elif record.phase_detail:
             line += f" {record.phase_detail}"
+        self._draw(line)
+
+    def show_extraction(self, record) -> None:
+        filled = int(self.WIDTH * (record.progress or 0) / 100)
+        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}"
+                f" {record.samples_done}/{record.samples_total} samples"
+                f" {record.tokens_per_second:,.0f} tok/s ETA {duration(record.eta_seconds)}")
+        self._draw(line)
+
+    def _draw(self, line: str) -> None:
         if line != self.last and self.stream is not None:
             self.stream.write("\r" + line.ljust(len(self.last)), ending="")
             self.stream.flush()

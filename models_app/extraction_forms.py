@@ -1,0 +1,73 @@
+"""Validation of an extraction request: the modal's form, also used by the CLI."""
+from __future__ import annotations
+
+from django import forms
+
+from .ml.architecture import dimensions
+from .models import Dataset, DatasetStatus, LanguageModel, ModelStatus
+
+HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")]
+DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
+MAX_BATCH = 512
+
+
+class ExtractionForm(forms.Form):
+    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), label="Select Dataset",
+                                     empty_label="Choose a dataset…",
+                                     error_messages={"required": "Choose a dataset.",
+                                                     "invalid_choice": "That dataset is not ready."})
+    layers = forms.TypedMultipleChoiceField(coerce=int, label="Select Layers",
+                                            error_messages={"required": "Select at least one layer."})
+    hooks = forms.MultipleChoiceField(choices=HOOK_CHOICES, label="Hook types",
+                                      error_messages={"required": "Select at least one hook type."})
+    batch_size = forms.IntegerField(initial=8, label="Batch Size")
+    max_samples = forms.IntegerField(required=False, label="Max Samples",
+                                     help_text="Empty: the whole dataset")
+    context_length = forms.IntegerField(initial=128, label="Context Length (tokens)")
+    top_k = forms.IntegerField(initial=10, min_value=1, max_value=1000, label="Top K Examples")
+    dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype")
+
+    def __init__(self, *args, model: LanguageModel, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.model = model
+        self.num_layers = int(dimensions(model.architecture_config or {}).get("num_layers") or 0)
+        self.max_context = dimensions(model.architecture_config or {}).get("max_position")
+        self.fields["dataset"].queryset = Dataset.objects.filter(status=DatasetStatus.READY)
+        self.fields["dataset"].label_from_instance = lambda d: d.label
+        self.fields["layers"].choices = [(i, f"L{i}") for i in range(self.num_layers)]
+        self.fields["layers"].error_messages["invalid_choice"] = (
+            f"Layer %(value)s does not exist: this model has layers 0 to {self.num_layers - 1}.")
+
+    def clean_batch_size(self) -> int:
+        value = self.cleaned_data["batch_size"]
+        if value is None or not 1 <= value <= MAX_BATCH:
+            raise forms.ValidationError(f"Batch size must be between 1 and {MAX_BATCH}.")
+        return value
+
+    def clean_max_samples(self) -> int | None:
+        value = self.cleaned_data.get("max_samples")
+        if value is not None and value < 1:
+            raise forms.ValidationError("Max samples must be at least 1 (or empty for all).")
+        return value
+
+    def clean_context_length(self) -> int:
+        value = self.cleaned_data["context_length"]
+        if value is None or value < 1:
+            raise forms.ValidationError("Context length must be at least 1 token.")
+        if self.max_context and value > self.max_context:
+            raise forms.ValidationError(f"This model reads at most {self.max_context} tokens.")
+        return value
+
+    def clean(self):
+        cleaned = super().clean()
+        if self.model.status != ModelStatus.READY:
+            raise forms.ValidationError(f"{self.model.name} is not ready "
+                                        f"({self.model.get_status_display().lower()}).")
+        return cleaned
+
+    def extraction_fields(self) -> dict:
+        data = self.cleaned_data
+        return {"model": self.model, "dataset": data["dataset"], "layers": sorted(set(data["layers"])),
+                "hooks": [h for h, _ in HOOK_CHOICES if h in data["hooks"]],
+                "batch_size": data["batch_size"], "max_samples": data["max_samples"],
+                "context_length": data["context_length"], "top_k": data["top_k"], "dtype": data["dtype"]}

@@ -1,0 +1,65 @@
+"""manage.py extract_activations MODEL_ID --dataset ID --layers 0,5,11 --hooks residual,mlp
+[--batch-size --max-samples --context-length --top-k --dtype]: the page's job, in this process,
+with a terminal progress bar."""
+from __future__ import annotations
+
+import sys
+import threading
+
+from django.core.management.base import BaseCommand, CommandError
+
+from models_app import extraction_jobs, extraction_services
+from models_app.extraction_forms import ExtractionForm
+from models_app.models import Extraction, ExtractionStatus
+
+from ._lookup import add_model_id_argument, get_model
+from ._progress import ProgressBar
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+class Command(BaseCommand):
+    help = "Extract activations of a ready model over a dataset into data/activations/{id}/."
+
+    def add_arguments(self, parser) -> None:
+        add_model_id_argument(parser)
+        parser.add_argument("--dataset", required=True, type=int)
+        parser.add_argument("--layers", required=True, help="comma-separated, e.g. 0,5,11")
+        parser.add_argument("--hooks", default="residual", help="residual,mlp,attention")
+        parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--max-samples", type=int)
+        parser.add_argument("--context-length", type=int, default=128)
+        parser.add_argument("--top-k", type=int, default=10)
+        parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+
+    def handle(self, *args, **options) -> None:
+        model = get_model(options["model_id"])
+        data = {"dataset": options["dataset"], "layers": _csv(options["layers"]),
+                "hooks": _csv(options["hooks"]), "batch_size": options["batch_size"],
+                "max_samples": "" if options["max_samples"] is None else options["max_samples"],
+                "context_length": options["context_length"],
+                "top_k": options["top_k"], "dtype": options["dtype"]}
+        form = ExtractionForm(data, model=model)
+        if not form.is_valid():
+            raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+        record = extraction_services.create(queue=False, **form.extraction_fields())
+        self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
+        bar = ProgressBar(self.stderr if sys.stderr.isatty() else None)
+        worker = threading.Thread(target=extraction_jobs.run_extraction, args=(record.pk,))
+        worker.start()
+        try:
+            while worker.is_alive():
+                worker.join(0.5)
+                bar.show_extraction(Extraction.objects.get(pk=record.pk))
+        except KeyboardInterrupt:
+            extraction_services.request_cancel(record)
+            worker.join()
+        bar.close()
+        record.refresh_from_db()
+        if record.status != ExtractionStatus.COMPLETED:
+            raise CommandError(record.error_message or f"Extraction {record.get_status_display().lower()}.")
+        seconds = record.metadata["timings"]["seconds"]
+        self.stdout.write(self.style.SUCCESS(
+            f"Completed: {record.samples_done} samples in {seconds:.1f}s -> {record.output_path}"))
