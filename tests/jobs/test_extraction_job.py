@@ -100,5 +100,5 @@ def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
     finally:
         engine.extract = real_extract
     record.refresh_from_db()
-    assert record.status == "cancelled" and record.samples_done >= 3
+    assert record.status == "cancelled" and calls["n"] < corpus.num_samples  # stopped early
     assert not (settings.ACTIVATIONS_DIR / str(record.pk)).exists()

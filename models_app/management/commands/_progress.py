@@ -1,5 +1,9 @@
-"""A one-line terminal progress bar drawn from a job's record."""
+"""A one-line terminal progress bar drawn from a job's record, and running a job under it."""
 from __future__ import annotations
+
+import sys
+import threading
+from typing import Callable
 
 from models_app.templatetags.studio import bytesize, duration, speed
 
@@ -37,3 +41,21 @@ class ProgressBar:
     def close(self) -> None:
         if self.stream is not None and self.last:
             self.stream.write("")
+
+
+def run_job_with_bar(command, job: Callable[[int], object], record, draw: str,
+                     cancel: Callable[[object], None]) -> None:
+    """Run `job(record.pk)` in a thread while redrawing the bar from the record; Ctrl-C asks the
+    job to cancel (as the page's Cancel button does) and waits for it to stop cleanly."""
+    bar = ProgressBar(command.stderr if sys.stderr.isatty() else None)
+    worker = threading.Thread(target=job, args=(record.pk,))
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(0.5)
+            getattr(bar, draw)(type(record).objects.get(pk=record.pk))
+    except KeyboardInterrupt:
+        cancel(record)
+        worker.join()
+    bar.close()
+    record.refresh_from_db()

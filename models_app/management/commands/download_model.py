@@ -4,17 +4,15 @@ Runs the same job the page queues, in this process, with a terminal progress bar
 from __future__ import annotations
 
 import os
-import sys
-import threading
 
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app import jobs, services
 from models_app.forms import DownloadForm
 from models_app.ml import quantization as quant
-from models_app.models import LanguageModel, ModelStatus
+from models_app.models import ModelStatus
 
-from ._progress import ProgressBar
+from ._progress import run_job_with_bar
 
 
 class Command(BaseCommand):
@@ -45,18 +43,7 @@ class Command(BaseCommand):
                                           trust_remote_code=data["trust_remote_code"], queue=False)
         self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
                           f"({quant.LABELS[record.quantization]})")
-        bar = ProgressBar(self.stderr if sys.stderr.isatty() else None)
-        worker = threading.Thread(target=jobs.download_model, args=(record.pk,))
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.5)
-                bar.show(LanguageModel.objects.get(pk=record.pk))
-        except KeyboardInterrupt:
-            services.request_cancel(record)
-            worker.join()
-        bar.close()
-        record.refresh_from_db()
+        run_job_with_bar(self, jobs.download_model, record, "show", services.request_cancel)
         if record.status != ModelStatus.READY:
             raise CommandError(record.error_message or f"Download {record.get_status_display().lower()}.")
         note = f" (requested {record.quantization}: {record.quantization_note})" if record.format_differs else ""

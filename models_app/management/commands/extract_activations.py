@@ -3,17 +3,14 @@
 with a terminal progress bar."""
 from __future__ import annotations
 
-import sys
-import threading
-
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app import extraction_jobs, extraction_services
 from models_app.extraction_forms import ExtractionForm
-from models_app.models import Extraction, ExtractionStatus
+from models_app.models import ExtractionStatus
 
 from ._lookup import add_model_id_argument, get_model
-from ._progress import ProgressBar
+from ._progress import run_job_with_bar
 
 
 def _csv(value: str) -> list[str]:
@@ -46,18 +43,8 @@ class Command(BaseCommand):
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
         record = extraction_services.create(queue=False, **form.extraction_fields())
         self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
-        bar = ProgressBar(self.stderr if sys.stderr.isatty() else None)
-        worker = threading.Thread(target=extraction_jobs.run_extraction, args=(record.pk,))
-        worker.start()
-        try:
-            while worker.is_alive():
-                worker.join(0.5)
-                bar.show_extraction(Extraction.objects.get(pk=record.pk))
-        except KeyboardInterrupt:
-            extraction_services.request_cancel(record)
-            worker.join()
-        bar.close()
-        record.refresh_from_db()
+        run_job_with_bar(self, extraction_jobs.run_extraction, record, "show_extraction",
+                         extraction_services.request_cancel)
         if record.status != ExtractionStatus.COMPLETED:
             raise CommandError(record.error_message or f"Extraction {record.get_status_display().lower()}.")
         seconds = record.metadata["timings"]["seconds"]
