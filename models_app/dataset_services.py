@@ -42,6 +42,16 @@ def add_from_file(path: Path, name: str, text_field: str = "text", filename: str
     return _ingest(record, [Path(path)], fmt)
 
 
+def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
+    """A small upload Django kept in memory: copy it to a temporary file in chunks, then ingest."""
+    with tempfile.TemporaryDirectory(prefix="mistudio-upload-") as scratch:
+        path = Path(scratch) / Path(uploaded.name).name
+        with open(path, "wb") as out:
+            for chunk in uploaded.chunks():
+                out.write(chunk)
+        return add_from_file(path, name, text_field, uploaded.name)
+
+
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                  text_field: str = "text", token: str | None = None) -> Dataset:
     with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import views
+from . import dataset_views, views
 
 app_name = "models_app"
 
@@ -14,5 +14,8 @@ urlpatterns = [
     path("models/<int:pk>/rename/", views.rename, name="rename"),
     path("models/<int:pk>/delete/", views.delete, name="delete"),
     path("models/<int:pk>/architecture/", views.architecture, name="architecture"),
-    path("datasets/", views.datasets, name="datasets"),
+    path("datasets/", dataset_views.index, name="datasets"),
+    path("datasets/upload/", dataset_views.upload, name="dataset-upload"),
+    path("datasets/hub/", dataset_views.add_from_hub, name="dataset-hub"),
+    path("datasets/<int:pk>/delete/", dataset_views.delete, name="dataset-delete"),
 ]

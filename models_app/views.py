@@ -137,9 +137,3 @@ def architecture(request: HttpRequest, pk: int) -> HttpResponse:
     template = "models_app/architecture.html"
     context = {"m": record, "a": record.architecture_summary}
     return render(request, f"{template}#modal" if request.htmx else template, context)
-
-
-@login_required
-@require_GET
-def datasets(request: HttpRequest) -> HttpResponse:
-    return render(request, "models_app/datasets.html")

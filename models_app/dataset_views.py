@@ -1,0 +1,100 @@
+"""The Datasets tab: upload a file or add a Hub dataset repository, preview, delete."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import dataset_services
+from .dataset_forms import HubDatasetForm, UploadDatasetForm
+from .ml.datasets import DatasetError
+from .ml.hub import HubError
+from .models import Dataset
+
+PAGE = "models_app/datasets.html"
+
+
+def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
+    context = {"upload_form": upload or UploadDatasetForm(), "hub_form": hub_form or HubDatasetForm(),
+               "datasets": Dataset.objects.all()}
+    return render(request, PAGE, context, status=status)
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    return _page(request)
+
+
+def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> HttpResponse:
+    if not request.htmx:
+        return redirect("models_app:datasets")
+    return render(request, f"{PAGE}#dataset-added", {"d": record, "fragment": form_fragment, "form": form})
+
+
+@login_required
+@require_POST
+def upload(request: HttpRequest) -> HttpResponse:
+    from django.conf import settings
+
+    declared = int(request.META.get("CONTENT_LENGTH") or 0)
+    if declared > settings.MAX_UPLOAD_BYTES:  # refuse before a byte of the body is read
+        message = (f"The upload is {declared / 1e9:.2f} GB; the studio accepts at most "
+                   f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
+        return render(request, f"{PAGE}#upload-form", {"upload_form": UploadDatasetForm(),
+                                                       "upload_error": message},
+                      status=200 if request.htmx else 413)  # htmx swaps only 2xx answers
+    form = UploadDatasetForm(request.POST, request.FILES)
+    if form.is_valid():
+        uploaded = form.cleaned_data["file"]
+        # Over 2.5 MB Django has already streamed the upload to a temporary file; smaller ones
+        # are read from memory through the same file interface.
+        path = getattr(uploaded, "temporary_file_path", lambda: None)()
+        try:
+            if path:
+                record = dataset_services.add_from_file(Path(path), form.cleaned_data["name"],
+                                                        form.cleaned_data["text_field"], uploaded.name)
+            else:
+                record = dataset_services.add_from_upload(uploaded, form.cleaned_data["name"],
+                                                          form.cleaned_data["text_field"])
+            return _added(request, record, "upload-form", UploadDatasetForm())
+        except DatasetError as exc:
+            form.add_error("file", str(exc))
+    if request.htmx:
+        return render(request, f"{PAGE}#upload-form", {"upload_form": form})
+    return _page(request, upload=form, status=422)
+
+
+@login_required
+@require_POST
+def add_from_hub(request: HttpRequest) -> HttpResponse:
+    form = HubDatasetForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            record = dataset_services.add_from_hub(data["repo_id"], data["name"], data["revision"] or "main",
+                                                   data["files"], data["text_field"], data["token"] or None)
+            return _added(request, record, "hub-form", HubDatasetForm())
+        except HubError as exc:
+            form.add_error(exc.field if exc.field in form.fields else None, exc.message)
+        except DatasetError as exc:
+            form.add_error("text_field" if "field" in str(exc) or "column" in str(exc) else None, str(exc))
+    if request.htmx:
+        return render(request, f"{PAGE}#hub-form", {"hub_form": form})
+    return _page(request, hub_form=form, status=422)
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Dataset, pk=pk)
+    if record.extractions.exists():
+        return render(request, f"{PAGE}#dataset-row", {"d": record,
+                      "row_error": "Extractions use this dataset: delete them first."})
+    name, freed = record.name, dataset_services.delete(record)
+    if not request.htmx:
+        return redirect("models_app:datasets")
+    return render(request, "models_app/index.html#deleted", {"name": name, "freed": freed})
