@@ -85,6 +85,16 @@ class LanguageModel(models.Model):
         return self.status in ACTIVE_STATUSES
 
     @property
+    def latest_extraction(self):
+        return self.extractions.select_related("dataset").order_by("-created_at", "-pk").first()
+
+    @property
+    def needs_polling(self) -> bool:
+        """Unfinished work shows on the card: the download, or an extraction of this model."""
+        latest = self.latest_extraction
+        return self.is_active or bool(latest and latest.is_active)
+
+    @property
     def is_stalled(self) -> bool:
         """Downloading, but no bytes have arrived for a while (progress is written per chunk)."""
         return (self.status == ModelStatus.DOWNLOADING and self.bytes_downloaded < self.bytes_total

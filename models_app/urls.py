@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dataset_views, views
+from . import dataset_views, extraction_views, views
 
 app_name = "models_app"
 
@@ -14,6 +14,11 @@ urlpatterns = [
     path("models/<int:pk>/rename/", views.rename, name="rename"),
     path("models/<int:pk>/delete/", views.delete, name="delete"),
     path("models/<int:pk>/architecture/", views.architecture, name="architecture"),
+    path("models/<int:pk>/extract/", extraction_views.modal, name="extract"),
+    path("models/<int:pk>/extract/estimate/", extraction_views.estimate_view, name="extract-estimate"),
+    path("models/<int:pk>/extract/start/", extraction_views.start, name="extract-start"),
+    path("extractions/<int:pk>/", extraction_views.detail, name="extraction"),
+    path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("datasets/", dataset_views.index, name="datasets"),
     path("datasets/upload/", dataset_views.upload, name="dataset-upload"),
     path("datasets/hub/", dataset_views.add_from_hub, name="dataset-hub"),

@@ -1,0 +1,96 @@
+"""The extraction modal (from a model card), its live estimate, and the extraction page."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_GET, require_POST
+
+from . import extraction_services
+from .extraction_estimate import estimate
+from .extraction_forms import ExtractionForm
+from .ml import hub
+from .ml.architecture import dimensions
+from .ml import quantization as quant
+from .models import Dataset, Extraction, LanguageModel
+
+MODAL = "models_app/extract_modal.html"
+DETAIL = "models_app/extraction.html"
+
+
+def _int(value, default: int) -> int:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def _estimate_for(model: LanguageModel, data) -> object | None:
+    dataset = Dataset.objects.filter(pk=_int(data.get("dataset"), 0), status="ready").first()
+    if dataset is None:
+        return None
+    max_samples = _int(data.get("max_samples"), 0)
+    samples = min(dataset.num_samples, max_samples) if max_samples > 0 else dataset.num_samples
+    memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
+                                                                         model.quantization)
+    return estimate(samples=samples, layers=len(data.getlist("layers")), hooks=len(data.getlist("hooks")),
+                    context=max(_int(data.get("context_length"), 128), 1),
+                    hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
+                    dtype=data.get("dtype") or "float16", batch_size=max(_int(data.get("batch_size"), 8), 1),
+                    top_k=max(_int(data.get("top_k"), 10), 1), model_memory=memory,
+                    free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
+
+
+@login_required
+@require_GET
+def modal(request: HttpRequest, pk: int) -> HttpResponse:
+    model = get_object_or_404(LanguageModel, pk=pk)
+    form = ExtractionForm(model=model, initial={"hooks": ["residual"]})
+    template = f"{MODAL}#modal" if request.htmx else MODAL
+    return render(request, template, {"m": model, "form": form})
+
+
+@login_required
+@require_POST
+def estimate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    model = get_object_or_404(LanguageModel, pk=pk)
+    return render(request, f"{MODAL}#estimate", {"est": _estimate_for(model, request.POST)})
+
+
+@login_required
+@require_POST
+def start(request: HttpRequest, pk: int) -> HttpResponse:
+    model = get_object_or_404(LanguageModel, pk=pk)
+    form = ExtractionForm(request.POST, model=model)
+    est = _estimate_for(model, request.POST)
+    if form.is_valid() and est is not None and est.refused:
+        form.add_error(None, "Not enough disk space for this extraction: reduce samples, layers, "
+                             "hook types or context length, or use float16.")
+    if not form.is_valid():
+        template = f"{MODAL}#modal" if request.htmx else MODAL
+        return render(request, template, {"m": model, "form": form, "est": est},
+                      status=200 if request.htmx else 422)
+    record = extraction_services.create(**form.extraction_fields())
+    if not request.htmx:
+        return redirect("models_app:extraction", pk=record.pk)
+    return render(request, f"{MODAL}#started", {"m": model, "x": record,
+                                                "formats": quant.FORMATS, "format_labels": quant.LABELS})
+
+
+@login_required
+@require_GET
+def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction.objects.select_related("model", "dataset"), pk=pk)
+    template = f"{DETAIL}#extraction-status" if request.htmx else DETAIL
+    return render(request, template, {"x": record})
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction, pk=pk)
+    extraction_services.request_cancel(record)
+    if not request.htmx:
+        return redirect("models_app:extraction", pk=pk)
+    return render(request, f"{DETAIL}#extraction-status", {"x": record})

@@ -1,0 +1,121 @@
+"""The extraction modal: fields, validation at the field, the live estimate, start, and the page."""
+from __future__ import annotations
+
+from collections import namedtuple
+from io import StringIO
+
+import pytest
+from django.core.management import call_command
+from django.urls import reverse
+
+from models_app.models import Dataset, Extraction, LanguageModel
+from tests.conftest import HTMX
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ready(hub):
+    call_command("download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO())
+    call_command("add_dataset", "data/corpus", "--name", "corpus", stdout=StringIO())
+    return LanguageModel.objects.get(), Dataset.objects.get()
+
+
+def form_data(chosen, **overrides):
+    data = {"dataset": chosen.pk, "layers": ["0", "1"], "hooks": ["residual", "mlp"], "batch_size": 4,
+            "max_samples": 12, "context_length": 32, "top_k": 5, "dtype": "float16"}
+    data.update(overrides)
+    return data
+
+
+def test_the_modal_has_every_field(owner_client, ready):
+    model, dataset = ready
+    html = owner_client.get(reverse("models_app:extract", args=[model.pk]), **HTMX).content.decode()
+    for text in ("Extract Activations", "Select Dataset", "corpus (40 samples)", "Select Layers", ">L0<", ">L1<",
+                 "Select All", "Deselect All", "Residual Stream", "MLP Output", "Attention Output", "Batch Size",
+                 "Max Samples", "Context Length (tokens)", "Top K Examples", "Output dtype", 'value="float16" selected'):
+        assert text in html, text
+    assert ">L2<" not in html
+    card = owner_client.get(reverse("models_app:card", args=[model.pk]), **HTMX).content.decode()
+    assert "Extract Activations" in card
+
+
+@pytest.mark.parametrize("overrides, field, message", [
+    ({"layers": []}, "layers", "Select at least one layer."),
+    ({"layers": ["7"]}, "layers", "Layer 7 does not exist: this model has layers 0 to 1."),
+    ({"hooks": []}, "hooks", "Select at least one hook type."),
+    ({"batch_size": 0}, "batch_size", "Batch size must be between 1 and 512."),
+    ({"batch_size": 600}, "batch_size", "Batch size must be between 1 and 512."),
+    ({"max_samples": 0}, "max_samples", "Max samples must be at least 1"),
+    ({"context_length": 4096}, "context_length", "This model reads at most 256 tokens."),
+    ({"dataset": ""}, "dataset", "Choose a dataset."),
+])
+def test_bad_settings_are_reported_at_the_field(owner_client, ready, overrides, field, message):
+    model, dataset = ready
+    html = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset, **overrides),
+                             **HTMX).content.decode()
+    assert message in html and f'id="error-{field}"' in html
+    assert not Extraction.objects.exists()
+
+
+def test_models_and_datasets_that_are_not_ready_are_refused(owner_client, ready):
+    model, dataset = ready
+    Dataset.objects.filter(pk=dataset.pk).update(status="processing")
+    html = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset), **HTMX).content.decode()
+    assert "That dataset is not ready." in html
+    Dataset.objects.filter(pk=dataset.pk).update(status="ready")
+    LanguageModel.objects.filter(pk=model.pk).update(status="quantizing")
+    html = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset), **HTMX).content.decode()
+    assert "is not ready (quantizing)" in html
+    assert not Extraction.objects.exists()
+
+
+def test_the_estimate_follows_the_fields(owner_client, ready):
+    model, dataset = ready
+    url = reverse("models_app:extract-estimate", args=[model.pk])
+    html = owner_client.post(url, form_data(dataset, dtype="float32"), **HTMX).content.decode()
+    per_file = 12 * 32 * 128 * 4
+    assert f"{per_file / 1000:.1f} KB × 4 files (12 samples)" in html and "Free disk" in html
+    assert "Memory for a batch" in html and "estimate-refused" not in html
+    assert "Choose a dataset" in owner_client.post(url, form_data(dataset, dataset=""), **HTMX).content.decode()
+
+
+def test_a_start_is_refused_when_the_disk_cannot_hold_it(owner_client, ready, monkeypatch):
+    """A full disk is injected: the studio's free-space reading."""
+    import shutil
+
+    model, dataset = ready
+    Usage = namedtuple("Usage", "total used free")
+    monkeypatch.setattr(shutil, "disk_usage", lambda path: Usage(10**9, 10**9 - 1000, 1000))
+    html = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset),
+                             **HTMX).content.decode()
+    assert "Not enough disk space for this extraction" in html and "The disk cannot hold this output." in html
+    assert not Extraction.objects.exists()
+
+
+def test_starting_closes_the_modal_and_the_card_then_shows_the_result(owner_client, ready, settings):
+    model, dataset = ready
+    response = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset), **HTMX)
+    html = response.content.decode()
+    record = Extraction.objects.get()
+    assert 'hx-swap-oob="true"' in html and f'id="model-{model.pk}"' in html and "extract-modal" not in html
+    assert record.status == "completed", record.error_message  # Q2 runs synchronously in tests
+    card = owner_client.get(reverse("models_app:card", args=[model.pk]), **HTMX).content.decode()
+    assert f"Extraction {record.pk}" in card and "Completed" in card
+    page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
+    for text in ("layer_1_mlp.npy", "model.layers.1.mlp", "Sparsity", "L2 mean", "tokens/s"):
+        assert text in page, text
+    assert (settings.ACTIVATIONS_DIR / str(record.pk) / "metadata.json").exists()
+
+
+def test_an_active_extraction_shows_progress_on_the_card(owner_client, ready):
+    model, dataset = ready
+    record = Extraction.objects.create(model=model, dataset=dataset, layers=[0], hooks=["residual"],
+                                       status="extracting", samples_done=10, samples_total=40, progress=25.0,
+                                       tokens_per_second=1234.0, eta_seconds=12, bytes_written=5000)
+    card = owner_client.get(reverse("models_app:card", args=[model.pk]), **HTMX).content.decode()
+    assert "10 / 40 samples" in card and "1234 tokens/s" in card and "ETA 12s" in card
+    assert 'hx-trigger="every 1s"' in card
+    html = owner_client.post(reverse("models_app:extraction-cancel", args=[record.pk]), **HTMX).content.decode()
+    record.refresh_from_db()
+    assert record.cancel_requested and "Cancel extraction" in html
