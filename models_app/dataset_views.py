@@ -32,7 +32,8 @@ def index(request: HttpRequest) -> HttpResponse:
 def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> HttpResponse:
     if not request.htmx:
         return redirect("models_app:datasets")
-    return render(request, f"{PAGE}#dataset-added", {"d": record, "fragment": form_fragment, "form": form})
+    return render(request, f"{PAGE}#dataset-added", {"d": record, "fragment": form_fragment, "form": form,
+                                                     "first": Dataset.objects.count() == 1})
 
 
 @login_required

@@ -17,8 +17,10 @@ class ExtractionForm(forms.Form):
                                      error_messages={"required": "Choose a dataset.",
                                                      "invalid_choice": "That dataset is not ready."})
     layers = forms.TypedMultipleChoiceField(coerce=int, label="Select Layers",
+                                            widget=forms.CheckboxSelectMultiple,
                                             error_messages={"required": "Select at least one layer."})
     hooks = forms.MultipleChoiceField(choices=HOOK_CHOICES, label="Hook types",
+                                      widget=forms.CheckboxSelectMultiple,
                                       error_messages={"required": "Select at least one hook type."})
     batch_size = forms.IntegerField(initial=8, label="Batch Size")
     max_samples = forms.IntegerField(required=False, label="Max Samples",

@@ -63,6 +63,7 @@ def download(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")
     return render(request, f"{PAGE}#download-started", {"form": DownloadForm(), "m": record,
+                                                          "first": LanguageModel.objects.count() == 1,
                                                           "formats": quant.FORMATS,
                                                           "format_labels": quant.LABELS})
 

@@ -37,7 +37,7 @@ def browser():
 
 @pytest.fixture
 def worker(hub, live_server, settings, monkeypatch):
-    """A real qcluster on the ORM broker, sharing the test database and storage."""
+    """Real qclusters on the ORM broker, sharing the test database and storage."""
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
@@ -45,14 +45,19 @@ def worker(hub, live_server, settings, monkeypatch):
            "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
            "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent), "HF_ENDPOINT": hub.endpoint,
            "SECRET_KEY": settings.SECRET_KEY}  # tasks are signed with it
-    process = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    yield process
-    process.terminate()
-    try:
-        process.wait(20)
-    except subprocess.TimeoutExpired:
-        process.kill()
+    # The downloads cluster and the gpu cluster (extractions), as run_studio starts them.
+    processes = [subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
+                                  env={**env, **extra}, stdout=subprocess.DEVNULL,
+                                  stderr=subprocess.DEVNULL)
+                 for extra in ({}, {"Q_CLUSTER_NAME": settings.GPU_CLUSTER})]
+    yield processes
+    for process in processes:
+        process.terminate()
+    for process in processes:
+        try:
+            process.wait(20)
+        except subprocess.TimeoutExpired:
+            process.kill()
 
 
 @pytest.fixture

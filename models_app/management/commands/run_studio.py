@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand
 
 
 class Command(BaseCommand):
-    help = "Run daphne and a Django-Q2 cluster together."
+    help = "Run daphne and the Django-Q2 clusters (downloads, gpu) together."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--host", default=os.environ.get("MISTUDIO_HOST", "127.0.0.1"))
@@ -32,9 +32,13 @@ class Command(BaseCommand):
         manage = str(settings.BASE_DIR / "manage.py")
         commands = [[python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
                      "mistudio_site.asgi:application"]]
+        environments = [None]
         if not options["no_workers"]:
-            commands.append([python, manage, "qcluster"])
-        children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR) for cmd in commands]
+            # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
+            commands += [[python, manage, "qcluster"], [python, manage, "qcluster"]]
+            environments += [None, {**os.environ, "Q_CLUSTER_NAME": settings.GPU_CLUSTER}]
+        children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env)
+                    for cmd, env in zip(commands, environments)]
         self.stdout.write(self.style.SUCCESS(
             f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
 
