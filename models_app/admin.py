@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin
 
-from .models import LanguageModel
+from .models import Dataset, Extraction, LanguageModel
 
 JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_total", "speed_bps",
               "eta_seconds", "error_message", "phase_log", "cancel_requested", "commit_sha",
@@ -24,3 +24,27 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # downloads start from the Models page or `manage.py download_model`
+
+
+@admin.register(Dataset)
+class DatasetAdmin(admin.ModelAdmin):
+    list_display = ("id", "name", "source", "source_detail", "file_format", "num_samples", "size_bytes",
+                    "status", "created_at")
+    list_filter = ("status", "source", "file_format")
+    search_fields = ("name", "source_detail")
+    readonly_fields = ("source", "source_detail", "file_format", "status", "error_message", "num_samples",
+                       "size_bytes", "preview", "file_path", "created_at")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # datasets are added from the Datasets tab or `manage.py add_dataset`
+
+
+@admin.register(Extraction)
+class ExtractionAdmin(admin.ModelAdmin):
+    list_display = ("id", "model", "dataset", "status", "samples_done", "samples_total", "dtype", "created_at")
+    list_filter = ("status", "dtype")
+    search_fields = ("model__name", "model__repo_id", "dataset__name")
+    readonly_fields = tuple(f.name for f in Extraction._meta.fields)
+
+    def has_add_permission(self, request) -> bool:
+        return False  # extractions start from a model card or `manage.py extract_activations`

@@ -94,3 +94,11 @@ def test_a_download_without_data_for_a_while_shows_as_stalled(owner_client):
     LanguageModel.objects.filter(pk=record.pk).update(updated_at=timezone.now() - timedelta(seconds=40))
     card = owner_client.get(reverse("models_app:card", args=[record.pk]), HTTP_HX_REQUEST="true")
     assert "stalled — no data for" in card.content.decode()
+
+
+@pytest.mark.parametrize("path", ["/admin/models_app/dataset/", "/admin/models_app/extraction/"])
+def test_admin_lists_datasets_and_extractions(client, owner, path):
+    owner.is_superuser = True
+    owner.save()
+    client.force_login(owner)
+    assert client.get(path).status_code == 200
