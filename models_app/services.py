@@ -114,9 +114,14 @@ class StillRunning(Exception):
 
 
 def delete(record: LanguageModel) -> int:
-    """Delete the row and its files; returns bytes freed. A running job must be cancelled first."""
+    """Delete the row, its files and its extractions' files; returns bytes freed. Running jobs
+    (the download, or an extraction of this model) must be cancelled first."""
     if record.is_active:
         raise StillRunning(f"{record.name} is {record.get_status_display().lower()}: cancel it first.")
+    if any(x.is_active for x in record.extractions.all()):
+        raise StillRunning(f"An extraction of {record.name} is running: cancel it first.")
     freed = release_files(record)
+    for extraction in record.extractions.all():  # its activations go with it
+        freed += storage.remove_tree(settings.ACTIVATIONS_DIR / str(extraction.pk))
     record.delete()
     return freed

@@ -119,3 +119,17 @@ def test_an_active_extraction_shows_progress_on_the_card(owner_client, ready):
     html = owner_client.post(reverse("models_app:extraction-cancel", args=[record.pk]), **HTMX).content.decode()
     record.refresh_from_db()
     assert record.cancel_requested and "Cancel extraction" in html
+
+
+def test_deleting_a_model_removes_its_extractions_and_waits_for_running_ones(owner_client, ready, settings):
+    model, dataset = ready
+    owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset), **HTMX)
+    done = Extraction.objects.get()
+    folder = settings.ACTIVATIONS_DIR / str(done.pk)
+    assert folder.exists()
+    running = Extraction.objects.create(model=model, dataset=dataset, layers=[0], hooks=["mlp"], status="extracting")
+    html = owner_client.post(reverse("models_app:delete", args=[model.pk]), **HTMX).content.decode()
+    assert "An extraction of llama is running: cancel it first." in html and folder.exists()
+    Extraction.objects.filter(pk=running.pk).update(status="cancelled")
+    owner_client.post(reverse("models_app:delete", args=[model.pk]), **HTMX)
+    assert not LanguageModel.objects.exists() and not Extraction.objects.exists() and not folder.exists()
