@@ -7,20 +7,24 @@ from itertools import chain
 from pathlib import Path
 
 from django.conf import settings
+from django.db import transaction
 
+from . import secrets
 from .ml import datasets, hub
 from .models import Dataset, DatasetStatus
 
 
-def _ingest(record: Dataset, files: list[Path], fmt: str) -> Dataset:
-    """Store the files' samples under datasets/{id}/; on any problem nothing is left behind."""
+def _ingest(record: Dataset, files: list[Path], fmt: str, keep_on_error: bool = False) -> Dataset:
+    """Store the files' samples under datasets/{id}/; on any problem no file is left behind, and
+    the record goes too unless a job keeps it to show the error."""
     folder = settings.DATASETS_DIR / str(record.pk)
     try:
         samples = chain.from_iterable(datasets.iter_samples(f, fmt, record.text_field) for f in files)
         stored = datasets.store(samples, folder)
     except BaseException:
-        record.delete()
         shutil.rmtree(folder, ignore_errors=True)
+        if not keep_on_error:
+            record.delete()
         raise
     record.status = DatasetStatus.READY
     record.num_samples, record.size_bytes = stored.samples, stored.size_bytes
@@ -52,20 +56,55 @@ def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
         return add_from_file(path, name, text_field, uploaded.name)
 
 
+def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
+                token: str | None) -> Dataset:
+    """Check the repository on the Hub (API only) and create the dataset record, still empty."""
+    commit, names = hub.resolve_dataset_files(repo_id, revision, pattern, token=token,
+                                              endpoint=settings.HF_ENDPOINT)
+    formats = {datasets.detect_format(n) for n in names}
+    if len(formats) > 1:
+        raise datasets.DatasetError(f"The matching files mix formats ({', '.join(sorted(formats))}): "
+                                    "narrow the file pattern.")
+    detail = f"{repo_id}@{revision or 'main'}" + (f":{pattern}" if pattern else "")
+    return Dataset.objects.create(
+        name=name or repo_id.split("/")[-1], source="hub", source_detail=detail[:500],
+        text_field=text_field or "text", file_format=formats.pop(),
+        hub_options={"repo_id": repo_id, "commit": commit, "files": names},
+        encrypted_token=secrets.encrypt(token) if token else None)
+
+
+def fetch_and_ingest(record: Dataset, token: str | None, keep_on_error: bool = False) -> Dataset:
+    """Download a Hub dataset record's files and store their samples."""
+    options = record.hub_options
+    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
+        try:
+            files = hub.download_dataset_files(options["repo_id"], options["commit"], options["files"],
+                                               Path(scratch), token=token, endpoint=settings.HF_ENDPOINT)
+        except BaseException:
+            if not keep_on_error:
+                record.delete()
+            raise
+        return _ingest(record, files, record.file_format, keep_on_error)
+
+
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                  text_field: str = "text", token: str | None = None) -> Dataset:
-    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
-        files = hub.download_dataset_files(repo_id, revision, pattern, Path(scratch), token=token,
-                                           endpoint=settings.HF_ENDPOINT)
-        formats = {datasets.detect_format(f.name) for f in files}
-        if len(formats) > 1:
-            raise datasets.DatasetError(f"The matching files mix formats ({', '.join(sorted(formats))}): "
-                                        "narrow the file pattern.")
-        detail = f"{repo_id}@{revision or 'main'}" + (f":{pattern}" if pattern else "")
-        record = Dataset.objects.create(name=name or repo_id.split("/")[-1], source="hub",
-                                        source_detail=detail[:500], text_field=text_field or "text",
-                                        file_format=formats.pop())
-        return _ingest(record, files, record.file_format)
+    """Synchronously (the CLI): check, download and store."""
+    record = _hub_record(repo_id, name, revision, pattern, text_field, token=None)
+    return fetch_and_ingest(record, token)
+
+
+def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
+                   text_field: str = "text", token: str | None = None) -> Dataset:
+    """From the page: check now (errors at the field), download and store in a job."""
+    from django_q.tasks import async_task
+
+    with transaction.atomic():
+        record = _hub_record(repo_id, name, revision, pattern, text_field, token)
+        transaction.on_commit(lambda: async_task("models_app.dataset_jobs.fetch_hub_dataset", record.pk,
+                                                 cluster=settings.DOWNLOAD_CLUSTER,
+                                                 task_name=f"dataset-{record.pk}"))
+    return record
 
 
 def delete(record: Dataset) -> int:

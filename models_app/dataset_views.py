@@ -76,8 +76,9 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record = dataset_services.add_from_hub(data["repo_id"], data["name"], data["revision"] or "main",
-                                                   data["files"], data["text_field"], data["token"] or None)
+            record = dataset_services.queue_from_hub(data["repo_id"], data["name"], data["revision"] or "main",
+                                                     data["files"], data["text_field"], data["token"] or None)
+            record.refresh_from_db()  # the job may already have run (synchronous workers)
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
@@ -86,6 +87,15 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
     if request.htmx:
         return render(request, f"{PAGE}#hub-form", {"hub_form": form})
     return _page(request, hub_form=form, status=422)
+
+
+@login_required
+@require_GET
+def card(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Dataset, pk=pk)
+    if not request.htmx:
+        return redirect("models_app:datasets")
+    return render(request, f"{PAGE}#dataset-row", {"d": record})
 
 
 @login_required

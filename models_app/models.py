@@ -156,6 +156,9 @@ class Dataset(models.Model):
     size_bytes = models.BigIntegerField(default=0)
     preview = models.JSONField(default=list, blank=True)
     file_path = models.CharField(max_length=1024, blank=True)
+    # Hub datasets are fetched by a job: where from, and the token (encrypted, erased at the end).
+    hub_options = models.JSONField(default=dict, blank=True)
+    encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -163,6 +166,10 @@ class Dataset(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.num_samples} samples)"
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == DatasetStatus.PROCESSING
 
     @property
     def label(self) -> str:

@@ -22,5 +22,6 @@ urlpatterns = [
     path("datasets/", dataset_views.index, name="datasets"),
     path("datasets/upload/", dataset_views.upload, name="dataset-upload"),
     path("datasets/hub/", dataset_views.add_from_hub, name="dataset-hub"),
+    path("datasets/<int:pk>/", dataset_views.card, name="dataset"),
     path("datasets/<int:pk>/delete/", dataset_views.delete, name="dataset-delete"),
 ]

@@ -55,6 +55,7 @@ def dataset_source(tmp_path_factory) -> Path:
 def hub_server(model_sources, dataset_source) -> HubServer:
     server = HubServer().start()
     server.add("data/corpus", dataset_source, repo_type="dataset")
+    server.add("data/gated-corpus", dataset_source, repo_type="dataset", gated=True)
     for family, folder in model_sources.items():
         server.add(f"tiny/{family}", folder)  # tiny/remote and tiny/remote-odd ship their own code
     server.add("gated/llama", model_sources["llama"], gated=True)

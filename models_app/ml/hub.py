@@ -103,7 +103,8 @@ def check_repo_id(repo_id: str) -> str | None:
     return None
 
 
-def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool) -> HubError:
+def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool,
+            kind: str = "model") -> HubError:
     """Translate a huggingface_hub / network failure into one sentence a researcher understands."""
     if isinstance(exc, HubError):
         return exc
@@ -111,10 +112,10 @@ def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool) 
     server_message = getattr(exc, "server_message", "") or ""
     if isinstance(exc, hf_errors.GatedRepoError):
         if status == 403 or token_given:
-            return HubError(f"Your access token does not grant access to the gated model {repo_id}. "
+            return HubError(f"Your access token does not grant access to the gated {kind} {repo_id}. "
                             "Accept its license on the model page with the same account, then retry.",
                             field="token")
-        return HubError(f"{repo_id} is a gated model: accept its license on the Hub and enter an "
+        return HubError(f"{repo_id} is a gated {kind}: accept its license on the Hub and enter an "
                         "access token.", field="token")
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return HubError(f"Revision '{revision}' does not exist in {repo_id}.", field="revision")
@@ -313,10 +314,10 @@ def _write_ref(cache_dir: Path, pre: Preflight) -> None:
 DATASET_FILE_PREFERENCE = ("*.parquet", "*.jsonl", "*.json", "*.csv", "*.txt")
 
 
-def download_dataset_files(repo_id: str, revision: str, pattern: str, target: Path,
-                           token: str | None = None, endpoint: str | None = None) -> list[Path]:
-    """Fetch the files of a Hub dataset repository that match `pattern` (or, when it is empty, the
-    first kind of data file it has, parquet preferred) into `target`; returns their paths."""
+def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str | None = None,
+                          endpoint: str | None = None) -> tuple[str, list[str]]:
+    """(commit, file names) of a Hub dataset repository matching `pattern`, or, when it is
+    empty, its first kind of data file (parquet preferred). Reads the Hub API only."""
     from fnmatch import fnmatch
 
     problem = check_repo_id(repo_id)
@@ -326,20 +327,23 @@ def download_dataset_files(repo_id: str, revision: str, pattern: str, target: Pa
     try:
         info = HfApi(endpoint=endpoint, token=token).dataset_info(repo_id, revision=revision,
                                                                   files_metadata=True)
-        names = [s.rfilename for s in info.siblings or []]
-        patterns = [pattern] if pattern else list(DATASET_FILE_PREFERENCE)
-        chosen: list[str] = []
-        for candidate in patterns:
-            chosen = sorted(n for n in names if fnmatch(n, candidate) and not n.startswith("."))
-            if chosen:
-                break
-        if not chosen:
-            wanted = pattern or "a .parquet, .jsonl, .json, .csv or .txt file"
-            raise HubError(f"{repo_id} has no file matching {wanted}.", field="files")
-        return [Path(hf_hub_download(repo_id, name, repo_type="dataset", revision=info.sha,
-                                     local_dir=target, token=token, endpoint=endpoint))
-                for name in chosen]
-    except HubError:
-        raise
     except Exception as exc:
-        raise explain(exc, repo_id, revision, token_given=bool(token)) from exc
+        raise explain(exc, repo_id, revision, token_given=bool(token), kind="dataset") from exc
+    names = [s.rfilename for s in info.siblings or []]
+    for candidate in [pattern] if pattern else list(DATASET_FILE_PREFERENCE):
+        chosen = sorted(n for n in names if fnmatch(n, candidate) and not n.startswith("."))
+        if chosen:
+            return info.sha, chosen
+    wanted = pattern or "a .parquet, .jsonl, .json, .csv or .txt file"
+    raise HubError(f"{repo_id} has no file matching {wanted}.", field="files")
+
+
+def download_dataset_files(repo_id: str, commit: str, names: list[str], target: Path,
+                           token: str | None = None, endpoint: str | None = None) -> list[Path]:
+    """Fetch the resolved files of a Hub dataset repository into `target`."""
+    try:
+        return [Path(hf_hub_download(repo_id, name, repo_type="dataset", revision=commit,
+                                     local_dir=target, token=token, endpoint=endpoint))
+                for name in names]
+    except Exception as exc:
+        raise explain(exc, repo_id, commit, token_given=bool(token), kind="dataset") from exc

@@ -64,18 +64,35 @@ def test_an_oversized_upload_is_refused_before_it_is_read(owner_client, settings
     assert not Dataset.objects.exists()
 
 
-def test_a_hub_dataset_is_added_from_the_tab(owner_client, hub):
+@pytest.mark.django_db(transaction=True)
+def test_a_hub_dataset_is_fetched_by_a_job_from_the_tab(owner_client, hub, settings):
     html = owner_client.post(reverse("models_app:dataset-hub"),
                              {"repo_id": "data/corpus", "revision": "main", "text_field": "text"}, **HTMX).content.decode()
     record = Dataset.objects.get()
-    assert record.num_samples == 40 and f'id="dataset-{record.pk}"' in html
-    bad = owner_client.post(reverse("models_app:dataset-hub"),
-                            {"repo_id": "data/corpus", "revision": "main", "text_field": "body"}, **HTMX).content.decode()
-    assert "has no column “body”" in bad and 'id="error-hub-text_field"' in bad
+    assert record.status == "ready" and record.num_samples == 40  # the job ran (synchronous Q2)
+    assert f'id="dataset-{record.pk}"' in html
     missing = owner_client.post(reverse("models_app:dataset-hub"),
                                 {"repo_id": "data/nope", "text_field": "text"}, **HTMX).content.decode()
     assert "was not found on the Hub" in missing and 'id="error-hub-repo_id"' in missing
+    nothing = owner_client.post(reverse("models_app:dataset-hub"),
+                                {"repo_id": "data/corpus", "files": "*.xml", "text_field": "text"}, **HTMX).content.decode()
+    assert "has no file matching *.xml" in nothing and 'id="error-hub-files"' in nothing
     assert Dataset.objects.count() == 1
+
+    # A problem found only once the files are read: the card says so, and no file stays.
+    owner_client.post(reverse("models_app:dataset-hub"),
+                      {"repo_id": "data/corpus", "revision": "main", "text_field": "body"}, **HTMX)
+    failed = Dataset.objects.get(status="error")
+    assert "has no column “body”" in failed.error_message and failed.encrypted_token is None
+    assert not (settings.DATASETS_DIR / str(failed.pk)).exists()
+    card = owner_client.get(reverse("models_app:dataset", args=[failed.pk]), **HTMX).content.decode()
+    assert "has no column “body”" in card and "hx-trigger" not in card
+
+
+def test_a_processing_dataset_card_refreshes_itself(owner_client):
+    record = Dataset.objects.create(name="big", source="hub", source_detail="a/b@main", file_format="parquet")
+    card = owner_client.get(reverse("models_app:dataset", args=[record.pk]), **HTMX).content.decode()
+    assert 'hx-trigger="every 1s"' in card and "Downloading and reading the files" in card
 
 
 def test_deleting_a_dataset_from_the_tab(owner_client):
@@ -83,3 +100,22 @@ def test_deleting_a_dataset_from_the_tab(owner_client):
     record = Dataset.objects.get()
     html = owner_client.post(reverse("models_app:dataset-delete", args=[record.pk]), **HTMX).content.decode()
     assert "Deleted notes" in html and not Dataset.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_gated_hub_dataset_uses_the_token_without_keeping_it(owner_client, hub):
+    from django_q.models import Task
+
+    from tests.hubserver import GOOD_TOKEN
+
+    html = owner_client.post(reverse("models_app:dataset-hub"),
+                             {"repo_id": "data/gated-corpus", "text_field": "text", "token": GOOD_TOKEN},
+                             **HTMX).content.decode()
+    record = Dataset.objects.get()
+    assert record.status == "ready" and record.encrypted_token is None and GOOD_TOKEN not in html
+    auth = [h.get("authorization") for m, p, h in hub.requests if "gated-corpus/resolve" in p]
+    assert auth and all(a == f"Bearer {GOOD_TOKEN}" for a in auth)
+    assert all(GOOD_TOKEN not in repr(t.args) + repr(t.result) for t in Task.objects.all())
+    owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": "data/gated-corpus", "text_field": "text"}, **HTMX)
+    failed = Dataset.objects.get(status="error")
+    assert failed.error_message.startswith("data/gated-corpus is a gated dataset: accept its license")
