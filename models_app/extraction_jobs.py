@@ -3,20 +3,18 @@ recording queued -> loading -> extracting -> saving -> completed / failed / canc
 from __future__ import annotations
 
 import logging
-import time
 from pathlib import Path
 
 from django.utils import timezone
 
-from . import extraction_services as services
+from . import extraction_services as services, progress
 from .models import EXTRACTION_ACTIVE, Extraction, ExtractionStatus
 
 log = logging.getLogger(__name__)
-MIN_INTERVAL = 0.25
 
 
 def _update(pk: int, **fields) -> None:
-    Extraction.objects.filter(pk=pk).update(**fields)
+    progress.extraction(pk, force=True, **fields)
 
 
 def run_extraction(extraction_pk: int) -> str:
@@ -69,17 +67,13 @@ def _run(record: Extraction) -> None:
     total = len(texts) if record.max_samples is None else min(len(texts), record.max_samples)
     _update(pk, status=ExtractionStatus.EXTRACTING, samples_total=total,
             output_path=str(services.output_dir(record)))
-    last = {"write": 0.0}
-
     def on_progress(p: extraction.ExtractionProgress) -> None:
-        now = time.monotonic()
         finishing = p.samples_done == p.samples_total
-        if now - last["write"] >= MIN_INTERVAL or finishing:
-            last["write"] = now
-            extra = {"status": ExtractionStatus.SAVING} if finishing else {}
-            _update(pk, **extra, samples_done=p.samples_done, progress=round(100 * p.samples_done / p.samples_total, 2),
-                    tokens_per_second=p.tokens_per_second, eta_seconds=p.eta_seconds,
-                    bytes_written=p.bytes_written, current_batch_size=p.batch_size)
+        extra = {"status": ExtractionStatus.SAVING} if finishing else {}
+        progress.extraction(pk, force=finishing, **extra, samples_done=p.samples_done,
+                            progress=round(100 * p.samples_done / p.samples_total, 2),
+                            tokens_per_second=p.tokens_per_second, eta_seconds=p.eta_seconds,
+                            bytes_written=p.bytes_written, current_batch_size=p.batch_size)
 
     def should_cancel() -> bool:  # once per batch: one indexed read next to a forward pass
         return Extraction.objects.filter(pk=pk, cancel_requested=True).exists()

@@ -11,16 +11,16 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import LanguageModel
+from .models import Extraction, LanguageModel
 
 MIN_INTERVAL = 0.25
-_last_write: dict[int, float] = {}
+_last_write: dict[tuple[str, int], float] = {}
 
 
 def _write(pk: int, fields: dict[str, Any]) -> None:
     fields["updated_at"] = timezone.now()
     LanguageModel.objects.filter(pk=pk).update(**fields)
-    _last_write[pk] = time.monotonic()
+    _last_write[("model", pk)] = time.monotonic()
 
 
 def phase(pk: int, status: str, detail: str = "", **fields: Any) -> None:
@@ -33,7 +33,7 @@ def phase(pk: int, status: str, detail: str = "", **fields: Any) -> None:
 
 def update(pk: int, force: bool = False, **fields: Any) -> bool:
     """Progress within a phase; dropped when the last write was under MIN_INTERVAL ago."""
-    if not force and time.monotonic() - _last_write.get(pk, 0.0) < MIN_INTERVAL:
+    if not force and time.monotonic() - _last_write.get(("model", pk), 0.0) < MIN_INTERVAL:
         return False
     _write(pk, fields)
     return True
@@ -43,7 +43,7 @@ def finish(pk: int, status: str, error_message: str = "", **fields: Any) -> None
     phase(pk, status, detail=error_message[:255] if error_message else "",
           error_message=error_message, completed_at=timezone.now(), speed_bps=0.0,
           eta_seconds=None, **fields)
-    _last_write.pop(pk, None)
+    _last_write.pop(("model", pk), None)
 
 
 def download_fields(done: int, total: int, speed: float, eta: float | None, file: str) -> dict:
@@ -56,3 +56,13 @@ def download_fields(done: int, total: int, speed: float, eta: float | None, file
 def is_cancel_requested(pk: int) -> bool:
     return LanguageModel.objects.filter(pk=pk, cancel_requested=True).exists()
 
+
+
+def extraction(pk: int, force: bool = False, **fields: Any) -> bool:
+    """An extraction's status or progress; progress is throttled like a download's."""
+    key = ("extraction", pk)
+    if not force and time.monotonic() - _last_write.get(key, 0.0) < MIN_INTERVAL:
+        return False
+    Extraction.objects.filter(pk=pk).update(**fields)
+    _last_write[key] = time.monotonic()
+    return True
