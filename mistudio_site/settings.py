@@ -103,9 +103,10 @@ else:
 # jobs (extractions) run one at a time per "gpu" cluster: start one per GPU.
 DOWNLOAD_CLUSTER = "downloads"
 GPU_CLUSTER = "gpu"
+JOB_TIMEOUT = env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600)
 _Q_COMMON = {
-    "timeout": env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600),
-    "retry": env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600) + 60,
+    "timeout": JOB_TIMEOUT,
+    "retry": JOB_TIMEOUT + 60,  # redelivery only after the timeout has stopped the first try
     "max_attempts": 1,
     "ack_failures": True,
     "catch_up": False,

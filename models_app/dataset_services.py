@@ -57,8 +57,9 @@ def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
 
 
 def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
-                token: str | None) -> Dataset:
-    """Check the repository on the Hub (API only) and create the dataset record, still empty."""
+                token: str | None, keep_token: bool) -> Dataset:
+    """Check the repository on the Hub (API only) and create the dataset record, still empty.
+    `keep_token`: store the token encrypted for the job that fetches the files (it erases it)."""
     commit, names = hub.resolve_dataset_files(repo_id, revision, pattern, token=token,
                                               endpoint=settings.HF_ENDPOINT)
     formats = {datasets.detect_format(n) for n in names}
@@ -70,7 +71,7 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
         name=name or repo_id.split("/")[-1], source="hub", source_detail=detail[:500],
         text_field=text_field or "text", file_format=formats.pop(),
         hub_options={"repo_id": repo_id, "commit": commit, "files": names},
-        encrypted_token=secrets.encrypt(token) if token else None)
+        encrypted_token=secrets.encrypt(token) if token and keep_token else None)
 
 
 def fetch_and_ingest(record: Dataset, token: str | None, keep_on_error: bool = False) -> Dataset:
@@ -90,7 +91,7 @@ def fetch_and_ingest(record: Dataset, token: str | None, keep_on_error: bool = F
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                  text_field: str = "text", token: str | None = None) -> Dataset:
     """Synchronously (the CLI): check, download and store."""
-    record = _hub_record(repo_id, name, revision, pattern, text_field, token=None)
+    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=False)
     return fetch_and_ingest(record, token)
 
 
@@ -100,7 +101,7 @@ def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern
     from django_q.tasks import async_task
 
     with transaction.atomic():
-        record = _hub_record(repo_id, name, revision, pattern, text_field, token)
+        record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
         transaction.on_commit(lambda: async_task("models_app.dataset_jobs.fetch_hub_dataset", record.pk,
                                                  cluster=settings.DOWNLOAD_CLUSTER,
                                                  task_name=f"dataset-{record.pk}"))

@@ -82,8 +82,8 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:
             form.add_error(exc.field if exc.field in form.fields else None, exc.message)
-        except DatasetError as exc:
-            form.add_error("text_field" if "field" in str(exc) or "column" in str(exc) else None, str(exc))
+        except DatasetError as exc:  # the matched files: mixed or unsupported formats
+            form.add_error("files", str(exc))
     if request.htmx:
         return render(request, f"{PAGE}#hub-form", {"hub_form": form})
     return _page(request, hub_form=form, status=422)

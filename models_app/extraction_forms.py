@@ -32,8 +32,9 @@ class ExtractionForm(forms.Form):
     def __init__(self, *args, model: LanguageModel, **kwargs):
         super().__init__(*args, **kwargs)
         self.model = model
-        self.num_layers = int(dimensions(model.architecture_config or {}).get("num_layers") or 0)
-        self.max_context = dimensions(model.architecture_config or {}).get("max_position")
+        dims = dimensions(model.architecture_config or {})
+        self.num_layers = int(dims.get("num_layers") or 0)
+        self.max_context = dims.get("max_position")
         self.fields["dataset"].queryset = Dataset.objects.filter(status=DatasetStatus.READY)
         self.fields["dataset"].label_from_instance = lambda d: d.label
         self.fields["layers"].choices = [(i, f"L{i}") for i in range(self.num_layers)]

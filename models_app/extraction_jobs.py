@@ -91,4 +91,4 @@ def _run(record: Extraction) -> None:
     meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, services.output_dir(record),
                               on_progress=on_progress, should_cancel=should_cancel, metadata=context)
     _update(pk, status=ExtractionStatus.COMPLETED, progress=100.0, samples_done=meta["samples"],
-            statistics=meta["statistics"], metadata=meta, completed_at=timezone.now(), eta_seconds=None)
+            metadata=meta, completed_at=timezone.now(), eta_seconds=None)

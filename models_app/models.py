@@ -2,8 +2,9 @@
 worker writes its phase and progress here and every page renders from it."""
 from __future__ import annotations
 
+from functools import cached_property
+
 from django.db import models
-from django.db.models import Q
 from django.urls import reverse
 from django.utils import timezone
 
@@ -84,7 +85,7 @@ class LanguageModel(models.Model):
     def is_active(self) -> bool:
         return self.status in ACTIVE_STATUSES
 
-    @property
+    @cached_property
     def latest_extraction(self):
         return self.extractions.select_related("dataset").order_by("-created_at", "-pk").first()
 
@@ -215,7 +216,6 @@ class Extraction(models.Model):
     error_message = models.TextField(blank=True)
     cancel_requested = models.BooleanField(default=False)
     output_path = models.CharField(max_length=1024, blank=True)
-    statistics = models.JSONField(default=dict, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     started_at = models.DateTimeField(null=True, blank=True)
@@ -230,6 +230,11 @@ class Extraction(models.Model):
     @property
     def is_active(self) -> bool:
         return self.status in EXTRACTION_ACTIVE
+
+    @property
+    def statistics(self) -> dict:
+        """Per-(layer, hook) statistics, as written to metadata.json."""
+        return self.metadata.get("statistics", {})
 
     @classmethod
     def claim(cls, pk: int) -> bool:

@@ -2,8 +2,6 @@
 Hub stores them (config.json, model.safetensors, tokenizer files)."""
 from __future__ import annotations
 
-import importlib
-import json
 from pathlib import Path
 
 VOCAB = 512
@@ -82,12 +80,6 @@ def build_non_causal(target: Path) -> Path:
 
     BertModel(BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=1,
                          num_attention_heads=2, intermediate_size=128)).save_pretrained(target)
-    return target
-
-
-def write_config_only(target: Path, config: dict) -> Path:
-    target.mkdir(parents=True, exist_ok=True)
-    (target / "config.json").write_text(json.dumps(config))
     return target
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
@@ -115,15 +114,3 @@ def _why_unbuildable(exc: BaseException, trust_remote_code: bool) -> str:
         return (f"transformers {transformers.__version__} does not know this architecture and the "
                 "repository ships no model code for it.")
     return f"transformers cannot build this model as a causal LM: {text.splitlines()[0][:200]}"
-
-
-def hook_points_for_config(config: dict[str, Any], trust_remote_code: bool = False) -> HookPoints:
-    """Hook points of a model built from its config on the meta device: no weights, no memory."""
-    from transformers import AutoConfig, AutoModelForCausalLM
-
-    cfg = AutoConfig.for_model(**config) if "model_type" in config else None
-    if cfg is None:
-        raise UnsupportedArchitecture("The config has no model_type.")
-    with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(cfg, trust_remote_code=trust_remote_code)
-    return find_hook_points(model)

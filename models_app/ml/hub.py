@@ -10,7 +10,7 @@ import re
 import shutil
 import tempfile
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
@@ -75,12 +75,6 @@ class Preflight:
     @property
     def memory_by_format(self) -> dict[str, int]:
         return quantization.memory_table(self.params_count)
-
-    def as_dict(self) -> dict[str, Any]:
-        data = asdict(self)
-        data["download_bytes"] = self.download_bytes
-        data["memory_by_format"] = self.memory_by_format
-        return data
 
 
 def check_repo_id(repo_id: str) -> str | None:

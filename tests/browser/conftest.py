@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -14,8 +12,9 @@ import pytest
 # browser steps are ordinary synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
+from tests.workers import start_qcluster, stop
+
 CHROMIUM = os.environ.get("MISTUDIO_CHROMIUM", "/usr/bin/chromium")
-ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="session")
@@ -37,27 +36,15 @@ def browser():
 
 @pytest.fixture
 def worker(hub, live_server, settings, monkeypatch):
-    """Real qclusters on the ORM broker, sharing the test database and storage."""
+    """Real qclusters on the ORM broker, sharing the test database and storage: the downloads
+    cluster and the gpu cluster (extractions), as run_studio starts them."""
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
-           "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
-           "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent), "HF_ENDPOINT": hub.endpoint,
-           "SECRET_KEY": settings.SECRET_KEY}  # tasks are signed with it
-    # The downloads cluster and the gpu cluster (extractions), as run_studio starts them.
-    processes = [subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT,
-                                  env={**env, **extra}, stdout=subprocess.DEVNULL,
-                                  stderr=subprocess.DEVNULL)
-                 for extra in ({}, {"Q_CLUSTER_NAME": settings.GPU_CLUSTER})]
+    processes = [start_qcluster(settings, hub.endpoint),
+                 start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER)]
     yield processes
-    for process in processes:
-        process.terminate()
-    for process in processes:
-        try:
-            process.wait(20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    stop(*processes)
 
 
 @pytest.fixture

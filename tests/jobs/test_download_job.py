@@ -1,21 +1,18 @@
 """The download job outside the request: live progress, cancellation, and a real qcluster."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.urls import reverse
 
 from models_app import jobs, services
 from models_app.ml import hub as hub_lib
 from models_app.models import LanguageModel
 from tests.conftest import HTMX
+from tests.workers import start_qcluster, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -82,16 +79,11 @@ def test_an_unexpected_failure_ends_as_error_never_running(hub, monkeypatch):
     assert record.status == "error" and "loader crashed" in record.error_message
 
 
-def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch):
+def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch, settings):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)  # queue through the ORM broker like production
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
-           "MISTUDIO_TEST_DB": str(django_settings.DATABASES["default"]["NAME"]),
-           "HF_ENDPOINT": hub.endpoint}
-    cluster = subprocess.Popen([sys.executable, "manage.py", "qcluster"], env=env,
-                               cwd=Path(__file__).resolve().parents[2],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    cluster = start_qcluster(settings, hub.endpoint)
     try:
         response = owner_client.post(reverse("models_app:download"),
                                      {"repo_id": "tiny/phi3", "revision": "main", "quantization": "q8"},
@@ -105,11 +97,7 @@ def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch):
         assert [p["status"] for p in seen[-1].phase_log][-4:] == ["downloading", "loading",
                                                                  "quantizing", "ready"]
     finally:
-        cluster.terminate()
-        try:
-            cluster.wait(20)
-        except subprocess.TimeoutExpired:
-            cluster.kill()
+        stop(cluster)
 
 
 def test_jobs_interrupted_by_a_stopped_studio_are_marked_failed(hub, monkeypatch):

@@ -155,7 +155,7 @@ def test_it_describes_every_family(family, model_sources):
 
     points = hooks.find_hook_points(model)
     assert (points.layers_path, points.attention_name, points.mlp_name) == EXPECTED_HOOKS[family]
-    assert points.templates() == hooks.hook_points_for_config(config).templates()
+    assert points.templates() == hooks.hook_points_for_folder(model_sources[family]).templates()
     modules = dict(model.named_modules())
     for hook in hooks.HOOK_TYPES:
         assert points.path(hook, 1) in modules

@@ -11,6 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from tests.workers import stop
+
 ROOT = Path(__file__).resolve().parents[2]
 
 QUEUE_A_DOWNLOAD = """
@@ -43,11 +45,7 @@ def test_a_worker_on_redis_and_postgres_runs_a_download_queued_elsewhere(
     try:
         status, error = _wait_for_final_status(scratch_database, pk)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        stop(worker)
     assert status == "ready", error
     with psycopg.connect(scratch_database) as conn:
         successes = conn.execute("SELECT count(*) FROM django_q_task WHERE success AND "
