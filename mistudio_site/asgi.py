@@ -1,4 +1,5 @@
-"""ASGI entry point: Django for HTTP; websockets are routed here once pages stream progress."""
+"""ASGI entry point: Django for HTTP, and the live-page websocket (models_app.consumers) for
+signed-in users from an allowed origin."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -10,7 +11,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs the app regi
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
-websocket_urlpatterns: list = []
+from models_app.consumers import websocket_urlpatterns  # noqa: E402
 
 application = ProtocolTypeRouter({
     "http": django_asgi_app,

@@ -104,6 +104,13 @@ else:
 DOWNLOAD_CLUSTER = "downloads"
 GPU_CLUSTER = "gpu"
 JOB_TIMEOUT = env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600)
+# A running job writes a heartbeat this often; one silent for JOB_STALE_SECONDS has lost its
+# worker (killed, out of memory, machine gone) and is failed by whoever notices first.
+JOB_HEARTBEAT_SECONDS = env_int("MISTUDIO_HEARTBEAT_SECONDS", 5)
+JOB_STALE_SECONDS = env_int("MISTUDIO_STALE_SECONDS", 30)
+# Repository code (trust_remote_code) runs Python from the Hub in the worker: only staff may
+# ask for it, and only when the operator allows it here.
+ALLOW_REMOTE_CODE = env_bool("MISTUDIO_ALLOW_REMOTE_CODE", False)
 _Q_COMMON = {
     "timeout": JOB_TIMEOUT,
     "retry": JOB_TIMEOUT + 60,  # redelivery only after the timeout has stopped the first try

@@ -1,68 +1,95 @@
-"""The one place that records job progress.
+"""The one place where jobs record their progress, and where open pages hear of it.
 
 The database row is the source of truth: pages render from it, and it is what a page reload
-shows. Byte-level progress arrives many times a second, so writes are throttled to about four
-a second per record; phase changes and final states are always written at once.
+shows. Progress inside a phase arrives many times a second, so those writes are throttled to
+about four a second per record; phase changes and final states are always written at once.
+Every write stamps `updated_at` and is published (see `publish`), so a live page shows what a
+reload would.
 """
 from __future__ import annotations
 
+import logging
 import time
 from typing import Any
 
 from django.utils import timezone
 
-from .models import Extraction, LanguageModel
+from .models import JobRecord
 
 MIN_INTERVAL = 0.25
-_last_write: dict[tuple[str, int], float] = {}
+LIVE_GROUP = "studio-live"
+
+log = logging.getLogger(__name__)
 
 
-def _write(pk: int, fields: dict[str, Any]) -> None:
-    fields["updated_at"] = timezone.now()
-    LanguageModel.objects.filter(pk=pk).update(**fields)
-    _last_write[("model", pk)] = time.monotonic()
+class Tracker:
+    """Phase / update / finish for one job record, of any kind."""
+
+    def __init__(self, record_cls: type[JobRecord], pk: int) -> None:
+        self.record_cls, self.pk = record_cls, pk
+        self._last_write = 0.0
+        self._has_log = any(f.name == "phase_log" for f in record_cls._meta.fields)
+
+    def _write(self, fields: dict[str, Any]) -> bool:
+        """Write while the job still holds the record: one that was deleted, or ended by someone
+        else (a cancel of a queued job, a lost-worker check), is left as it is."""
+        now = timezone.now()
+        written = self.record_cls.objects.filter(pk=self.pk, status__in=self.record_cls.ACTIVE).update(
+            updated_at=now, heartbeat_at=now, **fields)
+        self._last_write = time.monotonic()
+        if written:
+            publish(self.record_cls.KIND, self.pk, version=now.isoformat())
+        return bool(written)
+
+    def _logged(self, status: str, detail: str, fields: dict[str, Any]) -> dict[str, Any]:
+        if self._has_log:
+            record = self.record_cls.objects.only("phase_log").get(pk=self.pk)
+            entry = {"status": status, "at": timezone.now().isoformat(), "detail": detail}
+            fields = {"phase_detail": detail, **fields, "phase_log": [*(record.phase_log or []), entry]}
+        return {"status": status, **fields}
+
+    def phase(self, status: str, detail: str = "", **fields: Any) -> bool:
+        """Enter a new phase: written at once, and appended to the phase log where there is one."""
+        return self._write(self._logged(status, detail, fields))
+
+    def update(self, force: bool = False, **fields: Any) -> bool:
+        """Progress within a phase; dropped when the last write was under MIN_INTERVAL ago."""
+        if not force and time.monotonic() - self._last_write < MIN_INTERVAL:
+            return False
+        return self._write(fields)
+
+    def finish(self, status: str, error_message: str = "", **fields: Any) -> bool:
+        """The final state; False when the job no longer held the record."""
+        return self._write(self._logged(status, error_message[:255], {
+            "error_message": error_message, "completed_at": timezone.now(), **fields}))
 
 
-def phase(pk: int, status: str, detail: str = "", **fields: Any) -> None:
-    """Enter a new phase: persisted immediately, and appended to the record's phase log."""
-    record = LanguageModel.objects.only("phase_log").get(pk=pk)
-    log = list(record.phase_log or [])
-    log.append({"status": status, "at": timezone.now().isoformat(), "detail": detail})
-    _write(pk, {"status": status, "phase_detail": detail, "phase_log": log, **fields})
+def download_fields(done: int, total: int, speed: float, eta: float | None, file: str,
+                    idle_seconds: float = 0.0) -> dict:
+    from datetime import timedelta
 
+    from .models import STALL_SECONDS, ModelStatus, overall_progress
 
-def update(pk: int, force: bool = False, **fields: Any) -> bool:
-    """Progress within a phase; dropped when the last write was under MIN_INTERVAL ago."""
-    if not force and time.monotonic() - _last_write.get(("model", pk), 0.0) < MIN_INTERVAL:
-        return False
-    _write(pk, fields)
-    return True
-
-
-def finish(pk: int, status: str, error_message: str = "", **fields: Any) -> None:
-    phase(pk, status, detail=error_message[:255] if error_message else "",
-          error_message=error_message, completed_at=timezone.now(), speed_bps=0.0,
-          eta_seconds=None, **fields)
-    _last_write.pop(("model", pk), None)
-
-
-def download_fields(done: int, total: int, speed: float, eta: float | None, file: str) -> dict:
-    percent = 100.0 * done / total if total else 0.0
+    fraction = done / total if total else 0.0
+    stalled = idle_seconds >= STALL_SECONDS and done < total
     return {"bytes_downloaded": done, "bytes_total": total, "speed_bps": speed,
-            "eta_seconds": eta, "progress": round(min(percent, 100.0), 2),
-            "phase_detail": f"Downloading {file}"[:255] if file else "Downloading"}
+            "eta_seconds": eta, "progress": overall_progress(ModelStatus.DOWNLOADING, fraction),
+            "phase_detail": f"Downloading {file}"[:255] if file else "Downloading",
+            "stalled_since": timezone.now() - timedelta(seconds=idle_seconds) if stalled else None}
 
 
-def is_cancel_requested(pk: int) -> bool:
-    return LanguageModel.objects.filter(pk=pk, cancel_requested=True).exists()
+def publish(kind: str, pk: int, deleted: bool = False, version: str | None = None) -> None:
+    """Tell open pages that a record changed. Through Redis this reaches every web process;
+    with the in-memory layer only this process's pages hear it, and the web process's watcher
+    (models_app.consumers) picks up rows that worker processes changed."""
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
 
-
-
-def extraction(pk: int, force: bool = False, **fields: Any) -> bool:
-    """An extraction's status or progress; progress is throttled like a download's."""
-    key = ("extraction", pk)
-    if not force and time.monotonic() - _last_write.get(key, 0.0) < MIN_INTERVAL:
-        return False
-    Extraction.objects.filter(pk=pk).update(**fields)
-    _last_write[key] = time.monotonic()
-    return True
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    message = {"type": "record.changed", "kind": kind, "pk": pk, "deleted": deleted, "version": version}
+    try:
+        async_to_sync(layer.group_send)(LIVE_GROUP, message)
+    except Exception as exc:  # a live update is a courtesy: the row is already written
+        log.warning("could not publish a live update for %s %s: %s", kind, pk, exc)

@@ -1,6 +1,6 @@
 from django.urls import path
 
-from . import dataset_views, extraction_views, views
+from .views import datasets as dataset_views, extractions as extraction_views, models as views
 
 app_name = "models_app"
 
@@ -19,9 +19,12 @@ urlpatterns = [
     path("models/<int:pk>/extract/start/", extraction_views.start, name="extract-start"),
     path("extractions/<int:pk>/", extraction_views.detail, name="extraction"),
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
+    path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),
     path("datasets/", dataset_views.index, name="datasets"),
     path("datasets/upload/", dataset_views.upload, name="dataset-upload"),
     path("datasets/hub/", dataset_views.add_from_hub, name="dataset-hub"),
     path("datasets/<int:pk>/", dataset_views.card, name="dataset"),
     path("datasets/<int:pk>/delete/", dataset_views.delete, name="dataset-delete"),
+    path("datasets/<int:pk>/cancel/", dataset_views.cancel, name="dataset-cancel"),
+    path("datasets/<int:pk>/retry/", dataset_views.retry, name="dataset-retry"),
 ]

@@ -225,9 +225,14 @@ class DownloadProgress:
     started: float = field(default_factory=time.monotonic)
     window: list[tuple[float, int]] = field(default_factory=list)
 
+    last_data: float = field(default_factory=time.monotonic)
+
     def advance(self, nbytes: int) -> None:
+        """Count `nbytes` more; 0 marks a moment without data, so the speed falls to zero."""
         self.done += nbytes
         now = time.monotonic()
+        if nbytes:
+            self.last_data = now
         self.window.append((now, self.done))
         while len(self.window) > 2 and now - self.window[0][0] > 5.0:
             self.window.pop(0)
@@ -238,6 +243,10 @@ class DownloadProgress:
             return 0.0
         (t0, b0), (t1, b1) = self.window[0], self.window[-1]
         return (b1 - b0) / (t1 - t0) if t1 > t0 else 0.0
+
+    @property
+    def idle_seconds(self) -> float:
+        return time.monotonic() - self.last_data
 
     @property
     def eta_seconds(self) -> float | None:

@@ -88,8 +88,14 @@ def _hqq_config(nbits: int = 2, group_size: int = 64) -> Any:
     return BaseQuantizeConfig(nbits=nbits, group_size=group_size)
 
 
-def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> int:
-    """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many."""
+class LoadCancelled(Exception):
+    pass
+
+
+def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64,
+                      should_cancel: Callable[[], bool] = lambda: False) -> int:
+    """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many. HQQ on a
+    CPU takes minutes for a 1B model, so cancellation is checked before each layer."""
     config = _hqq_config(2, group_size)
     from hqq.core.quantize import HQQLinear
     from transformers.pytorch_utils import Conv1D
@@ -107,6 +113,8 @@ def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> in
             if isinstance(child, nn.Linear):
                 if child.weight.numel() % group_size:
                     continue
+                if should_cancel():
+                    raise LoadCancelled()
                 dtype = child.weight.dtype
                 setattr(parent, name, HQQLinear(child, quant_config=config, compute_dtype=dtype,
                                                 device=device, del_orig=True))
@@ -121,7 +129,7 @@ def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64) -> in
 
 
 def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: bool,
-                     quantize: bool = True) -> Any:
+                     quantize: bool = True, should_cancel: Callable[[], bool] = lambda: False) -> Any:
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -138,7 +146,7 @@ def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: boo
     if fmt in (q.FP32, q.FP16, q.Q2):
         model.to(device)
     if fmt == q.Q2 and quantize:
-        quantize_hqq_2bit(model, device)
+        quantize_hqq_2bit(model, device, should_cancel=should_cancel)
     if fmt in (q.Q8, q.Q4) and quantized_layer_count(model) == 0:
         # transformers only swaps exact nn.Linear modules for bitsandbytes ones; a family with its
         # own Linear subclass (falcon) would silently stay FP16 while claiming to be quantized.
@@ -196,7 +204,7 @@ def _load_hqq_copy(model_dir: Path, quantized_dir: Path, device: str, trust_remo
 
 
 def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool = False,
-               quantized_dir: Path | None = None) -> Any:
+               quantized_dir: Path | None = None, should_cancel: Callable[[], bool] = lambda: False) -> Any:
     """Load in exactly `fmt` (no fallback); from the stored quantized copy when there is one."""
     if fmt == q.Q2 and quantized_dir and (Path(quantized_dir) / HQQ_META).exists():
         return _load_hqq_copy(Path(model_dir), Path(quantized_dir), device, trust_remote_code)
@@ -206,7 +214,7 @@ def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool =
         model = AutoModelForCausalLM.from_pretrained(quantized_dir, device_map={"": device},
                                                      trust_remote_code=trust_remote_code)
         return model.eval()
-    return _from_pretrained(Path(model_dir), fmt, device, trust_remote_code)
+    return _from_pretrained(Path(model_dir), fmt, device, trust_remote_code, should_cancel=should_cancel)
 
 
 Loader = Callable[[Path, str, str, bool, "Path | None"], Any]
@@ -214,7 +222,8 @@ Loader = Callable[[Path, str, str, bool, "Path | None"], Any]
 
 def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code: bool = False,
          quantized_dir: Path | None = None, loader: Loader = load_exact,
-         on_attempt: Callable[[str], None] = lambda fmt: None) -> LoadedModel:
+         on_attempt: Callable[[str], None] = lambda fmt: None,
+         should_cancel: Callable[[], bool] = lambda: False) -> LoadedModel:
     """Load `fmt`, walking the fallback chains when the format cannot run here or does not fit."""
     from transformers import AutoTokenizer
 
@@ -226,8 +235,14 @@ def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code
     while current is not None and current not in tried:
         tried.add(current)
         on_attempt(current)
+        if should_cancel():
+            raise LoadCancelled()
         try:
-            model = loader(Path(model_dir), current, device, trust_remote_code, quantized_dir)
+            if loader is load_exact:
+                model = load_exact(Path(model_dir), current, device, trust_remote_code, quantized_dir,
+                                   should_cancel=should_cancel)
+            else:
+                model = loader(Path(model_dir), current, device, trust_remote_code, quantized_dir)
         except Exception as exc:
             if _is_oom(exc):
                 reasons.append((q.LABELS[current], f"out of memory on {device}"))

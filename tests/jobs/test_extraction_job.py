@@ -1,6 +1,8 @@
 """Extraction through the job and the CLI, on a model downloaded for real."""
 from __future__ import annotations
 
+import time
+
 import json
 import re
 from io import StringIO
@@ -9,7 +11,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
-from models_app import extraction_jobs, extraction_services
+from models_app.jobs.extraction import run_extraction
+from models_app.services import extractions as extraction_services
 from models_app.models import Dataset, Extraction, LanguageModel
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,7 +80,7 @@ def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
     record = extraction_services.create(queue=False, model=ready_model, dataset=corpus, layers=[0],
                                         hooks=["residual"], batch_size=1, context_length=16)
     Extraction.objects.filter(pk=record.pk).update(cancel_requested=True)
-    assert extraction_jobs.run_extraction(record.pk) == "not claimed"
+    assert run_extraction(record.pk) == "not claimed"
     Extraction.objects.filter(pk=record.pk).update(cancel_requested=False)
 
     calls = {"n": 0}
@@ -91,11 +94,14 @@ def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
             calls["n"] += 1
             if calls["n"] == 3:
                 Extraction.objects.filter(pk=record.pk).update(cancel_requested=True)
+                deadline = time.monotonic() + 5  # the job's watcher notices within half a second
+                while not should_cancel() and time.monotonic() < deadline:
+                    time.sleep(0.05)
         return real_extract(*args, should_cancel=should_cancel, on_progress=progress, **kwargs)
 
     engine.extract = extract_then_cancel  # wraps the real engine to cancel mid-run
     try:
-        assert extraction_jobs.run_extraction(record.pk) == "cancelled"
+        assert run_extraction(record.pk) == "cancelled"
     finally:
         engine.extract = real_extract
     record.refresh_from_db()

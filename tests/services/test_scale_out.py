@@ -17,7 +17,7 @@ ROOT = Path(__file__).resolve().parents[2]
 
 QUEUE_A_DOWNLOAD = """
 from django.conf import settings
-from models_app import services
+from models_app.services import downloads as services
 from models_app.ml import hub
 pre = hub.preflight("tiny/gpt_neox", endpoint=settings.HF_ENDPOINT)
 print(services.create_download(pre, "q4", token=None).pk)
@@ -49,7 +49,7 @@ def test_a_worker_on_redis_and_postgres_runs_a_download_queued_elsewhere(
     assert status == "ready", error
     with psycopg.connect(scratch_database) as conn:
         successes = conn.execute("SELECT count(*) FROM django_q_task WHERE success AND "
-                                 "func = 'models_app.jobs.download_model'").fetchone()[0]
+                                 "func = 'models_app.jobs.download.run_download'").fetchone()[0]
     assert successes == 1
     assert (tmp_path / "models" / "quantized" / f"{pk}_q4" / "model.safetensors").exists()
 

@@ -91,7 +91,8 @@ def test_a_download_without_data_for_a_while_shows_as_stalled(owner_client):
                                           bytes_downloaded=10, bytes_total=100, speed_bps=5.0)
     card = owner_client.get(reverse("models_app:card", args=[record.pk]), HTTP_HX_REQUEST="true")
     assert "stalled" not in card.content.decode() and "ETA" in card.content.decode()
-    LanguageModel.objects.filter(pk=record.pk).update(updated_at=timezone.now() - timedelta(seconds=40))
+    LanguageModel.objects.filter(pk=record.pk).update(heartbeat_at=timezone.now(),
+                                                      stalled_since=timezone.now() - timedelta(seconds=40))
     card = owner_client.get(reverse("models_app:card", args=[record.pk]), HTTP_HX_REQUEST="true")
     assert "stalled — no data for" in card.content.decode()
 

@@ -92,7 +92,10 @@ def test_a_hub_dataset_is_fetched_by_a_job_from_the_tab(owner_client, hub, setti
 def test_a_processing_dataset_card_refreshes_itself(owner_client):
     record = Dataset.objects.create(name="big", source="hub", source_detail="a/b@main", file_format="parquet")
     card = owner_client.get(reverse("models_app:dataset", args=[record.pk]), **HTMX).content.decode()
-    assert 'hx-trigger="every 1s"' in card and "Downloading and reading the files" in card
+    assert "every 1s [" in card and "waiting for a worker" in card
+    Dataset.objects.filter(pk=record.pk).update(status="processing", progress_detail="Read 512 samples")
+    card = owner_client.get(reverse("models_app:dataset", args=[record.pk]), **HTMX).content.decode()
+    assert "every 1s [" in card and "Read 512 samples" in card
 
 
 def test_deleting_a_dataset_from_the_tab(owner_client):

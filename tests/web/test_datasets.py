@@ -6,7 +6,7 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from models_app import dataset_services
+from models_app.services import datasets as dataset_services
 from models_app.ml.datasets import DatasetError, TextDataset
 from models_app.models import Dataset
 from tests.conftest import CORPUS

@@ -10,6 +10,11 @@ from tests.conftest import HTMX
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
+@pytest.fixture
+def remote_code_allowed(settings):
+    settings.ALLOW_REMOTE_CODE = True  # the operator's MISTUDIO_ALLOW_REMOTE_CODE=1
+
+
 def download(client, repo_id, fmt="q4", trust=False):
     data = {"repo_id": repo_id, "revision": "main", "quantization": fmt}
     if trust:
@@ -26,7 +31,7 @@ def test_it_asks_for_trust_before_running_repository_code(owner_client, hub, set
     assert not (settings.HF_CACHE_DIR / "models--tiny--remote").exists()
 
 
-def test_an_unknown_decoder_works_when_its_layers_can_be_found(owner_client, hub, settings):
+def test_an_unknown_decoder_works_when_its_layers_can_be_found(owner_client, hub, settings, remote_code_allowed):
     record = download(owner_client, "tiny/remote", "q4", trust=True)
     assert record.status == "ready", record.error_message
     assert record.effective_quantization == "q4"
@@ -38,7 +43,7 @@ def test_an_unknown_decoder_works_when_its_layers_can_be_found(owner_client, hub
     assert "blocks.{i}.feed_forward" in modal
 
 
-def test_an_unknown_decoder_without_findable_parts_fails_clearly(owner_client, hub):
+def test_an_unknown_decoder_without_findable_parts_fails_clearly(owner_client, hub, remote_code_allowed):
     record = download(owner_client, "tiny/remote-odd", "fp16", trust=True)
     assert record.status == "error"
     assert "attention module of a decoder block (Block) could not be identified" in record.error_message

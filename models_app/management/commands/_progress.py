@@ -1,9 +1,12 @@
-"""A one-line terminal progress bar drawn from a job's record, and running a job under it."""
+"""A one-line terminal progress bar drawn from a job's record (in the terminal's own colour, not\nthe red of error output), and running a job under it."""
 from __future__ import annotations
 
+import signal
 import sys
 import threading
 from typing import Callable
+
+from django.core.management.base import OutputWrapper
 
 from models_app.templatetags.studio import bytesize, duration, speed
 
@@ -43,19 +46,40 @@ class ProgressBar:
             self.stream.write("")
 
 
-def run_job_with_bar(command, job: Callable[[int], object], record, draw: str,
-                     cancel: Callable[[object], None]) -> None:
-    """Run `job(record.pk)` in a thread while redrawing the bar from the record; Ctrl-C asks the
-    job to cancel (as the page's Cancel button does) and waits for it to stop cleanly."""
-    bar = ProgressBar(command.stderr if sys.stderr.isatty() else None)
-    worker = threading.Thread(target=job, args=(record.pk,))
+def _interrupt(signum, frame) -> None:
+    raise KeyboardInterrupt()
+
+
+def run_job_with_bar(command, job: Callable[[int], object], record, draw: str) -> None:
+    """Run `job(record.pk)` in a thread while redrawing the bar from the record. Ctrl-C or
+    SIGTERM asks the job to cancel (as the page's Cancel button does) and waits until it has
+    stopped and removed its files, so the record always ends cancelled, never stuck."""
+    bar = ProgressBar(OutputWrapper(sys.stderr) if sys.stderr.isatty() else None)
+    worker = threading.Thread(target=_in_own_connection, args=(job, record.pk), daemon=True)
+    previous = signal.signal(signal.SIGTERM, _interrupt)
+    stopping = False
     worker.start()
     try:
         while worker.is_alive():
-            worker.join(0.5)
-            getattr(bar, draw)(type(record).objects.get(pk=record.pk))
-    except KeyboardInterrupt:
-        cancel(record)
-        worker.join()
+            try:
+                worker.join(0.5)
+                getattr(bar, draw)(type(record).objects.get(pk=record.pk))
+            except KeyboardInterrupt:
+                if not stopping:  # a second Ctrl-C keeps waiting: leaving now would strand the job
+                    stopping = True
+                    bar.close()
+                    command.stderr.write("Stopping: cancelling the job and removing its files...")
+                    type(record).objects.get(pk=record.pk).request_cancel()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
     bar.close()
     record.refresh_from_db()
+
+
+def _in_own_connection(job: Callable[[int], object], pk: int) -> None:
+    from django.db import connection
+
+    try:
+        job(pk)
+    finally:
+        connection.close()

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from models_app import dataset_services
+from models_app.services import datasets as dataset_services
 from models_app.ml.datasets import DatasetError
 from models_app.ml.hub import HubError
 

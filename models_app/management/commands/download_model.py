@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import os
 
+from argparse import ArgumentDefaultsHelpFormatter
+
 from django.core.management.base import BaseCommand, CommandError
 
-from models_app import jobs, services
-from models_app.forms import DownloadForm
+from models_app.forms.downloads import DownloadForm
+from models_app.jobs.download import run_download
+from models_app.services import downloads
 from models_app.ml import quantization as quant
 from models_app.models import ModelStatus
 
@@ -20,12 +23,15 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("repo_id")
-        parser.add_argument("--revision", default="main")
-        parser.add_argument("--quantization", default=quant.DEFAULT_FORMAT, choices=quant.FORMATS)
+        parser.formatter_class = ArgumentDefaultsHelpFormatter
+        parser.add_argument("--revision", default="main", help="branch, tag or commit")
+        parser.add_argument("--quantization", default=quant.DEFAULT_FORMAT, type=str.lower,
+                            choices=quant.FORMATS, help="format, in any case (Q4 or q4)")
         parser.add_argument("--token-env", metavar="VAR",
                             help="name of the environment variable holding the access token "
                                  "(HF_TOKEN is used when this is not given)")
-        parser.add_argument("--trust-remote-code", action="store_true")
+        parser.add_argument("--trust-remote-code", action="store_true",
+                            help="run the repository's own code (needs MISTUDIO_ALLOW_REMOTE_CODE=1)")
 
     def handle(self, *args, **options) -> None:
         token = None
@@ -39,11 +45,11 @@ class Command(BaseCommand):
         if not form.is_valid():
             raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
         data = form.cleaned_data
-        record = services.create_download(form.preflight, data["quantization"], token,
+        record = downloads.create_download(form.preflight, data["quantization"], token,
                                           trust_remote_code=data["trust_remote_code"], queue=False)
         self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
                           f"({quant.LABELS[record.quantization]})")
-        run_job_with_bar(self, jobs.download_model, record, "show", services.request_cancel)
+        run_job_with_bar(self, run_download, record, "show")
         if record.status != ModelStatus.READY:
             raise CommandError(record.error_message or f"Download {record.get_status_display().lower()}.")
         note = f" (requested {record.quantization}: {record.quantization_note})" if record.format_differs else ""

@@ -3,10 +3,13 @@
 with a terminal progress bar."""
 from __future__ import annotations
 
+from argparse import ArgumentDefaultsHelpFormatter
+
 from django.core.management.base import BaseCommand, CommandError
 
-from models_app import extraction_jobs, extraction_services
-from models_app.extraction_forms import ExtractionForm
+from models_app.forms.extractions import ExtractionForm
+from models_app.jobs.extraction import run_extraction
+from models_app.services import extractions as extraction_services
 from models_app.models import ExtractionStatus
 
 from ._lookup import add_model_id_argument, get_model
@@ -21,15 +24,16 @@ class Command(BaseCommand):
     help = "Extract activations of a ready model over a dataset into data/activations/{id}/."
 
     def add_arguments(self, parser) -> None:
+        parser.formatter_class = ArgumentDefaultsHelpFormatter
         add_model_id_argument(parser)
         parser.add_argument("--dataset", required=True, type=int)
         parser.add_argument("--layers", required=True, help="comma-separated, e.g. 0,5,11")
-        parser.add_argument("--hooks", default="residual", help="residual,mlp,attention")
+        parser.add_argument("--hooks", default="residual", type=str.lower, help="residual,mlp,attention")
         parser.add_argument("--batch-size", type=int, default=8)
         parser.add_argument("--max-samples", type=int)
         parser.add_argument("--context-length", type=int, default=128)
         parser.add_argument("--top-k", type=int, default=10)
-        parser.add_argument("--dtype", default="float16", choices=["float16", "float32"])
+        parser.add_argument("--dtype", default="float16", type=str.lower, choices=["float16", "float32"])
 
     def handle(self, *args, **options) -> None:
         model = get_model(options["model_id"])
@@ -43,8 +47,7 @@ class Command(BaseCommand):
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
         record = extraction_services.create(queue=False, **form.extraction_fields())
         self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
-        run_job_with_bar(self, extraction_jobs.run_extraction, record, "show_extraction",
-                         extraction_services.request_cancel)
+        run_job_with_bar(self, run_extraction, record, "show_extraction")
         if record.status != ExtractionStatus.COMPLETED:
             raise CommandError(record.error_message or f"Extraction {record.get_status_display().lower()}.")
         seconds = record.metadata["timings"]["seconds"]

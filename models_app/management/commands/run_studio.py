@@ -1,5 +1,6 @@
 """Start the web server (daphne) and the job workers (Django-Q2) as one foreground process tree.
-Ctrl-C (or SIGTERM) stops them all."""
+A process that dies (a worker killed for memory, say) is started again; Ctrl-C or SIGTERM stops
+them all."""
 from __future__ import annotations
 
 import os
@@ -7,9 +8,25 @@ import signal
 import subprocess
 import sys
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.management.base import BaseCommand
+
+RESTART_DELAY = 2.0  # seconds before a process that died is started again
+
+
+@dataclass
+class Child:
+    name: str
+    command: list[str]
+    env: dict | None = None
+    process: subprocess.Popen | None = None
+    died_at: float | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(self.command, cwd=settings.BASE_DIR, env=self.env)
+        self.died_at = None
 
 
 class Command(BaseCommand):
@@ -21,46 +38,63 @@ class Command(BaseCommand):
         parser.add_argument("--no-workers", action="store_true", help="web server only")
 
     def handle(self, *args, **options) -> None:
-        from models_app.services import fail_interrupted_jobs
+        from models_app.services.models import fail_interrupted_jobs
 
         # This command owns the only workers of an embedded studio, so nothing can still be
         # running; shared (scale-out) deployments run qcluster on their own and skip this.
         interrupted = fail_interrupted_jobs() if not options["no_workers"] else 0
         if interrupted:
             self.stdout.write(self.style.WARNING(f"{interrupted} interrupted job(s) marked as failed."))
-        python = sys.executable
-        manage = str(settings.BASE_DIR / "manage.py")
-        commands = [[python, "-m", "daphne", "-b", options["host"], "-p", str(options["port"]),
-                     "mistudio_site.asgi:application"]]
-        environments = [None]
-        if not options["no_workers"]:
-            # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
-            commands += [[python, manage, "qcluster"], [python, manage, "qcluster"]]
-            environments += [None, {**os.environ, "Q_CLUSTER_NAME": settings.GPU_CLUSTER}]
-        children = [subprocess.Popen(cmd, cwd=settings.BASE_DIR, env=env)
-                    for cmd, env in zip(commands, environments)]
+        children = self._children(options)
+        for child in children:
+            child.start()
         self.stdout.write(self.style.SUCCESS(
             f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
-
-        def stop(*_args) -> None:
-            for child in children:
-                if child.poll() is None:
-                    child.send_signal(signal.SIGTERM)
-            deadline = time.monotonic() + 15
-            for child in children:
-                try:
-                    child.wait(max(deadline - time.monotonic(), 0.1))
-                except subprocess.TimeoutExpired:
-                    child.kill()
-
-        signal.signal(signal.SIGTERM, lambda *a: (stop(), sys.exit(0)))
+        signal.signal(signal.SIGTERM, lambda *a: (_stop(children), sys.exit(0)))
         try:
-            while all(child.poll() is None for child in children):
+            while True:
                 time.sleep(0.5)
+                self._restart_the_dead(children)
         except KeyboardInterrupt:
             pass
         finally:
-            stop()
-        failed = [c.returncode for c in children if c.returncode not in (0, None, -signal.SIGTERM)]
-        if failed:
-            sys.exit(1)
+            _stop(children)
+
+    def _children(self, options) -> list[Child]:
+        python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
+        children = [Child("web server", [python, "-m", "daphne", "-b", options["host"], "-p",
+                                         str(options["port"]), "mistudio_site.asgi:application"])]
+        if not options["no_workers"]:
+            # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
+            children += [Child("downloads workers", [python, manage, "qcluster"]),
+                         Child("gpu workers", [python, manage, "qcluster"],
+                               {**os.environ, "Q_CLUSTER_NAME": settings.GPU_CLUSTER})]
+        return children
+
+    def _restart_the_dead(self, children: list[Child]) -> None:
+        """A job that was running in a dead cluster is failed by the lost-worker check; the
+        cluster itself comes back so queued jobs still run."""
+        now = time.monotonic()
+        for child in children:
+            code = child.process.poll()
+            if code is None:
+                continue
+            if child.died_at is None:
+                child.died_at = now
+                self.stderr.write(f"The {child.name} stopped (exit code {code}); starting it again.")
+            elif now - child.died_at >= RESTART_DELAY:
+                child.start()
+
+
+def _stop(children: list[Child]) -> None:
+    for child in children:
+        if child.process is not None and child.process.poll() is None:
+            child.process.send_signal(signal.SIGTERM)
+    deadline = time.monotonic() + 15
+    for child in children:
+        if child.process is None:
+            continue
+        try:
+            child.process.wait(max(deadline - time.monotonic(), 0.1))
+        except subprocess.TimeoutExpired:
+            child.process.kill()

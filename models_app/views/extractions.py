@@ -7,13 +7,13 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import extraction_services
-from .extraction_estimate import estimate
-from .extraction_forms import ExtractionForm
-from .ml import hub
-from .ml.architecture import dimensions
-from .ml import quantization as quant
-from .models import Dataset, Extraction, LanguageModel
+from ..forms.extractions import ExtractionForm
+from ..services import extractions as extraction_services, models as model_services
+from ..services.estimate import estimate
+from ..ml import hub
+from ..ml.architecture import dimensions
+from ..ml import quantization as quant
+from ..models import Dataset, Extraction, LanguageModel
 
 MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
@@ -81,6 +81,7 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
+    model_services.fail_stale_jobs()
     record = get_object_or_404(Extraction.objects.select_related("model", "dataset"), pk=pk)
     template = f"{DETAIL}#extraction-status" if request.htmx else DETAIL
     return render(request, template, {"x": record})
@@ -90,7 +91,22 @@ def detail(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Extraction, pk=pk)
-    extraction_services.request_cancel(record)
+    refused = record.request_cancel()
+    return _status(request, record, refused)
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction, pk=pk)
+    if not record.can_retry:
+        return _status(request, record, "Only a failed or cancelled extraction can be retried.")
+    extraction_services.retry(record)
+    record.refresh_from_db()
+    return _status(request, record)
+
+
+def _status(request: HttpRequest, record: Extraction, error: str | None = None) -> HttpResponse:
     if not request.htmx:
-        return redirect("models_app:extraction", pk=pk)
-    return render(request, f"{DETAIL}#extraction-status", {"x": record})
+        return redirect("models_app:extraction", pk=record.pk)
+    return render(request, f"{DETAIL}#extraction-status", {"x": record, "status_error": error})

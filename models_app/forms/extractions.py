@@ -3,8 +3,8 @@ from __future__ import annotations
 
 from django import forms
 
-from .ml.architecture import dimensions
-from .models import Dataset, DatasetStatus, LanguageModel, ModelStatus
+from ..ml.architecture import dimensions
+from ..models import Dataset, DatasetStatus, LanguageModel, ModelStatus
 
 HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")]
 DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]

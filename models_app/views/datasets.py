@@ -8,16 +8,17 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
-from . import dataset_services
-from .dataset_forms import HubDatasetForm, UploadDatasetForm
-from .ml.datasets import DatasetError
-from .ml.hub import HubError
-from .models import Dataset
+from ..forms.datasets import HubDatasetForm, UploadDatasetForm
+from ..services import datasets as dataset_services, models as model_services
+from ..ml.datasets import DatasetError
+from ..ml.hub import HubError
+from ..models import Dataset
 
 PAGE = "models_app/datasets.html"
 
 
 def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
+    model_services.fail_stale_jobs()
     context = {"upload_form": upload or UploadDatasetForm(), "hub_form": hub_form or HubDatasetForm(),
                "datasets": Dataset.objects.all()}
     return render(request, PAGE, context, status=status)
@@ -92,10 +93,33 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
+    model_services.fail_stale_jobs()
     record = get_object_or_404(Dataset, pk=pk)
+    return _row(request, record)
+
+
+def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
     if not request.htmx:
         return redirect("models_app:datasets")
-    return render(request, f"{PAGE}#dataset-row", {"d": record})
+    return render(request, f"{PAGE}#dataset-row", {"d": record, **extra})
+
+
+@login_required
+@require_POST
+def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Dataset, pk=pk)
+    return _row(request, record, row_error=record.request_cancel())
+
+
+@login_required
+@require_POST
+def retry(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Dataset, pk=pk)
+    if not record.can_retry:
+        return _row(request, record, row_error="Only a Hub dataset that failed or was cancelled can be retried.")
+    dataset_services.retry(record, request.POST.get("token") or None)
+    record.refresh_from_db()
+    return _row(request, record)
 
 
 @login_required
@@ -103,8 +127,7 @@ def card(request: HttpRequest, pk: int) -> HttpResponse:
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Dataset, pk=pk)
     if record.extractions.exists():
-        return render(request, f"{PAGE}#dataset-row", {"d": record,
-                      "row_error": "Extractions use this dataset: delete them first."})
+        return _row(request, record, row_error="Extractions use this dataset: delete them first.")
     name, freed = record.name, dataset_services.delete(record)
     if not request.htmx:
         return redirect("models_app:datasets")

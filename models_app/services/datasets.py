@@ -1,35 +1,36 @@
-"""Adding datasets from a file or a Hub dataset repository, shared by the page and the CLI."""
+"""Adding datasets from a file or a Hub dataset repository, shared by the page and the CLI.
+Reading the samples always runs as a job (jobs.dataset), inline for a file and on the
+downloads queue for a Hub repository."""
 from __future__ import annotations
 
-import shutil
 import tempfile
-from itertools import chain
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 
-from . import secrets
-from .ml import datasets, hub
-from .models import Dataset, DatasetStatus
+from .. import progress, secrets
+from ..ml import datasets, hub
+from ..models import Dataset, DatasetStatus
+
+FETCH_TASK = "models_app.jobs.dataset.fetch_hub_dataset"
 
 
-def _ingest(record: Dataset, files: list[Path], fmt: str, keep_on_error: bool = False) -> Dataset:
-    """Store the files' samples under datasets/{id}/; on any problem no file is left behind, and
-    the record goes too unless a job keeps it to show the error."""
-    folder = settings.DATASETS_DIR / str(record.pk)
+def _ingest_now(record: Dataset, files: list[Path]) -> Dataset:
+    """Run the ingest job here; on failure nothing is left behind and the reason is raised."""
+    from ..jobs.dataset import ingest_files
+
     try:
-        samples = chain.from_iterable(datasets.iter_samples(f, fmt, record.text_field) for f in files)
-        stored = datasets.store(samples, folder)
-    except BaseException:
-        shutil.rmtree(folder, ignore_errors=True)
-        if not keep_on_error:
-            record.delete()
+        ingest_files(record.pk, files)
+    except BaseException:  # Ctrl-C of the CLI: the job has cleaned up; the row goes too
+        Dataset.objects.filter(pk=record.pk).delete()
         raise
-    record.status = DatasetStatus.READY
-    record.num_samples, record.size_bytes = stored.samples, stored.size_bytes
-    record.preview, record.file_path = stored.preview, str(folder)
-    record.save()
+    record.refresh_from_db()
+    if record.status != DatasetStatus.READY:
+        message = record.error_message or "Reading the file was cancelled."
+        record.discard_partial_files()
+        record.delete()
+        raise datasets.DatasetError(message)
     return record
 
 
@@ -43,7 +44,7 @@ def add_from_file(path: Path, name: str, text_field: str = "text", filename: str
     record = Dataset.objects.create(name=name or Path(filename).stem, source="upload",
                                     source_detail=filename, text_field=text_field or "text",
                                     file_format=fmt)
-    return _ingest(record, [Path(path)], fmt)
+    return _ingest_now(record, [Path(path)])
 
 
 def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
@@ -58,8 +59,8 @@ def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
 
 def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
                 token: str | None, keep_token: bool) -> Dataset:
-    """Check the repository on the Hub (API only) and create the dataset record, still empty.
-    `keep_token`: store the token encrypted for the job that fetches the files (it erases it)."""
+    """Check the repository on the Hub (API only; never inside a transaction) and create the
+    dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it)."""
     commit, names = hub.resolve_dataset_files(repo_id, revision, pattern, token=token,
                                               endpoint=settings.HF_ENDPOINT)
     formats = {datasets.detect_format(n) for n in names}
@@ -74,44 +75,54 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
         encrypted_token=secrets.encrypt(token) if token and keep_token else None)
 
 
-def fetch_and_ingest(record: Dataset, token: str | None, keep_on_error: bool = False) -> Dataset:
-    """Download a Hub dataset record's files and store their samples."""
-    options = record.hub_options
-    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
-        try:
-            files = hub.download_dataset_files(options["repo_id"], options["commit"], options["files"],
-                                               Path(scratch), token=token, endpoint=settings.HF_ENDPOINT)
-        except BaseException:
-            if not keep_on_error:
-                record.delete()
-            raise
-        return _ingest(record, files, record.file_format, keep_on_error)
-
-
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                  text_field: str = "text", token: str | None = None) -> Dataset:
-    """Synchronously (the CLI): check, download and store."""
-    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=False)
-    return fetch_and_ingest(record, token)
+    """Synchronously (the CLI): check, download and store, as the job does."""
+    from ..jobs.dataset import fetch_hub_dataset
+
+    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
+    fetch_hub_dataset(record.pk)
+    record.refresh_from_db()
+    if record.status != DatasetStatus.READY:
+        message = record.error_message or "Adding the dataset was cancelled."
+        record.delete()
+        raise datasets.DatasetError(message)
+    return record
+
+
+def _enqueue(record: Dataset) -> None:
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(FETCH_TASK, record.pk, cluster=settings.DOWNLOAD_CLUSTER,
+                                             task_name=f"dataset-{record.pk}"))
 
 
 def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                    text_field: str = "text", token: str | None = None) -> Dataset:
     """From the page: check now (errors at the field), download and store in a job."""
-    from django_q.tasks import async_task
+    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
+    _enqueue(record)
+    return record
 
+
+def retry(record: Dataset, token: str | None = None) -> Dataset:
+    record.discard_partial_files()
     with transaction.atomic():
-        record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
-        transaction.on_commit(lambda: async_task("models_app.dataset_jobs.fetch_hub_dataset", record.pk,
-                                                 cluster=settings.DOWNLOAD_CLUSTER,
-                                                 task_name=f"dataset-{record.pk}"))
+        record.prepare_retry()
+        if token:
+            record.encrypted_token = secrets.encrypt(token)
+        record.save()
+        _enqueue(record)
     return record
 
 
 def delete(record: Dataset) -> int:
-    """Remove a dataset and its files; refused while an extraction uses it."""
-    folder = Path(record.file_path) if record.file_path else settings.DATASETS_DIR / str(record.pk)
-    size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file()) if folder.exists() else 0
+    """Remove a dataset and its files. One being read is asked to stop first; its job removes
+    what it wrote when it notices the row is gone, and never writes the row back."""
+    if record.is_active:
+        record.request_cancel()
+    pk = record.pk
+    size = record.discard_partial_files()
     record.delete()
-    shutil.rmtree(folder, ignore_errors=True)
+    progress.publish(Dataset.KIND, pk, deleted=True)
     return size

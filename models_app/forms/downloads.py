@@ -6,8 +6,8 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from .ml import hub, quantization as quant
-from .models import FORMAT_CHOICES, LanguageModel, ModelStatus
+from ..ml import hub, quantization as quant
+from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
 
 FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS]
 
@@ -34,6 +34,23 @@ class RepoForm(forms.Form):
 
     preflight: hub.Preflight | None = None
 
+    def __init__(self, *args, user=None, **kwargs):
+        """`user`: who asks (None for the terminal, where the operator is the user)."""
+        super().__init__(*args, **kwargs)
+        self.remote_code_refusal = remote_code_refusal(user)
+        if self.remote_code_refusal:
+            field = self.fields["trust_remote_code"]
+            field.disabled = True
+            field.help_text = self.remote_code_refusal
+
+    def clean_trust_remote_code(self) -> bool:
+        # A disabled field ignores what was sent; read it anyway to refuse it out loud.
+        wanted = forms.CheckboxInput().value_from_datadict(self.data, self.files,
+                                                           self.add_prefix("trust_remote_code"))
+        if wanted and self.remote_code_refusal:
+            raise forms.ValidationError(self.remote_code_refusal)
+        return wanted
+
     def clean_repo_id(self) -> str:
         repo_id = self.cleaned_data["repo_id"]
         problem = hub.check_repo_id(repo_id)
@@ -59,6 +76,16 @@ class RepoForm(forms.Form):
                                            trust_remote_code=data.get("trust_remote_code", False))
         except hub.HubError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
+
+
+def remote_code_refusal(user) -> str:
+    """Why this user may not run repository code here, or "" when they may."""
+    if not settings.ALLOW_REMOTE_CODE:
+        return ("Repository code is turned off on this studio: the operator can allow it with "
+                "MISTUDIO_ALLOW_REMOTE_CODE=1 (staff accounts only).")
+    if user is not None and not user.is_staff:
+        return "Only staff accounts may run repository code on this studio."
+    return ""
 
 
 class PreviewForm(RepoForm):
@@ -109,53 +136,3 @@ class RestartForm(forms.Form):
             raise forms.ValidationError(
                 f"This revision is already in the studio in {quant.LABELS[fmt]}.")
         return cleaned
-
-
-class RenameForm(forms.ModelForm):
-    class Meta:
-        model = LanguageModel
-        fields = ["name"]
-        error_messages = {"name": {"required": "A name cannot be empty."}}
-
-    def clean_name(self) -> str:
-        name = self.cleaned_data["name"].strip()
-        if not name:
-            raise forms.ValidationError("A name cannot be empty.")
-        return name
-
-
-SORTS = {
-    "newest": ("Newest", ["-created_at", "-pk"]),
-    "oldest": ("Oldest", ["created_at", "pk"]),
-    "name": ("Name", ["name", "pk"]),
-    "params": ("Parameters", ["-params_count", "-pk"]),
-    "disk": ("Disk size", ["-disk_size_bytes", "-pk"]),
-}
-
-
-class ModelFilterForm(forms.Form):
-    q = forms.CharField(required=False, widget=forms.TextInput(
-        attrs={"placeholder": "Search name or repository", "type": "search"}))
-    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices))
-    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES)
-    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")])
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
-
-    def __init__(self, *args, **kwargs):
-        super().__init__(*args, **kwargs)
-        architectures = (LanguageModel.objects.exclude(architecture="").order_by("architecture")
-                         .values_list("architecture", flat=True).distinct())
-        self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
-
-    def apply(self, queryset):
-        if not self.is_valid():
-            return queryset
-        data = self.cleaned_data
-        if data["q"]:
-            from django.db.models import Q
-
-            queryset = queryset.filter(Q(name__icontains=data["q"]) | Q(repo_id__icontains=data["q"]))
-        for field in ("status", "quantization", "architecture"):
-            if data[field]:
-                queryset = queryset.filter(**{field: data[field]})
-        return queryset.order_by(*SORTS[data["sort"] or "newest"][1])

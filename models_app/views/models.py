@@ -9,16 +9,19 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
-from . import services
-from .forms import DownloadForm, ModelFilterForm, PreviewForm, RenameForm, RestartForm
-from .ml import hub, quantization as quant
-from .models import LanguageModel
+from .. import progress
+from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
+from ..forms.models import ModelFilterForm, RenameForm
+from ..ml import hub, quantization as quant
+from ..models import LanguageModel
+from ..services import downloads, models as model_services
 
 PAGE = "models_app/index.html"
 PAGE_SIZE = 12
 
 
 def _list_context(request: HttpRequest) -> dict:
+    model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None)
     models = filters.apply(LanguageModel.objects.all())
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -34,14 +37,14 @@ def index(request: HttpRequest) -> HttpResponse:
     context = _list_context(request)
     if request.htmx and request.htmx.target == "model-list":
         return render(request, f"{PAGE}#model-list", context)
-    context["form"] = DownloadForm()
+    context["form"] = DownloadForm(user=request.user)
     return render(request, PAGE, context)
 
 
 @login_required
 @require_POST
 def preview(request: HttpRequest) -> HttpResponse:
-    form = PreviewForm(request.POST)
+    form = PreviewForm(request.POST, user=request.user)
     valid = form.is_valid()
     context = {"form": form, "preview": form.preflight if valid else None}
     if form.preflight:
@@ -53,16 +56,16 @@ def preview(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def download(request: HttpRequest) -> HttpResponse:
-    form = DownloadForm(request.POST)
+    form = DownloadForm(request.POST, user=request.user)
     if not form.is_valid():
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
     data = form.cleaned_data
-    record = services.create_download(form.preflight, data["quantization"], data.get("token") or None,
-                                      trust_remote_code=data["trust_remote_code"])
+    record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
+                                       trust_remote_code=data["trust_remote_code"])
     if not request.htmx:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")
-    return render(request, f"{PAGE}#download-started", {"form": DownloadForm(), "m": record,
+    return render(request, f"{PAGE}#download-started", {"form": DownloadForm(user=request.user), "m": record,
                                                           "first": LanguageModel.objects.count() == 1,
                                                           "formats": quant.FORMATS,
                                                           "format_labels": quant.LABELS})
@@ -71,6 +74,7 @@ def download(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
+    model_services.fail_stale_jobs()
     record = get_object_or_404(LanguageModel, pk=pk)
     return _card(request, record)
 
@@ -86,8 +90,8 @@ def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extr
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(LanguageModel, pk=pk)
-    services.request_cancel(record)
-    return _card(request, record)
+    refused = record.request_cancel()
+    return _card(request, record, card_error=refused)
 
 
 @login_required
@@ -98,7 +102,7 @@ def restart(request: HttpRequest, pk: int) -> HttpResponse:
     if not form.is_valid():
         return _card(request, record, card_error=" ".join(form.non_field_errors() or
                                                           [str(e) for e in form.errors.values()]))
-    services.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
+    downloads.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
     record.refresh_from_db()
     return _card(request, record)
 
@@ -122,9 +126,15 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(LanguageModel, pk=pk)
     name = record.name
     try:
-        freed = services.delete(record)
-    except services.StillRunning as exc:
-        return _card(request, record, card_error=str(exc))
+        freed = model_services.delete(record)
+    except model_services.StillRunning as exc:
+        if not request.htmx:
+            messages.error(request, str(exc))
+            return redirect("models_app:index")
+        # A toast, not the card: the card re-renders with every progress update.
+        return render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc),
+                                                         "x": exc.extraction}, status=200)
+    progress.publish(LanguageModel.KIND, pk, deleted=True)
     if not request.htmx:
         messages.success(request, f"Deleted {name}.")
         return redirect("models_app:index")

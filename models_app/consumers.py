@@ -1,0 +1,167 @@
+"""Live pages. Every signed-in page opens one websocket here; when a job's record changes, the
+consumer renders the same fragment the page renders (model card, dataset row, extraction
+status) and sends it, and the htmx ws extension swaps it in by id. The row in the database
+stays the one source of truth: a reload shows what the socket showed.
+
+How a change reaches the consumers (progress.publish):
+- with Redis (REDIS_URL), workers publish through channels_redis to every web process;
+- in the embedded default (in-memory layer) a worker process cannot reach the web process's
+  layer, so one watcher task per web process reads which rows changed (one query per job kind
+  every WATCH_INTERVAL, by `updated_at`) and fans out in memory, whatever the number of pages.
+The watcher also fails jobs whose worker died (JobRecord.fail_stale) every REAP_INTERVAL.
+"""
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime, timedelta
+
+from channels.db import database_sync_to_async
+from channels.generic.websocket import AsyncWebsocketConsumer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.template.loader import render_to_string
+from django.urls import path
+from django.utils import timezone
+
+from .ml import quantization as quant
+from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
+from .progress import LIVE_GROUP
+
+log = logging.getLogger(__name__)
+
+WATCH_INTERVAL = 0.5   # seconds between the embedded watcher's looks at the database
+WATCH_MARGIN = timedelta(seconds=2)  # rows written just before a look may commit just after it
+REAP_INTERVAL = 10.0   # seconds between lost-worker checks
+RENDER_CACHE_SIZE = 256
+
+
+class LiveConsumer(AsyncWebsocketConsumer):
+    async def connect(self) -> None:
+        user = self.scope.get("user")
+        if user is None or not user.is_authenticated:
+            await self.close(code=4403)  # refused before the handshake completes
+            return
+        await self.channel_layer.group_add(LIVE_GROUP, self.channel_name)
+        await self.accept()
+        Watcher.join()
+
+    async def disconnect(self, code: int) -> None:
+        if self.scope.get("user") is not None and self.scope["user"].is_authenticated:
+            await self.channel_layer.group_discard(LIVE_GROUP, self.channel_name)
+            Watcher.leave()
+
+    async def receive(self, text_data=None, bytes_data=None) -> None:
+        """Pages only listen; anything they send is ignored."""
+
+    async def record_changed(self, event: dict) -> None:
+        html = await database_sync_to_async(render_update)(
+            event["kind"], event["pk"], event.get("deleted", False), event.get("version"))
+        if html:
+            await self.send(text_data=html)
+
+
+_render_cache: dict[tuple, str] = {}
+
+
+def render_update(kind: str, pk: int, deleted: bool = False, version: str | None = None) -> str:
+    """The out-of-band fragments that bring a page up to date with one record. Rendered once
+    per version of the row, however many pages are open."""
+    key = (kind, pk, version)
+    if version and key in _render_cache:
+        return _render_cache[key]
+    html = _render(kind, pk, deleted)
+    if version:
+        if len(_render_cache) >= RENDER_CACHE_SIZE:
+            _render_cache.clear()
+        _render_cache[key] = html
+    return html
+
+
+def _render(kind: str, pk: int, deleted: bool) -> str:
+    if kind == Extraction.KIND:
+        record = Extraction.objects.select_related("model", "dataset").filter(pk=pk).first()
+        if record is None:
+            return ""
+        return (render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True})
+                + _model_card(record.model))
+    if kind == Dataset.KIND:
+        record = Dataset.objects.filter(pk=pk).first()
+        if deleted or record is None:
+            return f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>'
+        return render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})
+    record = LanguageModel.objects.filter(pk=pk).first()
+    if deleted or record is None:
+        return f'<div id="model-{pk}" hx-swap-oob="delete"></div>'
+    return _model_card(record)
+
+
+def _model_card(record: LanguageModel) -> str:
+    return render_to_string("models_app/index.html#model-card",
+                            {"m": record, "oob": True, "formats": quant.FORMATS, "format_labels": quant.LABELS})
+
+
+def changed_rows(since: datetime) -> list[tuple[str, int, datetime]]:
+    rows = []
+    for kind, cls in JOB_KINDS.items():
+        rows += [(kind, pk, at) for pk, at in
+                 cls.objects.filter(updated_at__gte=since - WATCH_MARGIN).values_list("pk", "updated_at")]
+    return rows
+
+
+def fail_stale_jobs() -> int:
+    from .services.models import fail_stale_jobs as fail
+
+    return fail()
+
+
+class Watcher:
+    """One task per web process while at least one page is connected (see the module notes)."""
+
+    listeners = 0
+    task: asyncio.Task | None = None
+
+    @classmethod
+    def join(cls) -> None:
+        cls.listeners += 1
+        if cls.task is None or cls.task.done():
+            cls.task = asyncio.get_running_loop().create_task(cls.run())
+
+    @classmethod
+    def leave(cls) -> None:
+        cls.listeners = max(cls.listeners - 1, 0)
+        if cls.listeners == 0 and cls.task is not None:
+            cls.task.cancel()
+            cls.task = None
+
+    @classmethod
+    async def run(cls) -> None:
+        layer = get_channel_layer()
+        fans_out = isinstance(layer, InMemoryChannelLayer)
+        seen: dict[tuple[str, int], datetime] = {}
+        since = timezone.now()
+        loop = asyncio.get_running_loop()
+        last_reap = 0.0
+        while True:
+            await asyncio.sleep(WATCH_INTERVAL)
+            try:
+                if loop.time() - last_reap >= REAP_INTERVAL:
+                    last_reap = loop.time()
+                    await database_sync_to_async(fail_stale_jobs)()
+                if not fans_out:
+                    continue
+                looked_at = timezone.now()
+                for kind, pk, at in await database_sync_to_async(changed_rows)(since):
+                    if seen.get((kind, pk)) != at:
+                        seen[(kind, pk)] = at
+                        await layer.group_send(LIVE_GROUP, {"type": "record.changed", "kind": kind,
+                                                            "pk": pk, "version": at.isoformat()})
+                since = looked_at
+                horizon = since - WATCH_MARGIN
+                seen = {key: at for key, at in seen.items() if at >= horizon}
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # a locked database now and then: look again next tick
+                log.warning("live watcher: %s", exc)
+
+
+websocket_urlpatterns = [path("ws/live/", LiveConsumer.as_asgi())]

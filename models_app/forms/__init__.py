@@ -1,0 +1,1 @@
+"""Forms own validation, one module per topic."""

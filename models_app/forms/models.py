@@ -1,0 +1,56 @@
+"""The Models list's filters and the rename form."""
+from __future__ import annotations
+
+from django import forms
+
+from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
+
+
+class RenameForm(forms.ModelForm):
+    class Meta:
+        model = LanguageModel
+        fields = ["name"]
+        error_messages = {"name": {"required": "A name cannot be empty."}}
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if not name:
+            raise forms.ValidationError("A name cannot be empty.")
+        return name
+
+
+SORTS = {
+    "newest": ("Newest", ["-created_at", "-pk"]),
+    "oldest": ("Oldest", ["created_at", "pk"]),
+    "name": ("Name", ["name", "pk"]),
+    "params": ("Parameters", ["-params_count", "-pk"]),
+    "disk": ("Disk size", ["-disk_size_bytes", "-pk"]),
+}
+
+
+class ModelFilterForm(forms.Form):
+    q = forms.CharField(required=False, widget=forms.TextInput(
+        attrs={"placeholder": "Search name or repository", "type": "search"}))
+    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices))
+    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES)
+    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")])
+    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        architectures = (LanguageModel.objects.exclude(architecture="").order_by("architecture")
+                         .values_list("architecture", flat=True).distinct())
+        self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
+
+    def apply(self, queryset):
+        if not self.is_valid():
+            return queryset
+        data = self.cleaned_data
+        if data["q"]:
+            from django.db.models import Q
+
+            queryset = queryset.filter(Q(name__icontains=data["q"]) | Q(repo_id__icontains=data["q"]))
+        for field in ("status", "quantization", "architecture"):
+            if data[field]:
+                queryset = queryset.filter(**{field: data[field]})
+        return queryset.order_by(*SORTS[data["sort"] or "newest"][1])

@@ -1,0 +1,57 @@
+"""Dataset jobs: a Hub dataset fetched on the downloads queue, and the ingest (reading samples
+into datasets/{id}/) that uploads run inline through the same runner."""
+from __future__ import annotations
+
+import tempfile
+from itertools import chain
+from pathlib import Path
+from typing import Iterable, Iterator
+
+from django.conf import settings
+
+from .. import secrets
+from ..ml import datasets, hub
+from ..models import Dataset
+from .runner import Job, run
+
+CHECK_EVERY = 256  # samples between cancel checks and progress lines
+
+
+def fetch_hub_dataset(dataset_pk: int) -> str:
+    return run(Dataset, dataset_pk, _fetch)
+
+
+def ingest_files(dataset_pk: int, files: list[Path]) -> str:
+    """Read local files into a queued dataset record, in this process, as a job."""
+    return run(Dataset, dataset_pk, lambda job: _ingest(job, Dataset.objects.get(pk=job.pk), files))
+
+
+def _fetch(job: Job) -> dict:
+    record = Dataset.objects.get(pk=job.pk)
+    options = record.hub_options
+    token = secrets.decrypt(record.encrypted_token)
+    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
+        job.tracker.update(force=True, progress_detail=f"Downloading {len(options['files'])} file(s)")
+        files = []
+        for name in options["files"]:  # cancel is checked between files
+            job.check()
+            files += hub.download_dataset_files(options["repo_id"], options["commit"], [name],
+                                                Path(scratch), token=token, endpoint=settings.HF_ENDPOINT)
+        return _ingest(job, record, files)
+
+
+def _ingest(job: Job, record: Dataset, files: list[Path]) -> dict:
+    job.tracker.update(force=True, progress_detail="Reading samples")
+    samples = chain.from_iterable(datasets.iter_samples(f, record.file_format, record.text_field)
+                                  for f in files)
+    stored = datasets.store(_checked(job, samples), record.folder)
+    return {"num_samples": stored.samples, "size_bytes": stored.size_bytes, "preview": stored.preview,
+            "file_path": str(record.folder), "progress_detail": ""}
+
+
+def _checked(job: Job, samples: Iterable[str]) -> Iterator[str]:
+    for count, text in enumerate(samples, 1):
+        if count % CHECK_EVERY == 0:
+            job.check()
+            job.tracker.update(progress_detail=f"Read {count:,} samples")
+        yield text

@@ -1,0 +1,49 @@
+"""The extraction task (GPU queue): loads the model in its stored format and runs the engine,
+recording queued -> loading -> extracting -> saving -> completed / failed / cancelled."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from ..models import Extraction, ExtractionStatus
+from .runner import Job, run
+
+
+def run_extraction(extraction_pk: int) -> str:
+    return run(Extraction, extraction_pk, _extract)
+
+
+def _extract(job: Job) -> dict:
+    from ..ml import datasets, extraction, loading
+
+    record = Extraction.objects.select_related("model", "dataset").get(pk=job.pk)
+    model = record.model
+    job.tracker.phase(ExtractionStatus.LOADING)
+    loaded = loading.load(Path(model.file_path), model.effective_quantization or model.quantization,
+                          trust_remote_code=model.trust_remote_code, should_cancel=job.should_cancel,
+                          quantized_dir=Path(model.quantized_path) if model.quantized_path else None)
+    job.check()
+    texts = datasets.TextDataset(Path(record.dataset.file_path))
+    total = len(texts) if record.max_samples is None else min(len(texts), record.max_samples)
+    job.tracker.phase(ExtractionStatus.EXTRACTING, samples_total=total, output_path=str(record.output_dir))
+
+    def on_progress(p: extraction.ExtractionProgress) -> None:
+        finishing = p.samples_done == p.samples_total
+        extra = {"status": ExtractionStatus.SAVING} if finishing else {}
+        job.tracker.update(force=finishing, **extra, samples_done=p.samples_done,
+                           progress=round(100 * p.samples_done / p.samples_total, 2),
+                           tokens_per_second=p.tokens_per_second, eta_seconds=p.eta_seconds,
+                           bytes_written=p.bytes_written, current_batch_size=p.batch_size)
+
+    settings = extraction.ExtractionSettings(
+        layers=record.layers, hooks=record.hooks, batch_size=record.batch_size,
+        max_samples=record.max_samples, context_length=record.context_length, top_k=record.top_k,
+        dtype=record.dtype)
+    context = {"model": {"id": model.pk, "repo_id": model.repo_id, "revision": model.revision,
+                         "commit_sha": model.commit_sha, "requested_quantization": model.quantization,
+                         "effective_quantization": loaded.effective_format, "device": loaded.device},
+               "dataset": {"id": record.dataset.pk, "name": record.dataset.name,
+                           "source": f"{record.dataset.source}:{record.dataset.source_detail}"},
+               "extraction_id": job.pk}
+    meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, record.output_dir,
+                              on_progress=on_progress, should_cancel=job.should_cancel, metadata=context)
+    return {"progress": 100.0, "samples_done": meta["samples"], "metadata": meta, "eta_seconds": None}

@@ -1,0 +1,1 @@
+"""What views, manage.py commands and jobs share, one module per topic."""

@@ -1,0 +1,60 @@
+"""Starting and restarting model downloads (the page, the CLI and the admin share these)."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import transaction
+
+from .. import secrets
+from ..ml import hub
+from ..models import LanguageModel, ModelStatus
+
+DOWNLOAD_TASK = "models_app.jobs.download.run_download"
+
+
+def enqueue_download(record: LanguageModel) -> None:
+    """Queue the job once the record is committed (the worker must be able to read it)."""
+    from django_q.tasks import async_task
+
+    transaction.on_commit(lambda: async_task(DOWNLOAD_TASK, record.pk,
+                                             cluster=settings.DOWNLOAD_CLUSTER,
+                                             task_name=f"download-model-{record.pk}"))
+
+
+def create_download(pre: hub.Preflight, fmt: str, token: str | None,
+                    trust_remote_code: bool = False, name: str = "", queue: bool = True) -> LanguageModel:
+    """Create the queued record; `queue=False` when the caller runs the job itself (the CLI)."""
+    with transaction.atomic():
+        record = LanguageModel.objects.create(
+            name=name or pre.repo_id.split("/")[-1], repo_id=pre.repo_id, revision=pre.revision,
+            commit_sha=pre.commit_sha, architecture=pre.summary.get("model_type", ""),
+            params_count=pre.params_count, quantization=fmt, trust_remote_code=trust_remote_code,
+            gated=pre.gated,
+            architecture_config=pre.config, architecture_summary=pre.summary,
+            memory_required_bytes=pre.memory_by_format[fmt], bytes_total=pre.download_bytes,
+            encrypted_token=secrets.encrypt(token) if token else None,
+            phase_log=[{"status": ModelStatus.QUEUED, "at": None, "detail": ""}],
+        )
+        if queue:
+            enqueue_download(record)
+    return record
+
+
+def restart(record: LanguageModel, fmt: str, token: str | None = None) -> LanguageModel:
+    """Retry, or re-download in another format: the same record goes back to the queue. Files
+    already downloaded stay, so the download resumes from them."""
+    if fmt != record.quantization:
+        record.release_quantized()  # files first, outside the transaction
+    with transaction.atomic():
+        record.prepare_retry()
+        record.quantization = fmt
+        record.progress = 0.0
+        record.quantization_note = record.phase_detail = ""
+        record.effective_quantization = ""
+        record.memory_footprint_bytes = None
+        record.memory_required_bytes = record.estimated_memory_by_format.get(fmt)
+        record.phase_log = [{"status": ModelStatus.QUEUED, "at": None, "detail": ""}]
+        if token:
+            record.encrypted_token = secrets.encrypt(token)
+        record.save()
+        enqueue_download(record)
+    return record

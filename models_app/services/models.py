@@ -1,0 +1,51 @@
+"""Removing models and recovering jobs that lost their worker."""
+from __future__ import annotations
+
+from django.conf import settings
+from django.utils import timezone
+
+from ..ml import storage
+from ..models import JOB_KINDS, LanguageModel
+
+
+class StillRunning(Exception):
+    def __init__(self, message: str, extraction=None):
+        super().__init__(message)
+        self.extraction = extraction
+
+
+def fail_stale_jobs() -> int:
+    """Every job kind whose heartbeat stopped is failed (see JobRecord.fail_stale)."""
+    return sum(len(kind.fail_stale()) for kind in JOB_KINDS.values())
+
+
+def fail_interrupted_jobs() -> int:
+    """At the start of an embedded studio nothing can still be running: jobs left mid-phase by
+    a stopped studio can never finish, so say so at once. Queued jobs stay queued; the broker
+    still holds their tasks."""
+    ended = 0
+    for kind in JOB_KINDS.values():
+        for record in kind.objects.filter(status__in=kind.running_statuses()):
+            ended += kind.objects.filter(pk=record.pk, status=record.status).update(
+                status=kind.FAILED, completed_at=timezone.now(), updated_at=timezone.now(),
+                error_message="The studio stopped while this job was running. Retry it.")
+            record.on_job_ended()
+    return ended
+
+
+def delete(record: LanguageModel) -> int:
+    """Delete the row, its files and its extractions' files; returns bytes freed. Running jobs
+    (the download, or an extraction of this model) must be cancelled first."""
+    fail_stale_jobs()  # a job no process runs any more does not block the delete
+    record.refresh_from_db()
+    if record.is_active:
+        raise StillRunning(f"{record.name} is {record.get_status_display().lower()}: cancel it first.")
+    running = record.running_extractions.first()
+    if running is not None:
+        raise StillRunning(f"Extraction {running.pk} of {record.name} is running: cancel it first.",
+                           extraction=running)
+    freed = record.release_files()
+    for extraction in record.extractions.all():  # its activations go with it
+        freed += storage.remove_tree(settings.ACTIVATIONS_DIR / str(extraction.pk))
+    record.delete()
+    return freed

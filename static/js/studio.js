@@ -1,0 +1,44 @@
+// The studio's few lines of script (no build step).
+//
+// Live pages: <body ws-connect> opens one websocket (htmx ws extension); the server pushes the
+// fragments the page renders and htmx swaps them in by id. While the socket is down the body
+// loses its "live" class and unfinished cards poll instead (their hx-trigger checks it); after a
+// reconnect every live element reads its state once, since updates may have been missed.
+(function () {
+  var opened = false;
+  var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
+  var REFUSED = 4403;
+
+  document.addEventListener("htmx:wsOpen", function () {
+    document.body.classList.add("live");
+    if (opened) {
+      document.querySelectorAll("[data-live-url]").forEach(function (el) {
+        htmx.ajax("GET", el.dataset.liveUrl, {target: el, swap: "outerHTML"});
+      });
+    }
+    opened = true;
+  });
+
+  document.addEventListener("htmx:wsClose", function (event) {
+    document.body.classList.remove("live");
+    var code = event.detail.event.code;
+    // The extension retries abnormal closes itself; a server that shut down cleanly (1001)
+    // is retried here, so pages come back on their own after a restart.
+    if (RETRIED_BY_EXTENSION.indexOf(code) < 0 && code !== REFUSED) {
+      setTimeout(function () { event.detail.socketWrapper.reconnect(); }, 500 + Math.random() * 1500);
+    }
+  });
+
+  // Escape closes whichever modal is open, wherever the focus is.
+  document.addEventListener("keydown", function (event) {
+    if (event.key === "Escape") {
+      document.querySelectorAll(".modal-backdrop").forEach(function (modal) { modal.remove(); });
+    }
+  });
+
+  // A toast with a close button goes when clicked.
+  document.addEventListener("click", function (event) {
+    var close = event.target.closest("[data-dismiss]");
+    if (close) { close.closest(".toast-item").remove(); }
+  });
+})();
