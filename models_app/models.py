@@ -110,7 +110,8 @@ class JobRecord(models.Model):
         """Cancel now if queued, else ask the running job to stop; the refusal message if the job
         has already finished."""
         if self.is_finished:
-            return f"This job has already {self.get_status_display().lower()}: there is nothing to cancel."
+            return (f"This job has already ended ({self.get_status_display().lower()}): "
+                    "there is nothing to cancel.")
         type(self).objects.filter(pk=self.pk, status=self.QUEUED).update(
             status=self.CANCELLED, cancel_requested=True, completed_at=timezone.now(),
             updated_at=timezone.now())

@@ -25,3 +25,6 @@ Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("MISTUDIO_Q_SYNC", "1") == "1"}
 CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DEBUG = False
+# Lost workers are noticed within seconds here, not half a minute (the bound is a setting).
+JOB_HEARTBEAT_SECONDS = int(os.environ.get("MISTUDIO_HEARTBEAT_SECONDS", "1"))
+JOB_STALE_SECONDS = int(os.environ.get("MISTUDIO_STALE_SECONDS", "4"))

@@ -9,16 +9,53 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def studio_env(settings, hf_endpoint: str, **extra: str) -> dict[str, str]:
+    """The environment of a studio process (worker, web server, command) sharing this test's
+    database, storage and secret key (tasks and sessions are signed with it)."""
+    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
+            "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
+            "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent), "HF_ENDPOINT": hf_endpoint,
+            "SECRET_KEY": settings.SECRET_KEY,
+            "MISTUDIO_HEARTBEAT_SECONDS": str(settings.JOB_HEARTBEAT_SECONDS),
+            "MISTUDIO_STALE_SECONDS": str(settings.JOB_STALE_SECONDS), **extra}
+
+
 def start_qcluster(settings, hf_endpoint: str, cluster: str | None = None) -> subprocess.Popen:
     """A qcluster on the ORM broker of the test database (`cluster`: an ALT_CLUSTERS name)."""
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
-           "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
-           "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent), "HF_ENDPOINT": hf_endpoint,
-           "SECRET_KEY": settings.SECRET_KEY}  # tasks are signed with it
-    if cluster:
-        env["Q_CLUSTER_NAME"] = cluster
+    env = studio_env(settings, hf_endpoint, **({"Q_CLUSTER_NAME": cluster} if cluster else {}))
     return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def start_daphne(settings, hf_endpoint: str) -> tuple[subprocess.Popen, str]:
+    """The studio's real ASGI server (HTTP and websockets) on a free port; returns its URL."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                                "mistudio_site.asgi:application"], cwd=ROOT,
+                               env=studio_env(settings, hf_endpoint),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    _wait_for_port(port, process)
+    return process, url
+
+
+def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) -> None:
+    import socket
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        with socket.socket() as probe:
+            if probe.connect_ex(("127.0.0.1", port)) == 0:
+                return
+        time.sleep(0.2)
+    raise RuntimeError("the server did not start listening")
 
 
 def stop(*processes: subprocess.Popen) -> None:

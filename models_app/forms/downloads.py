@@ -103,9 +103,9 @@ class DownloadForm(RepoForm):
         duplicate = LanguageModel.duplicate_of(cleaned["repo_id"], cleaned["revision"],
                                                cleaned["quantization"])
         if duplicate:
-            raise forms.ValidationError(
-                f"{cleaned['repo_id']}@{cleaned['revision']} in {quant.LABELS[cleaned['quantization']]} "
-                f"is already in the studio (“{duplicate.name}”, {duplicate.get_status_display().lower()}).")
+            # On the repository field, fact first: that is where the user looks and what they change.
+            self.add_error("repo_id", duplicate_message(duplicate))
+            return cleaned
         self.run_preflight()
         if self.preflight:
             self._check_disk(self.preflight)
@@ -116,6 +116,17 @@ class DownloadForm(RepoForm):
         if pre.download_bytes > free:
             self.add_error(None, f"Not enough disk space: the download needs "
                                  f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.")
+
+
+def duplicate_message(duplicate: LanguageModel) -> str:
+    """Why a download is refused when the studio already has this repo, revision and format."""
+    what = f"{duplicate.repo_id}@{duplicate.revision} in {quant.LABELS[duplicate.quantization]}"
+    where = f"(“{duplicate.name}”, {duplicate.get_status_display().lower()})"
+    if duplicate.status == ModelStatus.READY:
+        return f"Already downloaded: {what} is in the studio {where}."
+    if duplicate.is_active:
+        return f"Already downloading: {what} is in the studio {where}."
+    return f"Already in the studio: {what} {where}; retry or delete it from its card."
 
 
 class RestartForm(forms.Form):

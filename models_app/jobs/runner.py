@@ -132,7 +132,9 @@ def run(record_cls: type[JobRecord], pk: int, body: Callable[[Job], dict[str, An
     outcome = record_cls.FAILED
     try:
         fields = body(job) or {}
-        job.tracker.finish(record_cls.DONE, **fields)
+        job.check()  # a cancel that arrived during the last step still wins
+        if not job.tracker.finish(record_cls.DONE, **fields):
+            raise Cancelled()  # the record was deleted or ended meanwhile: its files must go
         outcome = record_cls.DONE
     except BaseException as exc:
         outcome = _end_unfinished(job, exc)

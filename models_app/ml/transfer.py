@@ -90,7 +90,19 @@ def _emit(message: dict) -> None:
     sys.stdout.flush()
 
 
+def _exit_with_parent(parent: int) -> None:
+    """A job killed with SIGKILL cannot stop its child: the child notices it was orphaned."""
+    import os
+
+    while os.getppid() == parent:
+        time.sleep(0.5)
+    os._exit(1)
+
+
 def _child() -> int:
+    import os
+
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     request = json.loads(sys.stdin.readline())
     fields = request["pre"]
     pre = hub.Preflight(**{**fields, "files": [hub.RepoFile(**f) for f in fields["files"]]})

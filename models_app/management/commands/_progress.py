@@ -55,14 +55,17 @@ def run_job_with_bar(command, job: Callable[[int], object], record, draw: str) -
     SIGTERM asks the job to cancel (as the page's Cancel button does) and waits until it has
     stopped and removed its files, so the record always ends cancelled, never stuck."""
     bar = ProgressBar(OutputWrapper(sys.stderr) if sys.stderr.isatty() else None)
-    worker = threading.Thread(target=_in_own_connection, args=(job, record.pk), daemon=True)
+    # An Event, not Thread.join: a KeyboardInterrupt inside join() can leave is_alive() False
+    # while the thread still runs (CPython 3.11).
+    done = threading.Event()
+    worker = threading.Thread(target=_in_own_connection, args=(job, record.pk, done), daemon=True)
     previous = signal.signal(signal.SIGTERM, _interrupt)
     stopping = False
     worker.start()
     try:
-        while worker.is_alive():
+        while not done.is_set():
             try:
-                worker.join(0.5)
+                done.wait(0.5)
                 getattr(bar, draw)(type(record).objects.get(pk=record.pk))
             except KeyboardInterrupt:
                 if not stopping:  # a second Ctrl-C keeps waiting: leaving now would strand the job
@@ -76,10 +79,11 @@ def run_job_with_bar(command, job: Callable[[int], object], record, draw: str) -
     record.refresh_from_db()
 
 
-def _in_own_connection(job: Callable[[int], object], pk: int) -> None:
+def _in_own_connection(job: Callable[[int], object], pk: int, done: threading.Event) -> None:
     from django.db import connection
 
     try:
         job(pk)
     finally:
         connection.close()
+        done.set()
