@@ -57,3 +57,35 @@ def test_the_page_fits_an_800px_window(page):
     page.reload()
     overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0
+
+
+def test_the_errors_on_screen_belong_to_the_last_submit(page, hub):
+    page.fill("input[name=repo_id]", "tiny/unknown")
+    page.click("#download-form button:has-text('Preview')")
+    assert "was not found" in page.wait_for_selector("#preview-error-repo_id").inner_text()
+
+    page.fill("input[name=repo_id]", "a/b/c")
+    page.click("#download-form button.btn-primary")
+    assert "single slash" in page.wait_for_selector("#error-repo_id").inner_text()
+    assert page.inner_text("#preview").strip() == ""  # the 404 went with the submit it answered
+
+    page.fill("input[name=repo_id]", "tiny/unknown")
+    page.click("#download-form button:has-text('Preview')")
+    page.wait_for_selector("#preview-error-repo_id")
+    assert page.locator("#download-form .field-error, #download-form .has-error").count() == 0
+
+    page.fill("input[name=repo_id]", "tiny/llama")
+    page.click("#download-form button:has-text('Preview')")
+    page.wait_for_selector(".preview-card")
+    assert page.locator("#preview-error-repo_id").count() == 0
+
+
+def test_a_duplicate_is_reported_next_to_the_repository_field(page, hub):
+    LanguageModel.objects.create(name="llama", repo_id="tiny/llama", revision="main", quantization="q4",
+                                 status="ready")
+    page.reload()
+    page.fill("input[name=repo_id]", "tiny/llama")
+    page.click("#download-form button.btn-primary")
+    error = page.wait_for_selector("#download-form label:has(input[name=repo_id]) #error-repo_id")
+    assert error.inner_text() == "Already downloaded: tiny/llama@main in Q4 is in the studio (“llama”, ready)."
+    assert LanguageModel.objects.count() == 1

@@ -69,3 +69,13 @@ def test_ensure_admin_creates_one_admin_once(monkeypatch, django_user_model):
     password = out.split("password: ")[1].split()[0]
     assert django_user_model.objects.get(username="admin").check_password(password)
     assert run("ensure_admin") == ""
+
+
+def test_download_model_takes_the_format_in_any_case_and_shows_defaults(hub, capsys):
+    from django.core.management import get_commands, load_command_class
+
+    run("download_model", "tiny/gpt2", "--quantization", "FP16")
+    assert LanguageModel.objects.get().quantization == "fp16"
+    parser = load_command_class(get_commands()["download_model"], "download_model").create_parser(
+        "manage.py", "download_model")
+    assert "(default: q4)" in parser.format_help()

@@ -94,13 +94,27 @@ def test_it_reports_bad_input_next_to_the_field(owner_client, hub, repo_id, revi
         assert token not in html
 
 
-def test_it_refuses_a_duplicate(owner_client, hub):
+def test_it_refuses_a_duplicate_next_to_the_repository_field(owner_client, hub):
     post_download(owner_client, "tiny/gpt2", "fp16")
+    name = LanguageModel.objects.get().name
     response = post_download(owner_client, "tiny/gpt2", "fp16")
-    assert "is already in the studio" in response.content.decode()
+    html = response.content.decode()
+    assert (f'<small class="field-error" id="error-repo_id">Already downloaded: tiny/gpt2@main in FP16 '
+            f'is in the studio (“{name}”, ready).</small>') in html
+    assert 'class="form-error"' not in html
     assert LanguageModel.objects.count() == 1
     post_download(owner_client, "tiny/gpt2", "fp32")
     assert LanguageModel.objects.count() == 2
+
+
+def test_every_download_answer_clears_an_older_preview(owner_client, hub):
+    oob = '<div id="preview" hx-swap-oob="innerHTML"></div>'
+    refused = post_download(owner_client, "a/b/c").content.decode()
+    assert 'id="error-repo_id"' in refused and refused.count(oob) == 1
+    started = post_download(owner_client, "tiny/gpt2").content.decode()
+    assert 'id="model-' in started and started.count(oob) == 1
+    page = owner_client.get(reverse("models_app:index")).content.decode()
+    assert page.count('id="preview"') == 1 and "hx-swap-oob" not in page
 
 
 def test_it_uses_a_token_without_storing_or_showing_it(owner_client, hub, caplog):

@@ -1,0 +1,64 @@
+"""The Models page on the studio's real ASGI server (daphne): progress arrives over the
+websocket with no polling while a slow download runs, and Cancel ends the job within 2 s."""
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from models_app.models import LanguageModel
+from tests.workers import start_daphne, start_qcluster, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def studio(hub, settings, monkeypatch):
+    """daphne and a downloads qcluster on the test database, as run_studio starts them."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    web, url = start_daphne(settings, hub.endpoint)
+    worker = start_qcluster(settings, hub.endpoint)
+    yield url
+    stop(web, worker)
+
+
+def test_progress_arrives_over_the_websocket_and_cancel_stops_the_job(browser, studio, owner, hub):
+    hub.repos["tiny/llama"].bytes_per_second = 150_000  # about 10 s of transfer
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    page.goto(f"{studio}/login/")
+    page.fill("input[name=username]", "owner")
+    page.fill("input[name=password]", "pw-owner-123")
+    page.click("button[type=submit]")
+    page.wait_for_selector("body.live")  # the socket is open
+
+    requests: list[str] = []
+    page.on("request", lambda request: requests.append(request.url))
+    page.fill("input[name=repo_id]", "tiny/llama")
+    page.click("#download-form button.btn-primary")
+    page.wait_for_selector("#model-list .card")
+    record = LanguageModel.objects.get()
+    meta = f"#model-{record.pk} .progress-meta"
+    page.wait_for_selector(meta)
+    seen = set()
+    deadline = time.monotonic() + 15
+    while len(seen) < 3 and time.monotonic() < deadline:  # the bytes move on screen
+        seen.add(page.inner_text(meta).split(" / ")[0])
+        time.sleep(0.3)
+    assert len(seen) >= 3, seen
+    polls = [url for url in requests if re.search(rf"/models/{record.pk}/$", url)]
+    assert polls == []  # every update came over the socket
+
+    page.on("dialog", lambda dialog: dialog.accept())  # "Cancel the download of llama? ..."
+    clicked = time.monotonic()
+    page.click(f"#model-{record.pk} button:has-text('Cancel')")
+    deadline = clicked + 10
+    while LanguageModel.objects.get(pk=record.pk).status != "cancelled" and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert time.monotonic() - clicked < 2.0
+    page.wait_for_selector(f"#model-{record.pk}.status-cancelled")
+    context.close()
