@@ -27,13 +27,15 @@ def start_qcluster(settings, hf_endpoint: str, cluster: str | None = None) -> su
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
-def start_daphne(settings, hf_endpoint: str) -> tuple[subprocess.Popen, str]:
-    """The studio's real ASGI server (HTTP and websockets) on a free port; returns its URL."""
+def start_daphne(settings, hf_endpoint: str, port: int = 0) -> tuple[subprocess.Popen, str]:
+    """The studio's real ASGI server (HTTP and websockets) on `port` (a free one by default);
+    returns the process and its URL."""
     import socket
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    if not port:
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
     process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
                                 "mistudio_site.asgi:application"], cwd=ROOT,
                                env=studio_env(settings, hf_endpoint),

@@ -8,6 +8,10 @@
   var opened = false;
   var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
   var REFUSED = 4403;
+  // Back off between tries, but never past 5 s: a restarted studio is back within seconds.
+  htmx.config.wsReconnectDelay = function (retryCount) {
+    return Math.min(500 * Math.pow(2, retryCount), 5000) * (0.5 + Math.random() / 2);
+  };
 
   document.addEventListener("htmx:wsOpen", function () {
     document.body.classList.add("live");

@@ -6,6 +6,7 @@ import re
 import time
 
 import pytest
+from django.utils import timezone
 
 from models_app.models import LanguageModel
 from tests.workers import start_daphne, start_qcluster, stop
@@ -62,3 +63,29 @@ def test_progress_arrives_over_the_websocket_and_cancel_stops_the_job(browser, s
     assert time.monotonic() - clicked < 2.0
     page.wait_for_selector(f"#model-{record.pk}.status-cancelled")
     context.close()
+
+
+def test_the_page_reconnects_after_a_server_restart_and_catches_up(browser, hub, settings, owner):
+    web, url = start_daphne(settings, hub.endpoint)
+    record = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status="downloading",
+                                          bytes_total=1_000_000, phase_detail="Downloading model.safetensors")
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        page.goto(f"{url}/login/")
+        page.fill("input[name=username]", "owner")
+        page.fill("input[name=password]", "pw-owner-123")
+        page.click("button[type=submit]")
+        page.wait_for_selector("body.live")
+        stop(web)
+        page.wait_for_selector("body:not(.live)")
+        # While the server is down the job goes on; the page must catch up when it returns.
+        LanguageModel.objects.filter(pk=record.pk).update(phase_detail="Downloading the last file",
+                                                          heartbeat_at=timezone.now())
+        web, _ = start_daphne(settings, hub.endpoint, port=int(url.rsplit(":", 1)[1]))
+        page.wait_for_selector("body.live")
+        page.wait_for_selector(f"#model-{record.pk}:has-text('Downloading the last file')")
+    finally:
+        context.close()
+        stop(web)

@@ -7,7 +7,7 @@ import subprocess
 import sys
 
 import pytest
-from asgiref.sync import async_to_sync, sync_to_async
+from asgiref.sync import sync_to_async
 from channels.testing import WebsocketCommunicator
 
 from models_app.models import LanguageModel, ModelStatus
@@ -28,6 +28,15 @@ def application():
 def session_headers(client, user) -> list[tuple[bytes, bytes]]:
     client.force_login(user)
     return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+
+def run(scenario):
+    """Run an async scenario on its own event loop, in its own thread: the browser tests'
+    Playwright keeps a loop running in the main thread."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, scenario()).result()
 
 
 def downloading_model() -> LanguageModel:
@@ -51,7 +60,7 @@ def test_it_refuses_anonymous_connections():
         await communicator.disconnect()
         return connected, code
 
-    connected, code = async_to_sync(scenario)()
+    connected, code = run(scenario)
     assert not connected and code == 4403
 
 
@@ -64,7 +73,7 @@ def test_it_refuses_a_foreign_origin(client, owner):
         await communicator.disconnect()
         return connected
 
-    assert not async_to_sync(scenario)()
+    assert not run(scenario)
 
 
 def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
@@ -81,7 +90,7 @@ def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
         await communicator.disconnect()
         return message
 
-    message = async_to_sync(scenario)()
+    message = run(scenario)
     assert 'hx-swap-oob="true"' in message and "Downloading model.safetensors" in message
 
 
@@ -110,7 +119,7 @@ def test_it_pushes_progress_written_by_another_process(client, owner, settings):
         await communicator.disconnect()
         return message, delay
 
-    message, delay = async_to_sync(scenario)()
+    message, delay = run(scenario)
     assert f'id="model-{record.pk}"' in message and delay < 1.5
 
 
@@ -127,4 +136,4 @@ def test_a_deleted_record_leaves_open_pages(client, owner):
         await communicator.disconnect()
         return message
 
-    assert 'hx-swap-oob="delete"' in async_to_sync(scenario)()
+    assert 'hx-swap-oob="delete"' in run(scenario)
