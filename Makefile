@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev migrate serve-hub clean
+.PHONY: run test install install-dev migrate serve-hub bench bench-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,19 @@ test: install-dev
 # Tiny models of every supported family over the Hub protocol (point HF_ENDPOINT at it).
 serve-hub: install
 	$(BIN)/python -m tests.serve_hub --port 8900
+
+# Benchmarks (not tests): bench/README.md. One script: `make bench BENCH_SCRIPTS=bench/load.py`;
+# a script's own options: run it with $(BIN)/python after `make bench-install`.
+BENCH_SCRIPTS ?= bench/load.py bench/extraction.py bench/gpu_loading.py
+
+$(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
+	$(BIN)/pip install -r bench/requirements.txt
+	touch $@
+
+bench-install: $(VENV)/.installed-bench
+
+bench: bench-install
+	@set -e; for script in $(BENCH_SCRIPTS); do echo "== $$script"; $(BIN)/python $$script; done
 
 clean:
 	rm -rf $(VENV)
