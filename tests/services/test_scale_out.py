@@ -1,66 +1,116 @@
-"""The scale-out shape for real: PostgreSQL for the rows, Redis as the Django-Q2 broker, and a
-separate qcluster process doing the download queued by another process."""
+"""The scale-out shape for real: PostgreSQL for the rows, Redis as the Django-Q2 broker and the
+channel layer, separate qcluster processes taking the jobs the web side queued, and their
+progress reaching a signed-in page through channels_redis."""
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import asyncio
+import json
 import time
-from pathlib import Path
 
+import numpy as np
 import psycopg
-import pytest
+from asgiref.sync import async_to_sync
 
-from tests.workers import stop
-
-ROOT = Path(__file__).resolve().parents[2]
-
-QUEUE_A_DOWNLOAD = """
-from django.conf import settings
-from models_app.services import downloads as services
-from models_app.ml import hub
-pre = hub.preflight("tiny/gpt_neox", endpoint=settings.HF_ENDPOINT)
-print(services.create_download(pre, "q4", token=None).pk)
+QUEUE_DOWNLOAD_AND_DATASET = """
+post("download", {"repo_id": "tiny/llama", "revision": "main", "quantization": "q8"})
+post("dataset-hub", {"repo_id": "data/corpus", "revision": "main", "text_field": "text", "name": "corpus"})
+print(LanguageModel.objects.get(repo_id="tiny/llama").pk, Dataset.objects.get(name="corpus").pk)
 """
 
+START_EXTRACTION = """
+model, dataset = LanguageModel.objects.get(), Dataset.objects.get()
+response = post("extract-start", {"dataset": dataset.pk, "layers": [0, 1], "hooks": ["residual", "mlp"],
+                                  "batch_size": 4, "max_samples": 10, "context_length": 24, "top_k": 3,
+                                  "dtype": "float32"}, pk=model.pk)
+print(resolve(response.url).kwargs["pk"])
+"""
 
-def manage(env, *args, **kwargs) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, text=True,
-                          capture_output=True, timeout=300, **kwargs)
+QUEUE_DOWNLOAD = """
+post("download", {"repo_id": "tiny/llama", "revision": "main", "quantization": "fp32"})
+print(LanguageModel.objects.get(repo_id="tiny/llama").pk)
+"""
+
+MODEL_DONE = {"ready", "error", "cancelled"}
+DATASET_DONE = {"ready", "error", "cancelled"}
+EXTRACTION_DONE = {"completed", "failed", "cancelled"}
+IDLE_PAGE_SECONDS = 7
 
 
-def test_a_worker_on_redis_and_postgres_runs_a_download_queued_elsewhere(
-        scratch_database, scratch_redis, hub, tmp_path):
-    env = {**os.environ, "DATABASE_URL": scratch_database, "REDIS_URL": scratch_redis,
-           "MISTUDIO_DATA_DIR": str(tmp_path), "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
-           "HF_ENDPOINT": hub.endpoint}
-    migrated = manage(env, "migrate", "--noinput")
-    assert migrated.returncode == 0, migrated.stderr
-    queued = manage(env, "shell", "-c", QUEUE_A_DOWNLOAD)
-    assert queued.returncode == 0, queued.stderr
-    pk = int(queued.stdout.strip().splitlines()[-1])
+def test_it_runs_downloads_and_extractions_queued_by_the_web_side_on_shared_worker_processes(scale_out, hub):
+    scale_out.start_worker()
+    scale_out.start_worker()
+    scale_out.start_worker("gpu")
+    scale_out.wait_for_workers()
 
-    worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    try:
-        status, error = _wait_for_final_status(scratch_database, pk)
-    finally:
-        stop(worker)
+    model_pk, dataset_pk = map(int, scale_out.web(QUEUE_DOWNLOAD_AND_DATASET).split())
+    status, error = scale_out.wait_for_row("models_app_dataset", dataset_pk, DATASET_DONE)
     assert status == "ready", error
-    with psycopg.connect(scratch_database) as conn:
-        successes = conn.execute("SELECT count(*) FROM django_q_task WHERE success AND "
-                                 "func = 'models_app.jobs.download.run_download'").fetchone()[0]
-    assert successes == 1
-    assert (tmp_path / "models" / "quantized" / f"{pk}_q4" / "model.safetensors").exists()
+    status, error = scale_out.wait_for_row("models_app_languagemodel", model_pk, MODEL_DONE)
+    assert status == "ready", error
+
+    extraction_pk = int(scale_out.web(START_EXTRACTION))
+    status, error = scale_out.wait_for_row("models_app_extraction", extraction_pk, EXTRACTION_DONE)
+    assert status == "completed", error
+
+    with psycopg.connect(scale_out.database) as conn:
+        ran = conn.execute("SELECT func, cluster FROM django_q_task WHERE success ORDER BY started").fetchall()
+    assert sorted(ran) == [("models_app.jobs.dataset.fetch_hub_dataset", "downloads"),
+                           ("models_app.jobs.download.run_download", "downloads"),
+                           ("models_app.jobs.extraction.run_extraction", "gpu")]
+    data = scale_out.data_dir
+    assert (data / "models" / "quantized" / f"{model_pk}_q8" / "model.safetensors").exists()
+    folder = data / "activations" / str(extraction_pk)
+    assert {p.name for p in folder.iterdir()} == {
+        "layer_0_residual.npy", "layer_0_mlp.npy", "layer_1_residual.npy", "layer_1_mlp.npy", "tokens.npy",
+        "attention_mask.npy", "metadata.json", "topk_layer_0_residual.npz", "topk_layer_0_mlp.npz",
+        "topk_layer_1_residual.npz", "topk_layer_1_mlp.npz"}
+    assert np.load(folder / "layer_1_mlp.npy", mmap_mode="r").shape == (10, 24, 128)
+    meta = json.loads((folder / "metadata.json").read_text())
+    assert meta["model"]["repo_id"] == "tiny/llama" and meta["dataset"]["name"] == "corpus"
 
 
-def _wait_for_final_status(database: str, pk: int, timeout: float = 120) -> tuple[str, str]:
-    deadline = time.monotonic() + timeout
-    with psycopg.connect(database, autocommit=True) as conn:
-        while time.monotonic() < deadline:
-            status, error = conn.execute("SELECT status, error_message FROM models_app_languagemodel "
-                                         "WHERE id = %s", (pk,)).fetchone()
-            if status in ("ready", "error", "cancelled"):
-                return status, error
-            time.sleep(0.5)
-    pytest.fail(f"the worker did not finish model {pk}; last status {status}")
+def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
+        scale_out, web_process_database, hub, settings, client):
+    from channels.testing import WebsocketCommunicator
+    from django.contrib.auth import get_user_model
+
+    from mistudio_site.asgi import application
+
+    # This process plays a web server of the deployment: the same channels_redis layer its
+    # settings build from REDIS_URL, and its PostgreSQL database (web_process_database).
+    settings.CHANNEL_LAYERS = scale_out.setting("CHANNEL_LAYERS")
+    assert settings.CHANNEL_LAYERS["default"]["BACKEND"] == "channels_redis.core.RedisChannelLayer"
+    # (not the django_user_model fixture: it would put this test in the SQLite test database)
+    client.force_login(get_user_model().objects.create_user("viewer", password="pw-viewer-123"))
+    cookie = f"{settings.SESSION_COOKIE_NAME}={client.cookies[settings.SESSION_COOKIE_NAME].value}"
+    hub.repos["tiny/llama"].bytes_per_second = 300_000  # a download that lasts a few seconds
+
+    def start_a_worker() -> None:
+        scale_out.start_worker()
+        scale_out.wait_for_workers()
+
+    async def watch_the_page() -> tuple[int, list[str]]:
+        page = WebsocketCommunicator(application, "/ws/live/", headers=[
+            (b"cookie", cookie.encode()), (b"origin", b"http://localhost:8000")])  # in ALLOWED_HOSTS
+        connected, code = await page.connect(timeout=10)
+        assert connected, code
+        try:
+            opened = time.monotonic()
+            await asyncio.to_thread(start_a_worker)
+            # A page often stays open with nothing to hear for longer than a socket read timeout
+            # (redis-py's default is 5 s): it must still get the job that starts afterwards.
+            await asyncio.sleep(max(0.0, IDLE_PAGE_SECONDS - (time.monotonic() - opened)))
+            model_pk = int(await asyncio.to_thread(scale_out.web, QUEUE_DOWNLOAD))
+            card, seen = f'<article id="model-{model_pk}" class="card status-', []
+            deadline = time.monotonic() + 45
+            while not any(f"{card}ready" in text for text in seen):
+                seen.append(await page.receive_from(timeout=max(deadline - time.monotonic(), 0.1)))
+            return model_pk, seen
+        finally:
+            await page.disconnect()
+
+    model_pk, seen = async_to_sync(watch_the_page)()
+    downloading = [t for t in seen if f'<article id="model-{model_pk}" class="card status-downloading"' in t]
+    assert downloading, seen
+    assert all(f'id="model-{model_pk}"' in t for t in seen)
+    assert " / " in downloading[-1] and "ETA" in downloading[-1]  # bytes done / total, speed, ETA
