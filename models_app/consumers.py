@@ -26,6 +26,7 @@ from django.utils import timezone
 from .ml import quantization as quant
 from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
+from .services.models import fail_stale_jobs
 
 log = logging.getLogger(__name__)
 
@@ -106,12 +107,6 @@ def changed_rows(since: datetime) -> list[tuple[str, int, datetime]]:
         rows += [(kind, pk, at) for pk, at in
                  cls.objects.filter(updated_at__gte=since - WATCH_MARGIN).values_list("pk", "updated_at")]
     return rows
-
-
-def fail_stale_jobs() -> int:
-    from .services.models import fail_stale_jobs as fail
-
-    return fail()
 
 
 class Watcher:

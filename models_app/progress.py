@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import logging
 import time
+from datetime import timedelta
 from typing import Any
 
 from django.utils import timezone
 
-from .models import JobRecord
+from .models import STALL_SECONDS, JobRecord, ModelStatus, overall_progress
 
 MIN_INTERVAL = 0.25
 LIVE_GROUP = "studio-live"
@@ -66,10 +67,6 @@ class Tracker:
 
 def download_fields(done: int, total: int, speed: float, eta: float | None, file: str,
                     idle_seconds: float = 0.0) -> dict:
-    from datetime import timedelta
-
-    from .models import STALL_SECONDS, ModelStatus, overall_progress
-
     fraction = done / total if total else 0.0
     stalled = idle_seconds >= STALL_SECONDS and done < total
     return {"bytes_downloaded": done, "bytes_total": total, "speed_bps": speed,

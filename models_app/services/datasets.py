@@ -25,9 +25,15 @@ def _ingest_now(record: Dataset, files: list[Path]) -> Dataset:
     except BaseException:  # Ctrl-C of the CLI: the job has cleaned up; the row goes too
         Dataset.objects.filter(pk=record.pk).delete()
         raise
+    return _ready_or_removed(record, "Reading the file was cancelled.")
+
+
+def _ready_or_removed(record: Dataset, cancelled: str) -> Dataset:
+    """After a job run here (a request or the CLI): the ready record, or nothing left behind and
+    the reason raised for the caller to show."""
     record.refresh_from_db()
     if record.status != DatasetStatus.READY:
-        message = record.error_message or "Reading the file was cancelled."
+        message = record.error_message or cancelled
         record.discard_partial_files()
         record.delete()
         raise datasets.DatasetError(message)
@@ -82,12 +88,7 @@ def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: 
 
     record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
     fetch_hub_dataset(record.pk)
-    record.refresh_from_db()
-    if record.status != DatasetStatus.READY:
-        message = record.error_message or "Adding the dataset was cancelled."
-        record.delete()
-        raise datasets.DatasetError(message)
-    return record
+    return _ready_or_removed(record, "Adding the dataset was cancelled.")
 
 
 def _enqueue(record: Dataset) -> None:

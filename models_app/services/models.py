@@ -1,10 +1,8 @@
 """Removing models and recovering jobs that lost their worker."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.utils import timezone
 
-from ..ml import storage
 from ..models import JOB_KINDS, LanguageModel
 
 
@@ -46,6 +44,6 @@ def delete(record: LanguageModel) -> int:
                            extraction=running)
     freed = record.release_files()
     for extraction in record.extractions.all():  # its activations go with it
-        freed += storage.remove_tree(settings.ACTIVATIONS_DIR / str(extraction.pk))
+        freed += extraction.discard_partial_files()
     record.delete()
     return freed

@@ -47,15 +47,21 @@ def worker(hub, live_server, settings, monkeypatch):
     stop(*processes)
 
 
-@pytest.fixture
-def page(browser, live_server, owner):
+def signed_in_page(browser, url: str):
+    """A new browser context signed in as the `owner` fixture's user at the studio at `url`."""
     context = browser.new_context(viewport={"width": 1280, "height": 900})
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.goto(f"{live_server.url}/login/")
+    page.goto(f"{url}/login/")
     page.fill("input[name=username]", "owner")
     page.fill("input[name=password]", "pw-owner-123")
     page.click("button[type=submit]")
-    page.wait_for_url(f"{live_server.url}/")
+    page.wait_for_url(f"{url}/")
+    return page
+
+
+@pytest.fixture
+def page(browser, live_server, owner):
+    page = signed_in_page(browser, live_server.url)
     yield page
-    context.close()
+    page.context.close()

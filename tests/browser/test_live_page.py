@@ -9,6 +9,7 @@ import pytest
 from django.utils import timezone
 
 from models_app.models import LanguageModel
+from tests.browser.conftest import signed_in_page
 from tests.workers import start_daphne, start_qcluster, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,13 +29,7 @@ def studio(hub, settings, monkeypatch):
 
 def test_progress_arrives_over_the_websocket_and_cancel_stops_the_job(browser, studio, owner, hub):
     hub.repos["tiny/llama"].bytes_per_second = 150_000  # about 10 s of transfer
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(f"{studio}/login/")
-    page.fill("input[name=username]", "owner")
-    page.fill("input[name=password]", "pw-owner-123")
-    page.click("button[type=submit]")
+    page = signed_in_page(browser, studio)
     page.wait_for_selector("body.live")  # the socket is open
 
     requests: list[str] = []
@@ -62,21 +57,15 @@ def test_progress_arrives_over_the_websocket_and_cancel_stops_the_job(browser, s
         time.sleep(0.05)
     assert time.monotonic() - clicked < 2.0
     page.wait_for_selector(f"#model-{record.pk}.status-cancelled")
-    context.close()
+    page.context.close()
 
 
 def test_the_page_reconnects_after_a_server_restart_and_catches_up(browser, hub, settings, owner):
     web, url = start_daphne(settings, hub.endpoint)
     record = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status="downloading",
                                           bytes_total=1_000_000, phase_detail="Downloading model.safetensors")
-    context = browser.new_context()
-    page = context.new_page()
-    page.set_default_timeout(30_000)
+    page = signed_in_page(browser, url)
     try:
-        page.goto(f"{url}/login/")
-        page.fill("input[name=username]", "owner")
-        page.fill("input[name=password]", "pw-owner-123")
-        page.click("button[type=submit]")
         page.wait_for_selector("body.live")
         stop(web)
         page.wait_for_selector("body:not(.live)")
@@ -87,5 +76,5 @@ def test_the_page_reconnects_after_a_server_restart_and_catches_up(browser, hub,
         page.wait_for_selector("body.live")
         page.wait_for_selector(f"#model-{record.pk}:has-text('Downloading the last file')")
     finally:
-        context.close()
+        page.context.close()
         stop(web)

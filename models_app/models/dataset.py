@@ -1,0 +1,70 @@
+"""A text dataset and the job that reads it into datasets/{id}/."""
+from __future__ import annotations
+
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+
+from ..ml import storage
+from .job import JobRecord
+
+
+class DatasetStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    PROCESSING = "processing", "Processing"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Dataset(JobRecord):
+    """Text samples for extraction, stored normalized under datasets/{id}/ (see ml.datasets)."""
+
+    KIND = "dataset"
+    QUEUED, RUNNING = DatasetStatus.QUEUED, DatasetStatus.PROCESSING
+    ACTIVE = (DatasetStatus.QUEUED, DatasetStatus.PROCESSING)
+    DONE, FAILED, CANCELLED = DatasetStatus.READY, DatasetStatus.ERROR, DatasetStatus.CANCELLED
+    SOURCES = [("upload", "Upload"), ("hub", "HuggingFace Hub")]
+
+    name = models.CharField(max_length=200)
+    source = models.CharField(max_length=10, choices=SOURCES)
+    source_detail = models.CharField(max_length=500, help_text="File name, or repo@revision:file")
+    text_field = models.CharField(max_length=200, blank=True, default="text")
+    file_format = models.CharField(max_length=10)
+    status = models.CharField(max_length=12, choices=DatasetStatus.choices,
+                              default=DatasetStatus.QUEUED, db_index=True)
+    progress_detail = models.CharField(max_length=255, blank=True)
+    num_samples = models.IntegerField(default=0)
+    size_bytes = models.BigIntegerField(default=0)
+    preview = models.JSONField(default=list, blank=True)
+    file_path = models.CharField(max_length=1024, blank=True)
+    # Hub datasets are fetched by a job: where from, and the token (encrypted, erased at the end).
+    hub_options = models.JSONField(default=dict, blank=True)
+    encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.num_samples} samples)"
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.num_samples:,} samples)"
+
+    @property
+    def can_retry(self) -> bool:
+        return self.source == "hub" and self.status in (DatasetStatus.ERROR, DatasetStatus.CANCELLED)
+
+    @property
+    def folder(self) -> Path:
+        return Path(self.file_path) if self.file_path else settings.DATASETS_DIR / str(self.pk)
+
+    def discard_partial_files(self) -> int:
+        return storage.remove_tree(self.folder)
+
+    def on_job_ended(self) -> None:
+        Dataset.objects.filter(pk=self.pk).update(encrypted_token=None)
+
+    @property
+    def cancel_confirmation(self) -> str:
+        return f"Stop adding {self.name}? What was read so far is deleted."
+

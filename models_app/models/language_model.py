@@ -1,0 +1,181 @@
+"""A downloaded model: its download job, its formats and the files it holds in the HF cache."""
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+
+from django.conf import settings
+from django.db import models
+from django.urls import reverse
+
+from ..ml import quantization as quant, storage
+from .job import JobRecord
+
+FORMAT_CHOICES = [(fmt, quant.LABELS[fmt]) for fmt in quant.FORMATS]
+
+
+class ModelStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    DOWNLOADING = "downloading", "Downloading"
+    LOADING = "loading", "Loading"
+    QUANTIZING = "quantizing", "Quantizing"
+    READY = "ready", "Ready"
+    ERROR = "error", "Error"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+STALL_SECONDS = 10
+ACTIVE_STATUSES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
+                   ModelStatus.QUANTIZING)
+DOWNLOAD_PHASES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
+                   ModelStatus.QUANTIZING, ModelStatus.READY)
+# One bar for the whole job: each phase fills its own stretch, so the bar never goes back.
+PHASE_SPAN = {ModelStatus.DOWNLOADING: (0.0, 85.0), ModelStatus.LOADING: (85.0, 92.0),
+              ModelStatus.QUANTIZING: (92.0, 100.0)}
+
+
+def overall_progress(status: str, fraction: float) -> float:
+    start, end = PHASE_SPAN.get(status, (0.0, 100.0))
+    return round(start + (end - start) * min(max(fraction, 0.0), 1.0), 2)
+
+
+class LanguageModel(JobRecord):
+    KIND = "model"
+    QUEUED, RUNNING, ACTIVE = ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ACTIVE_STATUSES
+    DONE, FAILED, CANCELLED = ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED
+
+    name = models.CharField(max_length=200)
+    repo_id = models.CharField(max_length=96, db_index=True)
+    revision = models.CharField(max_length=255, default="main")
+    commit_sha = models.CharField(max_length=64, blank=True)
+    architecture = models.CharField(max_length=100, blank=True, db_index=True)
+    params_count = models.BigIntegerField(null=True, blank=True)
+    quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, default=quant.DEFAULT_FORMAT)
+    effective_quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, blank=True)
+    quantization_note = models.TextField(blank=True, help_text="Why the effective format differs")
+    trust_remote_code = models.BooleanField(default=False)
+    gated = models.BooleanField(default=False, help_text="The repository needs an accepted license and a token")
+
+    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED,
+                              db_index=True)
+    progress = models.FloatField(default=0.0)
+    phase_detail = models.CharField(max_length=255, blank=True)
+    bytes_downloaded = models.BigIntegerField(default=0)
+    bytes_total = models.BigIntegerField(default=0)
+    speed_bps = models.FloatField(default=0.0)
+    eta_seconds = models.FloatField(null=True, blank=True)
+    stalled_since = models.DateTimeField(null=True, blank=True, help_text="No data arriving since")
+    phase_log = models.JSONField(default=list, blank=True)
+
+    file_path = models.CharField(max_length=1024, blank=True)
+    quantized_path = models.CharField(max_length=1024, blank=True)
+    architecture_config = models.JSONField(default=dict, blank=True)
+    architecture_summary = models.JSONField(default=dict, blank=True)
+    memory_required_bytes = models.BigIntegerField(null=True, blank=True)
+    memory_footprint_bytes = models.BigIntegerField(null=True, blank=True)
+    disk_size_bytes = models.BigIntegerField(null=True, blank=True)
+    # The access token for a gated repo, encrypted (see models_app.secrets); erased when the job ends.
+    encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
+
+
+    class Meta(JobRecord.Meta):
+        constraints = [
+            models.UniqueConstraint(fields=["repo_id", "revision", "quantization"],
+                                    name="unique_model_repo_revision_format"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.get_quantization_display()})"
+
+    def get_absolute_url(self) -> str:
+        return reverse("models_app:card", args=[self.pk])
+
+    @cached_property
+    def latest_extraction(self):
+        return self.extractions.select_related("dataset").order_by("-created_at", "-pk").first()
+
+    @property
+    def running_extractions(self):
+        return self.extractions.filter(status__in=self.extractions.model.ACTIVE)
+
+    @property
+    def needs_polling(self) -> bool:
+        """Unfinished work shows on the card: the download, or an extraction of this model."""
+        latest = self.latest_extraction
+        return self.is_active or bool(latest and latest.is_active)
+
+    @property
+    def is_stalled(self) -> bool:
+        """Downloading, but no bytes have arrived for STALL_SECONDS (the job says so)."""
+        return self.status == ModelStatus.DOWNLOADING and self.stalled_since is not None
+
+    @property
+    def can_restart(self) -> bool:
+        return self.status in (ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED)
+
+    @property
+    def phase_steps(self) -> list[tuple[str, str]]:
+        """(label, state) for each phase of the job, state in done / current / todo: a phase
+        that passed in a blink is still shown as passed."""
+        seen = {entry.get("status") for entry in self.phase_log or []}
+        steps = []
+        for status in DOWNLOAD_PHASES[1:]:
+            if status == self.status:
+                state = "done" if status == ModelStatus.READY else "current"
+            elif status in seen:
+                state = "done"
+            else:
+                state = "todo"
+            steps.append((ModelStatus(status).label, state))
+        return steps
+
+    @property
+    def format_differs(self) -> bool:
+        return bool(self.effective_quantization) and self.effective_quantization != self.quantization
+
+    @property
+    def effective_label(self) -> str:
+        return quant.LABELS.get(self.effective_quantization, "")
+
+    @property
+    def estimated_memory_by_format(self) -> dict[str, int]:
+        return quant.memory_table(self.params_count or 0)
+
+    @property
+    def cancel_confirmation(self) -> str:
+        return (f"Cancel the download of {self.name}? The files downloaded so far and any "
+                "quantized copy are deleted.")
+
+    @classmethod
+    def duplicate_of(cls, repo_id: str, revision: str, fmt: str, exclude_pk: int | None = None):
+        found = cls.objects.filter(repo_id=repo_id, revision=revision or "main", quantization=fmt)
+        if exclude_pk:
+            found = found.exclude(pk=exclude_pk)
+        return found.first()
+
+    # Files. The HF cache is shared between records of the same repo, so a record only removes
+    # the blobs no other record's commit still uses.
+    def quantized_dir(self, fmt: str | None = None) -> Path:
+        return settings.QUANTIZED_DIR / f"{self.pk}_{fmt or self.quantization}"
+
+    def release_quantized(self) -> int:
+        return sum(storage.remove_tree(d) for d in settings.QUANTIZED_DIR.glob(f"{self.pk}_*"))
+
+    def release_files(self) -> int:
+        """Remove the record's quantized copies and every cache file no other model uses."""
+        freed = self.release_quantized()
+        if self.commit_sha:
+            others = LanguageModel.objects.filter(repo_id=self.repo_id).exclude(pk=self.pk)
+            in_use = set(others.exclude(commit_sha="").values_list("commit_sha", flat=True))
+            freed += storage.remove_snapshot(settings.HF_CACHE_DIR, self.repo_id, self.commit_sha, in_use)
+        return freed
+
+    def discard_partial_files(self) -> int:
+        # Re-read first: the job may have resolved the revision to a newer commit.
+        commit = LanguageModel.objects.filter(pk=self.pk).values_list("commit_sha", flat=True).first()
+        self.commit_sha = commit if commit is not None else self.commit_sha
+        return self.release_files()
+
+    def on_job_ended(self) -> None:
+        LanguageModel.objects.filter(pk=self.pk).update(encrypted_token=None)
+
