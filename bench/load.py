@@ -214,7 +214,7 @@ def wait_until_downloading(pk: int, timeout: float = 120.0):
         record = LanguageModel.objects.get(pk=pk)
         if record.status == ModelStatus.DOWNLOADING and record.bytes_downloaded:
             return record
-        if record.is_finished:
+        if not record.is_active:
             raise RuntimeError(f"the download ended before the measurement: {record.status} "
                                f"{record.error_message}")
         time.sleep(0.2)

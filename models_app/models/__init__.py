@@ -5,13 +5,13 @@ on the records too."""
 from __future__ import annotations
 
 from .dataset import Dataset, DatasetStatus
-from .extraction import EXTRACTION_ACTIVE, Extraction, ExtractionStatus
+from .extraction import Extraction, ExtractionStatus
 from .job import LOST_WORKER_MESSAGE, JobRecord
-from .language_model import (ACTIVE_STATUSES, DOWNLOAD_PHASES, FORMAT_CHOICES, STALL_SECONDS, LanguageModel,
-                             ModelStatus, overall_progress)
+from .language_model import (DOWNLOAD_PHASES, FORMAT_CHOICES, STALL_SECONDS, LanguageModel, ModelStatus,
+                             overall_progress)
 
 JOB_KINDS: dict[str, type[JobRecord]] = {cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction)}
 
-__all__ = ["ACTIVE_STATUSES", "DOWNLOAD_PHASES", "EXTRACTION_ACTIVE", "FORMAT_CHOICES", "JOB_KINDS",
+__all__ = ["DOWNLOAD_PHASES", "FORMAT_CHOICES", "JOB_KINDS",
            "LOST_WORKER_MESSAGE", "STALL_SECONDS", "Dataset", "DatasetStatus", "Extraction",
            "ExtractionStatus", "JobRecord", "LanguageModel", "ModelStatus", "overall_progress"]

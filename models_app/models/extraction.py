@@ -22,15 +22,14 @@ class ExtractionStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-EXTRACTION_ACTIVE = (ExtractionStatus.QUEUED, ExtractionStatus.LOADING, ExtractionStatus.EXTRACTING,
-                     ExtractionStatus.SAVING)
-
 
 class Extraction(JobRecord):
     """One activation extraction job and, once completed, its files and statistics."""
 
     KIND = "extraction"
-    QUEUED, RUNNING, ACTIVE = ExtractionStatus.QUEUED, ExtractionStatus.LOADING, EXTRACTION_ACTIVE
+    QUEUED, RUNNING = ExtractionStatus.QUEUED, ExtractionStatus.LOADING
+    ACTIVE = (ExtractionStatus.QUEUED, ExtractionStatus.LOADING, ExtractionStatus.EXTRACTING,
+              ExtractionStatus.SAVING)
     DONE, FAILED, CANCELLED = (ExtractionStatus.COMPLETED, ExtractionStatus.FAILED,
                                ExtractionStatus.CANCELLED)
 

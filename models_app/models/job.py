@@ -49,10 +49,6 @@ class JobRecord(models.Model):
     def is_active(self) -> bool:
         return self.status in self.ACTIVE
 
-    @property
-    def is_finished(self) -> bool:
-        return not self.is_active
-
     @classmethod
     def running_statuses(cls) -> tuple[str, ...]:
         return tuple(s for s in cls.ACTIVE if s != cls.QUEUED)
@@ -96,7 +92,7 @@ class JobRecord(models.Model):
     def request_cancel(self) -> str | None:
         """Cancel now if queued, else ask the running job to stop; the refusal message if the job
         has already finished."""
-        if self.is_finished:
+        if not self.is_active:
             return (f"This job has already ended ({self.get_status_display().lower()}): "
                     "there is nothing to cancel.")
         type(self).objects.filter(pk=self.pk, status=self.QUEUED).update(

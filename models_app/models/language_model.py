@@ -25,8 +25,6 @@ class ModelStatus(models.TextChoices):
 
 
 STALL_SECONDS = 10
-ACTIVE_STATUSES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
-                   ModelStatus.QUANTIZING)
 DOWNLOAD_PHASES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
                    ModelStatus.QUANTIZING, ModelStatus.READY)
 # One bar for the whole job: each phase fills its own stretch, so the bar never goes back.
@@ -41,7 +39,8 @@ def overall_progress(status: str, fraction: float) -> float:
 
 class LanguageModel(JobRecord):
     KIND = "model"
-    QUEUED, RUNNING, ACTIVE = ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ACTIVE_STATUSES
+    QUEUED, RUNNING = ModelStatus.QUEUED, ModelStatus.DOWNLOADING
+    ACTIVE = DOWNLOAD_PHASES[:-1]  # every phase before ready
     DONE, FAILED, CANCELLED = ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED
 
     name = models.CharField(max_length=200)
