@@ -106,9 +106,28 @@ def anonymous_client(client):
     return client
 
 
+def run_async(scenario):
+    """Run `scenario()` (async) from a sync test, on a fresh thread: Playwright keeps an event
+    loop in the main thread, and a fresh thread opens its own database connections from the
+    settings in force now (a pooled thread could still hold another test's database)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from asgiref.sync import async_to_sync
+    from django.db import connections
+
+    def in_thread():
+        try:
+            return async_to_sync(scenario)()
+        finally:
+            connections.close_all()
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(in_thread).result()
+
+
 def copy_repo(source: Path, target: Path) -> Path:
     shutil.copytree(source, target)
     return target
 
 
-__all__ = ["CORPUS", "GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo"]
+__all__ = ["CORPUS", "GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo", "run_async"]

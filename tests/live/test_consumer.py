@@ -12,6 +12,7 @@ from channels.testing import WebsocketCommunicator
 
 from models_app.models import LanguageModel, ModelStatus
 from models_app.progress import Tracker
+from tests.conftest import run_async
 from tests.workers import ROOT, studio_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,15 +29,6 @@ def application():
 def session_headers(client, user) -> list[tuple[bytes, bytes]]:
     client.force_login(user)
     return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
-
-
-def run(scenario):
-    """Run an async scenario on its own event loop, in its own thread: the browser tests'
-    Playwright keeps a loop running in the main thread."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, scenario()).result()
 
 
 def downloading_model() -> LanguageModel:
@@ -60,7 +52,7 @@ def test_it_refuses_anonymous_connections():
         await communicator.disconnect()
         return connected, code
 
-    connected, code = run(scenario)
+    connected, code = run_async(scenario)
     assert not connected and code == 4403
 
 
@@ -73,7 +65,7 @@ def test_it_refuses_a_foreign_origin(client, owner):
         await communicator.disconnect()
         return connected
 
-    assert not run(scenario)
+    assert not run_async(scenario)
 
 
 def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
@@ -90,7 +82,7 @@ def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
         await communicator.disconnect()
         return message
 
-    message = run(scenario)
+    message = run_async(scenario)
     assert 'hx-swap-oob="true"' in message and "Downloading model.safetensors" in message
 
 
@@ -119,7 +111,7 @@ def test_it_pushes_progress_written_by_another_process(client, owner, settings):
         await communicator.disconnect()
         return message, delay
 
-    message, delay = run(scenario)
+    message, delay = run_async(scenario)
     assert f'id="model-{record.pk}"' in message and delay < 1.5
 
 
@@ -136,4 +128,4 @@ def test_a_deleted_record_leaves_open_pages(client, owner):
         await communicator.disconnect()
         return message
 
-    assert 'hx-swap-oob="delete"' in run(scenario)
+    assert 'hx-swap-oob="delete"' in run_async(scenario)

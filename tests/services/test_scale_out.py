@@ -6,10 +6,11 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import psycopg
+
+from tests.conftest import run_async
 
 QUEUE_DOWNLOAD_AND_DATASET = """
 post("download", {"repo_id": "tiny/llama", "revision": "main", "quantization": "q8"})
@@ -114,9 +115,7 @@ def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
         finally:
             await page.disconnect()
 
-    # Its own event loop in its own thread: Playwright keeps a loop running in the main thread.
-    with ThreadPoolExecutor(1) as pool:
-        model_pk, seen = pool.submit(asyncio.run, watch_the_page()).result()
+    model_pk, seen = run_async(watch_the_page)
     downloading = [t for t in seen if f'<article id="model-{model_pk}" class="card status-downloading"' in t]
     assert downloading, seen
     assert all(f'id="model-{model_pk}"' in t for t in seen)
