@@ -84,6 +84,7 @@ def _render(kind: str, pk: int, deleted: bool) -> str:
         if record is None:
             return ""
         return (render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True})
+                + render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True})
                 + _model_card(record.model))
     if kind == Dataset.KIND:
         record = Dataset.objects.filter(pk=pk).first()

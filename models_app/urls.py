@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import datasets as dataset_views, extractions as extraction_views, models as views
+from .views import datasets as dataset_views, extractions as extraction_views, history, models as views
 
 app_name = "models_app"
 
@@ -17,7 +17,13 @@ urlpatterns = [
     path("models/<int:pk>/extract/", extraction_views.modal, name="extract"),
     path("models/<int:pk>/extract/estimate/", extraction_views.estimate_view, name="extract-estimate"),
     path("models/<int:pk>/extract/start/", extraction_views.start, name="extract-start"),
+    path("extractions/", history.index, name="extractions"),
+    path("extractions/import/", history.import_found, name="extraction-import"),
     path("extractions/<int:pk>/", extraction_views.detail, name="extraction"),
+    path("extractions/<int:pk>/row/", history.row, name="extraction-row"),
+    path("extractions/<int:pk>/delete/", history.delete, name="extraction-delete"),
+    path("extractions/<int:pk>/examples/", history.examples, name="extraction-examples"),
+    path("extractions/<int:pk>/files/<str:name>", history.download, name="extraction-file"),
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),
     path("datasets/", dataset_views.index, name="datasets"),

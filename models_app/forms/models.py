@@ -44,7 +44,7 @@ class ModelFilterForm(forms.Form):
 
     def apply(self, queryset):
         if not self.is_valid():
-            return queryset
+            return queryset.order_by(*SORTS["newest"][1])
         data = self.cleaned_data
         if data["q"]:
             from django.db.models import Q

@@ -13,7 +13,7 @@ def run_extraction(extraction_pk: int) -> str:
 
 
 def _extract(job: Job) -> dict:
-    from ..ml import datasets, extraction, loading
+    from ..ml import datasets, extraction, loading, storage
 
     record = Extraction.objects.select_related("model", "dataset").get(pk=job.pk)
     model = record.model
@@ -36,7 +36,7 @@ def _extract(job: Job) -> dict:
 
     settings = extraction.ExtractionSettings(
         layers=record.layers, hooks=record.hooks, batch_size=record.batch_size,
-        max_samples=record.max_samples, context_length=record.context_length, top_k=record.top_k,
+        micro_batch_size=record.micro_batch_size, max_samples=record.max_samples, context_length=record.context_length, top_k=record.top_k,
         dtype=record.dtype)
     context = {"model": {"id": model.pk, "repo_id": model.repo_id, "revision": model.revision,
                          "commit_sha": model.commit_sha, "requested_quantization": model.quantization,
@@ -46,4 +46,6 @@ def _extract(job: Job) -> dict:
                "extraction_id": job.pk}
     meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, record.output_dir,
                               on_progress=on_progress, should_cancel=job.should_cancel, metadata=context)
-    return {"progress": 100.0, "samples_done": meta["samples"], "metadata": meta, "eta_seconds": None}
+    return {"progress": 100.0, "samples_done": meta["samples"], "metadata": meta, "eta_seconds": None,
+            "tokens_per_second": meta["timings"]["tokens_per_second"] or 0.0,
+            "size_bytes": storage.tree_size(record.output_dir)}

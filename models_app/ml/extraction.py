@@ -52,6 +52,13 @@ class ExtractionSettings:
     context_length: int = 128
     top_k: int = 10
     dtype: str = "float16"
+    # Samples per forward pass (memory); batch_size is the step of tokenizing and progress.
+    # None: the batch size.
+    micro_batch_size: int | None = None
+
+    @property
+    def forward_batch_size(self) -> int:
+        return min(self.batch_size, self.micro_batch_size or self.batch_size)
 
 
 @dataclass
@@ -89,6 +96,8 @@ def validate(settings: ExtractionSettings, num_layers: int) -> None:
         raise ExtractionError(f"Hook types must be among {', '.join(HOOK_TYPES)}.")
     if settings.batch_size < 1 or settings.context_length < 1 or settings.top_k < 1:
         raise ExtractionError("Batch size, context length and top-K must be at least 1.")
+    if settings.micro_batch_size is not None and settings.micro_batch_size < 1:
+        raise ExtractionError("Micro batch size must be at least 1.")
     if settings.dtype not in DTYPES:
         raise ExtractionError(f"Output dtype must be one of {', '.join(DTYPES)}.")
 
@@ -214,35 +223,39 @@ def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: Ex
     run = forward or (lambda **inputs: model(**inputs))
     started, started_wall = time.perf_counter(), time.time()
     oom_events: list[dict[str, int]] = []
-    real_tokens, done, batch_size = 0, 0, settings.batch_size
+    real_tokens, done, batch_size = 0, 0, settings.forward_batch_size
     try:
         with capturing(model, targets, points.path("residual", layers[-1])), torch.inference_mode():
             while done < total:
                 if should_cancel():
                     raise ExtractionCancelled()
-                chunk = list(texts[done:min(done + batch_size, total)])
+                chunk = list(texts[done:min(done + settings.batch_size, total)])
                 encoded = tokenizer(chunk, padding="max_length", truncation=True,
                                     max_length=settings.context_length, return_tensors="pt")
-                ids = encoded["input_ids"].to(device)
-                mask = encoded["attention_mask"].to(device)
-                try:
+                offset = 0
+                while offset < len(chunk):
+                    rows = slice(offset, offset + batch_size)
+                    ids = encoded["input_ids"][rows].to(device)
+                    mask = encoded["attention_mask"][rows].to(device)
                     try:
-                        run(input_ids=ids, attention_mask=mask, use_cache=False)
-                    except _StopForward:
-                        pass
-                except Exception as exc:
-                    if not _is_oom(exc) or batch_size == 1:
-                        raise
-                    oom_events.append({"at_sample": done, "batch_size": batch_size,
-                                       "retried_with": batch_size // 2})
-                    batch_size //= 2
-                    for target in targets:
-                        target.captured = None
-                    if torch.cuda.is_available():
-                        torch.cuda.empty_cache()
-                    continue
-                real_tokens += int(mask.sum().item())
-                _store(targets, outputs, done, ids, mask, torch_dtype)
+                        try:
+                            run(input_ids=ids, attention_mask=mask, use_cache=False)
+                        except _StopForward:
+                            pass
+                    except Exception as exc:
+                        if not _is_oom(exc) or batch_size == 1:
+                            raise
+                        oom_events.append({"at_sample": done + offset, "batch_size": batch_size,
+                                           "retried_with": batch_size // 2})
+                        batch_size //= 2
+                        for target in targets:
+                            target.captured = None
+                        if torch.cuda.is_available():
+                            torch.cuda.empty_cache()
+                        continue
+                    real_tokens += int(mask.sum().item())
+                    _store(targets, outputs, done + offset, ids, mask, torch_dtype)
+                    offset += len(ids)
                 done += len(chunk)
                 elapsed = time.perf_counter() - started
                 rate = done / elapsed if elapsed > 0 else 0.0

@@ -12,6 +12,8 @@ from dataclasses import dataclass
 import torch
 
 NEAR_ZERO = 0.01  # |x| below this counts towards sparsity
+HISTOGRAM_BINS = 40
+HISTOGRAM_MARGIN = 0.25  # the first batch's range, widened by this share on each side
 
 
 @dataclass
@@ -25,12 +27,16 @@ class RunningStats:
     maximum: float = -math.inf
     near_zero: int = 0
     l2_sum: float = 0.0     # sum over tokens of each token vector's L2 norm
+    histogram: "Histogram | None" = None
 
     def update(self, values: torch.Tensor) -> None:
         """`values`: [tokens, hidden] of real tokens only, in the dtype the file stores."""
         if values.numel() == 0:
             return
         x = values.to(torch.float64)
+        if self.histogram is None:
+            self.histogram = Histogram.spanning(x)
+        self.histogram.update(x)
         n = x.numel()
         batch_mean = x.mean().item()
         batch_m2 = ((x - batch_mean) ** 2).sum().item()
@@ -59,7 +65,41 @@ class RunningStats:
             "max": self.maximum,
             "sparsity_percent": 100.0 * self.near_zero / self.count,
             "l2_norm_mean": self.l2_sum / self.tokens,
+            "histogram": self.histogram.summary(),
         }
+
+
+@dataclass
+class Histogram:
+    """Counts of values in fixed bins. The bins are fixed by the first batch (its range, widened
+    by a margin) so that later batches merge by adding counts, like the other statistics; values
+    outside the bins are counted as below / above rather than stretched into the end bins."""
+    low: float
+    high: float
+    counts: torch.Tensor
+    below: int = 0
+    above: int = 0
+
+    @classmethod
+    def spanning(cls, x: torch.Tensor, bins: int = HISTOGRAM_BINS) -> "Histogram":
+        low, high = x.min().item(), x.max().item()
+        margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
+        return cls(low - margin, high + margin, torch.zeros(bins, dtype=torch.float64))
+
+    def update(self, x: torch.Tensor) -> None:
+        bins = self.counts.numel()
+        inside = (x >= self.low) & (x <= self.high)
+        index = ((x[inside] - self.low) / (self.high - self.low) * bins).long().clamp_(0, bins - 1)
+        self.counts += torch.bincount(index, minlength=bins).to(self.counts).cpu()
+        self.below += int((x < self.low).sum().item())
+        self.above += int((x > self.high).sum().item())
+
+    def summary(self) -> dict:
+        bins = self.counts.numel()
+        width = (self.high - self.low) / bins
+        return {"edges": [self.low + i * width for i in range(bins)] + [self.high],
+                "counts": [int(c) for c in self.counts.tolist()],
+                "below": self.below, "above": self.above}
 
 
 class RunningTopK:

@@ -1,12 +1,14 @@
 """An activation extraction job and, once completed, its files and statistics."""
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 from django.conf import settings
 from django.db import models
 
 from ..ml import storage
+from ..templatetags.studio import bytesize
 from .dataset import Dataset
 from .job import JobRecord
 from .language_model import LanguageModel
@@ -38,10 +40,15 @@ class Extraction(JobRecord):
     layers = models.JSONField(default=list)
     hooks = models.JSONField(default=list)
     batch_size = models.IntegerField(default=8)
+    # Samples per forward pass (memory); empty: the batch size.
+    micro_batch_size = models.IntegerField(null=True, blank=True)
     max_samples = models.IntegerField(null=True, blank=True)
     context_length = models.IntegerField(default=128)
     top_k = models.IntegerField(default=10)
     dtype = models.CharField(max_length=10, default="float16")
+    # Tokens shown before / after the peak token of a top example (the page can change them).
+    context_prefix_tokens = models.IntegerField(default=25)
+    context_suffix_tokens = models.IntegerField(default=25)
 
     status = models.CharField(max_length=12, choices=ExtractionStatus.choices,
                               default=ExtractionStatus.QUEUED, db_index=True)
@@ -54,6 +61,7 @@ class Extraction(JobRecord):
     current_batch_size = models.IntegerField(null=True, blank=True)
     output_path = models.CharField(max_length=1024, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
+    size_bytes = models.BigIntegerField(default=0, help_text="Disk used by its files when completed")
 
     def __str__(self) -> str:
         return f"Extraction {self.pk} of {self.model.name}"
@@ -62,6 +70,71 @@ class Extraction(JobRecord):
     def statistics(self) -> dict:
         """Per-(layer, hook) statistics, as written to metadata.json."""
         return self.metadata.get("statistics", {})
+
+    @property
+    def duration(self) -> timedelta | None:
+        if self.started_at and self.completed_at:
+            return self.completed_at - self.started_at
+        return None
+
+    @property
+    def samples(self) -> int:
+        return self.samples_total or self.samples_done
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == ExtractionStatus.COMPLETED
+
+    def files(self) -> list[tuple[str, int]]:
+        """(name, bytes) of the files it wrote that are on disk now, in metadata order."""
+        names = self.metadata.get("files") or []
+        found = []
+        for name in names:
+            path = self.output_dir / name
+            if path.is_file():
+                found.append((name, path.stat().st_size))
+        return found
+
+    @property
+    def missing_files(self) -> list[str]:
+        """Files metadata.json lists that are gone: a completed record is then not shown as fine."""
+        if not self.is_completed:
+            return []
+        names = self.metadata.get("files") or ["metadata.json"]
+        return [name for name in names if not (self.output_dir / name).is_file()]
+
+    def file_path(self, name: str) -> Path | None:
+        """The path of one of its files, or None: only names it wrote, resolved inside its own
+        folder (a name cannot climb out of it, a symlink cannot point out of it)."""
+        if name not in (self.metadata.get("files") or []):
+            return None
+        folder = self.output_dir.resolve()
+        path = (folder / name).resolve()
+        if path.parent != folder or not path.is_file():
+            return None
+        return path
+
+    @property
+    def deletion_refusal(self) -> str | None:
+        if self.is_active:
+            return "This extraction is still running: cancel it first."
+        return None
+
+    @property
+    def delete_confirmation(self) -> str:
+        files = self.files()
+        if not files:
+            return f"Delete extraction {self.pk}? It has no files on disk."
+        total = sum(size for _name, size in files)
+        names = ", ".join(name for name, _size in files[:6]) + (" …" if len(files) > 6 else "")
+        return (f"Delete extraction {self.pk}? Its {len(files)} files ({bytesize(total)}) are "
+                f"deleted: {names}.")
+
+    def delete_with_files(self) -> int:
+        """Remove the record and its folder; bytes freed."""
+        freed = storage.remove_tree(self.output_dir)
+        self.delete()
+        return freed
 
     @property
     def can_retry(self) -> bool:

@@ -93,6 +93,10 @@ class LanguageModel(JobRecord):
     def latest_extraction(self):
         return self.extractions.select_related("dataset").order_by("-created_at", "-pk").first()
 
+    @cached_property
+    def completed_extraction_count(self) -> int:
+        return self.extractions.filter(status="completed").count()
+
     @property
     def running_extractions(self):
         return self.extractions.filter(status__in=self.extractions.model.ACTIVE)

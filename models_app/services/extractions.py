@@ -1,10 +1,17 @@
-"""Starting, retrying and cancelling activation extractions (page and CLI)."""
+"""Starting, retrying, deleting and importing activation extractions (pages and CLI)."""
 from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
+from django.utils import timezone
 
-from ..models import Extraction
+from ..models import Dataset, Extraction, ExtractionStatus, LanguageModel
 
 EXTRACTION_TASK = "models_app.jobs.extraction.run_extraction"
 
@@ -18,11 +25,18 @@ def _enqueue(record: Extraction) -> None:
 
 def create(queue: bool = True, **fields) -> Extraction:
     """`fields`: model, dataset, layers, hooks, batch_size, max_samples, context_length, top_k, dtype."""
-    with transaction.atomic():
-        record = Extraction.objects.create(**fields)
-        if queue:
-            _enqueue(record)
+    record = Extraction.objects.create(**fields)
+    _move_aside(record.output_dir)
+    if queue:
+        _enqueue(record)
     return record
+
+
+def _move_aside(folder: Path) -> None:
+    """A folder already at a new record's path belongs to no record (a copied or restored data
+    directory): keep it, under a name that stays listed for import, rather than mix files."""
+    if folder.exists():
+        os.replace(folder, folder.with_name(f"{folder.name}-found-{int(time.time())}"))
 
 
 def retry(record: Extraction) -> Extraction:
@@ -32,4 +46,84 @@ def retry(record: Extraction) -> Extraction:
         record.prepare_retry()
         record.save()
         _enqueue(record)
+    return record
+
+
+@dataclass
+class FoundFolder:
+    """A folder under ACTIVATIONS_DIR with a complete metadata.json and no record."""
+    name: str
+    metadata: dict
+
+    @property
+    def model_repo(self) -> str:
+        return (self.metadata.get("model") or {}).get("repo_id", "")
+
+    @property
+    def dataset_name(self) -> str:
+        return (self.metadata.get("dataset") or {}).get("name", "")
+
+    @property
+    def settings(self) -> dict:
+        return self.metadata.get("settings") or {}
+
+
+def found_folders() -> list[FoundFolder]:
+    root = Path(settings.ACTIVATIONS_DIR)
+    if not root.is_dir():
+        return []
+    known = {str(pk) for pk in Extraction.objects.values_list("pk", flat=True)}
+    found = []
+    for folder in sorted(root.iterdir()):
+        if not folder.is_dir() or folder.is_symlink() or folder.name in known:
+            continue
+        metadata = _read_metadata(folder)
+        if metadata is not None:
+            found.append(FoundFolder(folder.name, metadata))
+    return found
+
+
+def _read_metadata(folder: Path) -> dict | None:
+    try:
+        data = json.loads((folder / "metadata.json").read_text())
+    except (OSError, ValueError):
+        return None
+    if not isinstance(data, dict) or not data.get("complete") or not isinstance(data.get("statistics"), dict):
+        return None
+    return data
+
+
+class ImportRefused(Exception):
+    pass
+
+
+def import_folder(name: str, model: LanguageModel, dataset: Dataset) -> Extraction:
+    """Make a found folder a completed record of `model` on `dataset`: the folder moves to the
+    new record's path, its metadata.json is kept as it is."""
+    match = next((f for f in found_folders() if f.name == name), None)
+    if match is None:
+        raise ImportRefused(f"No importable folder named {name!r}: it is gone or already has a record.")
+    meta, options = match.metadata, match.settings
+    with transaction.atomic():
+        record = Extraction.objects.create(
+            model=model, dataset=dataset, layers=options.get("layers") or [],
+            hooks=options.get("hooks") or [], batch_size=options.get("batch_size") or 8,
+            micro_batch_size=options.get("micro_batch_size"), max_samples=options.get("max_samples"),
+            context_length=meta.get("context_length") or options.get("context_length") or 128,
+            top_k=options.get("top_k") or 10, dtype=meta.get("dtype") or "float16",
+            status=ExtractionStatus.COMPLETED, progress=100.0, samples_done=meta.get("samples") or 0,
+            samples_total=meta.get("samples") or 0,
+            tokens_per_second=(meta.get("timings") or {}).get("tokens_per_second") or 0.0,
+            metadata=meta, completed_at=timezone.now())
+    source = Path(settings.ACTIVATIONS_DIR) / name
+    _move_aside(record.output_dir)
+    try:
+        os.replace(source, record.output_dir)
+    except OSError as exc:
+        record.delete()
+        raise ImportRefused(f"Could not move {name}: {exc.strerror}.") from exc
+    from ..ml.storage import tree_size
+
+    Extraction.set(record.pk, size_bytes=tree_size(record.output_dir))
+    record.refresh_from_db()
     return record

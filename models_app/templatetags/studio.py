@@ -59,3 +59,37 @@ def label(fmt: str) -> str:
 @register.filter
 def get(mapping: dict, key: str):
     return mapping.get(key) if isinstance(mapping, dict) else None
+
+
+@register.filter
+def duration_of(value) -> str:
+    """A timedelta as `duration` writes seconds."""
+    return duration(value.total_seconds()) if value is not None else "—"
+
+
+@register.filter
+def layer_ranges(layers) -> str:
+    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"."""
+    if not layers:
+        return "—"
+    numbers = sorted({int(n) for n in layers})
+    runs, start = [], numbers[0]
+    for previous, current in zip(numbers, numbers[1:] + [None]):
+        if current is None or current != previous + 1:
+            runs.append(f"{start}-{previous}" if previous != start else str(start))
+            start = current
+    return ", ".join(runs)
+
+
+@register.simple_tag
+def layer_charts(statistics: dict) -> list[dict]:
+    from ..charts import layer_charts as charts
+
+    return charts(statistics or {})
+
+
+@register.filter
+def histogram_svg(histogram: dict | None, title: str = ""):
+    from ..charts import histogram_chart
+
+    return histogram_chart(f"Histogram of {title}", histogram)

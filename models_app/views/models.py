@@ -5,6 +5,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
+from django.db.models import Count, Q
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -23,7 +24,9 @@ PAGE_SIZE = 12
 def _list_context(request: HttpRequest) -> dict:
     model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None)
-    models = filters.apply(LanguageModel.objects.all())
+    # One query for every card's count of completed extractions (the History button).
+    models = filters.apply(LanguageModel.objects.annotate(completed_extraction_count=Count(
+        "extractions", filter=Q(extractions__status="completed"))))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)

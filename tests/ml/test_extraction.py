@@ -184,3 +184,17 @@ def test_it_refuses_impossible_settings_before_any_work(model_sources, tmp_path)
         with pytest.raises(extraction.ExtractionError, match=message):
             extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "x")
     assert not (tmp_path / "x").exists()
+
+
+def test_micro_batches_give_the_same_arrays_as_whole_batches(model_sources, tmp_path):
+    loaded = fp32(model_sources, "llama")
+    whole = run(loaded, tmp_path / "whole", batch_size=4)[1]
+    progress = []
+    settings = ExtractionSettings(layers=[0, 1], hooks=["residual", "mlp", "attention"], batch_size=4,
+                                  micro_batch_size=1, context_length=CONTEXT, top_k=5, dtype="float32")
+    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "micro",
+                              on_progress=progress.append)
+    assert [p.samples_done for p in progress] == [4, 7]  # progress per batch, forward per sample
+    assert {p.batch_size for p in progress} == {1} and meta["settings"]["micro_batch_size"] == 1
+    for name, values in whole.items():
+        np.testing.assert_allclose(np.load(tmp_path / "micro" / name), values, rtol=1e-5, atol=1e-6)

@@ -2,23 +2,14 @@
 from __future__ import annotations
 
 from collections import namedtuple
-from io import StringIO
 
 import pytest
-from django.core.management import call_command
 from django.urls import reverse
 
 from models_app.models import Dataset, Extraction, LanguageModel
 from tests.conftest import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-
-@pytest.fixture
-def ready(hub):
-    call_command("download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO())
-    call_command("add_dataset", "data/corpus", "--name", "corpus", stdout=StringIO())
-    return LanguageModel.objects.get(), Dataset.objects.get()
 
 
 def form_data(chosen, **overrides):

@@ -1,0 +1,94 @@
+"""Charts of an extraction's statistics, drawn on the server as inline SVG (no JS build, readable
+without script, printable). Every label is escaped; numbers are formatted here."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.utils.html import escape
+from django.utils.safestring import SafeString, mark_safe
+
+WIDTH, HEIGHT = 420, 180
+LEFT, BOTTOM, TOP = 52, 28, 12  # room for the value axis, the bar labels and the top value
+
+
+@dataclass
+class Bar:
+    label: str
+    value: float | None
+    title: str = ""  # tooltip
+
+
+def _number(value: float) -> str:
+    if value == 0:
+        return "0"
+    if abs(value) >= 1000 or abs(value) < 0.01:
+        return f"{value:.2e}"
+    return f"{value:.3g}"
+
+
+def bar_chart(title: str, bars: list[Bar], unit: str = "") -> SafeString:
+    """One bar per entry (a layer), scaled to the largest value; missing values leave a gap."""
+    values = [b.value for b in bars if b.value is not None]
+    top = max([v for v in values if v > 0], default=1.0)
+    plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
+    slot = plot_w / max(len(bars), 1)
+    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{escape(title)}</title>",
+             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}"/>',
+             f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{_number(top)}{escape(unit)}</text>',
+             f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">0</text>']
+    for i, bar in enumerate(bars):
+        x = LEFT + i * slot + slot * 0.15
+        if bar.value is not None:
+            h = max(plot_h * max(bar.value, 0) / top, 0.5)
+            tip = bar.title or f"{bar.label}: {_number(bar.value)}{unit}"
+            parts.append(f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
+                         f'height="{h:.1f}"><title>{escape(tip)}</title></rect>')
+        parts.append(f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - 10}" '
+                     f'text-anchor="middle">{escape(bar.label)}</text>')
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def histogram_chart(title: str, histogram: dict | None) -> SafeString:
+    """Counts per fixed bin (see ml.stats.Histogram), on a square-root scale so the tails show
+    next to the peak; values outside the bins are said under the chart by the page."""
+    if not histogram or not histogram.get("counts"):
+        return mark_safe("")
+    edges, counts = histogram["edges"], histogram["counts"]
+    top = max(counts) or 1
+    plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
+    slot = plot_w / len(counts)
+    parts = [f'<svg class="chart histogram" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+             f"<title>{escape(title)}</title>",
+             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}"/>',
+             f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{top:,}</text>']
+    for i, count in enumerate(counts):
+        h = plot_h * (count / top) ** 0.5 if count else 0
+        tip = f"[{_number(edges[i])}, {_number(edges[i + 1])}): {count:,} values"
+        parts.append(f'<rect class="bin" x="{LEFT + i * slot:.1f}" y="{TOP + plot_h - h:.1f}" '
+                     f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{escape(tip)}</title></rect>')
+    parts += [f'<text class="tick" x="{LEFT}" y="{HEIGHT - 10}">{_number(edges[0])}</text>',
+              f'<text class="tick" x="{WIDTH - 8}" y="{HEIGHT - 10}" text-anchor="end">{_number(edges[-1])}</text>',
+              "</svg>"]
+    return mark_safe("".join(parts))
+
+
+def layer_charts(statistics: dict) -> list[dict]:
+    """For each hook type: mean |x| and sparsity with one bar per layer, in layer order."""
+    by_hook: dict[str, list[dict]] = {}
+    for stats in statistics.values():
+        by_hook.setdefault(stats["hook"], []).append(stats)
+    charts = []
+    for hook, rows in by_hook.items():
+        rows.sort(key=lambda s: s["layer"])
+        charts.append({
+            "hook": hook,
+            "mean_abs": bar_chart(f"Mean |x| by layer, {hook}",
+                                  [Bar(f"L{s['layer']}", s.get("mean_abs")) for s in rows]),
+            "sparsity": bar_chart(f"Sparsity by layer, {hook}",
+                                  [Bar(f"L{s['layer']}", s.get("sparsity_percent")) for s in rows], "%"),
+        })
+    return charts

@@ -1,0 +1,113 @@
+"""The Extractions tab: every extraction with filters and sort, an extraction's files and top
+examples, deleting one, and importing a folder found on disk."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
+from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
+
+from ..forms.history import ExtractionFilterForm, ImportFolderForm, NeuronForm
+from ..models import Dataset, Extraction, LanguageModel
+from ..services import examples as example_services, extractions as extraction_services
+from ..services.models import fail_stale_jobs
+from ..templatetags.studio import bytesize
+
+PAGE = "models_app/extractions.html"
+EXAMPLES = "models_app/examples.html"
+PAGE_SIZE = 25
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    fail_stale_jobs()
+    filters = ExtractionFilterForm(request.GET or None)
+    records = filters.apply(Extraction.objects.select_related("model", "dataset"))
+    page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    context = {"filters": filters, "page": page, "query": query.urlencode()}
+    if request.htmx and request.htmx.target == "extraction-list":
+        return render(request, f"{PAGE}#extraction-list", context)
+    found = extraction_services.found_folders()
+    if found:
+        context.update(found=found, models=LanguageModel.objects.order_by("name"),
+                       datasets=Dataset.objects.order_by("name"))
+    return render(request, PAGE, context)
+
+
+@login_required
+@require_GET
+def row(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction.objects.select_related("model", "dataset"), pk=pk)
+    return render(request, f"{PAGE}#extraction-row", {"x": record})
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction, pk=pk)
+    refusal = record.deletion_refusal
+    if refusal:
+        if request.htmx:
+            return render(request, f"{PAGE}#refused", {"message": refusal})
+        messages.error(request, refusal)
+        return redirect("models_app:extraction", pk=pk)
+    freed = record.delete_with_files()
+    messages.success(request, f"Deleted extraction {pk} and freed {bytesize(freed)}.")
+    if request.htmx:  # the page showed the record: go to the list, where the message is shown
+        return HttpResponseClientRedirect(reverse("models_app:extractions"))
+    return redirect("models_app:extractions")
+
+
+@login_required
+@require_GET
+def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
+    record = get_object_or_404(Extraction, pk=pk)
+    path = record.file_path(name)
+    if path is None:
+        raise Http404("No such file in this extraction.")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"extraction{pk}_{name}")
+
+
+@login_required
+@require_GET
+def examples(request: HttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(Extraction.objects.select_related("model"), pk=pk)
+    form = NeuronForm(request.GET or None, extraction=record)
+    context = {"x": record, "form": form}
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["neuron"] is None:
+                context["strongest"] = example_services.strongest_neurons(record, data["target"])
+            else:
+                context["examples"] = example_services.top_examples(
+                    record, data["target"], data["neuron"], data["prefix"], data["suffix"])
+        except example_services.ExamplesUnavailable as exc:
+            context["unavailable"] = str(exc)
+    template = f"{EXAMPLES}#examples" if request.htmx and request.htmx.target == "examples" else EXAMPLES
+    return render(request, template, context)
+
+
+@login_required
+@require_POST
+def import_found(request: HttpRequest) -> HttpResponse:
+    form = ImportFolderForm(request.POST)
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            record = extraction_services.import_folder(data["folder"], data["model"], data["dataset"])
+        except extraction_services.ImportRefused as exc:
+            messages.error(request, str(exc))
+        else:
+            messages.success(request, f"Imported {data['folder']} as extraction {record.pk}.")
+            return redirect("models_app:extraction", pk=record.pk)
+    else:
+        messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect("models_app:extractions")
