@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import datasets as dataset_views, extractions as extraction_views, history, models as views
+from .views import datasets as dataset_views, extractions as extraction_views, history, modal_templates, models as views
 
 app_name = "models_app"
 
@@ -17,6 +17,7 @@ urlpatterns = [
     path("models/<int:pk>/extract/", extraction_views.modal, name="extract"),
     path("models/<int:pk>/extract/estimate/", extraction_views.estimate_view, name="extract-estimate"),
     path("models/<int:pk>/extract/start/", extraction_views.start, name="extract-start"),
+    path("models/<int:pk>/extract/template/", modal_templates.save_as_template, name="extract-save-template"),
     path("extractions/", history.index, name="extractions"),
     path("extractions/import/", history.import_found, name="extraction-import"),
     path("extractions/<int:pk>/", extraction_views.detail, name="extraction"),

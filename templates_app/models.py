@@ -1,0 +1,89 @@
+"""Saved extraction settings. Field names follow the original tool's export format, so a file
+exported there imports here unchanged (see templates_app/transfer.py)."""
+from __future__ import annotations
+
+import json
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models.functions import Lower
+
+HOOK_TYPES = ("residual", "mlp", "attention")
+DTYPES = ("float16", "float32")
+MAX_BATCH = 512
+
+
+def format_layers(layers: list[int]) -> str:
+    """[0, 2, 5, 6, 7] -> "0, 2, 5-7": the text the form takes back (runs of 3 or more)."""
+    ordered = sorted(set(layers))
+    pieces: list[str] = []
+    start = 0
+    while start < len(ordered):
+        end = start
+        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
+            end += 1
+        if end - start >= 2:
+            pieces.append(f"{ordered[start]}-{ordered[end]}")
+        else:
+            pieces.extend(str(i) for i in ordered[start:end + 1])
+        start = end + 1
+    return ", ".join(pieces)
+
+
+class ExtractionTemplate(models.Model):
+    name = models.CharField(max_length=255, unique=True)
+    description = models.TextField(blank=True)
+    layer_indices = models.JSONField(default=list)
+    hook_types = models.JSONField(default=list)
+    max_samples = models.PositiveIntegerField(null=True, blank=True,
+                                              help_text="Empty: the whole dataset")
+    batch_size = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1),
+                                                                    MaxValueValidator(MAX_BATCH)])
+    # The forward pass runs at most this many samples at once (memory); batch_size is the step
+    # of reading, writing and progress. Empty: the batch size.
+    micro_batch_size = models.PositiveIntegerField(null=True, blank=True,
+                                                   validators=[MinValueValidator(1),
+                                                               MaxValueValidator(MAX_BATCH)])
+    context_length = models.PositiveIntegerField(default=128, validators=[MinValueValidator(1)])
+    top_k_examples = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1),
+                                                                         MaxValueValidator(1000)])
+    # Tokens shown before / after the peak token of a top example.
+    context_prefix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
+    context_suffix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
+    dtype = models.CharField(max_length=10, default="float16",
+                             choices=[(d, d) for d in DTYPES])
+    is_favorite = models.BooleanField(default=False, db_index=True)
+    extra_metadata = models.JSONField(default=dict, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-is_favorite", Lower("name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def layers_label(self) -> str:
+        return format_layers(self.layer_indices)
+
+    @property
+    def hooks_label(self) -> str:
+        return ", ".join(self.hook_types)
+
+    @property
+    def extra_metadata_text(self) -> str:
+        return json.dumps(self.extra_metadata, indent=2, ensure_ascii=False)
+
+    @property
+    def effective_micro_batch(self) -> int:
+        return self.micro_batch_size or self.batch_size
+
+    def extraction_settings(self) -> dict:
+        """The settings under the names an Extraction record uses (layers, hooks, top_k), so
+        applying a template to the extraction form is one dict update."""
+        return {"layers": list(self.layer_indices), "hooks": list(self.hook_types),
+                "max_samples": self.max_samples, "batch_size": self.batch_size,
+                "micro_batch_size": self.micro_batch_size, "context_length": self.context_length,
+                "top_k": self.top_k_examples, "context_prefix_tokens": self.context_prefix_tokens,
+                "context_suffix_tokens": self.context_suffix_tokens, "dtype": self.dtype}

@@ -9,6 +9,7 @@ from ..models import Dataset, DatasetStatus, LanguageModel, ModelStatus
 HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")]
 DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
 MAX_BATCH = 512
+CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
 
 
 class ExtractionForm(forms.Form):
@@ -28,12 +29,24 @@ class ExtractionForm(forms.Form):
     context_length = forms.IntegerField(initial=128, label="Context Length (tokens)")
     top_k = forms.IntegerField(initial=10, min_value=1, max_value=1000, label="Top K Examples")
     dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype")
+    micro_batch_size = forms.IntegerField(required=False, label="Micro Batch Size",
+                                          help_text="Samples per forward pass; empty: the batch size")
+    context_prefix_tokens = forms.IntegerField(initial=25, min_value=0, max_value=500, required=False,
+                                               label="Tokens before peak",
+                                               help_text="Context shown before a top example's peak")
+    context_suffix_tokens = forms.IntegerField(initial=25, min_value=0, max_value=500, required=False,
+                                               label="Tokens after peak",
+                                               help_text="Context shown after a top example's peak")
+
+    @staticmethod
+    def layer_count(model: LanguageModel) -> int:
+        return int(dimensions(model.architecture_config or {}).get("num_layers") or 0)
 
     def __init__(self, *args, model: LanguageModel, **kwargs):
         super().__init__(*args, **kwargs)
         self.model = model
         dims = dimensions(model.architecture_config or {})
-        self.num_layers = int(dims.get("num_layers") or 0)
+        self.num_layers = self.layer_count(model)
         self.max_context = dims.get("max_position")
         self.fields["dataset"].queryset = Dataset.objects.filter(status=DatasetStatus.READY)
         self.fields["dataset"].label_from_instance = lambda d: d.label
@@ -61,8 +74,17 @@ class ExtractionForm(forms.Form):
             raise forms.ValidationError(f"This model reads at most {self.max_context} tokens.")
         return value
 
+    def clean_micro_batch_size(self) -> int | None:
+        value = self.cleaned_data.get("micro_batch_size")
+        if value is not None and not 1 <= value <= MAX_BATCH:
+            raise forms.ValidationError(f"Micro batch size must be between 1 and {MAX_BATCH} (or empty).")
+        return value
+
     def clean(self):
         cleaned = super().clean()
+        micro, batch = cleaned.get("micro_batch_size"), cleaned.get("batch_size")
+        if micro and batch and micro > batch:
+            self.add_error("micro_batch_size", "A micro batch cannot be larger than the batch size.")
         if self.model.status != ModelStatus.READY:
             raise forms.ValidationError(f"{self.model.name} is not ready "
                                         f"({self.model.get_status_display().lower()}).")
@@ -73,4 +95,11 @@ class ExtractionForm(forms.Form):
         return {"model": self.model, "dataset": data["dataset"], "layers": sorted(set(data["layers"])),
                 "hooks": [h for h, _ in HOOK_CHOICES if h in data["hooks"]],
                 "batch_size": data["batch_size"], "max_samples": data["max_samples"],
-                "context_length": data["context_length"], "top_k": data["top_k"], "dtype": data["dtype"]}
+                "context_length": data["context_length"], "top_k": data["top_k"], "dtype": data["dtype"],
+                "micro_batch_size": data["micro_batch_size"],
+                "context_prefix_tokens": _or_default(data["context_prefix_tokens"], CONTEXT_TOKENS),
+                "context_suffix_tokens": _or_default(data["context_suffix_tokens"], CONTEXT_TOKENS)}
+
+
+def _or_default(value: int | None, default: int) -> int:
+    return default if value is None else value

@@ -69,16 +69,10 @@ def duration_of(value) -> str:
 
 @register.filter
 def layer_ranges(layers) -> str:
-    """[0, 1, 2, 5, 7, 8] -> "0-2, 5, 7-8"."""
-    if not layers:
-        return "—"
-    numbers = sorted({int(n) for n in layers})
-    runs, start = [], numbers[0]
-    for previous, current in zip(numbers, numbers[1:] + [None]):
-        if current is None or current != previous + 1:
-            runs.append(f"{start}-{previous}" if previous != start else str(start))
-            start = current
-    return ", ".join(runs)
+    """[0, 2, 5, 6, 7] -> "0, 2, 5-7", as the template form takes layers back."""
+    from templates_app.models import format_layers
+
+    return format_layers([int(n) for n in layers]) if layers else "—"
 
 
 @register.simple_tag

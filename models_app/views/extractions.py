@@ -6,6 +6,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+from templates_app.models import ExtractionTemplate
 
 from ..forms.extractions import ExtractionForm
 from ..services import extractions as extraction_services, models as model_services
@@ -14,6 +15,7 @@ from ..ml import hub
 from ..ml.architecture import dimensions
 from ..ml import quantization as quant
 from ..models import Dataset, Extraction, LanguageModel
+from . import modal_templates
 
 MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
@@ -46,9 +48,16 @@ def _estimate_for(model: LanguageModel, data) -> object | None:
 @require_GET
 def modal(request: HttpRequest, pk: int) -> HttpResponse:
     model = get_object_or_404(LanguageModel, pk=pk)
-    form = ExtractionForm(model=model, initial={"hooks": ["residual"]})
+    initial, context = {"hooks": ["residual"], "dataset": request.GET.get("dataset")}, {}
+    chosen = ExtractionTemplate.objects.filter(pk=_int(request.GET.get("template"), 0)).first()
+    if chosen is not None:
+        settings_, too_deep = modal_templates.initial_from(chosen, ExtractionForm.layer_count(model))
+        initial.update(settings_)
+        context.update(loaded=chosen, too_deep=too_deep)
+    form = ExtractionForm(model=model, initial=initial)
     template = f"{MODAL}#modal" if request.htmx else MODAL
-    return render(request, template, {"m": model, "form": form})
+    return render(request, template, {"m": model, "form": form, "templates": ExtractionTemplate.objects.all(),
+                                      **context})
 
 
 @login_required
@@ -69,7 +78,8 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
                              "hook types or context length, or use float16.")
     if not form.is_valid():
         template = f"{MODAL}#modal" if request.htmx else MODAL
-        return render(request, template, {"m": model, "form": form, "est": est},
+        return render(request, template, {"m": model, "form": form, "est": est,
+                                          "templates": ExtractionTemplate.objects.all()},
                       status=200 if request.htmx else 422)
     record = extraction_services.create(**form.extraction_fields())
     if not request.htmx:

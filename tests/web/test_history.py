@@ -27,7 +27,7 @@ def test_it_lists_every_extraction_with_its_figures(owner_client, extract):
     assert 'class="tab active"' in html and ">Extractions<" in html
     row = html[html.index(f'id="extraction-row-{done.pk}"'):]
     row = row[:row.index("</tr>")]
-    for text in ("llama", "corpus", "0-1", "residual, mlp", ">12<", "Completed"):
+    for text in ("llama", "corpus", "0, 1", "residual, mlp", ">12<", "Completed"):
         assert text in row, text
     assert f"{done.tokens_per_second:.0f}" in row and done.size_bytes > 0
     assert done.duration is not None
@@ -81,3 +81,14 @@ def test_it_needs_a_signed_in_user(client, extract):
                 reverse("models_app:extraction-examples", args=[done.pk])):
         response = client.get(url)
         assert response.status_code == 302 and "/login/" in response["Location"]
+
+
+def test_it_pages_through_many_extractions(owner_client, ready):
+    model, dataset = ready
+    Extraction.objects.bulk_create([Extraction(model=model, dataset=dataset, layers=[0], hooks=["mlp"],
+                                               status="completed") for _ in range(30)])
+    first = listed(owner_client)
+    second = listed(owner_client, page=2)
+    assert len(first) == 25 and len(second) == 5 and not set(first) & set(second)
+    html = owner_client.get(reverse("models_app:extractions"), {"hook": "mlp"}).content.decode()
+    assert 'href="?hook=mlp&page=2"' in html and "Page 1 of 2" in html

@@ -1,5 +1,5 @@
 """manage.py extract_activations MODEL_ID --dataset ID --layers 0,5,11 --hooks residual,mlp
-[--batch-size --max-samples --context-length --top-k --dtype]: the page's job, in this process,
+[--batch-size --micro-batch-size --max-samples --context-length --top-k --dtype]: the page's job, in this process,
 with a terminal progress bar."""
 from __future__ import annotations
 
@@ -30,6 +30,7 @@ class Command(BaseCommand):
         parser.add_argument("--layers", required=True, help="comma-separated, e.g. 0,5,11")
         parser.add_argument("--hooks", default="residual", type=str.lower, help="residual,mlp,attention")
         parser.add_argument("--batch-size", type=int, default=8)
+        parser.add_argument("--micro-batch-size", type=int, help="samples per forward pass (default: the batch size)")
         parser.add_argument("--max-samples", type=int)
         parser.add_argument("--context-length", type=int, default=128)
         parser.add_argument("--top-k", type=int, default=10)
@@ -41,7 +42,8 @@ class Command(BaseCommand):
                 "hooks": _csv(options["hooks"]), "batch_size": options["batch_size"],
                 "max_samples": "" if options["max_samples"] is None else options["max_samples"],
                 "context_length": options["context_length"],
-                "top_k": options["top_k"], "dtype": options["dtype"]}
+                "top_k": options["top_k"], "dtype": options["dtype"],
+                "micro_batch_size": options["micro_batch_size"] or ""}
         form = ExtractionForm(data, model=model)
         if not form.is_valid():
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))

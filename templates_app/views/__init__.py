@@ -1,0 +1,1 @@
+"""The Templates tab: one module per topic (the list, editing, import/export)."""

@@ -1,0 +1,101 @@
+"""Create, edit (with per-field validation as the user goes), duplicate, delete, favorite."""
+from __future__ import annotations
+
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from .. import services
+from ..forms import TemplateForm
+from ..models import ExtractionTemplate
+from .listing import PAGE, render_page
+
+# htmx sends this header when one field changed: the view answers with that field's errors only,
+# so the form validates as the user goes without a second URL (and without saving).
+VALIDATE_HEADER = "X-Validate-Field"
+CHANGED = "templates-changed"  # the list listens for this event and reloads with its filters
+
+
+def _form(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None = None,
+          status: int = 200, **extra) -> HttpResponse:
+    if request.htmx:  # htmx swaps only 2xx answers, so errors come back as 200 here
+        return render(request, f"{PAGE}#template-form", {"form": form, "editing": editing, **extra})
+    return render_page(request, form=form, editing=editing, status=status, **extra)
+
+
+def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None) -> HttpResponse:
+    field = request.headers.get(VALIDATE_HEADER)
+    if field:
+        form.is_valid()
+        if field not in form.fields:
+            return HttpResponse(f"No field {field!r}.", status=400)
+        return render(request, f"{PAGE}#field-errors", {"field": form[field]})
+    if not form.is_valid():
+        return _form(request, form, editing, status=422)
+    template = form.save()
+    if not request.htmx:
+        messages.success(request, f"Saved template “{template.name}”.")
+        return redirect("templates_app:index")
+    # An edited card is swapped in place; a new one appears when the list reloads (its filters
+    # and sort decide where it goes, or whether it shows at all).
+    response = render(request, f"{PAGE}#template-saved", {"form": TemplateForm(), "t": template,
+                                                          "edited": editing is not None,
+                                                          "note": f"Saved “{template.name}”."})
+    if editing is None:
+        response["HX-Trigger"] = CHANGED
+    return response
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def create(request: HttpRequest) -> HttpResponse:
+    if request.method == "GET":
+        return _form(request, TemplateForm())
+    return _submit(request, TemplateForm(request.POST), None)
+
+
+@login_required
+@require_http_methods(["GET", "POST"])
+def edit(request: HttpRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(ExtractionTemplate, pk=pk)
+    if request.method == "GET":
+        return _form(request, TemplateForm(instance=template), template)
+    return _submit(request, TemplateForm(request.POST, instance=template), template)
+
+
+@login_required
+@require_POST
+def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+    copy = services.duplicate(get_object_or_404(ExtractionTemplate, pk=pk))
+    if not request.htmx:
+        messages.success(request, f"Created “{copy.name}”.")
+        return redirect("templates_app:edit", pk=copy.pk)
+    # The copy opens in the form, since the next step is nearly always to change something.
+    response = _form(request, TemplateForm(instance=copy), copy, note=f"Created “{copy.name}”.")
+    response["HX-Trigger"] = CHANGED
+    return response
+
+
+@login_required
+@require_POST
+def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    template = get_object_or_404(ExtractionTemplate, pk=pk)
+    name = template.name
+    template.delete()
+    if not request.htmx:
+        messages.success(request, f"Deleted template “{name}”.")
+        return redirect("templates_app:index")
+    response = render(request, f"{PAGE}#deleted", {"name": name, "pk": pk})
+    response["HX-Trigger"] = CHANGED  # the next page's first card moves up; an emptied list says so
+    return response
+
+
+@login_required
+@require_POST
+def favorite(request: HttpRequest, pk: int) -> HttpResponse:
+    template = services.toggle_favorite(get_object_or_404(ExtractionTemplate, pk=pk))
+    if not request.htmx:
+        return redirect("templates_app:index")
+    return render(request, f"{PAGE}#template-card", {"t": template})

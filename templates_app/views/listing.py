@@ -1,0 +1,39 @@
+"""The Templates tab page and its list: search, favorites filter, sort, 20 per page."""
+from __future__ import annotations
+
+from django.contrib.auth.decorators import login_required
+from django.core.paginator import Paginator
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from ..forms import ImportForm, TemplateFilterForm, TemplateForm
+from ..models import ExtractionTemplate
+
+PAGE = "templates_app/index.html"
+PAGE_SIZE = 20
+
+
+def list_context(request: HttpRequest) -> dict:
+    filters = TemplateFilterForm(request.GET)
+    page = Paginator(filters.apply(ExtractionTemplate.objects.all()), PAGE_SIZE).get_page(request.GET.get("page"))
+    query = request.GET.copy()
+    query.pop("page", None)
+    return {"filters": filters, "page": page, "query": query.urlencode(),
+            "total": ExtractionTemplate.objects.count()}
+
+
+def render_page(request: HttpRequest, *, form: TemplateForm | None = None, editing: ExtractionTemplate | None = None,
+                import_form: ImportForm | None = None, status: int = 200, **extra) -> HttpResponse:
+    """The whole page, for plain requests and for a form that failed without htmx."""
+    context = {**list_context(request), "form": form or TemplateForm(), "editing": editing,
+               "import_form": import_form or ImportForm(), **extra}
+    return render(request, PAGE, context, status=status)
+
+
+@login_required
+@require_GET
+def index(request: HttpRequest) -> HttpResponse:
+    if request.htmx and request.htmx.target == "template-list":
+        return render(request, f"{PAGE}#template-list", list_context(request))
+    return render_page(request)
