@@ -8,26 +8,11 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models.functions import Lower
 
+from models_app.formatting import format_layers
+
 HOOK_TYPES = ("residual", "mlp", "attention")
 DTYPES = ("float16", "float32")
 MAX_BATCH = 512
-
-
-def format_layers(layers: list[int]) -> str:
-    """[0, 2, 5, 6, 7] -> "0, 2, 5-7": the text the form takes back (runs of 3 or more)."""
-    ordered = sorted(set(layers))
-    pieces: list[str] = []
-    start = 0
-    while start < len(ordered):
-        end = start
-        while end + 1 < len(ordered) and ordered[end + 1] == ordered[end] + 1:
-            end += 1
-        if end - start >= 2:
-            pieces.append(f"{ordered[start]}-{ordered[end]}")
-        else:
-            pieces.extend(str(i) for i in ordered[start:end + 1])
-        start = end + 1
-    return ", ".join(pieces)
 
 
 class ExtractionTemplate(models.Model):

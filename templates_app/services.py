@@ -64,3 +64,36 @@ def suggest_name(hooks: list[str], layers: list[int], samples: int | None, now: 
     layer_part = f"layers{min(layers)}-{max(layers)}" if layers else "nolayers"
     sample_part = "all" if samples is None else str(samples)
     return f"{hook_part}_{layer_part}_{sample_part}samples_{now:%H%M}"
+
+
+# The extraction form's field -> the template's field.
+FROM_EXTRACTION = {"layers": "layer_indices", "hooks": "hook_types", "batch_size": "batch_size",
+                   "micro_batch_size": "micro_batch_size", "max_samples": "max_samples",
+                   "context_length": "context_length", "top_k": "top_k_examples",
+                   "context_prefix_tokens": "context_prefix_tokens",
+                   "context_suffix_tokens": "context_suffix_tokens", "dtype": "dtype"}
+
+
+def form_from_extraction(post, name: str):
+    """A TemplateForm for the extraction modal's posted settings under `name`. Empty optional
+    fields take the template's defaults, as they do in the extraction form."""
+    from .forms import TemplateForm
+
+    data = {"name": name}
+    for field, template_field in FROM_EXTRACTION.items():
+        values = post.getlist(field)
+        if field in ("layers", "hooks"):
+            data[template_field] = values
+        elif values and values[-1] != "":
+            data[template_field] = values[-1]
+        elif field in ("micro_batch_size", "max_samples"):
+            data[template_field] = None  # empty means "the batch size" / "the whole dataset"
+    return TemplateForm(data)
+
+
+def extraction_initial(template: ExtractionTemplate, num_layers: int) -> tuple[dict, list[int]]:
+    """The extraction form's initial values from a template for a model with `num_layers`, and
+    the template's layers that model lacks (to be reported, not dropped silently)."""
+    initial = template.extraction_settings()
+    initial["layers"] = [i for i in template.layer_indices if i < num_layers]
+    return initial, [i for i in template.layer_indices if i >= num_layers]

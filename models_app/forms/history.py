@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.validators import MaxValueValidator
-from django.db.models import ExpressionWrapper, F, DurationField
+from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField
 
 from .extractions import HOOK_CHOICES
 from ..models import Dataset, ExtractionStatus, LanguageModel
@@ -14,8 +14,8 @@ SORTS = {
     "id": ("Id", ["-pk"]),
     "model": ("Model", ["model__name", "-pk"]),
     "dataset": ("Dataset", ["dataset__name", "-pk"]),
-    "layers": ("Layers", ["layers", "-pk"]),
-    "hooks": ("Hooks", ["hooks", "-pk"]),
+    "layers": ("Most layers", ["-layer_count", "layers__0", "-pk"]),
+    "hooks": ("Most hooks", ["-hook_count", "hooks", "-pk"]),
     "samples": ("Samples", ["-samples_total", "-pk"]),
     "status": ("Status", ["status", "-pk"]),
     "duration": ("Duration", [F("run_time").desc(nulls_last=True), "-pk"]),
@@ -35,22 +35,35 @@ class ExtractionFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].queryset = LanguageModel.objects.filter(extractions__isnull=False).distinct()
-        self.fields["dataset"].queryset = Dataset.objects.filter(extractions__isnull=False).distinct()
+        # Every model and dataset is a choice: a model's History link works before it has any.
+        self.fields["model"].queryset = LanguageModel.objects.order_by("name")
+        self.fields["dataset"].queryset = Dataset.objects.order_by("name")
 
     def apply(self, queryset):
+        """Each valid filter applies on its own: a stale or mistyped parameter does not drop
+        the others."""
         queryset = queryset.annotate(run_time=ExpressionWrapper(F("completed_at") - F("started_at"),
-                                                                output_field=DurationField()))
-        if not self.is_valid():
-            return queryset.order_by(*SORTS["newest"][1])
-        data = self.cleaned_data
+                                                                output_field=DurationField()),
+                                     layer_count=JSONArrayLength("layers"),
+                                     hook_count=JSONArrayLength("hooks"))
+        self.is_valid()
+        data = getattr(self, "cleaned_data", {})
         for field in ("model", "dataset", "status"):
-            if data[field]:
+            if data.get(field):
                 queryset = queryset.filter(**{field: data[field]})
-        if data["hook"]:
+        if data.get("hook"):
             # hooks is a JSON list; its text holds the name in quotes (works on SQLite and PostgreSQL).
             queryset = queryset.filter(hooks__icontains=f'"{data["hook"]}"')
-        return queryset.order_by(*SORTS[data["sort"] or "newest"][1])
+        return queryset.order_by(*SORTS[data.get("sort") or "newest"][1])
+
+
+class JSONArrayLength(Func):
+    """The number of elements of a JSON array column, on SQLite and PostgreSQL."""
+    function = "json_array_length"
+    output_field = IntegerField()
+
+    def as_postgresql(self, compiler, connection, **extra):
+        return super().as_sql(compiler, connection, function="jsonb_array_length", **extra)
 
 
 class NeuronForm(forms.Form):

@@ -269,8 +269,8 @@ def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: Ex
         outputs.discard()
         raise
     seconds = time.perf_counter() - started
-    result = _metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, started_wall,
-                       oom_events, batch_size, points, metadata or {})
+    result = _finite(_metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, started_wall,
+                               oom_events, batch_size, points, metadata or {}))
     _save_topk(output_dir, targets)
     _write_json(output_dir / "metadata.json", result)
     return result
@@ -330,13 +330,23 @@ def _metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, sta
 
 def _write_json(path: Path, data: dict) -> None:
     partial = path.with_name(path.name + PARTIAL)
-    partial.write_text(json.dumps(data, indent=2, default=_json_default))
+    partial.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=False))
     os.replace(partial, path)
 
 
-def _json_default(value: Any) -> Any:
+def _finite(value: Any) -> Any:
+    """inf / NaN (a float16 overflow) become None: JSON has no such numbers, and PostgreSQL's
+    JSONB refuses them."""
     if isinstance(value, float) and not math.isfinite(value):
         return None
+    if isinstance(value, dict):
+        return {key: _finite(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_finite(item) for item in value]
+    return value
+
+
+def _json_default(value: Any) -> Any:
     if isinstance(value, (np.integer, np.floating)):
         return value.item()
     raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -73,33 +73,38 @@ class RunningStats:
 class Histogram:
     """Counts of values in fixed bins. The bins are fixed by the first batch (its range, widened
     by a margin) so that later batches merge by adding counts, like the other statistics; values
-    outside the bins are counted as below / above rather than stretched into the end bins."""
+    outside the bins are counted as below / above rather than stretched into the end bins, and
+    inf / NaN (float16 overflow) as non-finite, so one of them cannot make the bins infinite."""
     low: float
     high: float
     counts: torch.Tensor
     below: int = 0
     above: int = 0
+    nonfinite: int = 0
 
     @classmethod
     def spanning(cls, x: torch.Tensor, bins: int = HISTOGRAM_BINS) -> "Histogram":
-        low, high = x.min().item(), x.max().item()
+        finite = x[torch.isfinite(x)]
+        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (-1.0, 1.0)
         margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
         return cls(low - margin, high + margin, torch.zeros(bins, dtype=torch.float64))
 
     def update(self, x: torch.Tensor) -> None:
         bins = self.counts.numel()
-        inside = (x >= self.low) & (x <= self.high)
+        finite = torch.isfinite(x)
+        inside = finite & (x >= self.low) & (x <= self.high)
         index = ((x[inside] - self.low) / (self.high - self.low) * bins).long().clamp_(0, bins - 1)
         self.counts += torch.bincount(index, minlength=bins).to(self.counts).cpu()
-        self.below += int((x < self.low).sum().item())
-        self.above += int((x > self.high).sum().item())
+        self.below += int((finite & (x < self.low)).sum().item())
+        self.above += int((finite & (x > self.high)).sum().item())
+        self.nonfinite += int((~finite).sum().item())
 
     def summary(self) -> dict:
         bins = self.counts.numel()
         width = (self.high - self.low) / bins
         return {"edges": [self.low + i * width for i in range(bins)] + [self.high],
                 "counts": [int(c) for c in self.counts.tolist()],
-                "below": self.below, "above": self.above}
+                "below": self.below, "above": self.above, "nonfinite": self.nonfinite}
 
 
 class RunningTopK:

@@ -8,7 +8,7 @@ from django.conf import settings
 from django.db import models
 
 from ..ml import storage
-from ..templatetags.studio import bytesize
+from ..formatting import bytesize
 from .dataset import Dataset
 from .job import JobRecord
 from .language_model import LanguageModel
@@ -105,20 +105,15 @@ class Extraction(JobRecord):
 
     def file_path(self, name: str) -> Path | None:
         """The path of one of its files, or None: only names it wrote, resolved inside its own
-        folder (a name cannot climb out of it, a symlink cannot point out of it)."""
+        folder and inside the activations directory (a name cannot climb out, a symlink cannot
+        point out)."""
         if name not in (self.metadata.get("files") or []):
             return None
         folder = self.output_dir.resolve()
         path = (folder / name).resolve()
-        if path.parent != folder or not path.is_file():
-            return None
-        return path
-
-    @property
-    def deletion_refusal(self) -> str | None:
-        if self.is_active:
-            return "This extraction is still running: cancel it first."
-        return None
+        if path.parent != folder or not path.is_relative_to(Path(settings.ACTIVATIONS_DIR).resolve()):
+            return None  # a link, of the file or of the folder, that leads out of the data
+        return path if path.is_file() else None
 
     @property
     def delete_confirmation(self) -> str:
@@ -130,11 +125,14 @@ class Extraction(JobRecord):
         return (f"Delete extraction {self.pk}? Its {len(files)} files ({bytesize(total)}) are "
                 f"deleted: {names}.")
 
-    def delete_with_files(self) -> int:
-        """Remove the record and its folder; bytes freed."""
-        freed = storage.remove_tree(self.output_dir)
-        self.delete()
-        return freed
+    def delete_with_files(self) -> int | None:
+        """Remove the record and its folder; bytes freed. None if it is running: the row is
+        deleted only while not active, in one statement, so a Retry from another page that
+        queued it meanwhile keeps its record and its files."""
+        deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
+        if not deleted:
+            return None
+        return storage.remove_tree(self.output_dir)
 
     @property
     def can_retry(self) -> bool:

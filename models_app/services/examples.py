@@ -16,6 +16,8 @@ import numpy as np
 from ..models import Extraction
 
 STRONGEST = 20  # neurons listed when none is chosen
+REPLACEMENT = "\ufffd"  # what a decoder gives for an incomplete UTF-8 sequence
+RESTART_AFTER = 8  # tokens decoded together before the run restarts from its last token
 
 
 class ExamplesUnavailable(Exception):
@@ -66,6 +68,9 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
             raise ExamplesUnavailable(f"{name} is missing from extraction {record.pk}.")
         arrays[name] = np.load(path, mmap_mode="r")
     decode = _decoder(record.model.file_path)
+    if decode is None:
+        raise ExamplesUnavailable(f"{record.model.name} has no tokenizer.json, so its tokens cannot be "
+                                  "decoded here; the positions are in topk_{key}.npz.".replace("{key}", key))
     examples = []
     for rank, (value, sample, token) in enumerate(zip(topk["values"][neuron], topk["sample_index"][neuron],
                                                       topk["token_index"][neuron]), start=1):
@@ -85,27 +90,45 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
 def _decoder(model_dir: str):
     tokenizer = _tokenizer(model_dir)
     if tokenizer is None:
-        return lambda ids: [f"⟨{i}⟩" for i in ids]
+        return None
+
+    def decode(ids: list[int]) -> str:
+        return tokenizer.decode(ids, skip_special_tokens=False)
 
     def pieces(ids: list[int]) -> list[str]:
-        # Decoding token by token breaks characters split across byte-level tokens; decoding
-        # growing prefixes and keeping the new text gives each token exactly its share.
-        out, previous = [], ""
+        """Each token's share of the decoded text: decode a growing run of tokens and keep what
+        is new. A character split across byte-level tokens decodes to U+FFFD until its last byte
+        arrives, so the tokens before that get "" and the completing token the whole character.
+        The run restarts every few tokens from its last token (kept, so that a word's leading
+        space still decodes), which keeps the work linear in the window."""
+        out, start, known = [], 0, ""
         for end in range(1, len(ids) + 1):
-            text = tokenizer.decode(ids[:end], skip_special_tokens=False)
-            if text.startswith(previous):
-                out.append(text[len(previous):])
-            else:
-                out.append(tokenizer.decode(ids[end - 1:end], skip_special_tokens=False))
-            previous = text
+            text = decode(ids[start:end])
+            if text.endswith(REPLACEMENT) and end < len(ids):
+                out.append("")
+                continue
+            out.append(text[len(known):] if text.startswith(known) else text)
+            known = text
+            if end - start >= RESTART_AFTER:
+                anchor = decode(ids[end - 1:end])
+                if REPLACEMENT not in anchor:
+                    start, known = end - 1, anchor
         return out
 
     return pieces
 
 
 @lru_cache(maxsize=8)
-def _tokenizer(model_dir: str):
+def _cached_tokenizer(path: str, mtime: float):
     from tokenizers import Tokenizer
 
+    return Tokenizer.from_file(path)
+
+
+def _tokenizer(model_dir: str):
+    """The model's tokenizer.json, or None if it has none (only a slow tokenizer): not cached
+    then, so a file that appears later is used."""
     path = Path(model_dir) / "tokenizer.json"
-    return Tokenizer.from_file(str(path)) if path.is_file() else None
+    if not path.is_file():
+        return None
+    return _cached_tokenizer(str(path), path.stat().st_mtime)

@@ -4,13 +4,16 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone as dt_timezone
 from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from ..ml.storage import tree_size
 from ..models import Dataset, Extraction, ExtractionStatus, LanguageModel
 
 EXTRACTION_TASK = "models_app.jobs.extraction.run_extraction"
@@ -75,7 +78,7 @@ def found_folders() -> list[FoundFolder]:
     known = {str(pk) for pk in Extraction.objects.values_list("pk", flat=True)}
     found = []
     for folder in sorted(root.iterdir()):
-        if not folder.is_dir() or folder.is_symlink() or folder.name in known:
+        if not folder.is_dir() or folder.is_symlink() or folder.name in known or folder.name.startswith("."):
             continue
         metadata = _read_metadata(folder)
         if metadata is not None:
@@ -99,31 +102,46 @@ class ImportRefused(Exception):
 
 def import_folder(name: str, model: LanguageModel, dataset: Dataset) -> Extraction:
     """Make a found folder a completed record of `model` on `dataset`: the folder moves to the
-    new record's path, its metadata.json is kept as it is."""
+    new record's path, its metadata.json is kept as it is.
+
+    The folder is first renamed to a staging name, so that it is claimed by this import alone
+    (a second import of the same folder finds nothing) and the new record's path, which may be
+    this very folder's name, is free to receive it."""
+    root = Path(settings.ACTIVATIONS_DIR)
     match = next((f for f in found_folders() if f.name == name), None)
     if match is None:
         raise ImportRefused(f"No importable folder named {name!r}: it is gone or already has a record.")
-    meta, options = match.metadata, match.settings
-    with transaction.atomic():
-        record = Extraction.objects.create(
-            model=model, dataset=dataset, layers=options.get("layers") or [],
-            hooks=options.get("hooks") or [], batch_size=options.get("batch_size") or 8,
-            micro_batch_size=options.get("micro_batch_size"), max_samples=options.get("max_samples"),
-            context_length=meta.get("context_length") or options.get("context_length") or 128,
-            top_k=options.get("top_k") or 10, dtype=meta.get("dtype") or "float16",
-            status=ExtractionStatus.COMPLETED, progress=100.0, samples_done=meta.get("samples") or 0,
-            samples_total=meta.get("samples") or 0,
-            tokens_per_second=(meta.get("timings") or {}).get("tokens_per_second") or 0.0,
-            metadata=meta, completed_at=timezone.now())
-    source = Path(settings.ACTIVATIONS_DIR) / name
-    _move_aside(record.output_dir)
+    staging = root / f".importing-{uuid.uuid4().hex}"
     try:
-        os.replace(source, record.output_dir)
+        os.replace(root / name, staging)
     except OSError as exc:
-        record.delete()
-        raise ImportRefused(f"Could not move {name}: {exc.strerror}.") from exc
-    from ..ml.storage import tree_size
-
+        raise ImportRefused(f"Could not import {name}: {exc.strerror}.") from exc
+    try:
+        record = Extraction.objects.create(**_record_fields(match.metadata), model=model, dataset=dataset)
+    except BaseException:
+        os.replace(staging, root / name)
+        raise
+    _move_aside(record.output_dir)
+    os.replace(staging, record.output_dir)
     Extraction.set(record.pk, size_bytes=tree_size(record.output_dir))
     record.refresh_from_db()
     return record
+
+
+def _record_fields(meta: dict) -> dict:
+    """A completed record's fields from an extraction's metadata.json."""
+    options, timings = meta.get("settings") or {}, meta.get("timings") or {}
+    started = timings.get("started")
+    started_at = datetime.fromtimestamp(started, tz=dt_timezone.utc) if isinstance(started, (int, float)) else None
+    seconds = timings.get("seconds")
+    completed_at = (started_at + timedelta(seconds=seconds) if started_at and isinstance(seconds, (int, float))
+                    else timezone.now())
+    return {"layers": options.get("layers") or [], "hooks": options.get("hooks") or [],
+            "batch_size": options.get("batch_size") or 8, "micro_batch_size": options.get("micro_batch_size"),
+            "max_samples": options.get("max_samples"),
+            "context_length": meta.get("context_length") or options.get("context_length") or 128,
+            "top_k": options.get("top_k") or 10, "dtype": meta.get("dtype") or "float16",
+            "status": ExtractionStatus.COMPLETED, "progress": 100.0,
+            "samples_done": meta.get("samples") or 0, "samples_total": meta.get("samples") or 0,
+            "tokens_per_second": timings.get("tokens_per_second") or 0.0, "metadata": meta,
+            "started_at": started_at, "completed_at": completed_at}

@@ -1,52 +1,31 @@
-"""Number formatting for cards: parameters ("1.1B"), bytes, speeds and durations."""
+"""Template filters and tags of the studio's pages (the formatting itself is in models_app.formatting)."""
 from __future__ import annotations
 
 from django import template
+
+from .. import formatting
 
 register = template.Library()
 
 
 @register.filter
 def params(value: int | None) -> str:
-    if not value:
-        return "—"
-    for divisor, suffix in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if value >= divisor:
-            scaled = value / divisor
-            text = f"{scaled:.1f}" if scaled < 10 else f"{scaled:.0f}"
-            return text.removesuffix(".0") + suffix
-    return str(value)
+    return formatting.params(value)
 
 
 @register.filter
 def bytesize(value: int | float | None) -> str:
-    if value is None:
-        return "—"
-    value = float(value)
-    for unit in ("B", "KB", "MB", "GB", "TB"):
-        if abs(value) < 1000 or unit == "TB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return f"{value:.1f} TB"
+    return formatting.bytesize(value)
 
 
 @register.filter
 def speed(value: float | None) -> str:
-    return f"{bytesize(value)}/s" if value else "—"
+    return formatting.speed(value)
 
 
 @register.filter
 def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds < 60:
-        return f"{seconds}s"
-    minutes, seconds = divmod(seconds, 60)
-    if minutes < 60:
-        return f"{minutes}m {seconds:02d}s"
-    hours, minutes = divmod(minutes, 60)
-    return f"{hours}h {minutes:02d}m"
+    return formatting.duration(seconds)
 
 
 @register.filter
@@ -64,15 +43,13 @@ def get(mapping: dict, key: str):
 @register.filter
 def duration_of(value) -> str:
     """A timedelta as `duration` writes seconds."""
-    return duration(value.total_seconds()) if value is not None else "—"
+    return formatting.duration(value.total_seconds()) if value is not None else "—"
 
 
 @register.filter
 def layer_ranges(layers) -> str:
     """[0, 2, 5, 6, 7] -> "0, 2, 5-7", as the template form takes layers back."""
-    from templates_app.models import format_layers
-
-    return format_layers([int(n) for n in layers]) if layers else "—"
+    return formatting.format_layers([int(n) for n in layers]) if layers else "—"
 
 
 @register.simple_tag

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 from templates_app.models import ExtractionTemplate
+from templates_app.services import extraction_initial
 
 from ..forms.extractions import ExtractionForm
 from ..services import extractions as extraction_services, models as model_services
@@ -15,7 +16,6 @@ from ..ml import hub
 from ..ml.architecture import dimensions
 from ..ml import quantization as quant
 from ..models import Dataset, Extraction, LanguageModel
-from . import modal_templates
 
 MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
@@ -51,7 +51,7 @@ def modal(request: HttpRequest, pk: int) -> HttpResponse:
     initial, context = {"hooks": ["residual"], "dataset": request.GET.get("dataset")}, {}
     chosen = ExtractionTemplate.objects.filter(pk=_int(request.GET.get("template"), 0)).first()
     if chosen is not None:
-        settings_, too_deep = modal_templates.initial_from(chosen, ExtractionForm.layer_count(model))
+        settings_, too_deep = extraction_initial(chosen, ExtractionForm.layer_count(model))
         initial.update(settings_)
         context.update(loaded=chosen, too_deep=too_deep)
     form = ExtractionForm(model=model, initial=initial)

@@ -15,7 +15,7 @@ from ..forms.history import ExtractionFilterForm, ImportFolderForm, NeuronForm
 from ..models import Dataset, Extraction, LanguageModel
 from ..services import examples as example_services, extractions as extraction_services
 from ..services.models import fail_stale_jobs
-from ..templatetags.studio import bytesize
+from ..formatting import bytesize
 
 PAGE = "models_app/extractions.html"
 EXAMPLES = "models_app/examples.html"
@@ -52,13 +52,13 @@ def row(request: HttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Extraction, pk=pk)
-    refusal = record.deletion_refusal
-    if refusal:
+    freed = record.delete_with_files()
+    if freed is None:
+        refusal = "This extraction is running: cancel it first."
         if request.htmx:
             return render(request, f"{PAGE}#refused", {"message": refusal})
         messages.error(request, refusal)
         return redirect("models_app:extraction", pk=pk)
-    freed = record.delete_with_files()
     messages.success(request, f"Deleted extraction {pk} and freed {bytesize(freed)}.")
     if request.htmx:  # the page showed the record: go to the list, where the message is shown
         return HttpResponseClientRedirect(reverse("models_app:extractions"))

@@ -24,14 +24,14 @@ def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_se
     page.click("a.tab:has-text('Models')")
     page.click("#model-list a:has-text('Extract Activations')")
     page.wait_for_selector("#extract-modal")
-    page.click("#extract-form button[type=submit]")  # nothing chosen yet: errors at the fields
+    page.click("#extract-form button:has-text('Start extraction')")  # nothing chosen yet: errors at the fields
     assert "Choose a dataset." in page.inner_text("#error-dataset")
     assert "Select at least one layer." in page.inner_text("#error-layers")
     page.select_option("select[name=dataset]", index=1)
     page.click("button:has-text('Select All')")
     page.click("label.toggle:has-text('MLP Output')")
     page.wait_for_selector("#extract-estimate:has-text('4 files')")
-    page.click("#extract-form button[type=submit]")
+    page.click("#extract-form button:has-text('Start extraction')")
     page.wait_for_selector("#extract-modal", state="detached")
     line = page.wait_for_selector(".extraction-line .status-completed", timeout=90_000)
     assert line.inner_text() == "Completed"

@@ -51,7 +51,7 @@ def test_save_a_template_load_it_for_another_model_and_browse_the_result(two_mod
     assert not page.is_checked("#extract-form input[name=hooks][value='residual']")
     assert page.input_value("input[name=max_samples]") == "16"
     page.select_option("select[name=dataset]", index=1)
-    page.click("#extract-form button[type=submit]")
+    page.click("#extract-form button:has-text('Start extraction')")
     page.wait_for_selector("#extract-modal", state="detached")
     page.wait_for_selector(f"#model-{gpt2.pk} .extraction-line .status-completed", timeout=90_000)
     record = Extraction.objects.get()

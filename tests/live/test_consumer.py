@@ -129,3 +129,27 @@ def test_a_deleted_record_leaves_open_pages(client, owner):
         return message
 
     assert 'hx-swap-oob="delete"' in run_async(scenario)
+
+
+def test_an_extractions_progress_reaches_its_page_and_its_row_in_the_history(client, owner):
+    from models_app.models import Dataset, Extraction, ExtractionStatus
+
+    model = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status=ModelStatus.READY)
+    dataset = Dataset.objects.create(name="corpus", status="ready")
+    record = Extraction.objects.create(model=model, dataset=dataset, layers=[0, 1], hooks=["mlp"],
+                                       status=ExtractionStatus.EXTRACTING, samples_total=40)
+    headers = session_headers(client, owner)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application(), "/ws/live/", headers=headers)
+        connected, _ = await communicator.connect()
+        assert connected
+        await sync_to_async(Tracker(Extraction, record.pk).update)(force=True, samples_done=17)
+        message = await receive_containing(communicator, f'id="extraction-row-{record.pk}"', timeout=5)
+        await communicator.disconnect()
+        return message
+
+    message = run_async(scenario)
+    row = message[message.index(f'id="extraction-row-{record.pk}"'):]
+    row = row[:row.index("</tr>")]
+    assert "17 / 40" in row and f'id="extraction-{record.pk}"' in message

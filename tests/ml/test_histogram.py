@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 import torch
 
 from models_app.ml import extraction, loading
@@ -45,3 +46,28 @@ def test_a_constant_first_batch_still_gets_a_range():
     histogram = Histogram.spanning(torch.tensor([3.0, 3.0], dtype=torch.float64))
     histogram.update(torch.tensor([3.0, 3.0], dtype=torch.float64))
     assert histogram.low < 3.0 < histogram.high and int(histogram.counts.sum()) == 2
+
+
+def test_inf_and_nan_are_counted_apart_and_leave_the_bins_finite():
+    stats = RunningStats()
+    stats.update(torch.tensor([[0.0, float("inf")], [1.0, float("nan")]]))
+    stats.update(torch.tensor([[-float("inf"), 0.5]]))
+    summary = stats.summary()["histogram"]
+    assert all(np.isfinite(summary["edges"])) and summary["edges"][0] == -0.25
+    assert summary["nonfinite"] == 3 and sum(summary["counts"]) == 3
+
+
+def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):
+    import json
+
+    loaded = loading.load(model_sources["llama"], "fp32", device="cpu")
+    with torch.no_grad():
+        loaded.model.model.layers[0].mlp.down_proj.weight.mul_(1e9)  # beyond float16's 65504
+    settings = ExtractionSettings(layers=[0], hooks=["mlp"], batch_size=4, context_length=CONTEXT)
+    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path)
+    strict = json.loads((tmp_path / "metadata.json").read_text(),
+                        parse_constant=lambda name: pytest.fail(f"{name} in metadata.json"))
+    stats = strict["statistics"]["layer_0_mlp"]
+    assert stats["histogram"]["nonfinite"] > 0 and all(np.isfinite(stats["histogram"]["edges"]))
+    assert stats["max"] is None or np.isfinite(stats["max"])
+    assert meta["statistics"]["layer_0_mlp"] == stats

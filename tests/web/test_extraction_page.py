@@ -101,7 +101,7 @@ def test_a_running_extraction_cannot_be_deleted(owner_client, ready):
     model, dataset = ready
     running = Extraction.objects.create(model=model, dataset=dataset, layers=[0], hooks=["mlp"], status="extracting")
     html = owner_client.post(reverse("models_app:extraction-delete", args=[running.pk]), **HTMX).content.decode()
-    assert "still running: cancel it first" in html and Extraction.objects.filter(pk=running.pk).exists()
+    assert "is running: cancel it first" in html and Extraction.objects.filter(pk=running.pk).exists()
 
 
 def test_a_record_whose_files_are_gone_is_marked(owner_client, extract, settings):
@@ -140,3 +140,31 @@ def test_a_new_extraction_never_mixes_its_files_with_a_found_folder(owner_client
     found = [p for p in settings.ACTIVATIONS_DIR.iterdir() if p.name != str(second.pk)]
     assert len(found) == 1 and (found[0] / "metadata.json").exists()
     assert json.loads((found[0] / "metadata.json").read_text())["extraction_id"] == first.pk
+
+
+def test_a_folder_that_is_a_link_out_of_the_data_directory_is_refused(owner_client, extract, settings, tmp_path):
+    import shutil
+
+    record = extract()
+    folder = settings.ACTIVATIONS_DIR / str(record.pk)
+    elsewhere = tmp_path / "elsewhere"
+    shutil.move(folder, elsewhere)
+    folder.symlink_to(elsewhere)
+    response = owner_client.get(reverse("models_app:extraction-file", args=[record.pk, "metadata.json"]))
+    assert response.status_code == 404
+
+
+def test_an_imported_folder_named_like_the_new_record_is_imported_in_place(owner_client, extract, ready, settings):
+    """A restored data directory on an empty database: folder N becomes record N."""
+    record = extract()
+    folder = settings.ACTIVATIONS_DIR / str(record.pk)
+    Extraction.objects.filter(pk=record.pk).delete()
+    next_pk = record.pk + 1  # SQLite never reuses an id: the next record is this one
+    folder.rename(settings.ACTIVATIONS_DIR / str(next_pk))
+    model, dataset = ready
+    owner_client.post(reverse("models_app:extraction-import"),
+                      {"folder": str(next_pk), "model": model.pk, "dataset": dataset.pk})
+    imported = Extraction.objects.get()
+    assert imported.pk == next_pk and not imported.missing_files
+    assert sorted(p.name for p in settings.ACTIVATIONS_DIR.iterdir()) == [str(next_pk)]
+    assert imported.duration is not None  # from the timings in metadata.json

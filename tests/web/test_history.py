@@ -92,3 +92,26 @@ def test_it_pages_through_many_extractions(owner_client, ready):
     assert len(first) == 25 and len(second) == 5 and not set(first) & set(second)
     html = owner_client.get(reverse("models_app:extractions"), {"hook": "mlp"}).content.decode()
     assert 'href="?hook=mlp&page=2"' in html and "Page 1 of 2" in html
+
+
+def test_a_models_history_shows_only_its_own_extractions_even_when_it_has_none(owner_client, extract, ready):
+    model, dataset = ready
+    extract()
+    other = type(model).objects.create(name="other", repo_id="tiny/gpt2", status="ready")
+    assert listed(owner_client, model=other.pk) == []
+    html = owner_client.get(reverse("models_app:extractions"), {"model": other.pk}).content.decode()
+    assert "No extraction matches these filters." in html
+
+
+def test_a_bad_parameter_does_not_drop_the_other_filters(owner_client, extract, ready):
+    model, dataset = ready
+    mlp = extract(hooks=["mlp"])
+    extract(hooks=["residual"])
+    assert listed(owner_client, hook="mlp", status="no-such-status", sort="bogus") == [mlp.pk]
+
+
+def test_it_sorts_by_the_number_of_layers(owner_client, ready):
+    model, dataset = ready
+    records = [Extraction.objects.create(model=model, dataset=dataset, layers=layers, hooks=["mlp"])
+               for layers in ([2], [10], [0, 1, 2])]
+    assert listed(owner_client, sort="layers") == [records[2].pk, records[0].pk, records[1].pk]  # then by first layer

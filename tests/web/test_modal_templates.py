@@ -81,7 +81,7 @@ def test_a_bad_name_or_setting_is_said_and_nothing_is_saved(owner_client, ready)
     html = owner_client.post(url, {**data, "template_name": "   "}, **HTMX).content.decode()
     assert 'id="template-error-name"' in html
     html = owner_client.post(url, {**data, "hooks": [], "template_name": "no hooks"}, **HTMX).content.decode()
-    assert 'id="template-error-hook_types"' in html
+    assert 'id="template-error-hook_types">Hook types: ' in html
     assert ExtractionTemplate.objects.count() == 1
 
 
@@ -105,3 +105,27 @@ def test_micro_batch_and_context_tokens_reach_the_record(owner_client, ready):
     record = Extraction.objects.get()
     assert (record.micro_batch_size, record.context_prefix_tokens, record.context_suffix_tokens) == (2, 5, 25)
     assert record.status == "completed" and record.metadata["settings"]["micro_batch_size"] == 2
+
+
+def test_empty_optional_fields_save_with_their_defaults(owner_client, ready):
+    model, dataset = ready
+    data = {"dataset": dataset.pk, "layers": ["1"], "hooks": ["attention"], "batch_size": "4", "context_length": "32",
+            "top_k": "5", "dtype": "float16", "max_samples": "", "micro_batch_size": "",
+            "context_prefix_tokens": "", "context_suffix_tokens": "", "template_name": "defaults"}
+    html = owner_client.post(reverse("models_app:extract-save-template", args=[model.pk]), data, **HTMX).content.decode()
+    assert "Saved as template “defaults”" in html
+    saved = ExtractionTemplate.objects.get()
+    assert (saved.max_samples, saved.micro_batch_size, saved.context_prefix_tokens, saved.context_suffix_tokens) == \
+        (None, None, 25, 25)
+
+
+def test_save_as_template_works_without_javascript(owner_client, ready):
+    model, dataset = ready
+    data = {"dataset": dataset.pk, "layers": ["0"], "hooks": ["mlp"], "batch_size": "4", "context_length": "32",
+            "top_k": "5", "dtype": "float16", "max_samples": "10"}
+    url = reverse("models_app:extract-save-template", args=[model.pk])
+    html = owner_client.post(url, data).content.decode()
+    assert "<html" in html and 'name="template_name" value="mlp_layers0-0_10samples_' in html
+    assert re.search(r'<input type="checkbox" name="layers" value="0"[^>]*checked', html)  # the form is kept
+    html = owner_client.post(url, {**data, "template_name": "plain"}).content.decode()
+    assert "Saved as template “plain”" in html and ExtractionTemplate.objects.get().name == "plain"

@@ -86,3 +86,25 @@ def test_a_neuron_out_of_range_is_explained(owner_client, extract):
     assert "This extraction has neurons 0 to 127." in page and examples == []
     page, _ = shown(owner_client, record, target="layer_9_mlp", neuron=1)
     assert "Select a valid choice" in page
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2"])
+def test_each_token_gets_its_share_of_non_ascii_text(model_sources, family):
+    from models_app.services import examples
+
+    tokenizer = Tokenizer.from_file(str(model_sources[family] / "tokenizer.json"))
+    text = "héllo 日本語 wörld café 😀 the residual stream carries features across many layers."
+    ids = tokenizer.encode(text).ids
+    pieces = examples._decoder(str(model_sources[family]))(ids)
+    assert len(pieces) == len(ids) and "\ufffd" not in "".join(pieces)
+    assert "".join(pieces) == tokenizer.decode(ids, skip_special_tokens=False)
+    assert any(piece == "" for piece in pieces)  # bytes of a character split across tokens
+
+
+def test_a_model_without_tokenizer_json_says_so(owner_client, extract):
+    from pathlib import Path
+
+    record = extract(layers=[0], hooks=["mlp"])
+    (Path(record.model.file_path) / "tokenizer.json").unlink()
+    page, examples = shown(owner_client, record, target="layer_0_mlp", neuron=1)
+    assert "has no tokenizer.json" in page and examples == []

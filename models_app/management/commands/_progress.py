@@ -8,7 +8,7 @@ from typing import Callable
 
 from django.core.management.base import OutputWrapper
 
-from models_app.templatetags.studio import bytesize, duration, speed
+from models_app.formatting import bytesize, duration, speed
 
 
 class ProgressBar:

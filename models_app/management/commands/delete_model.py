@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app.services import models as services
-from models_app.templatetags.studio import bytesize
+from models_app.formatting import bytesize
 
 from ._lookup import add_model_id_argument, get_model
 

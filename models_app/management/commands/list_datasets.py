@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand
 
 from models_app.models import Dataset
-from models_app.templatetags.studio import bytesize
+from models_app.formatting import bytesize
 
 
 class Command(BaseCommand):
