@@ -48,4 +48,4 @@ def _extract(job: Job) -> dict:
                               on_progress=on_progress, should_cancel=job.should_cancel, metadata=context)
     return {"progress": 100.0, "samples_done": meta["samples"], "metadata": meta, "eta_seconds": None,
             "tokens_per_second": meta["timings"]["tokens_per_second"] or 0.0,
-            "size_bytes": storage.tree_size(record.output_dir)}
+            "size_bytes": storage.disk_usage(record.output_dir)}

@@ -7,11 +7,11 @@ from django.db import migrations
 
 
 def measure(apps, schema_editor):
-    from models_app.ml.storage import tree_size
+    from models_app.ml.storage import disk_usage
 
     Extraction = apps.get_model("models_app", "Extraction")
     for record in Extraction.objects.filter(status="completed", size_bytes=0).only("pk"):
-        size = tree_size(Path(settings.ACTIVATIONS_DIR) / str(record.pk))
+        size = disk_usage(Path(settings.ACTIVATIONS_DIR) / str(record.pk))
         if size:
             Extraction.objects.filter(pk=record.pk).update(size_bytes=size)
 

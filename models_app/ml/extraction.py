@@ -24,11 +24,12 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batches import Batch, pad, windows
 from .hooks import HOOK_TYPES, HookPoints, find_hook_points
+from .outputs import PARTIAL, HostStaging, Outputs
 from .stats import RunningStats, RunningTopK
 
 DTYPES = {"float16": (torch.float16, np.float16), "float32": (torch.float32, np.float32)}
-PARTIAL = ".partial"
 
 
 class ExtractionCancelled(Exception):
@@ -150,55 +151,6 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-class _Outputs:
-    """Preallocated .npy files (readers can np.load(..., mmap_mode="r") them), written under a
-    temporary name and renamed only when complete.
-
-    Batches are written with plain positioned writes rather than through a writable memmap:
-    pages dirtied through a mapping stay counted in the process's resident memory, which would
-    then grow with the number of samples; written through the file, they are only page cache."""
-
-    def __init__(self, folder: Path, targets: list[_Target], samples: int, context: int,
-                 hidden: int, dtype: Any):
-        self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
-        self.files: dict[str, tuple[Any, int, int]] = {}  # name -> (handle, data offset, row bytes)
-        for target in targets:
-            self._create(f"{target.key}.npy", dtype, (samples, context, hidden))
-        self._create("tokens.npy", np.int32, (samples, context))
-        self._create("attention_mask.npy", np.int8, (samples, context))
-        self.bytes_written = 0
-
-    def _create(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
-        path = self.folder / (name + PARTIAL)
-        header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
-        offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
-        del header  # the file now has its header and full (sparse, zero) size
-        self.files[name] = (open(path, "r+b"), offset, row_bytes)
-
-    def write(self, name: str, start: int, values: np.ndarray) -> None:
-        handle, offset, row_bytes = self.files[name]
-        handle.seek(offset + start * row_bytes)
-        handle.write(np.ascontiguousarray(values).tobytes())
-        self.bytes_written += values.nbytes
-
-    def finish(self) -> dict[str, int]:
-        sizes = {}
-        for name, (handle, _offset, _row) in self.files.items():
-            handle.close()
-            os.replace(self.folder / (name + PARTIAL), self.folder / name)
-            sizes[name] = (self.folder / name).stat().st_size
-        self.files.clear()
-        return sizes
-
-    def discard(self) -> None:
-        for handle, _offset, _row in self.files.values():
-            handle.close()
-        self.files.clear()
-        for partial in self.folder.glob("*" + PARTIAL):
-            partial.unlink()
-
-
 def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: ExtractionSettings,
             output_dir: Path, *, on_progress: Callable[[ExtractionProgress], None] = lambda p: None,
             should_cancel: Callable[[], bool] = lambda: False, metadata: dict | None = None,
@@ -212,83 +164,130 @@ def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: Ex
     if total < 1:
         raise ExtractionError("The dataset has no samples.")
     device, hidden = _device(model), _hidden_size(model)
-    torch_dtype, np_dtype = DTYPES[settings.dtype]
     layers = sorted(set(settings.layers))
     hooks = [h for h in HOOK_TYPES if h in settings.hooks]
     targets = [_Target(activation_key(layer, hook), layer, hook, points.path(hook, layer),
                        topk=RunningTopK(settings.top_k, hidden, device))
                for layer in layers for hook in hooks]
-    tokenizer = _prepare_tokenizer(tokenizer)
-    outputs = _Outputs(output_dir, targets, total, settings.context_length, hidden, np_dtype)
-    run = forward or (lambda **inputs: model(**inputs))
-    started, started_wall = time.perf_counter(), time.time()
-    oom_events: list[dict[str, int]] = []
-    real_tokens, done, batch_size = 0, 0, settings.forward_batch_size
+    run = _Run(model, _prepare_tokenizer(tokenizer), settings, targets, total, hidden, device,
+               output_dir, forward or (lambda **inputs: model(**inputs)))
     try:
         with capturing(model, targets, points.path("residual", layers[-1])), torch.inference_mode():
-            while done < total:
-                if should_cancel():
-                    raise ExtractionCancelled()
-                chunk = list(texts[done:min(done + settings.batch_size, total)])
-                encoded = tokenizer(chunk, padding="max_length", truncation=True,
-                                    max_length=settings.context_length, return_tensors="pt")
-                offset = 0
-                while offset < len(chunk):
-                    rows = slice(offset, offset + batch_size)
-                    ids = encoded["input_ids"][rows].to(device)
-                    mask = encoded["attention_mask"][rows].to(device)
-                    try:
-                        try:
-                            run(input_ids=ids, attention_mask=mask, use_cache=False)
-                        except _StopForward:
-                            pass
-                    except Exception as exc:
-                        if not _is_oom(exc) or batch_size == 1:
-                            raise
-                        oom_events.append({"at_sample": done + offset, "batch_size": batch_size,
-                                           "retried_with": batch_size // 2})
-                        batch_size //= 2
-                        for target in targets:
-                            target.captured = None
-                        if torch.cuda.is_available():
-                            torch.cuda.empty_cache()
-                        continue
-                    real_tokens += int(mask.sum().item())
-                    _store(targets, outputs, done + offset, ids, mask, torch_dtype)
-                    offset += len(ids)
-                done += len(chunk)
-                elapsed = time.perf_counter() - started
-                rate = done / elapsed if elapsed > 0 else 0.0
-                on_progress(ExtractionProgress(
-                    samples_done=done, samples_total=total,
-                    tokens_per_second=real_tokens / elapsed if elapsed > 0 else 0.0,
-                    eta_seconds=(total - done) / rate if rate > 0 else None,
-                    bytes_written=outputs.bytes_written, batch_size=batch_size))
-        sizes = outputs.finish()
+            run.all(texts, on_progress, should_cancel)
+        sizes = run.outputs.finish()
     except BaseException:
-        outputs.discard()
+        run.outputs.discard()
         raise
-    seconds = time.perf_counter() - started
-    result = _finite(_metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, started_wall,
-                               oom_events, batch_size, points, metadata or {}))
+    result = _finite(_metadata(settings, targets, sizes, total, hidden, run, points, metadata or {}))
     _save_topk(output_dir, targets)
     _write_json(output_dir / "metadata.json", result)
     return result
 
 
-def _store(targets: list[_Target], outputs: _Outputs, start: int, ids: torch.Tensor,
-           mask: torch.Tensor, dtype: torch.dtype) -> None:
-    real = mask.bool()
-    for target in targets:
-        if target.captured is None:
-            raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
-        acts = torch.where(real.unsqueeze(-1), target.captured, 0).to(dtype)
-        target.captured = None
-        target.stats.update(acts[real])
-        target.topk.update(acts, real, start)
-        outputs.write(f"{target.key}.npy", start, acts.cpu().numpy())
-    outputs.write("tokens.npy", start, torch.where(real, ids, 0).to(torch.int32).cpu().numpy())
-    outputs.write("attention_mask.npy", start, mask.to(torch.int8).cpu().numpy())
+class _Run:
+    """One extraction's loop: windows of length-sorted samples -> batches padded to their
+    longest -> forward passes (micro batches, halved on out-of-memory) -> statistics and top-K on
+    the device, rows staged to the host and written by the writer thread."""
+
+    def __init__(self, model, tokenizer, settings: ExtractionSettings, targets: list[_Target], total: int,
+                 hidden: int, device: torch.device, output_dir: Path, forward: Callable[..., Any]):
+        self.tokenizer, self.settings, self.targets, self.total = tokenizer, settings, targets, total
+        self.device, self.forward = device, forward
+        self.torch_dtype, np_dtype = DTYPES[settings.dtype]
+        context = settings.context_length
+        files = {f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets}
+        files.update({"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))})
+        self.outputs = Outputs(output_dir, files)
+        batch = settings.forward_batch_size
+        self.staging = HostStaging(device, {
+            **{t.key: ((batch, context, hidden), self.torch_dtype) for t in targets},
+            "tokens": ((batch, context), torch.int32), "attention_mask": ((batch, context), torch.int8)})
+        self.batch_size = batch  # samples per forward pass; halved on out-of-memory
+        self.oom_events: list[dict[str, int]] = []
+        self.done = self.real_tokens = 0
+        self.started, self.started_wall = time.perf_counter(), time.time()
+
+    def all(self, texts, on_progress, should_cancel) -> None:
+        step = self.settings.batch_size
+        for window in windows(self.tokenizer, texts, self.total, self.settings.context_length, should_cancel):
+            for first in range(0, len(window.order), step):
+                if should_cancel():
+                    raise ExtractionCancelled()
+                positions = list(range(first, min(first + step, len(window.order))))
+                self._batch(window, positions)
+                self.done += len(positions)
+                on_progress(self._progress())
+        if should_cancel():
+            raise ExtractionCancelled()
+
+    def _batch(self, window, positions: list[int]) -> None:
+        """Forward passes over `positions` of the window, batch_size at a time; a pass that runs
+        out of memory is retried at half the size."""
+        pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
+        offset = 0
+        while offset < len(positions):
+            size = self.batch_size
+            span = positions[offset:offset + size]
+            chunk = [p for p in span if window.ids[window.order[p]]]  # a sample may have no tokens
+            if chunk:
+                try:
+                    self._forward(pad(window, chunk, pad_id))
+                except Exception as exc:
+                    if not _is_oom(exc) or size == 1:
+                        raise
+                    self.oom_events.append({"at_sample": self.done + offset, "batch_size": size,
+                                            "retried_with": size // 2})
+                    self.batch_size = size // 2
+                    for target in self.targets:
+                        target.captured = None
+                    if torch.cuda.is_available():
+                        torch.cuda.empty_cache()
+                    continue
+            offset += len(span)
+
+    def _forward(self, batch: Batch) -> None:
+        ids = batch.input_ids.to(self.device, non_blocking=True)
+        mask = batch.attention_mask.to(self.device, non_blocking=True)
+        try:
+            self.forward(input_ids=ids, attention_mask=mask, use_cache=False)
+        except _StopForward:
+            pass
+        real = mask.bool()
+        rows = torch.tensor(batch.rows, dtype=torch.long).to(self.device, non_blocking=True)
+        staged = {}
+        for target in self.targets:
+            if target.captured is None:
+                raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
+            acts = torch.where(real.unsqueeze(-1), target.captured, 0).to(self.torch_dtype)
+            target.captured = None
+            target.stats.update(acts, real, batch.tokens)
+            target.topk.update(acts, real, rows)
+            staged[target.key] = acts
+        staged["tokens"] = torch.where(real, ids, 0).to(torch.int32)
+        staged["attention_mask"] = mask.to(torch.int8)
+        arrays, wait, release = self.staging.stage(staged)
+        names = {t.key: f"{t.key}.npy" for t in self.targets}
+        names.update(tokens="tokens.npy", attention_mask="attention_mask.npy")
+
+        def write() -> None:
+            wait()
+            try:
+                for key, name in names.items():
+                    self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
+            finally:
+                release()
+
+        self.outputs.submit(write)
+        self.real_tokens += batch.tokens
+
+    def _progress(self) -> ExtractionProgress:
+        elapsed = time.perf_counter() - self.started
+        rate = self.done / elapsed if elapsed > 0 else 0.0
+        return ExtractionProgress(
+            samples_done=self.done, samples_total=self.total,
+            tokens_per_second=self.real_tokens / elapsed if elapsed > 0 else 0.0,
+            eta_seconds=(self.total - self.done) / rate if rate > 0 else None,
+            bytes_written=self.outputs.bytes_written, batch_size=self.batch_size)
 
 
 def _save_topk(folder: Path, targets: list[_Target]) -> None:
@@ -300,13 +299,14 @@ def _save_topk(folder: Path, targets: list[_Target]) -> None:
         os.replace(partial, final)
 
 
-def _metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, started_wall,
-              oom_events, final_batch_size, points, extra) -> dict[str, Any]:
+def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra) -> dict[str, Any]:
+    seconds = time.perf_counter() - run.started
     statistics = {}
     for t in targets:
+        logical, on_disk = sizes[f"{t.key}.npy"]
         statistics[t.key] = {"layer": t.layer, "hook": t.hook, "module": t.module_path,
                              "shape": [total, settings.context_length, hidden],
-                             "file": f"{t.key}.npy", "file_size": sizes[f"{t.key}.npy"],
+                             "file": f"{t.key}.npy", "file_size": logical, "disk_size": on_disk,
                              **t.stats.summary()}
     return {
         "complete": True,
@@ -315,15 +315,18 @@ def _metadata(settings, targets, sizes, total, hidden, real_tokens, seconds, sta
         "context_length": settings.context_length,
         "hidden_size": hidden,
         "dtype": settings.dtype,
-        "real_tokens": real_tokens,
+        "real_tokens": run.real_tokens,
+        "padded_tokens": total * settings.context_length,
         "decoder_layers": points.layers_path,
         "statistics": statistics,
         "files": sorted([*sizes, *(f"topk_{t.key}.npz" for t in targets), "metadata.json"]),
-        "timings": {"started": started_wall, "seconds": seconds,
+        "size": {"logical_bytes": sum(size for size, _ in sizes.values()),
+                 "disk_bytes": sum(disk for _, disk in sizes.values())},
+        "timings": {"started": run.started_wall, "seconds": seconds,
                     "samples_per_second": total / seconds if seconds else None,
-                    "tokens_per_second": real_tokens / seconds if seconds else None},
-        "oom_events": oom_events,
-        "final_batch_size": final_batch_size,
+                    "tokens_per_second": run.real_tokens / seconds if seconds else None},
+        "oom_events": run.oom_events,
+        "final_batch_size": run.batch_size,
         **extra,
     }
 

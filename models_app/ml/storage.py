@@ -35,6 +35,21 @@ def tree_size(path: Path) -> int:
     return total
 
 
+def disk_usage(path: Path) -> int:
+    """Bytes the regular files under `path` take on disk: less than their size where they have
+    holes (an extraction's padding is never written)."""
+    path = Path(path)
+    if not path.is_dir():
+        return 0
+    total = 0
+    for root, _dirs, files in os.walk(path):
+        for name in files:
+            full = Path(root) / name
+            if not full.is_symlink():
+                total += full.stat().st_blocks * 512
+    return total
+
+
 def snapshot_size(snapshot: Path) -> int:
     """Bytes a snapshot really uses: the blobs its symlinks point to."""
     snapshot = Path(snapshot)

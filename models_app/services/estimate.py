@@ -1,32 +1,45 @@
-"""What an extraction will write and need, before it starts (the modal's live estimate)."""
+"""What an extraction will write and need, before it starts (the modal's live estimate).
+
+Padding is never written (see ml/outputs.py), so the disk an extraction takes follows the real
+tokens of its samples, not samples x context. The share of real tokens comes from, in order:
+a completed extraction of the same model, dataset and context (measured); the model's tokenizer
+over a sample of the dataset (sampled); or, without a tokenizer.json, the full context (assumed).
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 BYTES = {"float16": 2, "float32": 4}
 DISK_WARNING_SHARE = 0.8  # warn when the output would take most of the free space
+SAMPLE_TEXTS = 256  # texts tokenized for the estimate (all of them in a smaller dataset)
 
 
 @dataclass
 class Estimate:
     samples: int
     files: int
-    bytes_per_file: int
-    total_bytes: int
+    bytes_per_file: int       # logical: samples x context x hidden
+    total_bytes: int          # logical size of everything
+    disk_bytes: int           # what the disk must hold: real tokens only
+    real_share: float         # real tokens / (samples x context)
+    share_source: str         # measured / sampled / assumed
     free_bytes: int
     batch_memory_bytes: int
 
     @property
     def refused(self) -> bool:
-        return self.total_bytes > self.free_bytes
+        return self.disk_bytes > self.free_bytes
 
     @property
     def warning(self) -> bool:
-        return not self.refused and self.total_bytes > DISK_WARNING_SHARE * self.free_bytes
+        return not self.refused and self.disk_bytes > DISK_WARNING_SHARE * self.free_bytes
 
 
 def estimate(samples: int, layers: int, hooks: int, context: int, hidden: int, dtype: str,
-             batch_size: int, top_k: int, model_memory: int, free_bytes: int) -> Estimate:
+             batch_size: int, top_k: int, model_memory: int, free_bytes: int,
+             real_share: float = 1.0, share_source: str = "assumed") -> Estimate:
     files = layers * hooks
     per_file = samples * context * hidden * BYTES.get(dtype, 2)
     token_files = samples * context * (4 + 1)  # tokens.npy (int32) + attention_mask.npy (int8)
@@ -34,5 +47,36 @@ def estimate(samples: int, layers: int, hooks: int, context: int, hidden: int, d
     # Each captured activation in float32 for the batch, plus as much again for the forward pass.
     batch = batch_size * context * hidden * 4 * (files + max(hooks, 1) * 4)
     return Estimate(samples=samples, files=files, bytes_per_file=per_file,
-                    total_bytes=files * per_file + token_files + topk, free_bytes=free_bytes,
+                    total_bytes=files * per_file + token_files + topk,
+                    disk_bytes=int((files * per_file + token_files) * real_share) + topk,
+                    real_share=real_share, share_source=share_source, free_bytes=free_bytes,
                     batch_memory_bytes=batch + model_memory)
+
+
+def real_token_share(model, dataset, context: int) -> tuple[float, str]:
+    """(share of positions that hold real tokens, where the figure comes from)."""
+    from ..models import Extraction
+
+    done = (Extraction.objects.filter(model=model, dataset=dataset, context_length=context, status="completed")
+            .order_by("-completed_at").values_list("metadata", flat=True).first())
+    if done and done.get("padded_tokens"):
+        return done["real_tokens"] / done["padded_tokens"], "measured"
+    if not model.file_path or not dataset.file_path:
+        return 1.0, "assumed"
+    share = _sampled_share(model.file_path, dataset.file_path, dataset.num_samples, context)
+    return (share, "sampled") if share is not None else (1.0, "assumed")
+
+
+@lru_cache(maxsize=64)
+def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: int) -> float | None:
+    from ..ml.datasets import TextDataset
+    from .tokens import model_tokenizer
+
+    tokenizer = model_tokenizer(model_dir)
+    if tokenizer is None or num_samples < 1 or not Path(dataset_dir).is_dir():
+        return None
+    texts = TextDataset(Path(dataset_dir))
+    step = max(len(texts) // SAMPLE_TEXTS, 1)
+    picked = [texts[i] for i in range(0, len(texts), step)][:SAMPLE_TEXTS]
+    lengths = [min(len(encoding.ids), context) for encoding in tokenizer.encode_batch(picked)]
+    return sum(lengths) / (len(lengths) * context) if lengths else None

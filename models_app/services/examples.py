@@ -8,12 +8,12 @@ transformers."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 
 import numpy as np
 
 from ..models import Extraction
+from .tokens import model_tokenizer
 
 STRONGEST = 20  # neurons listed when none is chosen
 REPLACEMENT = "\ufffd"  # what a decoder gives for an incomplete UTF-8 sequence
@@ -88,7 +88,7 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
 
 
 def _decoder(model_dir: str):
-    tokenizer = _tokenizer(model_dir)
+    tokenizer = model_tokenizer(model_dir)
     if tokenizer is None:
         return None
 
@@ -116,19 +116,3 @@ def _decoder(model_dir: str):
         return out
 
     return pieces
-
-
-@lru_cache(maxsize=8)
-def _cached_tokenizer(path: str, mtime: float):
-    from tokenizers import Tokenizer
-
-    return Tokenizer.from_file(path)
-
-
-def _tokenizer(model_dir: str):
-    """The model's tokenizer.json, or None if it has none (only a slow tokenizer): not cached
-    then, so a file that appears later is used."""
-    path = Path(model_dir) / "tokenizer.json"
-    if not path.is_file():
-        return None
-    return _cached_tokenizer(str(path), path.stat().st_mtime)

@@ -13,7 +13,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from ..ml.storage import tree_size
+from ..ml.storage import disk_usage
 from ..models import Dataset, Extraction, ExtractionStatus, LanguageModel
 
 EXTRACTION_TASK = "models_app.jobs.extraction.run_extraction"
@@ -123,7 +123,7 @@ def import_folder(name: str, model: LanguageModel, dataset: Dataset) -> Extracti
         raise
     _move_aside(record.output_dir)
     os.replace(staging, record.output_dir)
-    Extraction.set(record.pk, size_bytes=tree_size(record.output_dir))
+    Extraction.set(record.pk, size_bytes=disk_usage(record.output_dir))
     record.refresh_from_db()
     return record
 

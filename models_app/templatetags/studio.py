@@ -64,3 +64,8 @@ def histogram_svg(histogram: dict | None, title: str = ""):
     from ..charts import histogram_chart
 
     return histogram_chart(f"Histogram of {title}", histogram)
+
+
+@register.filter
+def percent(share: float | None) -> str:
+    return "—" if share is None else f"{100 * share:.0f}%"

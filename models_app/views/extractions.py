@@ -11,7 +11,7 @@ from templates_app.services import extraction_initial
 
 from ..forms.extractions import ExtractionForm
 from ..services import extractions as extraction_services, models as model_services
-from ..services.estimate import estimate
+from ..services.estimate import estimate, real_token_share
 from ..ml import hub
 from ..ml.architecture import dimensions
 from ..ml import quantization as quant
@@ -36,8 +36,10 @@ def _estimate_for(model: LanguageModel, data) -> object | None:
     samples = min(dataset.num_samples, max_samples) if max_samples > 0 else dataset.num_samples
     memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
                                                                          model.quantization)
+    context = max(_int(data.get("context_length"), 128), 1)
+    share, source = real_token_share(model, dataset, context)
     return estimate(samples=samples, layers=len(data.getlist("layers")), hooks=len(data.getlist("hooks")),
-                    context=max(_int(data.get("context_length"), 128), 1),
+                    context=context, real_share=share, share_source=source,
                     hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
                     dtype=data.get("dtype") or "float16", batch_size=max(_int(data.get("batch_size"), 8), 1),
                     top_k=max(_int(data.get("top_k"), 10), 1), model_memory=memory,

@@ -96,7 +96,7 @@ def test_top_k_equals_a_brute_force_top_k(model_sources, tmp_path):
         assert mask[top["sample_index"], top["token_index"]].all()
 
 
-def test_results_do_not_depend_on_the_batch_size(model_sources, tmp_path):
+def test_results_do_not_depend_on_the_batch_size_beyond_rounding(model_sources, tmp_path):
     loaded = fp32(model_sources, "mistral")
     outputs = []
     for batch_size in (1, 3, 8):
@@ -105,7 +105,8 @@ def test_results_do_not_depend_on_the_batch_size(model_sources, tmp_path):
     (meta1, first), rest = outputs[0], outputs[1:]
     for meta, arrays in rest:
         for name, values in first.items():
-            np.testing.assert_array_equal(arrays[name], values, err_msg=name)
+            # Batches of other lengths run other kernels: equal up to float32 rounding.
+            np.testing.assert_allclose(arrays[name], values, rtol=1e-4, atol=1e-6, err_msg=name)
         for key, stats in meta1["statistics"].items():
             assert meta["statistics"][key]["tokens"] == stats["tokens"]
             assert meta["statistics"][key]["mean"] == pytest.approx(stats["mean"], rel=1e-4, abs=1e-6)
@@ -165,7 +166,7 @@ def test_cancellation_and_failure_leave_no_partial_files(model_sources, tmp_path
         extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "c",
                            on_progress=progress.append, should_cancel=lambda: len(progress) >= 2)
     assert [p.samples_done for p in progress] == [2, 4]
-    assert progress[-1].bytes_written > 0 and progress[-1].tokens_per_second > 0
+    assert progress[-1].tokens_per_second > 0  # bytes_written follows the writer thread, a batch or two behind
     assert list((tmp_path / "c").iterdir()) == []
 
     def broken(**inputs):
@@ -198,3 +199,37 @@ def test_micro_batches_give_the_same_arrays_as_whole_batches(model_sources, tmp_
     assert {p.batch_size for p in progress} == {1} and meta["settings"]["micro_batch_size"] == 1
     for name, values in whole.items():
         np.testing.assert_allclose(np.load(tmp_path / "micro" / name), values, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("family", ["llama", "gpt2", "qwen3"])
+def test_real_positions_equal_a_forward_of_each_sample_alone(family, model_sources, tmp_path):
+    """Batches are padded to their longest sample only, and rows come back to their own index:
+    each row equals the sample run alone, with no padding at all."""
+    loaded = fp32(model_sources, family)
+    meta, arrays = run(loaded, tmp_path, layers=[0, 1], hooks=["residual", "mlp"], batch_size=3)
+    tok = loaded.tokenizer
+    mask = arrays["attention_mask.npy"].astype(bool)
+    for index, text in enumerate(TEXTS):
+        encoded = tok([text], truncation=True, max_length=CONTEXT, return_tensors="pt")
+        length = encoded["input_ids"].shape[1]
+        assert mask[index].sum() == length and mask[index, :length].all()
+        assert (arrays["tokens.npy"][index, :length] == encoded["input_ids"][0].numpy()).all()
+        with torch.inference_mode():
+            out = loaded.model(**encoded, output_hidden_states=True, use_cache=False)
+        np.testing.assert_allclose(arrays["layer_0_residual.npy"][index, :length], out.hidden_states[1][0].numpy(),
+                                   rtol=1e-4, atol=1e-5, err_msg=f"sample {index}")
+        assert not arrays["layer_1_mlp.npy"][index, length:].any()  # padding reads as zero
+    assert meta["real_tokens"] == int(mask.sum()) < meta["padded_tokens"]
+
+
+def test_padding_is_never_written_so_the_files_have_holes(model_sources, tmp_path):
+    loaded = fp32(model_sources, "llama")
+    texts = ["short"] * 300 + ["a much longer text that fills the whole context window of the model " * 4] * 4
+    settings = ExtractionSettings(layers=[0], hooks=["residual"], batch_size=16, context_length=128, dtype="float32")
+    meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, tmp_path)
+    stats = meta["statistics"]["layer_0_residual"]
+    assert stats["file_size"] == 128 + 304 * 128 * 128 * 4  # header + the full logical shape
+    real_share = meta["real_tokens"] / meta["padded_tokens"]
+    # Disk blocks follow the real tokens (rows start on their own offsets, so allow a few pages per row).
+    assert stats["disk_size"] < stats["file_size"] * real_share + 304 * 2 * 4096
+    assert meta["size"]["disk_bytes"] < meta["size"]["logical_bytes"] / 3

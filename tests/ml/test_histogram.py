@@ -7,7 +7,7 @@ import torch
 
 from models_app.ml import extraction, loading
 from models_app.ml.extraction import ExtractionSettings
-from models_app.ml.stats import Histogram, RunningStats
+from models_app.ml.stats import RunningStats
 
 from .test_extraction import CONTEXT, TEXTS
 
@@ -32,10 +32,16 @@ def test_it_counts_every_real_value_of_the_file_in_fixed_bins(model_sources, tmp
     assert histogram["above"] == int((values > edges[-1]).sum())
 
 
+def update(stats: RunningStats, rows: list[list[float]]) -> None:
+    """One batch of one sample whose tokens are `rows` (all real)."""
+    values = torch.tensor([rows], dtype=torch.float64)
+    stats.update(values, torch.ones(values.shape[:2], dtype=torch.bool), values.shape[1])
+
+
 def test_later_batches_outside_the_first_range_are_counted_below_or_above():
     stats = RunningStats()
-    stats.update(torch.tensor([[0.0, 1.0], [0.5, 0.25]]))
-    stats.update(torch.tensor([[-10.0, 10.0], [0.5, 0.5]]))
+    update(stats, [[0.0, 1.0], [0.5, 0.25]])
+    update(stats, [[-10.0, 10.0], [0.5, 0.5]])
     summary = stats.summary()["histogram"]
     assert summary["below"] == 1 and summary["above"] == 1
     assert sum(summary["counts"]) == 6
@@ -43,18 +49,30 @@ def test_later_batches_outside_the_first_range_are_counted_below_or_above():
 
 
 def test_a_constant_first_batch_still_gets_a_range():
-    histogram = Histogram.spanning(torch.tensor([3.0, 3.0], dtype=torch.float64))
-    histogram.update(torch.tensor([3.0, 3.0], dtype=torch.float64))
-    assert histogram.low < 3.0 < histogram.high and int(histogram.counts.sum()) == 2
+    stats = RunningStats()
+    update(stats, [[3.0, 3.0]])
+    update(stats, [[3.0, 3.0]])
+    histogram = stats.histogram
+    assert histogram.low < 3.0 < histogram.high and int(histogram.counts.sum()) == 4
 
 
 def test_inf_and_nan_are_counted_apart_and_leave_the_bins_finite():
     stats = RunningStats()
-    stats.update(torch.tensor([[0.0, float("inf")], [1.0, float("nan")]]))
-    stats.update(torch.tensor([[-float("inf"), 0.5]]))
+    update(stats, [[0.0, float("inf")], [1.0, float("nan")]])
+    update(stats, [[-float("inf"), 0.5]])
     summary = stats.summary()["histogram"]
     assert all(np.isfinite(summary["edges"])) and summary["edges"][0] == -0.25
     assert summary["nonfinite"] == 3 and sum(summary["counts"]) == 3
+
+
+def test_padding_is_in_no_statistic():
+    values = torch.tensor([[[1.0, 3.0], [100.0, -100.0]]], dtype=torch.float64)
+    mask = torch.tensor([[True, False]])
+    stats = RunningStats()
+    stats.update(values, mask, 1)
+    summary = stats.summary()
+    assert (summary["tokens"], summary["mean"], summary["min"], summary["max"]) == (1, 2.0, 1.0, 3.0)
+    assert sum(summary["histogram"]["counts"]) == 2
 
 
 def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):

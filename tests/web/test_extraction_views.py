@@ -1,6 +1,7 @@
 """The extraction modal: fields, validation at the field, the live estimate, start, and the page."""
 from __future__ import annotations
 
+import re
 from collections import namedtuple
 
 import pytest
@@ -125,3 +126,22 @@ def test_deleting_a_model_removes_its_extractions_and_waits_for_running_ones(own
     Extraction.objects.filter(pk=running.pk).update(status="cancelled")
     owner_client.post(reverse("models_app:delete", args=[model.pk]), **HTMX)
     assert not LanguageModel.objects.exists() and not Extraction.objects.exists() and not folder.exists()
+
+
+def test_the_estimate_follows_the_real_tokens_of_the_dataset(owner_client, ready, extract):
+    model, dataset = ready
+    url = reverse("models_app:extract-estimate", args=[model.pk])
+    data = form_data(dataset, max_samples="", context_length=64, dtype="float32")
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    sampled = re.search(r'id="estimate-disk">([^<]+) <span class="muted">\((\d+)% of positions are real tokens, sampled', html)
+    assert sampled, html
+    record = extract(max_samples=None, context_length=64, layers=[0, 1], hooks=["residual", "mlp"])
+    measured = record.metadata["real_tokens"] / record.metadata["padded_tokens"]
+    assert int(sampled.group(2)) == round(100 * measured)  # 40 samples: every text was counted
+    assert measured < 0.6  # the corpus is short sentences: most positions are padding
+    html = owner_client.post(url, data, **HTMX).content.decode()
+    assert "real tokens, measured by an earlier extraction" in html
+    on_disk = record.size_bytes
+    estimated = re.search(r'id="estimate-disk">([\d.]+) (KB|MB)', html)
+    size = float(estimated.group(1)) * {"KB": 1e3, "MB": 1e6}[estimated.group(2)]
+    assert abs(size - on_disk) < 0.25 * on_disk, (size, on_disk)

@@ -1,0 +1,100 @@
+"""Batches of real tokens: texts are tokenized a window at a time (truncated to the context,
+not padded), sorted by length within the window, and cut into batches padded only to their own
+longest sample, so the model computes on real tokens and next to no padding. Each batch carries
+its samples' indices, so results go back to their own rows and the files keep the dataset's order.
+
+The next window is tokenized by a background thread while the current one runs through the
+model. The window bounds memory (a few thousand samples of token ids) and keeps progress smooth.
+"""
+from __future__ import annotations
+
+import queue
+import threading
+from dataclasses import dataclass
+from typing import Any, Callable, Iterator, Sequence
+
+import torch
+
+WINDOW = 4096  # samples tokenized and sorted together
+
+
+@dataclass
+class Window:
+    start: int                 # index of its first sample
+    ids: list[list[int]]       # token ids of each sample, truncated to the context
+    order: list[int]           # positions in `ids`, longest first
+
+
+@dataclass
+class Batch:
+    rows: list[int]            # sample indices (rows of the files)
+    lengths: list[int]         # real tokens of each row
+    input_ids: torch.Tensor    # [rows, longest], right-padded
+    attention_mask: torch.Tensor
+
+    @property
+    def tokens(self) -> int:
+        return sum(self.lengths)
+
+
+def tokenize_window(tokenizer: Any, texts: Sequence[str], start: int, context: int) -> Window:
+    ids = tokenizer(list(texts), truncation=True, max_length=context, padding=False)["input_ids"]
+    # Longest first: a batch that does not fit in memory shows up at once, and lengths within
+    # each batch are as close as they can be.
+    order = sorted(range(len(ids)), key=lambda i: -len(ids[i]))
+    return Window(start, ids, order)
+
+
+def pad(window: Window, positions: list[int], pad_id: int) -> Batch:
+    """The samples at `positions` of the window's order, padded to the longest of them."""
+    picked = [window.order[p] for p in positions]
+    lengths = [len(window.ids[i]) for i in picked]
+    longest = max(lengths)
+    input_ids = torch.full((len(picked), longest), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(picked), longest), dtype=torch.long)
+    for row, (i, length) in enumerate(zip(picked, lengths)):
+        input_ids[row, :length] = torch.tensor(window.ids[i], dtype=torch.long)
+        attention_mask[row, :length] = 1
+    return Batch([window.start + i for i in picked], lengths, input_ids, attention_mask)
+
+
+def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
+            should_stop: Callable[[], bool], size: int = WINDOW) -> Iterator[Window]:
+    """The windows over texts[:total], each tokenized one step ahead in a background thread."""
+    ahead: queue.Queue = queue.Queue(maxsize=1)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for start in range(0, total, size):
+                window = tokenize_window(tokenizer, texts[start:min(start + size, total)], start, context)
+                while not stop.is_set():
+                    try:
+                        ahead.put(window, timeout=0.2)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            ahead.put(done)
+        except BaseException as exc:  # handed to the consumer, raised there
+            ahead.put(exc)
+
+    thread = threading.Thread(target=produce, name="tokenize-ahead", daemon=True)
+    thread.start()
+    try:
+        while True:
+            try:
+                item = ahead.get(timeout=0.2)
+            except queue.Empty:
+                if should_stop():
+                    return
+                continue
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

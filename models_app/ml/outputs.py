@@ -1,0 +1,147 @@
+"""The extraction's files: preallocated .npy arrays (readers can np.load(..., mmap_mode="r")
+them) written under a temporary name and renamed only when complete.
+
+Only real tokens are written. Each row of a [samples, context, ...] file gets its first `length`
+positions; the padding after them is never written, so it stays a hole in the file that reads as
+zero and takes no disk space: disk use follows the real tokens, while the shape stays the one
+users know. Rows are written with positioned writes rather than through a writable memmap, whose
+dirtied pages would count in the process's resident memory and grow with the samples.
+
+Writes run on a writer thread behind a bounded queue, so the forward pass of the next batch
+overlaps the file writes of this one while memory stays bounded (the queue's depth). On a GPU,
+activations reach the host through pinned buffers copied with non_blocking=True; the writer waits
+for each copy's event, so the copy overlaps the next forward pass too.
+"""
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+PARTIAL = ".partial"
+QUEUE_DEPTH = 3  # batches waiting to be written
+
+
+class Outputs:
+    def __init__(self, folder: Path, files: dict[str, tuple[Any, tuple[int, ...]]]):
+        """`files`: name -> (numpy dtype, full shape)."""
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files: dict[str, tuple[Any, int, int]] = {}  # name -> (handle, data offset, row bytes)
+        for name, (dtype, shape) in files.items():
+            self._create(name, dtype, shape)
+        self.bytes_written = 0
+        self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        self._error: BaseException | None = None
+        self._thread = threading.Thread(target=self._drain, name="activation-writer", daemon=True)
+        self._thread.start()
+
+    def _create(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
+        path = self.folder / (name + PARTIAL)
+        header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
+        offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
+        del header  # the file now has its header and full size, all of it a hole
+        self.files[name] = (open(path, "r+b"), offset, row_bytes)
+
+    def submit(self, job: Callable[[], None]) -> None:
+        """Queue `job` (a closure calling write_rows) for the writer; blocks while the queue is
+        full. An error of an earlier job is raised here."""
+        self._raise_if_failed()
+        self._queue.put(job)
+
+    def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
+        """values[i, :lengths[i]] -> row rows[i] of file `name` (writer thread)."""
+        handle, offset, row_bytes = self.files[name]
+        for i, (row, length) in enumerate(zip(rows, lengths)):
+            if length:
+                chunk = np.ascontiguousarray(values[i, :length])
+                handle.seek(offset + row * row_bytes)
+                handle.write(chunk.data)
+                self.bytes_written += chunk.nbytes
+
+    def _drain(self) -> None:
+        while True:
+            job = self._queue.get()
+            if job is None:
+                return
+            if self._error is None:
+                try:
+                    job()
+                except BaseException as exc:  # raised in the extraction's thread
+                    self._error = exc
+
+    def _raise_if_failed(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def _stop(self) -> None:
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+
+    def finish(self) -> dict[str, tuple[int, int]]:
+        """Write what is queued, close and rename; name -> (logical bytes, bytes on disk)."""
+        self._stop()
+        self._raise_if_failed()
+        sizes = {}
+        for name, (handle, _offset, _row) in self.files.items():
+            handle.close()
+            os.replace(self.folder / (name + PARTIAL), self.folder / name)
+            sizes[name] = file_sizes(self.folder / name)
+        self.files.clear()
+        return sizes
+
+    def discard(self) -> None:
+        while True:  # what is still queued will not be written
+            try:
+                self._queue.get_nowait()
+            except queue.Empty:
+                break
+        self._stop()
+        for handle, _offset, _row in self.files.values():
+            handle.close()
+        self.files.clear()
+        for partial in self.folder.glob("*" + PARTIAL):
+            partial.unlink()
+
+
+def file_sizes(path: Path) -> tuple[int, int]:
+    """(logical size, space used on disk): a file with holes uses less than its size."""
+    stat = path.stat()
+    return stat.st_size, getattr(stat, "st_blocks", stat.st_size // 512 + 1) * 512
+
+
+class HostStaging:
+    """Device tensors -> numpy arrays the writer can read after the next forward pass started.
+    On the CPU that is the tensor's own memory. On a GPU, a ring of pinned buffers (one slot per
+    batch in flight, so it is bounded by the writer's queue) receives non_blocking copies; the
+    writer waits for the slot's event before reading and then gives the slot back."""
+
+    def __init__(self, device: torch.device, shapes: dict[str, tuple[tuple[int, ...], torch.dtype]]):
+        self.cuda = device.type == "cuda"
+        self._free: queue.Queue = queue.Queue()
+        if self.cuda:
+            for _ in range(QUEUE_DEPTH + 2):
+                self._free.put({name: torch.empty(shape, dtype=dtype, pin_memory=True)
+                                for name, (shape, dtype) in shapes.items()})
+
+    def stage(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Callable[[], None], Callable[[], None]]:
+        """(host arrays, wait: call before reading them, release: call after)."""
+        if not self.cuda:
+            arrays = {name: t.numpy() for name, t in tensors.items()}
+            return arrays, lambda: None, lambda: None
+        slot = self._free.get()
+        views = {}
+        for name, tensor in tensors.items():
+            view = slot[name][tuple(slice(0, n) for n in tensor.shape)]
+            view.copy_(tensor, non_blocking=True)
+            views[name] = view
+        event = torch.cuda.Event()
+        event.record()
+        return ({name: v.numpy() for name, v in views.items()}, event.synchronize,
+                lambda: self._free.put(slot))
