@@ -36,6 +36,15 @@ class Batch:
     def tokens(self) -> int:
         return sum(self.lengths)
 
+    def real_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """For every real token: its index in the flattened [rows x longest] batch, its sample
+        (row of the files) and its position."""
+        longest = self.input_ids.shape[1]
+        positions = torch.cat([torch.arange(n) for n in self.lengths])
+        rows = torch.repeat_interleave(torch.tensor(self.rows), torch.tensor(self.lengths))
+        starts = torch.repeat_interleave(torch.arange(len(self.lengths)) * longest, torch.tensor(self.lengths))
+        return starts + positions, rows, positions
+
 
 def tokenize_window(tokenizer: Any, texts: Sequence[str], start: int, context: int) -> Window:
     ids = tokenizer(list(texts), truncation=True, max_length=context, padding=False)["input_ids"]

@@ -252,18 +252,21 @@ class _Run:
             self.forward(input_ids=ids, attention_mask=mask, use_cache=False)
         except _StopForward:
             pass
-        real = mask.bool()
-        rows = torch.tensor(batch.rows, dtype=torch.long).to(self.device, non_blocking=True)
+        # Where the real tokens are, from the lengths the host already knows: statistics and
+        # top-K read just those, and the files get just those, so padding positions are never
+        # zeroed, counted or written (and a GPU never waits for a mask to come back).
+        real, samples, positions = (t.to(self.device, non_blocking=True) for t in batch.real_tokens())
         staged = {}
         for target in self.targets:
             if target.captured is None:
                 raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
-            acts = torch.where(real.unsqueeze(-1), target.captured, 0).to(self.torch_dtype)
+            acts = target.captured.to(self.torch_dtype)
             target.captured = None
-            target.stats.update(acts, real, batch.tokens)
-            target.topk.update(acts, real, rows)
+            values = acts.reshape(-1, acts.shape[-1]).index_select(0, real)
+            target.stats.update(values)
+            target.topk.update(values, samples, positions)
             staged[target.key] = acts
-        staged["tokens"] = torch.where(real, ids, 0).to(torch.int32)
+        staged["tokens"] = ids.to(torch.int32)
         staged["attention_mask"] = mask.to(torch.int8)
         arrays, wait, release = self.staging.stage(staged)
         names = {t.key: f"{t.key}.npy" for t in self.targets}

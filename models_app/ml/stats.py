@@ -29,34 +29,35 @@ class RunningStats:
         self.histogram: Histogram | None = None
         self._sums: dict[str, torch.Tensor] | None = None
 
-    def update(self, acts: torch.Tensor, mask: torch.Tensor, tokens: int) -> None:
-        """`acts`: [batch, seq, hidden] in the dtype the file stores; `mask`: [batch, seq], true
-        on real tokens; `tokens`: how many are real (known on the host from tokenization)."""
-        if tokens == 0:
+    def update(self, values: torch.Tensor) -> None:
+        """`values`: [tokens, hidden], real tokens only, in the dtype the file stores."""
+        if values.numel() == 0:
             return
-        x = acts.to(torch.float64)
-        real = mask.bool().unsqueeze(-1)
-        n = tokens * x.shape[-1]
+        x = values.to(torch.float64)
+        n = x.numel()
         if self._sums is None:
             self._sums = {name: _zero(x.device) for name in ("mean", "m2", "abs", "near_zero", "l2")}
             self._sums["min"] = torch.full((), math.inf, dtype=torch.float64, device=x.device)
             self._sums["max"] = torch.full((), -math.inf, dtype=torch.float64, device=x.device)
-            self.histogram = Histogram.spanning(x, real)
+            self.histogram = Histogram.spanning(values.float())
         sums = self._sums
-        kept = torch.where(real, x, 0.0)
-        batch_mean = kept.sum() / n
-        batch_m2 = torch.where(real, x - batch_mean, 0.0).square().sum()
+        batch_mean = x.sum() / n
+        batch_m2 = (x - batch_mean).square_().sum()
         delta = batch_mean - sums["mean"]
         total = self.count + n
         sums["mean"] = sums["mean"] + delta * (n / total)
         sums["m2"] = sums["m2"] + batch_m2 + delta * delta * (self.count * n / total)
-        self.count, self.tokens = total, self.tokens + tokens
-        sums["abs"] += kept.abs().sum()
-        sums["min"] = torch.minimum(sums["min"], torch.where(real, x, math.inf).amin())
-        sums["max"] = torch.maximum(sums["max"], torch.where(real, x, -math.inf).amax())
-        sums["near_zero"] += ((x.abs() < NEAR_ZERO) & real).sum()
-        sums["l2"] += torch.where(mask.bool(), torch.linalg.vector_norm(kept, dim=-1), 0.0).sum()
-        self.histogram.update(x, real)
+        self.count, self.tokens = total, self.tokens + x.shape[0]
+        magnitude = x.abs()
+        sums["abs"] += magnitude.sum()
+        sums["near_zero"] += (magnitude < NEAR_ZERO).sum()
+        low, high = torch.aminmax(x)
+        sums["min"] = torch.minimum(sums["min"], low)
+        sums["max"] = torch.maximum(sums["max"], high)
+        sums["l2"] += torch.linalg.vector_norm(x, dim=-1).sum()
+        # Bin counts need no float64: float32 holds the file's float16 values exactly, and is
+        # the faster pass.
+        self.histogram.update(values.float())
 
     def summary(self) -> dict[str, float | int | dict | None]:
         if self.count == 0 or self._sums is None:
@@ -85,36 +86,32 @@ class Histogram:
     def __init__(self, low: float, high: float, device: torch.device, bins: int = HISTOGRAM_BINS):
         self.low, self.high = low, high
         self.counts = torch.zeros(bins, dtype=torch.float64, device=device)
-        self.below, self.above, self.nonfinite = _zero(device), _zero(device), _zero(device)
+        self.below, self.nonfinite = _zero(device), _zero(device)
+        self.values = 0
 
     @classmethod
-    def spanning(cls, x: torch.Tensor, real: torch.Tensor) -> "Histogram":
-        finite = real & torch.isfinite(x)
-        low = torch.where(finite, x, math.inf).amin().item()
-        high = torch.where(finite, x, -math.inf).amax().item()
-        if not math.isfinite(low):  # no finite value at all
-            low, high = -1.0, 1.0
+    def spanning(cls, x: torch.Tensor) -> "Histogram":
+        finite = x[torch.isfinite(x)]  # once, on the first batch
+        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (-1.0, 1.0)
         margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
         return cls(low - margin, high + margin, x.device)
 
-    def update(self, x: torch.Tensor, real: torch.Tensor) -> None:
-        bins = self.counts.numel()
-        finite = real & torch.isfinite(x)
-        inside = finite & (x >= self.low) & (x <= self.high)
-        scaled = torch.nan_to_num((x - self.low) / (self.high - self.low) * bins, nan=0.0, posinf=0.0, neginf=0.0)
-        index = scaled.clamp_(0, bins - 1).long()
-        self.counts.scatter_add_(0, index.reshape(-1), inside.reshape(-1).to(torch.float64))
-        self.below += (finite & (x < self.low)).sum()
-        self.above += (finite & (x > self.high)).sum()
-        self.nonfinite += (real & ~torch.isfinite(x)).sum()
+    def update(self, x: torch.Tensor) -> None:
+        # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.
+        self.counts += torch.histc(x, bins=self.counts.numel(), min=self.low, max=self.high)
+        finite = torch.isfinite(x)
+        self.below += ((x < self.low) & finite).sum()
+        self.nonfinite += x.numel() - finite.sum()
+        self.values += x.numel()
 
     def summary(self) -> dict:
         bins = self.counts.numel()
         width = (self.high - self.low) / bins
-        return {"edges": [self.low + i * width for i in range(bins)] + [self.high],
-                "counts": [int(c) for c in self.counts.tolist()],
-                "below": int(self.below.item()), "above": int(self.above.item()),
-                "nonfinite": int(self.nonfinite.item())}
+        counts = [int(c) for c in self.counts.tolist()]
+        below, nonfinite = int(self.below.item()), int(self.nonfinite.item())
+        return {"edges": [self.low + i * width for i in range(bins)] + [self.high], "counts": counts,
+                "below": below, "above": self.values - sum(counts) - below - nonfinite,
+                "nonfinite": nonfinite}
 
 
 class RunningTopK:
@@ -126,20 +123,16 @@ class RunningTopK:
         self.samples = torch.zeros((0, hidden), dtype=torch.long, device=device)
         self.tokens = torch.zeros((0, hidden), dtype=torch.long, device=device)
 
-    def update(self, acts: torch.Tensor, mask: torch.Tensor, rows: torch.Tensor) -> None:
-        """`acts`: [batch, seq, hidden] (file dtype); `mask`: [batch, seq] with 1 on real tokens;
-        `rows`: [batch], each row's sample index in the files."""
-        batch, seq, hidden = acts.shape
-        flat = acts.float().masked_fill(~mask.bool().unsqueeze(-1), -math.inf).reshape(-1, hidden)
-        k = min(self.k, flat.shape[0])
-        values, index = flat.topk(k, dim=0)
-        samples = rows[torch.div(index, seq, rounding_mode="floor")]
-        tokens = index % seq
-        merged = torch.cat([self.values, values])
+    def update(self, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor) -> None:
+        """`values`: [tokens, hidden] of real tokens (file dtype); `samples` / `tokens`: [tokens],
+        each one's sample (row of the files) and position."""
+        k = min(self.k, values.shape[0])
+        top, index = values.float().topk(k, dim=0)
+        merged = torch.cat([self.values, top])
         keep = min(self.k, merged.shape[0])
         self.values, order = merged.topk(keep, dim=0)
-        self.samples = torch.cat([self.samples, samples]).gather(0, order)
-        self.tokens = torch.cat([self.tokens, tokens]).gather(0, order)
+        self.samples = torch.cat([self.samples, samples[index]]).gather(0, order)
+        self.tokens = torch.cat([self.tokens, tokens[index]]).gather(0, order)
 
     def arrays(self) -> dict[str, "numpy.ndarray"]:  # noqa: F821
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than

@@ -33,9 +33,8 @@ def test_it_counts_every_real_value_of_the_file_in_fixed_bins(model_sources, tmp
 
 
 def update(stats: RunningStats, rows: list[list[float]]) -> None:
-    """One batch of one sample whose tokens are `rows` (all real)."""
-    values = torch.tensor([rows], dtype=torch.float64)
-    stats.update(values, torch.ones(values.shape[:2], dtype=torch.bool), values.shape[1])
+    """One batch of real tokens (rows of hidden values)."""
+    stats.update(torch.tensor(rows, dtype=torch.float64))
 
 
 def test_later_batches_outside_the_first_range_are_counted_below_or_above():
@@ -63,16 +62,7 @@ def test_inf_and_nan_are_counted_apart_and_leave_the_bins_finite():
     summary = stats.summary()["histogram"]
     assert all(np.isfinite(summary["edges"])) and summary["edges"][0] == -0.25
     assert summary["nonfinite"] == 3 and sum(summary["counts"]) == 3
-
-
-def test_padding_is_in_no_statistic():
-    values = torch.tensor([[[1.0, 3.0], [100.0, -100.0]]], dtype=torch.float64)
-    mask = torch.tensor([[True, False]])
-    stats = RunningStats()
-    stats.update(values, mask, 1)
-    summary = stats.summary()
-    assert (summary["tokens"], summary["mean"], summary["min"], summary["max"]) == (1, 2.0, 1.0, 3.0)
-    assert sum(summary["histogram"]["counts"]) == 2
+    assert summary["below"] == summary["above"] == 0
 
 
 def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):
