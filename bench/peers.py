@@ -29,6 +29,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 PYTHIA_70M = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=6, num_attention_heads=8,
                   vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25)
@@ -75,33 +76,9 @@ def real_tokens(tokenizer, texts: list[str]) -> int:
 
 def limit(loaded, texts: list[str]) -> float:
     """Seconds of bare forward passes to the deepest layer over length-sorted batches."""
-    import torch
+    from extraction import bare_forward
 
-    from models_app.ml.batches import pad, tokenize_window
-
-    model, tokenizer = loaded.model, loaded.tokenizer
-    window = tokenize_window(tokenizer, texts, 0, CONTEXT)
-    batches = [pad(window, list(range(i, min(i + BATCH, len(texts)))), tokenizer.pad_token_id or 0)
-               for i in range(0, len(texts), BATCH)]
-
-    class Stop(Exception):
-        pass
-
-    def stop(*_args):
-        raise Stop()
-
-    handle = model.gpt_neox.layers[max(LAYERS)].register_forward_hook(stop)
-    try:
-        start = time.perf_counter()
-        with torch.inference_mode():
-            for batch in batches:
-                try:
-                    model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False)
-                except Stop:
-                    pass
-        return time.perf_counter() - start
-    finally:
-        handle.remove()
+    return len(texts) / bare_forward(loaded, texts, BATCH, CONTEXT, deepest=max(LAYERS))
 
 
 def engine(loaded, texts: list[str], out: Path) -> float:

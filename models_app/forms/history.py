@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.validators import MaxValueValidator
-from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField
+from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField, Q
 
 from .extractions import HOOK_CHOICES
 from ..models import Dataset, ExtractionStatus, LanguageModel
@@ -25,8 +25,11 @@ SORTS = {
 
 
 class ExtractionFilterForm(forms.Form):
+    q = forms.CharField(required=False, widget=forms.TextInput(
+        attrs={"placeholder": "Search model or dataset", "type": "search", "aria-label": "Search model or dataset"}))
+    # A model's History link; hidden (a menu of every model would not scale), shown as a chip.
     model = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), required=False,
-                                   empty_label="Any model")
+                                   widget=forms.HiddenInput)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False,
                                      empty_label="Any dataset")
     status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ExtractionStatus.choices))
@@ -35,8 +38,8 @@ class ExtractionFilterForm(forms.Form):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        # Every model and dataset is a choice: a model's History link works before it has any.
-        self.fields["model"].queryset = LanguageModel.objects.order_by("name")
+        # Any model is a choice: a model's History link works before it has extractions.
+        self.fields["model"].queryset = LanguageModel.objects.all()
         self.fields["dataset"].queryset = Dataset.objects.order_by("name")
 
     def apply(self, queryset):
@@ -51,6 +54,10 @@ class ExtractionFilterForm(forms.Form):
         for field in ("model", "dataset", "status"):
             if data.get(field):
                 queryset = queryset.filter(**{field: data[field]})
+        if data.get("q"):
+            text = data["q"]
+            queryset = queryset.filter(Q(model__name__icontains=text) | Q(model__repo_id__icontains=text)
+                                       | Q(dataset__name__icontains=text))
         if data.get("hook"):
             # hooks is a JSON list; its text holds the name in quotes (works on SQLite and PostgreSQL).
             queryset = queryset.filter(hooks__icontains=f'"{data["hook"]}"')

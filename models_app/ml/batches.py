@@ -16,6 +16,7 @@ from typing import Any, Callable, Iterator, Sequence
 import torch
 
 WINDOW = 4096  # samples tokenized and sorted together
+JOIN_TIMEOUT = 1.0  # seconds a stopped run waits for the tokenizing thread (cancel stays within 2 s)
 
 
 @dataclass
@@ -107,3 +108,4 @@ def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
             yield item
     finally:
         stop.set()
+        thread.join(timeout=JOIN_TIMEOUT)  # it notices within one window's tokenization

@@ -1,9 +1,14 @@
 """Streaming statistics of one activation tensor over real (unpadded) tokens, kept on the
-activations' device.
+activations' device: mean, mean |x|, std, min, max, sparsity (|x| < 0.01), mean L2 norm of the
+token vectors, and a histogram.
 
-Each batch is reduced with masked tensor operations and merged with Chan's parallel algorithm in
-float64, so the result equals numpy's over all real tokens at once, whatever the batches, while
-memory stays one batch. Nothing here reads a value back to the host until `summary()` (the
+Two exact ways, by the dtype the file stores:
+- float16 (the default): every value is one of 65,536 bit patterns, so each batch only adds to a
+  count per pattern (one pass); every statistic and the histogram are computed from those counts
+  at the end, in float64, and equal numpy's over all real tokens at once.
+- float32: each batch is reduced in float64 and merged with Chan's parallel algorithm, with the
+  histogram counted batch by batch.
+Memory stays one batch either way. Nothing is read back to the host until `summary()` (the
 histogram's range, once, on the first batch): on a GPU the forward pass of the next batch is not
 held up waiting for statistics.
 """
@@ -11,18 +16,29 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 
 NEAR_ZERO = 0.01  # |x| below this counts towards sparsity
 HISTOGRAM_BINS = 40
 HISTOGRAM_MARGIN = 0.25  # the first batch's range, widened by this share on each side
+PATTERNS = 1 << 16  # float16 bit patterns
 
 
 def _zero(device: torch.device) -> torch.Tensor:
     return torch.zeros((), dtype=torch.float64, device=device)
 
 
-class RunningStats:
+def _bins_around(low: float, high: float) -> tuple[float, float]:
+    if not math.isfinite(low):  # no finite value at all
+        low, high = -1.0, 1.0
+    margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
+    return low - margin, high + margin
+
+
+class _Moments:
+    """float32 values: moments merged batch by batch (Chan), histogram counted per batch."""
+
     def __init__(self) -> None:
         self.count = 0   # values (tokens x hidden)
         self.tokens = 0
@@ -77,6 +93,98 @@ class RunningStats:
         }
 
 
+class RunningStats:
+    """The statistics of one (layer, hook): see the module's docstring for the two ways."""
+
+    def __init__(self) -> None:
+        self._way: _Moments | _ValueCounts | None = None
+
+    @property
+    def histogram(self):
+        return self._way.histogram if self._way is not None else None
+
+    def update(self, values: torch.Tensor) -> None:
+        """`values`: [tokens, hidden], real tokens only, in the dtype the file stores."""
+        if values.numel() == 0:
+            return
+        if self._way is None:
+            self._way = _ValueCounts(values.device) if values.dtype == torch.float16 else _Moments()
+        self._way.update(values)
+
+    def summary(self) -> dict[str, float | int | dict | None]:
+        if self._way is None:
+            return {"tokens": 0, "mean": None, "mean_abs": None, "std": None, "min": None,
+                    "max": None, "sparsity_percent": None, "l2_norm_mean": None, "histogram": None}
+        return self._way.summary()
+
+
+class _ValueCounts:
+    """float16 values: a count per bit pattern (exact), and the sum of the token vectors' norms."""
+
+    def __init__(self, device: torch.device) -> None:
+        self.counts = torch.zeros(PATTERNS, dtype=torch.int64, device=device)
+        self.l2 = _zero(device)
+        self.tokens = 0
+        self.histogram: _CountedHistogram | None = None
+
+    def update(self, values: torch.Tensor) -> None:
+        patterns = values.reshape(-1).view(torch.int16).to(torch.int32) + (PATTERNS // 2)
+        if patterns.device.type == "cuda":  # bincount would read its size back: scatter instead
+            self.counts.scatter_add_(0, patterns.long(), torch.ones_like(patterns, dtype=torch.int64))
+        else:
+            self.counts += torch.bincount(patterns, minlength=PATTERNS)
+        self.l2 += torch.linalg.vector_norm(values.to(torch.float64), dim=-1).sum()
+        self.tokens += values.shape[0]
+        if self.histogram is None:  # the bins: the first batch's finite range (one read-back)
+            seen, numbers = self._seen()
+            finite = numbers[np.isfinite(numbers)]
+            self.histogram = _CountedHistogram(*_bins_around(float(finite.min()) if finite.size else math.inf,
+                                                             float(finite.max()) if finite.size else math.inf))
+
+    def _seen(self) -> tuple[np.ndarray, np.ndarray]:
+        counts = self.counts.cpu().numpy()
+        used = np.nonzero(counts)[0]
+        numbers = (used - PATTERNS // 2).astype(np.int16).view(np.float16).astype(np.float64)
+        return counts[used], numbers
+
+    def summary(self) -> dict:
+        counts, numbers = self._seen()
+        n = int(counts.sum())
+        with np.errstate(invalid="ignore", over="ignore"):
+            mean = float((counts * numbers).sum() / n)
+            m2 = float((counts * (numbers - mean) ** 2).sum())
+            return {
+                "tokens": self.tokens,
+                "mean": mean,
+                "mean_abs": float((counts * np.abs(numbers)).sum() / n),
+                "std": math.sqrt(m2 / n) if m2 >= 0 else None,
+                "min": float(numbers.min()) if not np.isnan(numbers).any() else math.nan,
+                "max": float(numbers.max()) if not np.isnan(numbers).any() else math.nan,
+                "sparsity_percent": 100.0 * float(counts[np.abs(numbers) < NEAR_ZERO].sum()) / n,
+                "l2_norm_mean": self.l2.item() / self.tokens,
+                "histogram": self.histogram.summary(counts, numbers),
+            }
+
+
+class _CountedHistogram:
+    """The histogram of _ValueCounts: bins fixed by the first batch, filled from the counts."""
+
+    def __init__(self, low: float, high: float, bins: int = HISTOGRAM_BINS):
+        self.low, self.high, self.bins = low, high, bins
+
+    def summary(self, counts: np.ndarray, numbers: np.ndarray) -> dict:
+        finite = np.isfinite(numbers)
+        inside = finite & (numbers >= self.low) & (numbers <= self.high)
+        index = np.minimum(((numbers[inside] - self.low) / (self.high - self.low) * self.bins).astype(np.int64),
+                           self.bins - 1)
+        width = (self.high - self.low) / self.bins
+        return {"edges": [self.low + i * width for i in range(self.bins)] + [self.high],
+                "counts": [int(c) for c in np.bincount(index, weights=counts[inside], minlength=self.bins)],
+                "below": int(counts[finite & (numbers < self.low)].sum()),
+                "above": int(counts[finite & (numbers > self.high)].sum()),
+                "nonfinite": int(counts[~finite].sum())}
+
+
 class Histogram:
     """Counts of values in fixed bins. The bins are fixed by the first batch (its range, widened
     by a margin) so that later batches merge by adding counts, like the other statistics; values
@@ -92,9 +200,8 @@ class Histogram:
     @classmethod
     def spanning(cls, x: torch.Tensor) -> "Histogram":
         finite = x[torch.isfinite(x)]  # once, on the first batch
-        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (-1.0, 1.0)
-        margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
-        return cls(low - margin, high + margin, x.device)
+        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
+        return cls(*_bins_around(low, high), x.device)
 
     def update(self, x: torch.Tensor) -> None:
         # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.

@@ -62,12 +62,13 @@ def test_residual_matches_transformers_hidden_states(family, model_sources, tmp_
         np.testing.assert_allclose(rebuilt[mask], arrays["layer_1_residual.npy"][mask], rtol=1e-5, atol=1e-5)
 
 
-def test_statistics_equal_numpy_over_real_tokens(model_sources, tmp_path):
-    meta, arrays = run(fp32(model_sources, "llama"), tmp_path, dtype="float16")
+@pytest.mark.parametrize("dtype", ["float16", "float32"])  # counted per value / merged moments
+def test_statistics_equal_numpy_over_real_tokens(dtype, model_sources, tmp_path):
+    meta, arrays = run(fp32(model_sources, "llama"), tmp_path, dtype=dtype)
     mask = arrays["attention_mask.npy"].astype(bool)
     for key, stats in meta["statistics"].items():
         values = arrays[f"{key}.npy"]
-        assert values.dtype == np.float16
+        assert values.dtype == np.dtype(dtype)
         real = values[mask].astype(np.float64)
         assert stats["tokens"] == mask.sum()
         assert stats["mean"] == pytest.approx(real.mean(), rel=1e-9, abs=1e-12)
@@ -77,6 +78,11 @@ def test_statistics_equal_numpy_over_real_tokens(model_sources, tmp_path):
         assert stats["sparsity_percent"] == pytest.approx(100 * (np.abs(real) < 0.01).mean())
         assert stats["l2_norm_mean"] == pytest.approx(np.linalg.norm(real, axis=-1).mean(), rel=1e-9)
         assert stats["file_size"] == (tmp_path / f"{key}.npy").stat().st_size
+        histogram = stats["histogram"]
+        edges = np.array(histogram["edges"])
+        expected, _ = np.histogram(real[(real >= edges[0]) & (real <= edges[-1])], bins=edges)
+        assert np.abs(np.array(histogram["counts"]) - expected).sum() <= 2  # a value on an edge may move
+        assert sum(histogram["counts"]) + histogram["below"] + histogram["above"] == real.size
     assert json.loads((tmp_path / "metadata.json").read_text())["statistics"].keys() == meta["statistics"].keys()
 
 

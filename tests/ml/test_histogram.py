@@ -79,3 +79,4 @@ def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):
     assert stats["histogram"]["nonfinite"] > 0 and all(np.isfinite(stats["histogram"]["edges"]))
     assert stats["max"] is None or np.isfinite(stats["max"])
     assert meta["statistics"]["layer_0_mlp"] == stats
+
