@@ -232,14 +232,19 @@ class RunningTopK:
 
     def update(self, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor) -> None:
         """`values`: [tokens, hidden] of real tokens (file dtype); `samples` / `tokens`: [tokens],
-        each one's sample (row of the files) and position."""
-        k = min(self.k, values.shape[0])
-        top, index = values.float().topk(k, dim=0)
-        merged = torch.cat([self.values, top])
-        keep = min(self.k, merged.shape[0])
-        self.values, order = merged.topk(keep, dim=0)
-        self.samples = torch.cat([self.samples, samples[index]]).gather(0, order)
-        self.tokens = torch.cat([self.tokens, tokens[index]]).gather(0, order)
+        each one's sample (row of the files) and position. One top-K over the K kept so far and
+        this batch together."""
+        kept = self.values.shape[0]
+        merged = torch.cat([self.values, values.float()])
+        self.values, index = merged.topk(min(self.k, merged.shape[0]), dim=0)
+        from_batch = index >= kept
+        in_batch = (index - kept).clamp_(min=0)
+        if kept:
+            in_kept = index.clamp(max=kept - 1)
+            self.samples = torch.where(from_batch, samples[in_batch], self.samples.gather(0, in_kept))
+            self.tokens = torch.where(from_batch, tokens[in_batch], self.tokens.gather(0, in_kept))
+        else:
+            self.samples, self.tokens = samples[in_batch], tokens[in_batch]
 
     def arrays(self) -> dict[str, "numpy.ndarray"]:  # noqa: F821
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than
