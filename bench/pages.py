@@ -90,7 +90,7 @@ def measure(requests: int, models: int, extractions: int) -> dict[str, list[floa
 
     call_command("migrate", verbosity=0)
     extraction = populate(models, extractions)
-    client = Client()
+    client = Client(HTTP_HOST="127.0.0.1")
     client.login(username="bench", password="bench")
     timings = {}
     for name, path in PAGES.items():

@@ -46,5 +46,10 @@ class ExtractionAdmin(admin.ModelAdmin):
     search_fields = ("model__name", "model__repo_id", "dataset__name")
     readonly_fields = tuple(f.name for f in Extraction._meta.fields)
 
+    def get_queryset(self, request):
+        queryset = super().get_queryset(request)
+        # The list shows no metadata (statistics, histograms): do not load it for 100 rows.
+        return queryset.defer("metadata") if request.resolver_match.url_name.endswith("changelist") else queryset
+
     def has_add_permission(self, request) -> bool:
         return False  # extractions start from a model card or `manage.py extract_activations`

@@ -21,6 +21,7 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
     list_display = ("name", "is_favorite", "layers", "hooks", "max_samples", "batch_size", "dtype", "updated_at")
     list_display_links = ("name",)
     list_editable = ("is_favorite",)
+    list_per_page = 50  # each row is a form (the favorite toggle)
     search_fields = ("name", "description")
     list_filter = ("is_favorite", "dtype", "created_at")
     readonly_fields = ("created_at", "updated_at")

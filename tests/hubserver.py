@@ -111,10 +111,15 @@ class HubServer:
 
     # -- routing ---------------------------------------------------------------------------
     INFO = re.compile(r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
+    TREE = re.compile(r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
     RESOLVE = re.compile(r"^/(?P<kind>datasets/)?(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
 
     def route(self, req: BaseHTTPRequestHandler, head: bool) -> None:
         path = unquote(urlparse(req.path).path)
+        match = self.TREE.match(path)
+        if match and not head:  # snapshot_download lists the files this way
+            key = self._key("dataset" if match["kind"] == "datasets" else "model", match["repo"])
+            return self._tree(req, key, match["rev"])
         match = self.INFO.match(path)
         if match and not head:
             key = self._key("dataset" if match["kind"] == "datasets" else "model", match["repo"])
@@ -173,6 +178,21 @@ class HubServer:
             "createdAt": "2026-01-01T00:00:00.000Z",
         }
         self._send_json(req, 200, body)
+
+    def _tree(self, req, repo_id: str, rev: str) -> None:
+        repo = self._lookup(req, repo_id, rev, head=False)
+        if repo is None:
+            return
+        problem = self._authorization_problem(req, repo)
+        if problem:
+            return self._error(req, *problem, head=False)
+        entries = []
+        for name, file in repo.files.items():
+            entry = {"type": "file", "path": name, "size": file.stat().st_size, "oid": _file_sha256(file)[:40]}
+            if name.endswith((".safetensors", ".bin")):
+                entry["lfs"] = {"oid": _file_sha256(file), "size": file.stat().st_size, "pointerSize": 134}
+            entries.append(entry)
+        self._send_json(req, 200, entries)
 
     def _resolve(self, req, repo_id: str, rev: str, path: str, head: bool) -> None:
         repo = self._lookup(req, repo_id, rev, head)

@@ -69,8 +69,10 @@ def pad(window: Window, positions: list[int], pad_id: int) -> Batch:
 
 
 def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
-            should_stop: Callable[[], bool], size: int = WINDOW) -> Iterator[Window]:
-    """The windows over texts[:total], each tokenized one step ahead in a background thread."""
+            should_stop: Callable[[], bool], size: int | None = None) -> Iterator[Window]:
+    """The windows over texts[:total] (`size` samples each, WINDOW by default), each tokenized
+    one step ahead in a background thread."""
+    size = size or WINDOW
     ahead: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
     done = object()

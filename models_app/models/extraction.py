@@ -45,7 +45,8 @@ class Extraction(JobRecord):
     max_samples = models.IntegerField(null=True, blank=True)
     context_length = models.IntegerField(default=128)
     top_k = models.IntegerField(default=10)
-    dtype = models.CharField(max_length=10, default="float16")
+    dtype = models.CharField(max_length=10, default="float16",
+                             choices=[("float16", "float16"), ("float32", "float32")])
     # Tokens shown before / after the peak token of a top example (the page can change them).
     context_prefix_tokens = models.IntegerField(default=25)
     context_suffix_tokens = models.IntegerField(default=25)
@@ -62,6 +63,12 @@ class Extraction(JobRecord):
     output_path = models.CharField(max_length=1024, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     size_bytes = models.BigIntegerField(default=0, help_text="Disk used by its files when completed")
+
+    class Meta(JobRecord.Meta):
+        # The lists: a model's completed extractions (History counts), and the sorts that a long
+        # history would otherwise sort in full.
+        indexes = [models.Index(fields=["model", "status"]), models.Index(fields=["size_bytes"]),
+                   models.Index(fields=["tokens_per_second"])]
 
     def __str__(self) -> str:
         return f"Extraction {self.pk} of {self.model.name}"
@@ -85,9 +92,26 @@ class Extraction(JobRecord):
     def is_completed(self) -> bool:
         return self.status == ExtractionStatus.COMPLETED
 
+    def file_names(self) -> list[str]:
+        """The files metadata.json lists. Lists load them alone (`listed_files`, see
+        attach_file_names) rather than the whole metadata."""
+        if "listed_files" in self.__dict__:
+            return self.listed_files or []
+        return self.metadata.get("files") or []
+
+    @classmethod
+    def attach_file_names(cls, records) -> None:
+        """For a page of a list loaded with defer("metadata"): each one's file list, in one
+        query for the page only (a sort must not read every row's metadata first)."""
+        records = list(records)
+        names = dict(cls.objects.filter(pk__in=[r.pk for r in records])
+                     .values_list("pk", models.F("metadata__files")))
+        for record in records:
+            record.listed_files = names.get(record.pk)
+
     def files(self) -> list[tuple[str, int]]:
         """(name, bytes) of the files it wrote that are on disk now, in metadata order."""
-        names = self.metadata.get("files") or []
+        names = self.file_names()
         found = []
         for name in names:
             path = self.output_dir / name
@@ -100,14 +124,14 @@ class Extraction(JobRecord):
         """Files metadata.json lists that are gone: a completed record is then not shown as fine."""
         if not self.is_completed:
             return []
-        names = self.metadata.get("files") or ["metadata.json"]
+        names = self.file_names() or ["metadata.json"]
         return [name for name in names if not (self.output_dir / name).is_file()]
 
     def file_path(self, name: str) -> Path | None:
         """The path of one of its files, or None: only names it wrote, resolved inside its own
         folder and inside the activations directory (a name cannot climb out, a symlink cannot
         point out)."""
-        if name not in (self.metadata.get("files") or []):
+        if name not in self.file_names():
             return None
         folder = self.output_dir.resolve()
         path = (folder / name).resolve()

@@ -27,7 +27,7 @@ class JobRecord(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(default=timezone.now, db_index=True)
-    created_at = models.DateTimeField(default=timezone.now)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)  # lists sort by it
 
     KIND: ClassVar[str]
     QUEUED: ClassVar[str]

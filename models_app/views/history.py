@@ -27,8 +27,11 @@ PAGE_SIZE = 25
 def index(request: HttpRequest) -> HttpResponse:
     fail_stale_jobs()
     filters = ExtractionFilterForm(request.GET or None)
-    records = filters.apply(Extraction.objects.select_related("model", "dataset"))
+    # Models and datasets are fetched for the page's rows afterwards (prefetch): joined into the
+    # filtered, sorted query, the planner may join every row before it sorts.
+    records = filters.apply(Extraction.objects.defer("metadata").prefetch_related("model", "dataset"))
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
+    Extraction.attach_file_names(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}

@@ -5,7 +5,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, Q
+from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -14,7 +14,7 @@ from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import ModelFilterForm, RenameForm
 from ..ml import hub, quantization as quant
-from ..models import LanguageModel
+from ..models import Extraction, LanguageModel
 from ..services import downloads, models as model_services
 
 PAGE = "models_app/index.html"
@@ -24,14 +24,22 @@ PAGE_SIZE = 12
 def _list_context(request: HttpRequest) -> dict:
     model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None)
-    # One query for every card's count of completed extractions (the History button).
-    models = filters.apply(LanguageModel.objects.annotate(completed_extraction_count=Count(
-        "extractions", filter=Q(extractions__status="completed"))))
+    models = filters.apply(LanguageModel.objects.all())
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
+    _count_completed_extractions(page.object_list)
     query = request.GET.copy()
     query.pop("page", None)
     return {"filters": filters, "page": page, "query": query.urlencode(),
             "formats": quant.FORMATS, "format_labels": quant.LABELS}
+
+
+def _count_completed_extractions(models) -> None:
+    """One query for the page's cards' History counts (not a join over every model)."""
+    models = list(models)
+    counts = dict(Extraction.objects.filter(model__in=models, status="completed").values("model")
+                  .annotate(n=Count("pk")).values_list("model", "n"))
+    for model in models:
+        model.completed_extraction_count = counts.get(model.pk, 0)
 
 
 @login_required

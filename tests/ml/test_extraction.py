@@ -239,3 +239,26 @@ def test_padding_is_never_written_so_the_files_have_holes(model_sources, tmp_pat
     # Disk blocks follow the real tokens (rows start on their own offsets, so allow a few pages per row).
     assert stats["disk_size"] < stats["file_size"] * real_share + 304 * 2 * 4096
     assert meta["size"]["disk_bytes"] < meta["size"]["logical_bytes"] / 3
+
+
+def test_several_windows_give_the_same_files_as_one(model_sources, tmp_path, monkeypatch):
+    from models_app.ml import batches
+
+    loaded = fp32(model_sources, "gpt2")
+    one = run(loaded, tmp_path / "one", batch_size=2)[1]
+    monkeypatch.setattr(batches, "WINDOW", 3)  # 7 texts: windows of 3, 3 and 1, each sorted apart
+    meta, several = run(loaded, tmp_path / "several", batch_size=2)
+    assert meta["samples"] == len(TEXTS)
+    for name, values in one.items():
+        np.testing.assert_allclose(several[name], values, rtol=1e-4, atol=1e-6, err_msg=name)
+
+
+def test_a_text_with_no_tokens_leaves_an_empty_row(model_sources, tmp_path):
+    loaded = fp32(model_sources, "gpt2")  # its tokenizer adds no special token to an empty text
+    texts = ["", TEXTS[0], ""]
+    assert loaded.tokenizer("")["input_ids"] == []
+    settings = ExtractionSettings(layers=[0], hooks=["residual"], batch_size=2, context_length=CONTEXT)
+    meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, tmp_path)
+    mask = np.load(tmp_path / "attention_mask.npy")
+    assert mask[0].sum() == mask[2].sum() == 0 and mask[1].sum() > 0
+    assert meta["real_tokens"] == mask.sum() and meta["statistics"]["layer_0_residual"]["tokens"] == mask.sum()
