@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, and the live-page websocket (models_app.consumers) for
 signed-in users from an allowed origin."""
+import gc
 import os
 
 from django.core.asgi import get_asgi_application
@@ -17,3 +18,8 @@ application = ProtocolTypeRouter({
     "http": django_asgi_app,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
+
+# What the process holds from here on for good (Django, the apps, the URL conf) goes to the
+# permanent generation: a full garbage collection then scans only what requests created, and a
+# page view that happens to trigger one is not held up by walking the whole framework.
+gc.freeze()
