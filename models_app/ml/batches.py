@@ -77,21 +77,24 @@ def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
     stop = threading.Event()
     done = object()
 
+    def hand_over(item) -> bool:
+        """Queue `item` unless the consumer has stopped; False once it has."""
+        while not stop.is_set():
+            try:
+                ahead.put(item, timeout=0.2)
+                return True
+            except queue.Full:
+                continue
+        return False
+
     def produce() -> None:
         try:
             for start in range(0, total, size):
-                window = tokenize_window(tokenizer, texts[start:min(start + size, total)], start, context)
-                while not stop.is_set():
-                    try:
-                        ahead.put(window, timeout=0.2)
-                        break
-                    except queue.Full:
-                        continue
-                if stop.is_set():
+                if not hand_over(tokenize_window(tokenizer, texts[start:min(start + size, total)], start, context)):
                     return
-            ahead.put(done)
+            hand_over(done)
         except BaseException as exc:  # handed to the consumer, raised there
-            ahead.put(exc)
+            hand_over(exc)
 
     thread = threading.Thread(target=produce, name="tokenize-ahead", daemon=True)
     thread.start()

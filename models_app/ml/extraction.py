@@ -44,6 +44,10 @@ class _StopForward(Exception):
     """Raised by a hook after the deepest requested layer: the rest of the model is not run."""
 
 
+class _ForwardOutOfMemory(Exception):
+    """The forward pass itself ran out of memory (the cause): the batch is retried at half."""
+
+
 @dataclass
 class ExtractionSettings:
     layers: list[int]
@@ -108,16 +112,19 @@ def _first(output: Any) -> torch.Tensor:
 
 
 @contextmanager
-def capturing(model: nn.Module, targets: list[_Target], stop_after: str) -> Iterator[None]:
-    """Forward hooks that keep each target module's output, plus one that ends the forward pass
-    after the deepest requested block. Hooks are global state: always removed on the way out."""
+def capturing(model: nn.Module, targets: list[_Target], stop_after: str,
+              dtype: torch.dtype = torch.float32) -> Iterator[None]:
+    """Forward hooks that keep a copy of each target module's output in `dtype`, plus one that
+    ends the forward pass after the deepest requested block. A copy, because a block may add to
+    its MLP's output in place before it returns (Falcon's parallel attention does); converting
+    to the file's dtype is that copy. Hooks are global state: always removed on the way out."""
     handles = []
     try:
         for target in targets:
             module = model.get_submodule(target.module_path)
 
             def keep(_module, _inputs, output, target=target):
-                target.captured = _first(output)
+                target.captured = _first(output).to(dtype, copy=True)
 
             handles.append(module.register_forward_hook(keep))
 
@@ -170,10 +177,11 @@ def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: Ex
                        topk=RunningTopK(settings.top_k, hidden, device))
                for layer in layers for hook in hooks]
     run = _Run(model, _prepare_tokenizer(tokenizer), settings, targets, total, hidden, device,
-               output_dir, forward or (lambda **inputs: model(**inputs)))
+               output_dir, forward or (lambda **inputs: model(**inputs)), should_cancel)
     try:
-        with capturing(model, targets, points.path("residual", layers[-1])), torch.inference_mode():
-            run.all(texts, on_progress, should_cancel)
+        with capturing(model, targets, points.path("residual", layers[-1]), run.torch_dtype), \
+                torch.inference_mode():
+            run.all(texts, on_progress)
         sizes = run.outputs.finish()
     except BaseException:
         run.outputs.discard()
@@ -190,34 +198,34 @@ class _Run:
     the device, rows staged to the host and written by the writer thread."""
 
     def __init__(self, model, tokenizer, settings: ExtractionSettings, targets: list[_Target], total: int,
-                 hidden: int, device: torch.device, output_dir: Path, forward: Callable[..., Any]):
+                 hidden: int, device: torch.device, output_dir: Path, forward: Callable[..., Any],
+                 should_cancel: Callable[[], bool]):
         self.tokenizer, self.settings, self.targets, self.total = tokenizer, settings, targets, total
-        self.device, self.forward = device, forward
+        self.device, self.forward, self.should_cancel = device, forward, should_cancel
         self.torch_dtype, np_dtype = DTYPES[settings.dtype]
         context = settings.context_length
-        files = {f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets}
-        files.update({"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))})
-        self.outputs = Outputs(output_dir, files)
         batch = settings.forward_batch_size
+        # Staging first: if its pinned memory cannot be had, no writer thread is left behind.
         self.staging = HostStaging(device, {
             **{t.key: ((batch, context, hidden), self.torch_dtype) for t in targets},
             "tokens": ((batch, context), torch.int32), "attention_mask": ((batch, context), torch.int8)})
+        files = {f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets}
+        files.update({"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))})
+        self.outputs = Outputs(output_dir, files)
         self.batch_size = batch  # samples per forward pass; halved on out-of-memory
         self.oom_events: list[dict[str, int]] = []
         self.done = self.real_tokens = 0
         self.started, self.started_wall = time.perf_counter(), time.time()
 
-    def all(self, texts, on_progress, should_cancel) -> None:
+    def all(self, texts, on_progress) -> None:
         step = self.settings.batch_size
-        for window in windows(self.tokenizer, texts, self.total, self.settings.context_length, should_cancel):
+        for window in windows(self.tokenizer, texts, self.total, self.settings.context_length, self.should_cancel):
             for first in range(0, len(window.order), step):
-                if should_cancel():
-                    raise ExtractionCancelled()
                 positions = list(range(first, min(first + step, len(window.order))))
                 self._batch(window, positions)
                 self.done += len(positions)
                 on_progress(self._progress())
-        if should_cancel():
+        if self.should_cancel():
             raise ExtractionCancelled()
 
     def _batch(self, window, positions: list[int]) -> None:
@@ -226,15 +234,17 @@ class _Run:
         pad_id = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0
         offset = 0
         while offset < len(positions):
+            if self.should_cancel():  # every forward pass: micro batches or halving make many a step
+                raise ExtractionCancelled()
             size = self.batch_size
             span = positions[offset:offset + size]
             chunk = [p for p in span if window.ids[window.order[p]]]  # a sample may have no tokens
             if chunk:
                 try:
                     self._forward(pad(window, chunk, pad_id))
-                except Exception as exc:
-                    if not _is_oom(exc) or size == 1:
-                        raise
+                except _ForwardOutOfMemory as exc:
+                    if size == 1:
+                        raise exc.__cause__
                     self.oom_events.append({"at_sample": self.done + offset, "batch_size": size,
                                             "retried_with": size // 2})
                     self.batch_size = size // 2
@@ -252,6 +262,11 @@ class _Run:
             self.forward(input_ids=ids, attention_mask=mask, use_cache=False)
         except _StopForward:
             pass
+        except Exception as exc:
+            # Only the forward pass is retried smaller: past it, statistics have been counted.
+            if _is_oom(exc):
+                raise _ForwardOutOfMemory() from exc
+            raise
         # Where the real tokens are, from the lengths the host already knows: statistics and
         # top-K read just those, and the files get just those, so padding positions are never
         # zeroed, counted or written (and a GPU never waits for a mask to come back).
@@ -260,8 +275,7 @@ class _Run:
         for target in self.targets:
             if target.captured is None:
                 raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
-            acts = target.captured.to(self.torch_dtype)
-            target.captured = None
+            acts, target.captured = target.captured, None  # already a copy in the file's dtype
             values = acts.reshape(-1, acts.shape[-1]).index_select(0, real)
             target.stats.update(values)
             target.topk.update(values, samples, positions)
@@ -274,13 +288,10 @@ class _Run:
 
         def write() -> None:
             wait()
-            try:
-                for key, name in names.items():
-                    self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
-            finally:
-                release()
+            for key, name in names.items():
+                self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
 
-        self.outputs.submit(write)
+        self.outputs.submit(write, release)
         self.real_tokens += batch.tokens
 
     def _progress(self) -> ExtractionProgress:

@@ -14,6 +14,7 @@ for each copy's event, so the copy overlaps the next forward pass too.
 """
 from __future__ import annotations
 
+import math
 import os
 import queue
 import threading
@@ -25,6 +26,7 @@ import torch
 
 PARTIAL = ".partial"
 QUEUE_DEPTH = 3  # batches waiting to be written
+STAGING_SLOTS = 3  # pinned host buffers for batches in flight on a GPU
 
 
 class Outputs:
@@ -48,11 +50,12 @@ class Outputs:
         del header  # the file now has its header and full size, all of it a hole
         self.files[name] = (open(path, "r+b"), offset, row_bytes)
 
-    def submit(self, job: Callable[[], None]) -> None:
-        """Queue `job` (a closure calling write_rows) for the writer; blocks while the queue is
-        full. An error of an earlier job is raised here."""
+    def submit(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
+        """Queue `job` (a closure calling write_rows) for the writer, and `cleanup` to run after
+        it whatever happens (also when the job is skipped after an earlier error); blocks while
+        the queue is full. An error of an earlier job is raised here."""
         self._raise_if_failed()
-        self._queue.put(job)
+        self._queue.put((job, cleanup))
 
     def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
         """values[i, :lengths[i]] -> row rows[i] of file `name` (writer thread)."""
@@ -66,14 +69,17 @@ class Outputs:
 
     def _drain(self) -> None:
         while True:
-            job = self._queue.get()
-            if job is None:
+            item = self._queue.get()
+            if item is None:
                 return
-            if self._error is None:
-                try:
+            job, cleanup = item
+            try:
+                if self._error is None:
                     job()
-                except BaseException as exc:  # raised in the extraction's thread
-                    self._error = exc
+            except BaseException as exc:  # raised in the extraction's thread
+                self._error = exc
+            finally:
+                cleanup()
 
     def _raise_if_failed(self) -> None:
         if self._error is not None:
@@ -99,9 +105,11 @@ class Outputs:
     def discard(self) -> None:
         while True:  # what is still queued will not be written
             try:
-                self._queue.get_nowait()
+                item = self._queue.get_nowait()
             except queue.Empty:
                 break
+            if item is not None:
+                item[1]()
         self._stop()
         for handle, _offset, _row in self.files.values():
             handle.close()
@@ -126,8 +134,11 @@ class HostStaging:
         self.cuda = device.type == "cuda"
         self._free: queue.Queue = queue.Queue()
         if self.cuda:
-            for _ in range(QUEUE_DEPTH + 2):
-                self._free.put({name: torch.empty(shape, dtype=dtype, pin_memory=True)
+            # Flat buffers: a batch takes a contiguous prefix, so its copy is one asynchronous
+            # transfer (a strided view would go through an unpinned temporary, synchronously).
+            # Fewer slots than the writer's queue holds only make the loop wait for the writer.
+            for _ in range(STAGING_SLOTS):
+                self._free.put({name: torch.empty(math.prod(shape), dtype=dtype, pin_memory=True)
                                 for name, (shape, dtype) in shapes.items()})
 
     def stage(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Callable[[], None], Callable[[], None]]:
@@ -136,12 +147,12 @@ class HostStaging:
             arrays = {name: t.numpy() for name, t in tensors.items()}
             return arrays, lambda: None, lambda: None
         slot = self._free.get()
-        views = {}
+        views, device = {}, None
         for name, tensor in tensors.items():
-            view = slot[name][tuple(slice(0, n) for n in tensor.shape)]
+            view = slot[name][:tensor.numel()].view(tensor.shape)
             view.copy_(tensor, non_blocking=True)
-            views[name] = view
+            views[name], device = view, tensor.device
         event = torch.cuda.Event()
-        event.record()
+        event.record(torch.cuda.current_stream(device))  # the stream the copies were queued on
         return ({name: v.numpy() for name, v in views.items()}, event.synchronize,
                 lambda: self._free.put(slot))

@@ -130,7 +130,8 @@ class _ValueCounts:
     def update(self, values: torch.Tensor) -> None:
         patterns = values.reshape(-1).view(torch.int16).to(torch.int32) + (PATTERNS // 2)
         if patterns.device.type == "cuda":  # bincount would read its size back: scatter instead
-            self.counts.scatter_add_(0, patterns.long(), torch.ones_like(patterns, dtype=torch.int64))
+            one = torch.ones((), dtype=torch.int64, device=patterns.device).expand(patterns.numel())
+            self.counts.index_put_((patterns.long(),), one, accumulate=True)
         else:
             self.counts += torch.bincount(patterns, minlength=PATTERNS)
         self.l2 += torch.linalg.vector_norm(values.to(torch.float64), dim=-1).sum()
@@ -235,7 +236,8 @@ class RunningTopK:
         each one's sample (row of the files) and position. One top-K over the K kept so far and
         this batch together."""
         kept = self.values.shape[0]
-        merged = torch.cat([self.values, values.float()])
+        # topk ranks NaN above every number: a NaN (float16 overflow) must not take a slot.
+        merged = torch.cat([self.values, values.float().nan_to_num(nan=-math.inf)])
         self.values, index = merged.topk(min(self.k, merged.shape[0]), dim=0)
         from_batch = index >= kept
         in_batch = (index - kept).clamp_(min=0)
@@ -248,10 +250,17 @@ class RunningTopK:
 
     def arrays(self) -> dict[str, "numpy.ndarray"]:  # noqa: F821
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than
-        K) have value -inf and position -1."""
-        valid = torch.isfinite(self.values)
+        K, or NaN values) have value -inf and position -1."""
+        missing = self.k - self.values.shape[0]
+        values, samples, tokens = self.values, self.samples, self.tokens
+        if missing > 0:
+            hidden = values.shape[1]
+            values = torch.cat([values, values.new_full((missing, hidden), -math.inf)])
+            samples = torch.cat([samples, samples.new_full((missing, hidden), -1)])
+            tokens = torch.cat([tokens, tokens.new_full((missing, hidden), -1)])
+        valid = values != -math.inf
         return {
-            "values": self.values.T.cpu().numpy(),
-            "sample_index": torch.where(valid, self.samples, -1).T.cpu().numpy(),
-            "token_index": torch.where(valid, self.tokens, -1).T.cpu().numpy(),
+            "values": values.T.cpu().numpy(),
+            "sample_index": torch.where(valid, samples, -1).T.cpu().numpy(),
+            "token_index": torch.where(valid, tokens, -1).T.cpu().numpy(),
         }

@@ -54,7 +54,7 @@ def strongest_neurons(record: Extraction, key: str, limit: int = STRONGEST) -> l
     values = _load_topk(record, key)["values"]
     peaks = values[:, 0] if values.shape[1] else np.full(values.shape[0], -np.inf)
     order = np.argsort(-peaks, kind="stable")[:limit]
-    return [(int(n), float(peaks[n])) for n in order if np.isfinite(peaks[n])]
+    return [(int(n), float(peaks[n])) for n in order if peaks[n] != -np.inf]
 
 
 def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix: int) -> list[Example]:
@@ -74,7 +74,7 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
     examples = []
     for rank, (value, sample, token) in enumerate(zip(topk["values"][neuron], topk["sample_index"][neuron],
                                                       topk["token_index"][neuron]), start=1):
-        if sample < 0 or not np.isfinite(value):
+        if sample < 0:
             continue  # fewer real tokens than K
         length = int(arrays["attention_mask.npy"][sample].sum())
         start, stop = max(0, token - prefix), min(length, token + suffix + 1)

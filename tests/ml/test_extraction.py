@@ -262,3 +262,61 @@ def test_a_text_with_no_tokens_leaves_an_empty_row(model_sources, tmp_path):
     mask = np.load(tmp_path / "attention_mask.npy")
     assert mask[0].sum() == mask[2].sum() == 0 and mask[1].sum() > 0
     assert meta["real_tokens"] == mask.sum() and meta["statistics"]["layer_0_residual"]["tokens"] == mask.sum()
+
+
+def test_an_mlp_output_added_to_in_place_by_its_block_is_kept_as_the_mlp_gave_it(model_sources, tmp_path):
+    """Falcon's parallel attention adds the attention output to the MLP's output tensor in place
+    before the block returns; the file must hold the MLP's output alone."""
+    loaded = fp32(model_sources, "falcon")
+    assert loaded.model.config.parallel_attn or loaded.model.config.new_decoder_architecture
+    meta, arrays = run(loaded, tmp_path, layers=[0], hooks=["mlp"], dtype="float32")
+    seen = []
+    mlp = loaded.model.transformer.h[0].mlp
+    handle = mlp.register_forward_hook(lambda _m, _i, output: seen.append(output.clone()))
+    try:
+        encoded = loaded.tokenizer([TEXTS[0]], truncation=True, max_length=CONTEXT, return_tensors="pt")
+        with torch.inference_mode():
+            loaded.model(**encoded, use_cache=False)
+    finally:
+        handle.remove()
+    length = encoded["input_ids"].shape[1]
+    np.testing.assert_allclose(arrays["layer_0_mlp.npy"][0, :length], seen[0][0].numpy(), rtol=1e-4, atol=1e-5)
+
+
+def test_an_out_of_memory_error_after_the_forward_pass_is_not_retried(model_sources, tmp_path, monkeypatch):
+    """Injected: an out-of-memory error in the statistics, after the forward pass, must fail the
+    run rather than count the batch twice at half size."""
+    from models_app.ml import stats
+
+    loaded = fp32(model_sources, "gpt2")
+    calls = {"n": 0}
+    original = stats._Moments.update
+
+    def update(self, values):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return original(self, values)
+
+    monkeypatch.setattr(stats._Moments, "update", update)
+    settings = ExtractionSettings(layers=[0, 1], hooks=["residual"], batch_size=4, context_length=CONTEXT,
+                                  dtype="float32")
+    with pytest.raises(torch.OutOfMemoryError):
+        extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "x")
+    assert list((tmp_path / "x").iterdir()) == []
+
+
+def test_a_stopped_run_leaves_no_tokenizing_thread_behind(model_sources):
+    import threading
+    import time as clock
+
+    from models_app.ml.batches import windows
+
+    tokenizer = fp32(model_sources, "gpt2").tokenizer
+    stream = windows(tokenizer, TEXTS * 4, 8, CONTEXT, lambda: False, size=4)  # two windows, then "done"
+    next(stream)
+    clock.sleep(0.5)  # the producer has tokenized ahead and waits to hand over the next window
+    started = clock.perf_counter()
+    stream.close()
+    assert clock.perf_counter() - started < 0.5
+    assert not [t for t in threading.enumerate() if t.name == "tokenize-ahead"]
