@@ -51,7 +51,11 @@ def env_path(name: str, default: Path) -> Path:
 
 
 def secret_key_from(data_dir: Path) -> str:
-    """SECRET_KEY from the environment, else one generated once and kept in the data dir."""
+    """SECRET_KEY from the environment, else one generated once and kept in the data dir.
+
+    Written whole and private from the first byte (a temporary file opened 0600, then linked
+    into place), and by one process only: the web process and the workers start together, and
+    each must end up with the same key, so a process that loses the race reads the winner's."""
     key = os.environ.get("SECRET_KEY")
     if key:
         return key
@@ -61,7 +65,15 @@ def secret_key_from(data_dir: Path) -> str:
     from django.core.management.utils import get_random_secret_key
 
     data_dir.mkdir(parents=True, exist_ok=True)
-    key = get_random_secret_key()
-    path.write_text(key)
-    path.chmod(0o600)
-    return key
+    partial = data_dir / f".secret_key.{os.getpid()}.partial"
+    descriptor = os.open(partial, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(descriptor, "w") as handle:
+            handle.write(get_random_secret_key())
+        try:
+            os.link(partial, path)  # fails if another process got there first
+        except FileExistsError:
+            pass
+    finally:
+        partial.unlink(missing_ok=True)
+    return path.read_text().strip()

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 from django import forms
 
+from .downloads import HubInputs
+
 
 class UploadDatasetForm(forms.Form):
     file = forms.FileField(label="File", help_text=".txt (one sample per line), .jsonl, .json, .csv or .parquet")
@@ -10,7 +12,7 @@ class UploadDatasetForm(forms.Form):
                                  help_text="For .jsonl, .json, .csv and .parquet")
 
 
-class HubDatasetForm(forms.Form):
+class HubDatasetForm(HubInputs, forms.Form):
     repo_id = forms.CharField(max_length=400, label="Dataset repository",
                               widget=forms.TextInput(attrs={"placeholder": "e.g., roneneldan/TinyStories"}))
     revision = forms.CharField(max_length=255, initial="main", required=False)
@@ -20,3 +22,4 @@ class HubDatasetForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"}))
     token = forms.CharField(required=False, label="Access token",
                             widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "hf_… (gated datasets)"}))
+

@@ -12,7 +12,26 @@ from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
 FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS]
 
 
-class RepoForm(forms.Form):
+class HubInputs:
+    """The checks of the fields any Hub form may have (revision, token): refused at the field,
+    before a request carries them (ml.hub.check_revision / check_token)."""
+
+    def clean_revision(self) -> str:
+        revision = self.cleaned_data.get("revision") or "main"
+        problem = hub.check_revision(revision)
+        if problem:
+            raise forms.ValidationError(problem)
+        return revision
+
+    def clean_token(self) -> str:
+        token = self.cleaned_data.get("token") or ""
+        problem = hub.check_token(token)
+        if problem:
+            raise forms.ValidationError(problem)
+        return token
+
+
+class RepoForm(HubInputs, forms.Form):
     repo_id = forms.CharField(
         label="Repository", max_length=400, strip=True,
         widget=forms.TextInput(attrs={"placeholder": "e.g., TinyLlama/TinyLlama-1.1B-Chat-v1.0",
@@ -57,12 +76,6 @@ class RepoForm(forms.Form):
         if problem:
             raise forms.ValidationError(problem)
         return repo_id
-
-    def clean_revision(self) -> str:
-        revision = self.cleaned_data.get("revision") or "main"
-        if any(ch.isspace() for ch in revision) or ".." in revision:
-            raise forms.ValidationError("A revision is a branch, tag or commit id, without spaces.")
-        return revision
 
     def run_preflight(self) -> None:
         """Ask the Hub; its answer's problems become field errors."""
@@ -129,7 +142,7 @@ def duplicate_message(duplicate: LanguageModel) -> str:
     return f"Already in the studio: {what} {where}; retry or delete it from its card."
 
 
-class RestartForm(forms.Form):
+class RestartForm(HubInputs, forms.Form):
     quantization = forms.ChoiceField(choices=FORMAT_CHOICES)
     token = forms.CharField(required=False, strip=True, widget=forms.PasswordInput(render_value=False))
 

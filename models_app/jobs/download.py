@@ -24,6 +24,8 @@ def _download(job: Job) -> dict:
         raise hub.HubError("Repository code is not allowed on this studio "
                            "(the operator has not set MISTUDIO_ALLOW_REMOTE_CODE=1).")
     token = secrets.decrypt(record.encrypted_token)  # None: huggingface_hub falls back to HF_TOKEN
+    if token:
+        job.secrets.append(token)
     pre = hub.preflight(record.repo_id, record.revision, token=token, endpoint=settings.HF_ENDPOINT,
                         trust_remote_code=record.trust_remote_code)
     snapshot = storage.snapshot_dir(settings.HF_CACHE_DIR, pre.repo_id, pre.commit_sha)

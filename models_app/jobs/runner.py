@@ -79,6 +79,8 @@ class Job:
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self._last_poll = self._last_beat = 0.0
+        # What must never reach a message or a log line (a decrypted access token).
+        self.secrets: list[str] = []
 
     def start(self) -> None:
         if not connection.in_atomic_block:
@@ -160,7 +162,9 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
     if cancelled:
         job.tracker.finish(record_cls.CANCELLED)
         return record_cls.CANCELLED
-    message = user_message(exc)
+    from ..ml.hub import scrub
+
+    message = scrub(user_message(exc), *job.secrets)
     log.warning("%s %s failed: %s", record_cls.KIND, pk, message)
     job.tracker.finish(record_cls.FAILED, error_message=message)
     return record_cls.FAILED

@@ -97,6 +97,50 @@ def check_repo_id(repo_id: str) -> str | None:
     return None
 
 
+_BAD_IN_REF = re.compile(r"[\x00-\x20\x7f~^:?*\[\\]|\.\.|@\{|//")
+_COMMIT = re.compile(r"[0-9a-f]{40}")
+_TOKEN = re.compile(r"[\x21-\x7e]{1,1000}")
+MAX_REVISION_LENGTH = 255
+
+
+def check_revision(revision: str) -> str | None:
+    """The reason `revision` cannot be a branch, tag or commit, or None. Git's ref-name rules:
+    it becomes a file name under the cache's refs/ (and a URL part), so it may not climb out."""
+    if not revision:
+        return None
+    if len(revision) > MAX_REVISION_LENGTH:
+        return f"A revision is at most {MAX_REVISION_LENGTH} characters."
+    if (_BAD_IN_REF.search(revision) or revision.startswith(("/", "-", "."))
+            or revision.endswith(("/", ".", ".lock")) or "/." in revision or revision == "@"):
+        return ("A revision is a branch, tag or commit id: no spaces, no '..', no leading '/' or "
+                "'-', none of ~ ^ : ? * [ \\.")
+    return None
+
+
+def is_commit_sha(value: str) -> bool:
+    """40 lowercase hex digits, as the Hub names commits (and the cache names snapshot folders)."""
+    return bool(_COMMIT.fullmatch(value or ""))
+
+
+def check_token(token: str) -> str | None:
+    """The reason `token` cannot be an access token, or None: printable ASCII, no whitespace
+    (a line break in a header would make the HTTP library fail with the token in its message)."""
+    if token and not _TOKEN.fullmatch(token):
+        return "An access token is printable ASCII with no spaces or line breaks (at most 1000 characters)."
+    return None
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with every given secret, and anything shaped like a Hub token, replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[token]")
+    return _HF_TOKEN.sub("[token]", text)
+
+
+_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
+
+
 def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool,
             kind: str = "model") -> HubError:
     """Translate a huggingface_hub / network failure into one sentence a researcher understands."""
@@ -193,6 +237,9 @@ def preflight(repo_id: str, revision: str = "main", token: str | None = None,
     try:
         api = HfApi(endpoint=endpoint, token=token)
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
+        if not is_commit_sha(info.sha or ""):  # it names folders of the cache: hex, or nothing
+            raise HubError(f"The Hub answered with a malformed commit id for {repo_id}; try again later.",
+                           field="repo_id")
         config = _fetch_config(repo_id, info.sha, token, endpoint)
         params, exact = _parameter_count(api, info, info.sha, config)
     except HubError:
@@ -309,7 +356,10 @@ def _write_ref(cache_dir: Path, pre: Preflight) -> None:
     """Record revision -> commit like huggingface_hub does, so other HF tools find the snapshot."""
     if pre.revision == pre.commit_sha:
         return
-    ref = repo_cache_dir(cache_dir, pre.repo_id) / "refs" / pre.revision
+    refs = (repo_cache_dir(cache_dir, pre.repo_id) / "refs").resolve()
+    ref = (refs / pre.revision).resolve()
+    if check_revision(pre.revision) or not ref.is_relative_to(refs) or not is_commit_sha(pre.commit_sha):
+        raise HubError(f"Revision {pre.revision!r} cannot be recorded in the cache.", field="revision")
     ref.parent.mkdir(parents=True, exist_ok=True)
     ref.write_text(pre.commit_sha)
 

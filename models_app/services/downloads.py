@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 
 from .. import secrets
 from ..ml import hub
@@ -20,9 +20,26 @@ def enqueue_download(record: LanguageModel) -> None:
                                              task_name=f"download-model-{record.pk}"))
 
 
+class AlreadyInStudio(Exception):
+    """The same repository, revision and format was added meanwhile (two submits at once): the
+    database's unique constraint refused the second."""
+
+
 def create_download(pre: hub.Preflight, fmt: str, token: str | None,
                     trust_remote_code: bool = False, name: str = "", queue: bool = True) -> LanguageModel:
     """Create the queued record; `queue=False` when the caller runs the job itself (the CLI)."""
+    try:
+        return _create(pre, fmt, token, trust_remote_code, name, queue)
+    except IntegrityError:
+        from ..forms.downloads import duplicate_message
+
+        duplicate = LanguageModel.duplicate_of(pre.repo_id, pre.revision, fmt)
+        raise AlreadyInStudio(duplicate_message(duplicate) if duplicate else
+                              "This repository, revision and format was just added.") from None
+
+
+def _create(pre: hub.Preflight, fmt: str, token: str | None, trust_remote_code: bool, name: str,
+            queue: bool) -> LanguageModel:
     with transaction.atomic():
         record = LanguageModel.objects.create(
             name=name or pre.repo_id.split("/")[-1], repo_id=pre.repo_id, revision=pre.revision,

@@ -71,8 +71,12 @@ def download(request: HttpRequest) -> HttpResponse:
     if not form.is_valid():
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
     data = form.cleaned_data
-    record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
-                                       trust_remote_code=data["trust_remote_code"])
+    try:
+        record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
+                                           trust_remote_code=data["trust_remote_code"])
+    except downloads.AlreadyInStudio as exc:
+        form.add_error("repo_id", str(exc))
+        return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
     if not request.htmx:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")

@@ -45,8 +45,11 @@ class Command(BaseCommand):
         if not form.is_valid():
             raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
         data = form.cleaned_data
-        record = downloads.create_download(form.preflight, data["quantization"], token,
-                                          trust_remote_code=data["trust_remote_code"], queue=False)
+        try:
+            record = downloads.create_download(form.preflight, data["quantization"], token,
+                                              trust_remote_code=data["trust_remote_code"], queue=False)
+        except downloads.AlreadyInStudio as exc:
+            raise CommandError(str(exc)) from None
         self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
                           f"({quant.LABELS[record.quantization]})")
         run_job_with_bar(self, run_download, record, "show")
