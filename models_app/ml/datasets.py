@@ -24,6 +24,9 @@ import numpy as np
 FORMATS = ("txt", "jsonl", "json", "csv", "parquet")
 TEXTS, OFFSETS = "texts.jsonl", "offsets.npy"
 PREVIEW_SAMPLES = 5
+# The longest sample read (in characters): far beyond any model's context, and it bounds the
+# memory a file with one enormous line or JSON item can take while it is read.
+MAX_SAMPLE_CHARS = 1 << 22
 
 
 class DatasetError(Exception):
@@ -55,10 +58,17 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
     number = 0
     with open(path, encoding="utf-8", newline="") as handle:
         try:
-            for number, line in enumerate(handle, start=1):
+            while True:
+                line = handle.readline(MAX_SAMPLE_CHARS + 1)
+                if not line:
+                    return
+                number += 1
+                if len(line) > MAX_SAMPLE_CHARS:
+                    raise DatasetError(f"Line {number} is longer than {MAX_SAMPLE_CHARS:,} characters: "
+                                       "split it into samples, one per line.")
                 yield number, line.rstrip("\r\n")
         except UnicodeDecodeError as exc:
-            raise DatasetError(f"The file is not UTF-8 text (an invalid byte after line {number}).") from exc
+            raise DatasetError(f"The file is not UTF-8 text (an invalid byte in line {number + 1}).") from exc
 
 
 def _field(record: object, field: str, where: str) -> str:
@@ -101,13 +111,21 @@ def iter_samples(path: Path, fmt: str, text_field: str = "text") -> Iterator[str
 
 def _json_array(path: Path, text_field: str) -> Iterator[str]:
     """A .json file: an array of objects, or JSON lines saved with a .json name."""
-    with open(path, encoding="utf-8") as handle:
-        first = handle.read(1)
-        while first and first.isspace():
+    try:
+        with open(path, encoding="utf-8") as handle:
             first = handle.read(1)
-    if first != "[":
-        yield from iter_samples(path, "jsonl", text_field)
-        return
+            while first and first.isspace():
+                first = handle.read(1)
+        if first != "[":
+            yield from iter_samples(path, "jsonl", text_field)
+            return
+        yield from _json_items(path, text_field)
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"The file is not UTF-8 text (an invalid byte near byte {exc.start:,} "
+                           "of a block).") from exc
+
+
+def _json_items(path: Path, text_field: str) -> Iterator[str]:
     # Arrays are decoded object by object so a large file never sits in memory whole.
     decoder = json.JSONDecoder()
     with open(path, encoding="utf-8") as handle:
@@ -130,7 +148,12 @@ def _json_array(path: Path, text_field: str) -> Iterator[str]:
                     record, end = decoder.raw_decode(buffer, position)
                     break
                 except json.JSONDecodeError as exc:
-                    more = handle.read(1 << 16)
+                    if len(buffer) - position > 2 * MAX_SAMPLE_CHARS:
+                        raise DatasetError(f"Item {index + 1} of the JSON array is larger than "
+                                           f"{2 * MAX_SAMPLE_CHARS:,} characters.") from exc
+                    # Read as much again as is pending: an item takes a few decoding attempts,
+                    # not one per 64 KiB (which made a large item quadratic).
+                    more = handle.read(max(1 << 16, len(buffer) - position))
                     if not more:
                         raise DatasetError(f"Item {index + 1} of the JSON array is not valid JSON ({exc.msg}).") from exc
                     buffer, position = buffer[position:] + more, 0
@@ -140,15 +163,21 @@ def _json_array(path: Path, text_field: str) -> Iterator[str]:
 
 
 def _csv_rows(path: Path, column: str) -> Iterator[str]:
+    csv.field_size_limit(MAX_SAMPLE_CHARS)  # the standard 128 KiB would refuse long documents
     with open(path, encoding="utf-8", newline="") as handle:
         reader = csv.DictReader(handle)
-        if not reader.fieldnames or column not in reader.fieldnames:
-            names = ", ".join(reader.fieldnames or [])
-            raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).")
-        for row in reader:
-            value = row.get(column)
-            if value and value.strip():
-                yield value
+        try:
+            if not reader.fieldnames or column not in reader.fieldnames:
+                names = ", ".join(reader.fieldnames or [])
+                raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).")
+            for row in reader:
+                value = row.get(column)
+                if value and value.strip():
+                    yield value
+        except csv.Error as exc:
+            raise DatasetError(f"Line {reader.line_num + 1} of the CSV cannot be read ({exc}).") from exc
+        except UnicodeDecodeError as exc:
+            raise DatasetError(f"The file is not UTF-8 text (an invalid byte after line {reader.line_num}).") from exc
 
 
 def _parquet_rows(path: Path, column: str) -> Iterator[str]:
