@@ -154,6 +154,21 @@ MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the page's hx-headers, not the cookie
 
+# Served over HTTPS by a TLS-terminating proxy (MISTUDIO_HTTPS=1): cookies travel only over
+# HTTPS, browsers are told to use HTTPS only (HSTS), the proxy's X-Forwarded-Proto is trusted
+# (the proxy must set it, and strip it from clients), and each allowed host is a trusted CSRF
+# origin over HTTPS. `manage.py check --deploy` is clean with it (a test runs it).
+HTTPS = env_bool("MISTUDIO_HTTPS", False)
+if HTTPS:
+    SESSION_COOKIE_SECURE = CSRF_COOKIE_SECURE = True
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SECURE_SSL_REDIRECT = env_bool("MISTUDIO_SSL_REDIRECT", True)
+    SECURE_HSTS_SECONDS = env_int("MISTUDIO_HSTS_SECONDS", 365 * 24 * 3600)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MISTUDIO_HSTS_SUBDOMAINS", True)
+    SECURE_HSTS_PRELOAD = env_bool("MISTUDIO_HSTS_PRELOAD", True)
+    CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS + [
+        f"https://{host.lstrip('.')}" for host in ALLOWED_HOSTS if host != "*"]
+
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,

@@ -154,6 +154,10 @@ class RestartForm(HubInputs, forms.Form):
         cleaned = super().clean()
         if not self.record.can_restart:
             raise forms.ValidationError("This model is still being processed.")
+        running = self.record.running_extractions.first()  # queued ones too
+        if running is not None:  # it reads this model's files: they must not change under it
+            raise forms.ValidationError(f"Extraction {running.pk} of this model is "
+                                        f"{running.get_status_display().lower()}: cancel it first.")
         fmt = cleaned.get("quantization")
         if fmt and LanguageModel.duplicate_of(self.record.repo_id, self.record.revision, fmt,
                                               exclude_pk=self.record.pk):

@@ -4,11 +4,13 @@ from __future__ import annotations
 from django import forms
 
 from ..ml.architecture import dimensions
-from ..models import Dataset, DatasetStatus, LanguageModel, ModelStatus
+from ..models import Dataset, DatasetStatus, Extraction, LanguageModel, ModelStatus
 
 HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")]
 DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
 MAX_BATCH = 512
+MAX_CONTEXT = 32_768
+MAX_TOPK_MEMORY = 2 * 2**30
 CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
 
 
@@ -72,6 +74,8 @@ class ExtractionForm(forms.Form):
             raise forms.ValidationError("Context length must be at least 1 token.")
         if self.max_context and value > self.max_context:
             raise forms.ValidationError(f"This model reads at most {self.max_context} tokens.")
+        if value > MAX_CONTEXT:  # a config without a maximum: the files would be unbounded
+            raise forms.ValidationError(f"Context length is at most {MAX_CONTEXT:,} tokens.")
         return value
 
     def clean_micro_batch_size(self) -> int | None:
@@ -88,7 +92,30 @@ class ExtractionForm(forms.Form):
         if self.model.status != ModelStatus.READY:
             raise forms.ValidationError(f"{self.model.name} is not ready "
                                         f"({self.model.get_status_display().lower()}).")
+        self._check_top_k_memory(cleaned)
+        self._check_duplicate(cleaned)
         return cleaned
+
+    def _check_top_k_memory(self, cleaned: dict) -> None:
+        """The running top-K of every neuron of every output stays on the device."""
+        outputs = len(cleaned.get("layers") or []) * len(cleaned.get("hooks") or [])
+        top_k, hidden = cleaned.get("top_k"), int(dimensions(self.model.architecture_config or {}).get("hidden_size") or 0)
+        if top_k and outputs and topk_memory_bytes(outputs, hidden, top_k) > MAX_TOPK_MEMORY:
+            self.add_error("top_k", f"Top-{top_k} of {hidden:,} neurons for {outputs} outputs would hold "
+                                    f"{topk_memory_bytes(outputs, hidden, top_k) / 2**30:.1f} GiB on the device "
+                                    f"(at most {MAX_TOPK_MEMORY / 2**30:.0f} GiB): lower top-K or choose fewer "
+                                    "layers or hook types.")
+
+    def _check_duplicate(self, cleaned: dict) -> None:
+        """The same extraction already queued or running: say so rather than run it twice."""
+        if self.errors or not cleaned.get("dataset"):
+            return
+        fields = self.extraction_fields()
+        same = Extraction.objects.filter(status__in=Extraction.ACTIVE, **{
+            k: v for k, v in fields.items() if k not in ("context_prefix_tokens", "context_suffix_tokens")}).first()
+        if same is not None:
+            raise forms.ValidationError(f"Extraction {same.pk} with these settings is already "
+                                        f"{same.get_status_display().lower()}.")
 
     def extraction_fields(self) -> dict:
         data = self.cleaned_data
@@ -103,3 +130,8 @@ class ExtractionForm(forms.Form):
 
 def _or_default(value: int | None, default: int) -> int:
     return default if value is None else value
+
+
+def topk_memory_bytes(outputs: int, hidden: int, top_k: int) -> int:
+    """Values (float32), sample and token positions (int64) kept per neuron, per output."""
+    return outputs * hidden * top_k * (4 + 8 + 8)

@@ -50,7 +50,7 @@ def estimate(samples: int, layers: int, hooks: int, context: int, hidden: int, d
                     total_bytes=files * per_file + token_files + topk,
                     disk_bytes=int((files * per_file + token_files) * real_share) + topk,
                     real_share=real_share, share_source=share_source, free_bytes=free_bytes,
-                    batch_memory_bytes=batch + model_memory)
+                    batch_memory_bytes=batch + model_memory + topk)  # the top-K stays on the device
 
 
 def real_token_share(model, dataset, context: int) -> tuple[float, str]:
