@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_list, env_path, env_str, secret_key_from
+from .env import env_bool, env_int, env_list, env_path, env_str, secret_key_from, token_keys_from
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("MISTUDIO_DATA_DIR", BASE_DIR / "data")
@@ -17,6 +17,7 @@ DATASETS_DIR = DATA_DIR / "datasets"
 ACTIVATIONS_DIR = DATA_DIR / "activations"
 
 SECRET_KEY = secret_key_from(DATA_DIR)
+TOKEN_KEYS = token_keys_from(DATA_DIR)  # access tokens at rest (models_app/secrets.py)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])

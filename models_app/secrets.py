@@ -1,20 +1,23 @@
-"""Access tokens at rest: encrypted with a key derived from SECRET_KEY, never in plain text.
+"""Access tokens at rest: encrypted with the studio's token keys (settings.TOKEN_KEYS, apart from
+SECRET_KEY), never in plain text. The first key encrypts; every key decrypts, so a new key can be
+put first and `manage.py rotate_token_key` re-encrypts what is stored before the old one goes.
 
 A token lives only between the request that starts a download and the end of that job: the job
 reads it by model id (so it is never a task argument or result) and erases it when it finishes.
 """
 from __future__ import annotations
 
-import base64
-import hashlib
-
-from cryptography.fernet import Fernet, InvalidToken
+from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
 
-def _fernet() -> Fernet:
-    digest = hashlib.sha256(f"mistudio-hf-token:{settings.SECRET_KEY}".encode()).digest()
-    return Fernet(base64.urlsafe_b64encode(digest))
+def _fernet() -> MultiFernet:
+    return MultiFernet([Fernet(key) for key in settings.TOKEN_KEYS])
+
+
+def rotate(blob: bytes | memoryview) -> bytes:
+    """The same token, encrypted with the first key."""
+    return _fernet().rotate(bytes(blob))
 
 
 def encrypt(token: str) -> bytes | None:
@@ -27,4 +30,4 @@ def decrypt(blob: bytes | memoryview | None) -> str | None:
     try:
         return _fernet().decrypt(bytes(blob)).decode()
     except InvalidToken:
-        return None  # SECRET_KEY changed since: behave as if no token was given
+        return None  # its key is no longer among the token keys: as if no token was given
