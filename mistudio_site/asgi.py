@@ -14,8 +14,10 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from models_app.consumers import websocket_urlpatterns  # noqa: E402
 
+from .body_guard import BodyGuard  # noqa: E402
+
 application = ProtocolTypeRouter({
-    "http": django_asgi_app,
+    "http": BodyGuard(django_asgi_app),
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 
