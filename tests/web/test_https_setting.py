@@ -9,9 +9,10 @@ from tests.workers import ROOT
 
 
 def check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:
-    environment = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "SECRET_KEY")}
-    environment.update(DJANGO_SETTINGS_MODULE="mistudio_site.settings", MISTUDIO_DATA_DIR=str(tmp_path),
-                       ALLOWED_HOSTS="studio.example.org", **env)
+    # A deployment's environment, not this test session's (which sets test-only variables).
+    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
+                   "DJANGO_SETTINGS_MODULE": "mistudio_site.settings", "MISTUDIO_DATA_DIR": str(tmp_path),
+                   "ALLOWED_HOSTS": "studio.example.org", **env}
     return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
                           cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
 
