@@ -5,7 +5,7 @@ from pathlib import Path
 
 import dj_database_url
 
-from .env import env_bool, env_int, env_list, env_path, env_str, secret_key_from, token_keys_from
+from .env import BadSetting, env_bool, env_int, env_list, env_path, env_str, secret_key_from, token_keys_from
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 DATA_DIR = env_path("MISTUDIO_DATA_DIR", BASE_DIR / "data")
@@ -114,6 +114,11 @@ JOB_STALE_SECONDS = env_int("MISTUDIO_STALE_SECONDS", 30)
 # Repository code (trust_remote_code) runs Python from the Hub in the worker: only staff may
 # ask for it, and only when the operator allows it here.
 ALLOW_REMOTE_CODE = env_bool("MISTUDIO_ALLOW_REMOTE_CODE", False)
+# Who may download with the operator's Hub credentials (HF_TOKEN or a cached login) when they
+# give no token: staff (default), everyone or nobody. The terminal commands are the operator's.
+OPERATOR_TOKEN_FOR = env_str("MISTUDIO_OPERATOR_TOKEN", "staff")
+if OPERATOR_TOKEN_FOR not in ("staff", "everyone", "nobody"):
+    raise BadSetting(f"MISTUDIO_OPERATOR_TOKEN={OPERATOR_TOKEN_FOR!r} must be staff, everyone or nobody")
 _Q_COMMON = {
     "timeout": JOB_TIMEOUT,
     "retry": JOB_TIMEOUT + 60,  # redelivery only after the timeout has stopped the first try

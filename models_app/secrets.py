@@ -31,3 +31,19 @@ def decrypt(blob: bytes | memoryview | None) -> str | None:
         return _fernet().decrypt(bytes(blob)).decode()
     except InvalidToken:
         return None  # its key is no longer among the token keys: as if no token was given
+
+
+def may_use_operator_token(user) -> bool:
+    """Whether `user` (None: the terminal, that is the operator) may download with the
+    operator's Hub credentials when they give no token (settings.OPERATOR_TOKEN_FOR)."""
+    if user is None or settings.OPERATOR_TOKEN_FOR == "everyone":
+        return True
+    return settings.OPERATOR_TOKEN_FOR == "staff" and bool(getattr(user, "is_staff", False))
+
+
+def hub_token(given: str | None, operator_allowed: bool) -> str | bool | None:
+    """The `token` argument for huggingface_hub: the user's token; else None, which lets it use
+    the operator's HF_TOKEN or cached login; else False, which forbids that."""
+    if given:
+        return given
+    return None if operator_allowed else False

@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
+from .. import secrets
 from ..ml import hub, quantization as quant
 from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
 
@@ -57,6 +58,7 @@ class RepoForm(HubInputs, forms.Form):
         """`user`: who asks (None for the terminal, where the operator is the user)."""
         super().__init__(*args, **kwargs)
         self.remote_code_refusal = remote_code_refusal(user)
+        self.operator_token_allowed = secrets.may_use_operator_token(user)
         if self.remote_code_refusal:
             field = self.fields["trust_remote_code"]
             field.disabled = True
@@ -84,7 +86,8 @@ class RepoForm(HubInputs, forms.Form):
         data = self.cleaned_data
         try:
             self.preflight = hub.preflight(data["repo_id"], data["revision"],
-                                           token=data.get("token") or None,
+                                           token=secrets.hub_token(data.get("token") or None,
+                                                                   self.operator_token_allowed),
                                            endpoint=settings.HF_ENDPOINT,
                                            trust_remote_code=data.get("trust_remote_code", False))
         except hub.HubError as exc:

@@ -29,7 +29,10 @@ def ingest_files(dataset_pk: int, files: list[Path]) -> str:
 def _fetch(job: Job) -> dict:
     record = Dataset.objects.get(pk=job.pk)
     options = record.hub_options
-    token = secrets.decrypt(record.encrypted_token)
+    given = secrets.decrypt(record.encrypted_token)
+    if given:
+        job.secrets.append(given)
+    token = secrets.hub_token(given, record.use_operator_token)  # False: not the operator's either
     with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
         job.tracker.update(force=True, progress_detail=f"Downloading {len(options['files'])} file(s)")
         files = []

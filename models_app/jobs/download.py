@@ -23,9 +23,10 @@ def _download(job: Job) -> dict:
     if record.trust_remote_code and not settings.ALLOW_REMOTE_CODE:
         raise hub.HubError("Repository code is not allowed on this studio "
                            "(the operator has not set MISTUDIO_ALLOW_REMOTE_CODE=1).")
-    token = secrets.decrypt(record.encrypted_token)  # None: huggingface_hub falls back to HF_TOKEN
+    token = secrets.decrypt(record.encrypted_token)
     if token:
         job.secrets.append(token)
+    token = secrets.hub_token(token, record.use_operator_token)  # False: not the operator's either
     pre = hub.preflight(record.repo_id, record.revision, token=token, endpoint=settings.HF_ENDPOINT,
                         trust_remote_code=record.trust_remote_code)
     snapshot = storage.snapshot_dir(settings.HF_CACHE_DIR, pre.repo_id, pre.commit_sha)

@@ -42,6 +42,8 @@ class Dataset(JobRecord):
     # Hub datasets are fetched by a job: where from, and the token (encrypted, erased at the end).
     hub_options = models.JSONField(default=dict, blank=True)
     encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
+    use_operator_token = models.BooleanField(
+        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials")
 
     def __str__(self) -> str:
         return f"{self.name} ({self.num_samples} samples)"

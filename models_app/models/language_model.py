@@ -54,6 +54,8 @@ class LanguageModel(JobRecord):
     quantization_note = models.TextField(blank=True, help_text="Why the effective format differs")
     trust_remote_code = models.BooleanField(default=False)
     gated = models.BooleanField(default=False, help_text="The repository needs an accepted license and a token")
+    use_operator_token = models.BooleanField(
+        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials")
 
     status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED,
                               db_index=True)

@@ -64,10 +64,12 @@ def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
 
 
 def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
-                token: str | None, keep_token: bool) -> Dataset:
+                token: str | None, keep_token: bool, use_operator_token: bool = True) -> Dataset:
     """Check the repository on the Hub (API only; never inside a transaction) and create the
-    dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it)."""
-    commit, names = hub.resolve_dataset_files(repo_id, revision, pattern, token=token,
+    dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it).
+    `use_operator_token`: whether, without a token, the operator's Hub credentials may be used."""
+    commit, names = hub.resolve_dataset_files(repo_id, revision, pattern,
+                                              token=secrets.hub_token(token, use_operator_token),
                                               endpoint=settings.HF_ENDPOINT)
     formats = {datasets.detect_format(n) for n in names}
     if len(formats) > 1:
@@ -78,7 +80,8 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
         name=name or repo_id.split("/")[-1], source="hub", source_detail=detail[:500],
         text_field=text_field or "text", file_format=formats.pop(),
         hub_options={"repo_id": repo_id, "commit": commit, "files": names},
-        encrypted_token=secrets.encrypt(token) if token and keep_token else None)
+        encrypted_token=secrets.encrypt(token) if token and keep_token else None,
+        use_operator_token=use_operator_token)
 
 
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
@@ -99,9 +102,11 @@ def _enqueue(record: Dataset) -> None:
 
 
 def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
-                   text_field: str = "text", token: str | None = None) -> Dataset:
+                   text_field: str = "text", token: str | None = None,
+                   use_operator_token: bool = True) -> Dataset:
     """From the page: check now (errors at the field), download and store in a job."""
-    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
+    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True,
+                         use_operator_token=use_operator_token)
     _enqueue(record)
     return record
 

@@ -8,6 +8,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
 from ..services import datasets as dataset_services, models as model_services
 from ..ml.datasets import DatasetError
@@ -77,8 +78,9 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record = dataset_services.queue_from_hub(data["repo_id"], data["name"], data["revision"] or "main",
-                                                     data["files"], data["text_field"], data["token"] or None)
+            record = dataset_services.queue_from_hub(
+                data["repo_id"], data["name"], data["revision"] or "main", data["files"], data["text_field"],
+                data["token"] or None, use_operator_token=secrets.may_use_operator_token(request.user))
             record.refresh_from_db()  # the job may already have run (synchronous workers)
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:

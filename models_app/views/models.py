@@ -73,7 +73,8 @@ def download(request: HttpRequest) -> HttpResponse:
     data = form.cleaned_data
     try:
         record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
-                                           trust_remote_code=data["trust_remote_code"])
+                                           trust_remote_code=data["trust_remote_code"],
+                                           use_operator_token=form.operator_token_allowed)
     except downloads.AlreadyInStudio as exc:
         form.add_error("repo_id", str(exc))
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
