@@ -58,9 +58,9 @@ def real_token_share(model, dataset, context: int) -> tuple[float, str]:
     from ..models import Extraction
 
     done = (Extraction.objects.filter(model=model, dataset=dataset, context_length=context, status="completed")
-            .order_by("-completed_at").values_list("metadata", flat=True).first())
-    if done and done.get("padded_tokens"):
-        return done["real_tokens"] / done["padded_tokens"], "measured"
+            .order_by("-completed_at").values_list("metadata__real_tokens", "metadata__padded_tokens").first())
+    if done and done[1]:  # the two counts only, not the whole metadata (statistics, histograms)
+        return done[0] / done[1], "measured"
     if not model.file_path or not dataset.file_path:
         return 1.0, "assumed"
     share = _sampled_share(model.file_path, dataset.file_path, dataset.num_samples, context)

@@ -75,10 +75,14 @@ def found_folders() -> list[FoundFolder]:
     root = Path(settings.ACTIVATIONS_DIR)
     if not root.is_dir():
         return []
-    known = {str(pk) for pk in Extraction.objects.values_list("pk", flat=True)}
+    folders = [f for f in sorted(root.iterdir())
+               if f.is_dir() and not f.is_symlink() and not f.name.startswith(".")]
+    # Only the folders' own names are looked up (the list page runs this on every view).
+    numbers = [int(f.name) for f in folders if f.name.isdigit()]
+    known = {str(pk) for pk in Extraction.objects.filter(pk__in=numbers).values_list("pk", flat=True)}
     found = []
-    for folder in sorted(root.iterdir()):
-        if not folder.is_dir() or folder.is_symlink() or folder.name in known or folder.name.startswith("."):
+    for folder in folders:
+        if folder.name in known:
             continue
         metadata = _read_metadata(folder)
         if metadata is not None:
