@@ -7,6 +7,8 @@ reads it by model id (so it is never a task argument or result) and erases it wh
 """
 from __future__ import annotations
 
+import re
+
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
 
@@ -47,3 +49,14 @@ def hub_token(given: str | None, operator_allowed: bool) -> str | bool | None:
     if given:
         return given
     return None if operator_allowed else False
+
+
+_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
+
+
+def scrub(text: str, *secrets: str | None) -> str:
+    """`text` with every given secret, and anything shaped like a Hub token, replaced."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[token]")
+    return _HF_TOKEN.sub("[token]", text)

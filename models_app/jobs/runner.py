@@ -162,7 +162,7 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
     if cancelled:
         job.tracker.finish(record_cls.CANCELLED)
         return record_cls.CANCELLED
-    from ..ml.hub import scrub
+    from ..secrets import scrub
 
     message = scrub(user_message(exc), *job.secrets)
     log.warning("%s %s failed: %s", record_cls.KIND, pk, message)

@@ -130,17 +130,6 @@ def check_token(token: str) -> str | None:
     return None
 
 
-def scrub(text: str, *secrets: str | None) -> str:
-    """`text` with every given secret, and anything shaped like a Hub token, replaced."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "[token]")
-    return _HF_TOKEN.sub("[token]", text)
-
-
-_HF_TOKEN = re.compile(r"\bhf_[A-Za-z0-9]{8,}")
-
-
 def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool,
             kind: str = "model") -> HubError:
     """Translate a huggingface_hub / network failure into one sentence a researcher understands."""
