@@ -9,6 +9,7 @@ from django.utils.safestring import SafeString, mark_safe
 
 WIDTH, HEIGHT = 420, 180
 LEFT, BOTTOM, TOP = 52, 28, 12  # room for the value axis, the bar labels and the top value
+PLOT_W, PLOT_H = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
 
 
 @dataclass
@@ -26,24 +27,29 @@ def _number(value: float) -> str:
     return f"{value:.3g}"
 
 
+def _frame(css_class: str, title: str, top_label: str) -> list[str]:
+    """The opening of a chart: the svg element with its accessible title, the baseline and the
+    label of the top of the value axis (`top_label` is already escaped or a number)."""
+    return [f'<svg class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+            f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+            f"<title>{escape(title)}</title>",
+            f'<line class="axis" x1="{LEFT}" y1="{TOP + PLOT_H}" x2="{WIDTH - 8}" y2="{TOP + PLOT_H}"/>',
+            f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{top_label}</text>']
+
+
 def bar_chart(title: str, bars: list[Bar], unit: str = "") -> SafeString:
     """One bar per entry (a layer), scaled to the largest value; missing values leave a gap."""
     values = [b.value for b in bars if b.value is not None]
     top = max([v for v in values if v > 0], default=1.0)
-    plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
-    slot = plot_w / max(len(bars), 1)
-    parts = [f'<svg class="chart" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{escape(title)}</title>",
-             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}"/>',
-             f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{_number(top)}{escape(unit)}</text>',
-             f'<text class="tick" x="{LEFT - 6}" y="{TOP + plot_h}" text-anchor="end">0</text>']
+    slot = PLOT_W / max(len(bars), 1)
+    parts = _frame("chart", title, f"{_number(top)}{escape(unit)}") + [
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + PLOT_H}" text-anchor="end">0</text>']
     for i, bar in enumerate(bars):
         x = LEFT + i * slot + slot * 0.15
         if bar.value is not None:
-            h = max(plot_h * max(bar.value, 0) / top, 0.5)
+            h = max(PLOT_H * max(bar.value, 0) / top, 0.5)
             tip = bar.title or f"{bar.label}: {_number(bar.value)}{unit}"
-            parts.append(f'<rect class="bar" x="{x:.1f}" y="{TOP + plot_h - h:.1f}" width="{slot * 0.7:.1f}" '
+            parts.append(f'<rect class="bar" x="{x:.1f}" y="{TOP + PLOT_H - h:.1f}" width="{slot * 0.7:.1f}" '
                          f'height="{h:.1f}"><title>{escape(tip)}</title></rect>')
         parts.append(f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - 10}" '
                      f'text-anchor="middle">{escape(bar.label)}</text>')
@@ -58,17 +64,12 @@ def histogram_chart(title: str, histogram: dict | None) -> SafeString:
         return mark_safe("")
     edges, counts = histogram["edges"], histogram["counts"]
     top = max(counts) or 1
-    plot_w, plot_h = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
-    slot = plot_w / len(counts)
-    parts = [f'<svg class="chart histogram" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-             f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-             f"<title>{escape(title)}</title>",
-             f'<line class="axis" x1="{LEFT}" y1="{TOP + plot_h}" x2="{WIDTH - 8}" y2="{TOP + plot_h}"/>',
-             f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{top:,}</text>']
+    slot = PLOT_W / len(counts)
+    parts = _frame("chart histogram", title, f"{top:,}")
     for i, count in enumerate(counts):
-        h = plot_h * (count / top) ** 0.5 if count else 0
+        h = PLOT_H * (count / top) ** 0.5 if count else 0
         tip = f"[{_number(edges[i])}, {_number(edges[i + 1])}): {count:,} values"
-        parts.append(f'<rect class="bin" x="{LEFT + i * slot:.1f}" y="{TOP + plot_h - h:.1f}" '
+        parts.append(f'<rect class="bin" x="{LEFT + i * slot:.1f}" y="{TOP + PLOT_H - h:.1f}" '
                      f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{escape(tip)}</title></rect>')
     parts += [f'<text class="tick" x="{LEFT}" y="{HEIGHT - 10}">{_number(edges[0])}</text>',
               f'<text class="tick" x="{WIDTH - 8}" y="{HEIGHT - 10}" text-anchor="end">{_number(edges[-1])}</text>',

@@ -93,6 +93,11 @@ class _Moments:
         }
 
 
+def _edges(low: float, high: float, bins: int) -> list[float]:
+    width = (high - low) / bins
+    return [low + i * width for i in range(bins)] + [high]
+
+
 class RunningStats:
     """The statistics of one (layer, hook): see the module's docstring for the two ways."""
 
@@ -178,8 +183,7 @@ class _CountedHistogram:
         inside = finite & (numbers >= self.low) & (numbers <= self.high)
         index = np.minimum(((numbers[inside] - self.low) / (self.high - self.low) * self.bins).astype(np.int64),
                            self.bins - 1)
-        width = (self.high - self.low) / self.bins
-        return {"edges": [self.low + i * width for i in range(self.bins)] + [self.high],
+        return {"edges": _edges(self.low, self.high, self.bins),
                 "counts": [int(c) for c in np.bincount(index, weights=counts[inside], minlength=self.bins)],
                 "below": int(counts[finite & (numbers < self.low)].sum()),
                 "above": int(counts[finite & (numbers > self.high)].sum()),
@@ -213,11 +217,9 @@ class Histogram:
         self.values += x.numel()
 
     def summary(self) -> dict:
-        bins = self.counts.numel()
-        width = (self.high - self.low) / bins
         counts = [int(c) for c in self.counts.tolist()]
         below, nonfinite = int(self.below.item()), int(self.nonfinite.item())
-        return {"edges": [self.low + i * width for i in range(bins)] + [self.high], "counts": counts,
+        return {"edges": _edges(self.low, self.high, len(counts)), "counts": counts,
                 "below": below, "above": self.values - sum(counts) - below - nonfinite,
                 "nonfinite": nonfinite}
 
