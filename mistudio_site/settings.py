@@ -119,6 +119,9 @@ ALLOW_REMOTE_CODE = env_bool("MISTUDIO_ALLOW_REMOTE_CODE", False)
 OPERATOR_TOKEN_FOR = env_str("MISTUDIO_OPERATOR_TOKEN", "staff")
 if OPERATOR_TOKEN_FOR not in ("staff", "everyone", "nobody"):
     raise BadSetting(f"MISTUDIO_OPERATOR_TOKEN={OPERATOR_TOKEN_FOR!r} must be staff, everyone or nobody")
+# Everyone signed in reads every record (a shared studio) unless this scopes each user's lists
+# and pages to their own records; staff see all either way (models_app/models/owned.py).
+PRIVATE = env_bool("MISTUDIO_PRIVATE", False)
 _Q_COMMON = {
     "timeout": JOB_TIMEOUT,
     "retry": JOB_TIMEOUT + 60,  # redelivery only after the timeout has stopped the first try

@@ -15,12 +15,14 @@ JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_t
 @admin.register(LanguageModel)
 class LanguageModelAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "repo_id", "revision", "quantization", "effective_quantization",
-                    "status", "architecture", "params_count", "created_at")
+                    "status", "architecture", "params_count", "owner", "created_at")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)  # staff hand a record to its owner (one made from the terminal has none)
     list_filter = ("status", "quantization", "architecture")
     search_fields = ("name", "repo_id", "commit_sha")
     readonly_fields = JOB_FIELDS
     exclude = ("encrypted_token",)
-    fields = ("name", "repo_id", "revision", "quantization", "trust_remote_code") + JOB_FIELDS
+    fields = ("name", "owner", "repo_id", "revision", "quantization", "trust_remote_code") + JOB_FIELDS
 
     def has_add_permission(self, request) -> bool:
         return False  # downloads start from the Models page or `manage.py download_model`
@@ -29,7 +31,9 @@ class LanguageModelAdmin(admin.ModelAdmin):
 @admin.register(Dataset)
 class DatasetAdmin(admin.ModelAdmin):
     list_display = ("id", "name", "source", "source_detail", "file_format", "num_samples", "size_bytes",
-                    "status", "created_at")
+                    "status", "owner", "created_at")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
     list_filter = ("status", "source", "file_format")
     search_fields = ("name", "source_detail")
     readonly_fields = ("source", "source_detail", "file_format", "status", "error_message", "num_samples",
@@ -41,10 +45,13 @@ class DatasetAdmin(admin.ModelAdmin):
 
 @admin.register(Extraction)
 class ExtractionAdmin(admin.ModelAdmin):
-    list_display = ("id", "model", "dataset", "status", "samples_done", "samples_total", "dtype", "created_at")
+    list_display = ("id", "model", "dataset", "status", "samples_done", "samples_total", "dtype", "owner",
+                    "created_at")
+    list_select_related = ("model", "dataset", "owner")
     list_filter = ("status", "dtype")
     search_fields = ("model__name", "model__repo_id", "dataset__name")
-    readonly_fields = tuple(f.name for f in Extraction._meta.fields)
+    raw_id_fields = ("owner",)
+    readonly_fields = tuple(f.name for f in Extraction._meta.fields if f.name != "owner")
 
     def get_queryset(self, request):
         queryset = super().get_queryset(request)

@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from channels.layers import InMemoryChannelLayer, get_channel_layer
+from django.conf import settings
 from django.template.loader import render_to_string
 from django.urls import path
 from django.utils import timezone
@@ -55,46 +56,53 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Pages only listen; anything they send is ignored."""
 
     async def record_changed(self, event: dict) -> None:
-        html = await database_sync_to_async(render_update)(
+        html, owner_id = await database_sync_to_async(render_update)(
             event["kind"], event["pk"], event.get("deleted", False), event.get("version"))
+        user = self.scope["user"]
+        if settings.PRIVATE and not user.is_staff and owner_id not in (None, user.pk):
+            return  # a private studio: the record is not this user's to see
         if html:
             await self.send(text_data=html)
 
 
-_render_cache: dict[tuple, str] = {}
+_render_cache: dict[tuple, tuple[str, int | None]] = {}
 
 
-def render_update(kind: str, pk: int, deleted: bool = False, version: str | None = None) -> str:
-    """The out-of-band fragments that bring a page up to date with one record. Rendered once
-    per version of the row, however many pages are open."""
+def render_update(kind: str, pk: int, deleted: bool = False,
+                  version: str | None = None) -> tuple[str, int | None]:
+    """The out-of-band fragments that bring a page up to date with one record, and who may see
+    them in a private studio: the record's owner's id (0 when it has none: staff only), or None
+    for a removal, which anyone may get (removing what a page does not show does nothing).
+    Rendered once per version of the row, however many pages are open."""
     key = (kind, pk, version)
     if version and key in _render_cache:
         return _render_cache[key]
-    html = _render(kind, pk, deleted)
+    update = _render(kind, pk, deleted)
     if version:
         if len(_render_cache) >= RENDER_CACHE_SIZE:
             _render_cache.clear()
-        _render_cache[key] = html
-    return html
+        _render_cache[key] = update
+    return update
 
 
-def _render(kind: str, pk: int, deleted: bool) -> str:
+def _render(kind: str, pk: int, deleted: bool) -> tuple[str, int | None]:
     if kind == Extraction.KIND:
-        record = Extraction.objects.select_related("model", "dataset").filter(pk=pk).first()
+        record = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
         if record is None:
-            return ""
+            return "", None
         return (render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True})
                 + render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True})
-                + _model_card(record.model))
+                + _model_card(record.model)), record.owner_id or 0
     if kind == Dataset.KIND:
-        record = Dataset.objects.filter(pk=pk).first()
+        record = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or record is None:
-            return f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>'
-        return render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})
-    record = LanguageModel.objects.filter(pk=pk).first()
+            return f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>', None
+        return (render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True}),
+                record.owner_id or 0)
+    record = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
     if deleted or record is None:
-        return f'<div id="model-{pk}" hx-swap-oob="delete"></div>'
-    return _model_card(record)
+        return f'<div id="model-{pk}" hx-swap-oob="delete"></div>', None
+    return _model_card(record), record.owner_id or 0
 
 
 def _model_card(record: LanguageModel) -> str:

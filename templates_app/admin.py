@@ -18,7 +18,10 @@ from .models import ExtractionTemplate
 class ExtractionTemplateAdmin(admin.ModelAdmin):
     form = TemplateForm
     change_list_template = "admin/templates_app/extractiontemplate/change_list.html"
-    list_display = ("name", "is_favorite", "layers", "hooks", "max_samples", "batch_size", "dtype", "updated_at")
+    list_display = ("name", "is_favorite", "layers", "hooks", "max_samples", "batch_size", "dtype", "owner",
+                    "updated_at")
+    list_select_related = ("owner",)
+    raw_id_fields = ("owner",)
     list_display_links = ("name",)
     list_editable = ("is_favorite",)
     list_per_page = 50  # each row is a form (the favorite toggle)
@@ -54,7 +57,7 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
             if policy == "overwrite" and not self.has_change_permission(request):
                 raise PermissionDenied
             try:
-                summary = transfer.import_payload(form.cleaned_data["file"].read(), policy)
+                summary = transfer.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
             except transfer.ImportRefused as exc:
                 problems = exc.problems
             else:

@@ -9,13 +9,14 @@ from django.db import models
 from django.db.models.functions import Lower
 
 from models_app.formatting import format_layers
+from models_app.models.owned import Owned
 
 HOOK_TYPES = ("residual", "mlp", "attention")
 DTYPES = ("float16", "float32")
 MAX_BATCH = 512
 
 
-class ExtractionTemplate(models.Model):
+class ExtractionTemplate(Owned):
     name = models.CharField(max_length=255, unique=True)
     description = models.TextField(blank=True)
     layer_indices = models.JSONField(default=list)
@@ -42,7 +43,7 @@ class ExtractionTemplate(models.Model):
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
 
-    class Meta:
+    class Meta(Owned.Meta):
         ordering = ["-is_favorite", Lower("name")]
 
     def __str__(self) -> str:

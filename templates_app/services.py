@@ -31,14 +31,16 @@ def available_name(base: str, reserved: Iterable[str] = ()) -> str:
         number += 1
 
 
-def duplicate(template: ExtractionTemplate) -> ExtractionTemplate:
-    """A copy named "Copy of X" (then "Copy of X (2)"…), not a favorite: a copy is a draft."""
+def duplicate(template: ExtractionTemplate, owner=None) -> ExtractionTemplate:
+    """A copy named "Copy of X" (then "Copy of X (2)"…), not a favorite: a copy is a draft,
+    and `owner`'s (whoever copied it may change their copy)."""
     for _ in range(5):  # two people copying at once may pick the same name; the second retries
         copy = ExtractionTemplate.objects.get(pk=template.pk)
         copy.pk = None
         copy._state.adding = True
         copy.name = available_name(f"Copy of {template.name}")
         copy.is_favorite = False
+        copy.owner = owner
         try:
             with transaction.atomic():
                 copy.save()

@@ -213,18 +213,20 @@ def validate_payload(payload: Any) -> list[_Entry]:
     return entries
 
 
-def _create(entry: _Entry, name: str) -> ExtractionTemplate:
+def _create(entry: _Entry, name: str, owner) -> ExtractionTemplate:
     template = entry.form.instance
-    template.name = name
+    template.name, template.owner = name, owner
     template.save()
     if entry.stamps:  # auto_now fields are set on save; the file's own dates are written after
         ExtractionTemplate.objects.filter(pk=template.pk).update(**entry.stamps)
     return template
 
 
-def import_payload(data: Any, on_duplicate: str = "skip") -> ImportSummary:
+def import_payload(data: Any, on_duplicate: str = "skip", user=None) -> ImportSummary:
     """Import a file's templates: `data` is the raw bytes or text of the file, or its parsed JSON.
-    Raises ImportRefused (nothing written) if any template is invalid."""
+    Raises ImportRefused (nothing written) if any template is invalid. `user` owns what is
+    created, and overwrites only what they may change; None (the terminal) is the operator."""
+    owner = user if user is not None and user.is_authenticated else None
     if on_duplicate not in POLICIES:
         raise ValueError(f"on_duplicate must be one of {', '.join(POLICIES)}, not {on_duplicate!r}")
     entries = validate_payload(_load(data))
@@ -235,9 +237,12 @@ def import_payload(data: Any, on_duplicate: str = "skip") -> ImportSummary:
             name = entry.form.cleaned_data["name"]
             existing = ExtractionTemplate.objects.filter(name__iexact=name).first()
             if existing is None:
-                summary.created.append(Imported(entry.index, _create(entry, name).name))
+                summary.created.append(Imported(entry.index, _create(entry, name, owner).name))
             elif on_duplicate == "skip":
                 summary.skipped.append(Imported(entry.index, existing.name, "a template with this name exists"))
+            elif on_duplicate == "overwrite" and user is not None and not existing.may_change(user):
+                summary.skipped.append(Imported(entry.index, existing.name,
+                                                "a template with this name belongs to someone else"))
             elif on_duplicate == "overwrite":
                 for field_name, value in entry.form.cleaned_data.items():
                     setattr(existing, field_name, value)
@@ -246,6 +251,6 @@ def import_payload(data: Any, on_duplicate: str = "skip") -> ImportSummary:
             else:
                 new_name = services.available_name(name, reserved)
                 reserved.append(new_name)
-                summary.created.append(Imported(entry.index, _create(entry, new_name).name,
+                summary.created.append(Imported(entry.index, _create(entry, new_name, owner).name,
                                                 f"renamed from {name!r}"))
     return summary

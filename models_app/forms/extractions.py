@@ -44,13 +44,15 @@ class ExtractionForm(forms.Form):
     def layer_count(model: LanguageModel) -> int:
         return int(dimensions(model.architecture_config or {}).get("num_layers") or 0)
 
-    def __init__(self, *args, model: LanguageModel, **kwargs):
+    def __init__(self, *args, model: LanguageModel, user=None, **kwargs):
+        """`user`: whose datasets may be chosen (MISTUDIO_PRIVATE); None (the terminal): any."""
         super().__init__(*args, **kwargs)
         self.model = model
         dims = dimensions(model.architecture_config or {})
         self.num_layers = self.layer_count(model)
         self.max_context = dims.get("max_position")
-        self.fields["dataset"].queryset = Dataset.objects.filter(status=DatasetStatus.READY)
+        datasets = Dataset.objects.visible_to(user) if user is not None else Dataset.objects.all()
+        self.fields["dataset"].queryset = datasets.filter(status=DatasetStatus.READY)
         self.fields["dataset"].label_from_instance = lambda d: d.label
         self.fields["layers"].choices = [(i, f"L{i}") for i in range(self.num_layers)]
         self.fields["layers"].error_messages["invalid_choice"] = (

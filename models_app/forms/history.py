@@ -36,11 +36,11 @@ class ExtractionFilterForm(forms.Form):
     hook = forms.ChoiceField(required=False, choices=[("", "Any hook")] + HOOK_CHOICES)
     sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
         # Any model is a choice: a model's History link works before it has extractions.
-        self.fields["model"].queryset = LanguageModel.objects.all()
-        self.fields["dataset"].queryset = Dataset.objects.order_by("name")
+        self.fields["model"].queryset = LanguageModel.objects.visible_to(user)
+        self.fields["dataset"].queryset = Dataset.objects.visible_to(user).order_by("name")
 
     def apply(self, queryset):
         """Each valid filter applies on its own: a stale or mistyped parameter does not drop
@@ -109,7 +109,9 @@ class ImportFolderForm(forms.Form):
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), empty_label="Choose a dataset…",
                                      error_messages={"required": "Choose the dataset they were read from."})
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
+        self.fields["model"].queryset = LanguageModel.objects.visible_to(user)
+        self.fields["dataset"].queryset = Dataset.objects.visible_to(user)
         self.fields["model"].label_from_instance = lambda m: f"{m.name} ({m.repo_id}@{m.revision})"
         self.fields["dataset"].label_from_instance = lambda d: d.label

@@ -7,6 +7,7 @@ from __future__ import annotations
 from .dataset import Dataset, DatasetStatus
 from .extraction import Extraction, ExtractionStatus
 from .job import LOST_WORKER_MESSAGE, JobRecord
+from .owned import Owned
 from .language_model import (DOWNLOAD_PHASES, FORMAT_CHOICES, STALL_SECONDS, LanguageModel, ModelStatus,
                              overall_progress)
 
@@ -14,4 +15,4 @@ JOB_KINDS: dict[str, type[JobRecord]] = {cls.KIND: cls for cls in (LanguageModel
 
 __all__ = ["DOWNLOAD_PHASES", "FORMAT_CHOICES", "JOB_KINDS",
            "LOST_WORKER_MESSAGE", "STALL_SECONDS", "Dataset", "DatasetStatus", "Extraction",
-           "ExtractionStatus", "JobRecord", "LanguageModel", "ModelStatus", "overall_progress"]
+           "ExtractionStatus", "JobRecord", "LanguageModel", "Owned", "ModelStatus", "overall_progress"]

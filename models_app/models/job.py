@@ -8,10 +8,12 @@ from django.conf import settings
 from django.db import models
 from django.utils import timezone
 
+from .owned import Owned
+
 LOST_WORKER_MESSAGE = "The worker stopped unexpectedly. Retry it."
 
 
-class JobRecord(models.Model):
+class JobRecord(Owned):
     """What every background job's record shares: the runner (models_app.jobs.runner) claims it,
     beats its heartbeat while it works, and always leaves it in a final state.
 
@@ -37,7 +39,7 @@ class JobRecord(models.Model):
     FAILED: ClassVar[str]
     CANCELLED: ClassVar[str]
 
-    class Meta:
+    class Meta(Owned.Meta):
         abstract = True
         ordering = ["-created_at", "-pk"]
 

@@ -40,7 +40,8 @@ def _ready_or_removed(record: Dataset, cancelled: str) -> Dataset:
     return record
 
 
-def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None) -> Dataset:
+def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None,
+                  owner=None) -> Dataset:
     filename = filename or Path(path).name
     fmt = datasets.detect_format(filename)
     size = Path(path).stat().st_size
@@ -49,22 +50,23 @@ def add_from_file(path: Path, name: str, text_field: str = "text", filename: str
                                     f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
     record = Dataset.objects.create(name=name or Path(filename).stem, source="upload",
                                     source_detail=filename, text_field=text_field or "text",
-                                    file_format=fmt)
+                                    file_format=fmt, owner=owner)
     return _ingest_now(record, [Path(path)])
 
 
-def add_from_upload(uploaded, name: str, text_field: str = "text") -> Dataset:
+def add_from_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dataset:
     """A small upload Django kept in memory: copy it to a temporary file in chunks, then ingest."""
     with tempfile.TemporaryDirectory(prefix="mistudio-upload-") as scratch:
         path = Path(scratch) / Path(uploaded.name).name
         with open(path, "wb") as out:
             for chunk in uploaded.chunks():
                 out.write(chunk)
-        return add_from_file(path, name, text_field, uploaded.name)
+        return add_from_file(path, name, text_field, uploaded.name, owner=owner)
 
 
 def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
-                token: str | None, keep_token: bool, use_operator_token: bool = True) -> Dataset:
+                token: str | None, keep_token: bool, use_operator_token: bool = True,
+                owner=None) -> Dataset:
     """Check the repository on the Hub (API only; never inside a transaction) and create the
     dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it).
     `use_operator_token`: whether, without a token, the operator's Hub credentials may be used."""
@@ -81,7 +83,7 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
         text_field=text_field or "text", file_format=formats.pop(),
         hub_options={"repo_id": repo_id, "commit": commit, "files": names},
         encrypted_token=secrets.encrypt(token) if token and keep_token else None,
-        use_operator_token=use_operator_token)
+        use_operator_token=use_operator_token, owner=owner)
 
 
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
@@ -103,10 +105,10 @@ def _enqueue(record: Dataset) -> None:
 
 def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                    text_field: str = "text", token: str | None = None,
-                   use_operator_token: bool = True) -> Dataset:
-    """From the page: check now (errors at the field), download and store in a job."""
+                   use_operator_token: bool = True, owner=None) -> Dataset:
+    """From the page and the API: check now (errors at the field), download and store in a job."""
     record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True,
-                         use_operator_token=use_operator_token)
+                         use_operator_token=use_operator_token, owner=owner)
     _enqueue(record)
     return record
 

@@ -27,11 +27,11 @@ class AlreadyInStudio(Exception):
 
 def create_download(pre: hub.Preflight, fmt: str, token: str | None,
                     trust_remote_code: bool = False, name: str = "", queue: bool = True,
-                    use_operator_token: bool = True) -> LanguageModel:
+                    use_operator_token: bool = True, owner=None) -> LanguageModel:
     """Create the queued record; `queue=False` when the caller runs the job itself (the CLI).
     `use_operator_token`: whether the job may fall back to the operator's Hub credentials."""
     try:
-        return _create(pre, fmt, token, trust_remote_code, name, queue, use_operator_token)
+        return _create(pre, fmt, token, trust_remote_code, name, queue, use_operator_token, owner)
     except IntegrityError:
         from ..forms.downloads import duplicate_message
 
@@ -41,13 +41,13 @@ def create_download(pre: hub.Preflight, fmt: str, token: str | None,
 
 
 def _create(pre: hub.Preflight, fmt: str, token: str | None, trust_remote_code: bool, name: str,
-            queue: bool, use_operator_token: bool) -> LanguageModel:
+            queue: bool, use_operator_token: bool, owner) -> LanguageModel:
     with transaction.atomic():
         record = LanguageModel.objects.create(
             name=name or pre.repo_id.split("/")[-1], repo_id=pre.repo_id, revision=pre.revision,
             commit_sha=pre.commit_sha, architecture=pre.summary.get("model_type", ""),
             params_count=pre.params_count, quantization=fmt, trust_remote_code=trust_remote_code,
-            gated=pre.gated, use_operator_token=use_operator_token,
+            gated=pre.gated, use_operator_token=use_operator_token, owner=owner,
             architecture_config=pre.config, architecture_summary=pre.summary,
             memory_required_bytes=pre.memory_by_format[fmt], bytes_total=pre.download_bytes,
             encrypted_token=secrets.encrypt(token) if token else None,

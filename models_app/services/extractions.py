@@ -27,7 +27,8 @@ def _enqueue(record: Extraction) -> None:
 
 
 def create(queue: bool = True, **fields) -> Extraction:
-    """`fields`: model, dataset, layers, hooks, batch_size, max_samples, context_length, top_k, dtype."""
+    """`fields`: model, dataset, layers, hooks, batch_size, max_samples, context_length, top_k, dtype,
+    and owner (who asked for it; None from the terminal)."""
     record = Extraction.objects.create(**fields)
     _move_aside(record.output_dir)
     if queue:
@@ -104,7 +105,7 @@ class ImportRefused(Exception):
     pass
 
 
-def import_folder(name: str, model: LanguageModel, dataset: Dataset) -> Extraction:
+def import_folder(name: str, model: LanguageModel, dataset: Dataset, owner=None) -> Extraction:
     """Make a found folder a completed record of `model` on `dataset`: the folder moves to the
     new record's path, its metadata.json is kept as it is.
 
@@ -121,7 +122,8 @@ def import_folder(name: str, model: LanguageModel, dataset: Dataset) -> Extracti
     except OSError as exc:
         raise ImportRefused(f"Could not import {name}: {exc.strerror}.") from exc
     try:
-        record = Extraction.objects.create(**_record_fields(match.metadata), model=model, dataset=dataset)
+        record = Extraction.objects.create(**_record_fields(match.metadata), model=model, dataset=dataset,
+                                               owner=owner)
     except BaseException:
         os.replace(staging, root / name)
         raise

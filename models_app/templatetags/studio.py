@@ -69,3 +69,9 @@ def histogram_svg(histogram: dict | None, title: str = ""):
 @register.filter
 def percent(share: float | None) -> str:
     return "—" if share is None else f"{100 * share:.0f}%"
+
+
+@register.filter
+def may_change(record, user) -> bool:
+    """Whether `user` may change an owned record (buttons shown only to them)."""
+    return bool(user is not None and record.may_change(user))

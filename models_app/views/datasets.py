@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
@@ -21,7 +22,7 @@ PAGE = "models_app/datasets.html"
 def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
     model_services.fail_stale_jobs()
     context = {"upload_form": upload or UploadDatasetForm(), "hub_form": hub_form or HubDatasetForm(),
-               "datasets": Dataset.objects.all()}
+               "datasets": Dataset.objects.visible_to(request.user).select_related("owner")}
     return render(request, PAGE, context, status=status)
 
 
@@ -35,7 +36,7 @@ def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> H
     if not request.htmx:
         return redirect("models_app:datasets")
     return render(request, f"{PAGE}#dataset-added", {"d": record, "fragment": form_fragment, "form": form,
-                                                     "first": Dataset.objects.count() == 1})
+                                                     "first": Dataset.objects.visible_to(request.user).count() == 1})
 
 
 @login_required
@@ -59,10 +60,11 @@ def upload(request: HttpRequest) -> HttpResponse:
         try:
             if path:
                 record = dataset_services.add_from_file(Path(path), form.cleaned_data["name"],
-                                                        form.cleaned_data["text_field"], uploaded.name)
+                                                        form.cleaned_data["text_field"], uploaded.name,
+                                                        owner=request.user)
             else:
                 record = dataset_services.add_from_upload(uploaded, form.cleaned_data["name"],
-                                                          form.cleaned_data["text_field"])
+                                                          form.cleaned_data["text_field"], owner=request.user)
             return _added(request, record, "upload-form", UploadDatasetForm())
         except DatasetError as exc:
             form.add_error("file", str(exc))
@@ -80,7 +82,8 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
         try:
             record = dataset_services.queue_from_hub(
                 data["repo_id"], data["name"], data["revision"] or "main", data["files"], data["text_field"],
-                data["token"] or None, use_operator_token=secrets.may_use_operator_token(request.user))
+                data["token"] or None, use_operator_token=secrets.may_use_operator_token(request.user),
+                owner=request.user)
             record.refresh_from_db()  # the job may already have run (synchronous workers)
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:
@@ -96,12 +99,17 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
     model_services.fail_stale_jobs()
-    record = get_object_or_404(Dataset, pk=pk)
-    return _row(request, record)
+    return _row(request, _visible(request, pk))
+
+
+def _visible(request: HttpRequest, pk: int) -> Dataset:
+    return get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
 
 
 def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
     if not request.htmx:
+        if extra.get("row_error"):
+            messages.error(request, extra["row_error"])
         return redirect("models_app:datasets")
     return render(request, f"{PAGE}#dataset-row", {"d": record, **extra})
 
@@ -109,14 +117,16 @@ def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
 @login_required
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Dataset, pk=pk)
-    return _row(request, record, row_error=record.request_cancel())
+    record = _visible(request, pk)
+    return _row(request, record, row_error=record.change_refusal(request.user) or record.request_cancel())
 
 
 @login_required
 @require_POST
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Dataset, pk=pk)
+    record = _visible(request, pk)
+    if refused := record.change_refusal(request.user):
+        return _row(request, record, row_error=refused)
     if not record.can_retry:
         return _row(request, record, row_error="Only a Hub dataset that failed or was cancelled can be retried.")
     dataset_services.retry(record, request.POST.get("token") or None)
@@ -127,7 +137,9 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Dataset, pk=pk)
+    record = _visible(request, pk)
+    if refused := record.change_refusal(request.user):
+        return _row(request, record, row_error=refused)
     if record.extractions.exists():
         return _row(request, record, row_error="Extractions use this dataset: delete them first.")
     name, freed = record.name, dataset_services.delete(record)

@@ -22,14 +22,19 @@ EXAMPLES = "models_app/examples.html"
 PAGE_SIZE = 25
 
 
+def _visible(request: HttpRequest):
+    return Extraction.objects.visible_to(request.user)
+
+
 @login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
     fail_stale_jobs()
-    filters = ExtractionFilterForm(request.GET or None)
+    filters = ExtractionFilterForm(request.GET or None, user=request.user)
     # Models and datasets are fetched for the page's rows afterwards (prefetch): joined into the
     # filtered, sorted query, the planner may join every row before it sorts.
-    records = filters.apply(Extraction.objects.defer("metadata").prefetch_related("model", "dataset"))
+    records = filters.apply(Extraction.objects.visible_to(request.user).defer("metadata")
+                            .prefetch_related("model", "dataset"))
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
     Extraction.attach_file_names(page.object_list)
     query = request.GET.copy()
@@ -39,25 +44,26 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, f"{PAGE}#extraction-list", context)
     found = extraction_services.found_folders()
     if found:
-        context.update(found=found, models=LanguageModel.objects.order_by("name"),
-                       datasets=Dataset.objects.order_by("name"))
+        context.update(found=found, models=LanguageModel.objects.visible_to(request.user).order_by("name"),
+                       datasets=Dataset.objects.visible_to(request.user).order_by("name"))
     return render(request, PAGE, context)
 
 
 @login_required
 @require_GET
 def row(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Extraction.objects.select_related("model", "dataset"), pk=pk)
+    record = get_object_or_404(_visible(request).select_related("model", "dataset"), pk=pk)
     return render(request, f"{PAGE}#extraction-row", {"x": record})
 
 
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Extraction, pk=pk)
-    freed = record.delete_with_files()
+    record = get_object_or_404(_visible(request), pk=pk)
+    refusal = record.change_refusal(request.user)
+    freed = None if refusal else record.delete_with_files()
     if freed is None:
-        refusal = "This extraction is running: cancel it first."
+        refusal = refusal or "This extraction is running: cancel it first."
         if request.htmx:
             return render(request, f"{PAGE}#refused", {"message": refusal})
         messages.error(request, refusal)
@@ -71,7 +77,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
-    record = get_object_or_404(Extraction, pk=pk)
+    record = get_object_or_404(_visible(request), pk=pk)
     path = record.file_path(name)
     if path is None:
         raise Http404("No such file in this extraction.")
@@ -81,7 +87,7 @@ def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
 @login_required
 @require_GET
 def examples(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(Extraction.objects.select_related("model"), pk=pk)
+    record = get_object_or_404(_visible(request).select_related("model"), pk=pk)
     form = NeuronForm(request.GET or None, extraction=record)
     context = {"x": record, "form": form}
     if form.is_valid():
@@ -101,11 +107,12 @@ def examples(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def import_found(request: HttpRequest) -> HttpResponse:
-    form = ImportFolderForm(request.POST)
+    form = ImportFolderForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record = extraction_services.import_folder(data["folder"], data["model"], data["dataset"])
+            record = extraction_services.import_folder(data["folder"], data["model"], data["dataset"],
+                                                       owner=request.user)
         except extraction_services.ImportRefused as exc:
             messages.error(request, str(exc))
         else:

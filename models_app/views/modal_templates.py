@@ -22,7 +22,7 @@ MODAL = "models_app/extract_modal.html"
 def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
     """First call: a name field holding a suggested name. Second call (with template_name):
     save, or say what is wrong. Without htmx the whole modal page comes back, form kept."""
-    model = get_object_or_404(LanguageModel, pk=pk)
+    model = get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
     name = request.POST.get("template_name")
     if name is None:
         layers = sorted(int(v) for v in request.POST.getlist("layers") if v.isdigit())
@@ -33,6 +33,7 @@ def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
     else:
         form = form_from_extraction(request.POST, name)
         if form.is_valid():
+            form.instance.owner = request.user
             context = {"saved": form.save()}
         else:
             errors = [(form[field].label if field in form.fields else "", field, messages)
@@ -40,5 +41,5 @@ def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
             context = {"name": name, "form_errors": errors}
     if request.htmx:
         return render(request, f"{MODAL}#save-template", {"m": model, **context})
-    return render(request, MODAL, {"m": model, "form": ExtractionForm(request.POST, model=model),
-                                   "templates": ExtractionTemplate.objects.all(), "save_template": context})
+    return render(request, MODAL, {"m": model, "form": ExtractionForm(request.POST, model=model, user=request.user),
+                                   "templates": ExtractionTemplate.objects.visible_to(request.user), "save_template": context})

@@ -24,7 +24,7 @@ PAGE_SIZE = 12
 def _list_context(request: HttpRequest) -> dict:
     model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None)
-    models = filters.apply(LanguageModel.objects.all())
+    models = filters.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
     _count_completed_extractions(page.object_list)
     query = request.GET.copy()
@@ -74,7 +74,8 @@ def download(request: HttpRequest) -> HttpResponse:
     try:
         record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
                                            trust_remote_code=data["trust_remote_code"],
-                                           use_operator_token=form.operator_token_allowed)
+                                           use_operator_token=form.operator_token_allowed,
+                                           owner=request.user)
     except downloads.AlreadyInStudio as exc:
         form.add_error("repo_id", str(exc))
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
@@ -82,7 +83,7 @@ def download(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")
     return render(request, f"{PAGE}#download-started", {"form": DownloadForm(user=request.user), "m": record,
-                                                          "first": LanguageModel.objects.count() == 1,
+                                                          "first": LanguageModel.objects.visible_to(request.user).count() == 1,
                                                           "formats": quant.FORMATS,
                                                           "format_labels": quant.LABELS})
 
@@ -91,12 +92,17 @@ def download(request: HttpRequest) -> HttpResponse:
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
     model_services.fail_stale_jobs()
-    record = get_object_or_404(LanguageModel, pk=pk)
-    return _card(request, record)
+    return _card(request, _visible(request, pk))
+
+
+def _visible(request: HttpRequest, pk: int) -> LanguageModel:
+    return get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
 
 
 def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extra) -> HttpResponse:
     if not request.htmx:
+        if extra.get("card_error"):
+            messages.error(request, extra["card_error"])
         return redirect("models_app:index")
     context = {"m": record, "formats": quant.FORMATS, "format_labels": quant.LABELS, **extra}
     return render(request, f"{PAGE}#model-card", context, status=status)
@@ -105,15 +111,17 @@ def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extr
 @login_required
 @require_POST
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(LanguageModel, pk=pk)
-    refused = record.request_cancel()
+    record = _visible(request, pk)
+    refused = record.change_refusal(request.user) or record.request_cancel()
     return _card(request, record, card_error=refused)
 
 
 @login_required
 @require_POST
 def restart(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(LanguageModel, pk=pk)
+    record = _visible(request, pk)
+    if refused := record.change_refusal(request.user):
+        return _card(request, record, card_error=refused)
     form = RestartForm(request.POST, record=record)
     if not form.is_valid():
         return _card(request, record, card_error=" ".join(form.non_field_errors() or
@@ -126,7 +134,9 @@ def restart(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def rename(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(LanguageModel, pk=pk)
+    record = _visible(request, pk)
+    if refused := record.change_refusal(request.user):
+        return _card(request, record, card_error=refused)
     form = RenameForm(request.POST or None, instance=record)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -139,7 +149,9 @@ def rename(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(LanguageModel, pk=pk)
+    record = _visible(request, pk)
+    if refused := record.change_refusal(request.user):
+        return _card(request, record, card_error=refused)
     name = record.name
     try:
         freed = model_services.delete(record)
@@ -160,7 +172,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def architecture(request: HttpRequest, pk: int) -> HttpResponse:
-    record = get_object_or_404(LanguageModel, pk=pk)
+    record = _visible(request, pk)
     template = "models_app/architecture.html"
     context = {"m": record, "a": record.architecture_summary}
     return render(request, f"{template}#modal" if request.htmx else template, context)

@@ -18,6 +18,18 @@ VALIDATE_HEADER = "X-Validate-Field"
 CHANGED = "templates-changed"  # the list listens for this event and reloads with its filters
 
 
+def _visible(request: HttpRequest, pk: int) -> ExtractionTemplate:
+    return get_object_or_404(ExtractionTemplate.objects.visible_to(request.user), pk=pk)
+
+
+def _refused(request: HttpRequest, template: ExtractionTemplate, message: str) -> HttpResponse:
+    """Someone else's template: its card again, saying so (a plain request: the list, saying so)."""
+    if not request.htmx:
+        messages.error(request, message)
+        return redirect("templates_app:index")
+    return render(request, f"{PAGE}#template-card", {"t": template, "card_error": message})
+
+
 def _form(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None = None,
           status: int = 200, **extra) -> HttpResponse:
     if request.htmx:  # htmx swaps only 2xx answers, so errors come back as 200 here
@@ -34,6 +46,8 @@ def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplat
         return render(request, f"{PAGE}#field-errors", {"field": form[field]})
     if not form.is_valid():
         return _form(request, form, editing, status=422)
+    if editing is None:
+        form.instance.owner = request.user
     template = form.save()
     if not request.htmx:
         messages.success(request, f"Saved template “{template.name}”.")
@@ -59,7 +73,9 @@ def create(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_http_methods(["GET", "POST"])
 def edit(request: HttpRequest, pk: int) -> HttpResponse:
-    template = get_object_or_404(ExtractionTemplate, pk=pk)
+    template = _visible(request, pk)
+    if refused := template.change_refusal(request.user):
+        return _refused(request, template, refused)
     if request.method == "GET":
         return _form(request, TemplateForm(instance=template), template)
     return _submit(request, TemplateForm(request.POST, instance=template), template)
@@ -68,7 +84,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
-    copy = services.duplicate(get_object_or_404(ExtractionTemplate, pk=pk))
+    copy = services.duplicate(_visible(request, pk), owner=request.user)
     if not request.htmx:
         messages.success(request, f"Created “{copy.name}”.")
         return redirect("templates_app:edit", pk=copy.pk)
@@ -81,7 +97,9 @@ def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
-    template = get_object_or_404(ExtractionTemplate, pk=pk)
+    template = _visible(request, pk)
+    if refused := template.change_refusal(request.user):
+        return _refused(request, template, refused)
     name = template.name
     template.delete()
     if not request.htmx:
@@ -95,7 +113,10 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def favorite(request: HttpRequest, pk: int) -> HttpResponse:
-    template = services.toggle_favorite(get_object_or_404(ExtractionTemplate, pk=pk))
+    template = _visible(request, pk)
+    if refused := template.change_refusal(request.user):
+        return _refused(request, template, refused)
+    services.toggle_favorite(template)
     if not request.htmx:
         return redirect("templates_app:index")
     return render(request, f"{PAGE}#template-card", {"t": template})

@@ -16,11 +16,12 @@ PAGE_SIZE = 20
 
 def list_context(request: HttpRequest) -> dict:
     filters = TemplateFilterForm(request.GET)
-    page = Paginator(filters.apply(ExtractionTemplate.objects.all()), PAGE_SIZE).get_page(request.GET.get("page"))
+    visible = ExtractionTemplate.objects.visible_to(request.user)
+    page = Paginator(filters.apply(visible.select_related("owner")), PAGE_SIZE).get_page(request.GET.get("page"))
     query = request.GET.copy()
     query.pop("page", None)
     return {"filters": filters, "page": page, "query": query.urlencode(),
-            "total": ExtractionTemplate.objects.count()}
+            "total": visible.count()}
 
 
 def render_page(request: HttpRequest, *, form: TemplateForm | None = None, editing: ExtractionTemplate | None = None,

@@ -17,7 +17,7 @@ from .listing import PAGE, render_page
 @login_required
 @require_GET
 def export(request: HttpRequest) -> HttpResponse:
-    queryset = ExtractionTemplate.objects.order_by("pk")
+    queryset = ExtractionTemplate.objects.visible_to(request.user).order_by("pk")
     if request.GET.get("scope") == "selected":
         ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()]
         if not ids:
@@ -45,7 +45,7 @@ def import_file(request: HttpRequest) -> HttpResponse:
     policy = form.cleaned_data["on_duplicate"]
     fresh = ImportForm(initial={"on_duplicate": policy})
     try:
-        summary = transfer.import_payload(form.cleaned_data["file"].read(), policy)
+        summary = transfer.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
     except transfer.ImportRefused as exc:
         return _result(request, fresh, status=422, problems=exc.problems,
                        file_name=form.cleaned_data["file"].name)

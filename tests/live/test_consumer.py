@@ -153,3 +153,25 @@ def test_an_extractions_progress_reaches_its_page_and_its_row_in_the_history(cli
     row = message[message.index(f'id="extraction-row-{record.pk}"'):]
     row = row[:row.index("</tr>")]
     assert "17 / 40" in row and f'id="extraction-{record.pk}"' in message
+
+
+def test_a_private_studio_pushes_only_ones_own_records(client, other_user, django_user_model, settings):
+    settings.PRIVATE = True
+    alice = django_user_model.objects.create_user("alice", password="pw-alice-123")
+    theirs = LanguageModel.objects.create(name="theirs", repo_id="tiny/theirs", owner=alice,
+                                          status=ModelStatus.DOWNLOADING)
+    mine = LanguageModel.objects.create(name="mine", repo_id="tiny/mine", owner=other_user,
+                                        status=ModelStatus.DOWNLOADING)
+    headers = session_headers(client, other_user)
+
+    async def scenario():
+        communicator = WebsocketCommunicator(application(), "/ws/live/", headers=headers)
+        assert (await communicator.connect())[0]
+        for record in (theirs, mine):  # theirs first: had it been sent, it would arrive first
+            await sync_to_async(Tracker(LanguageModel, record.pk).update)(force=True, phase_detail="moving")
+        message = await receive_containing(communicator, 'id="model-', timeout=5)
+        await communicator.disconnect()
+        return message
+
+    message = run_async(scenario)
+    assert f'id="model-{mine.pk}"' in message and f'id="model-{theirs.pk}"' not in message

@@ -1,0 +1,69 @@
+"""MISTUDIO_PRIVATE=1: each user sees only their own records; staff see all."""
+from __future__ import annotations
+
+import pytest
+from django.urls import reverse
+
+from tests.web.owned import dataset_of, extraction_of, model_of, template_of
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def private(settings):
+    settings.PRIVATE = True
+
+
+@pytest.fixture
+def alice(django_user_model):
+    return django_user_model.objects.create_user("alice", password="pw-alice-123")
+
+
+@pytest.fixture
+def alices_records(alice):
+    model, dataset = model_of(alice, name="alices-model"), dataset_of(alice, name="alices-corpus")
+    return {"model": model, "dataset": dataset,
+            "extraction": extraction_of(alice, model=model, dataset=dataset),
+            "template": template_of(alice, name="alices-template")}
+
+
+LISTS = [("models_app:index", "alices-model"), ("models_app:datasets", "alices-corpus"),
+         ("templates_app:index", "alices-template")]
+
+
+@pytest.mark.parametrize("page, name", LISTS)
+def test_its_lists_show_only_ones_own_records(private, alices_records, client, other_user, page, name):
+    client.force_login(other_user)
+    assert name not in client.get(reverse(page)).content.decode()
+
+
+def test_the_extractions_list_shows_only_ones_own(private, alices_records, client, other_user):
+    client.force_login(other_user)
+    page = client.get(reverse("models_app:extractions")).context["page"]
+    assert list(page.object_list) == []
+
+
+@pytest.mark.parametrize("view, key", [("models_app:extraction", "extraction"), ("models_app:architecture", "model"),
+                                       ("models_app:dataset", "dataset"), ("models_app:extract", "model"),
+                                       ("models_app:extraction-examples", "extraction")])
+def test_someone_elses_record_is_not_found(private, alices_records, client, other_user, view, key):
+    client.force_login(other_user)
+    assert client.get(reverse(view, args=[alices_records[key].pk]), HTTP_HX_REQUEST="true").status_code == 404
+
+
+def test_the_owner_sees_their_records(private, alices_records, client, alice):
+    client.force_login(alice)
+    assert "alices-model" in client.get(reverse("models_app:index")).content.decode()
+    assert client.get(reverse("models_app:extraction", args=[alices_records["extraction"].pk])).status_code == 200
+
+
+def test_staff_see_everyones_records(private, alices_records, owner_client):
+    for page, name in LISTS:
+        assert name in owner_client.get(reverse(page)).content.decode()
+
+
+def test_the_extraction_form_offers_only_ones_own_datasets(private, alices_records, client, other_user):
+    mine = model_of(other_user, repo_id="tiny/mine", architecture_config={"num_hidden_layers": 2})
+    client.force_login(other_user)
+    html = client.get(reverse("models_app:extract", args=[mine.pk])).content.decode()
+    assert "alices-corpus" not in html
