@@ -4,8 +4,9 @@ Django's ASGI handler reads a request's whole body (to a temporary file) before 
 authentication or view runs, so an anonymous client could make the server take in gigabytes
 only to answer 403. This wrapper decides from the headers first:
 - a body larger than the largest upload (plus room for the form around it) gets 413;
-- a body larger than a small form, from a client with no signed-in session, gets 403 (signing
-  in is a small form, so the login page still works);
+- a body larger than a small form, from a client with neither a signed-in session nor a valid
+  API token (Authorization: Bearer), gets 403 (signing in is a small form, so the login page
+  still works);
 and counts the bytes of a body sent without a length, stopping it at the same bound. Everything
 else passes to Django untouched, which spools it to disk as it arrives.
 """
@@ -63,6 +64,9 @@ def _int(value: bytes | None) -> int | None:
 
 
 async def _signed_in(headers: dict) -> bool:
+    scheme, _, token = headers.get(b"authorization", b"").decode("latin-1").partition(" ")
+    if scheme.lower() == "bearer" and token:
+        return await sync_to_async(_token_has_user)(token.strip())
     cookie = SimpleCookie()
     try:
         cookie.load(headers.get(b"cookie", b"").decode("latin-1"))
@@ -72,6 +76,12 @@ async def _signed_in(headers: dict) -> bool:
     if morsel is None or not morsel.value:
         return False
     return await sync_to_async(_session_has_user)(morsel.value)
+
+
+def _token_has_user(token: str) -> bool:
+    from models_app.models import ApiToken
+
+    return ApiToken.user_for(token) is not None
 
 
 def _session_has_user(key: str) -> bool:

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "django_q",
+    "ninja",  # the API page's Swagger UI, served from the package
     "models_app",
     "templates_app",
 ]

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
-from django.contrib import admin
+from django.contrib import admin, messages
 
-from .models import Dataset, Extraction, LanguageModel
+from .models import ApiToken, Dataset, Extraction, LanguageModel
 
 JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_total", "speed_bps",
               "eta_seconds", "error_message", "phase_log", "cancel_requested", "commit_sha",
@@ -60,3 +60,22 @@ class ExtractionAdmin(admin.ModelAdmin):
 
     def has_add_permission(self, request) -> bool:
         return False  # extractions start from a model card or `manage.py extract_activations`
+
+
+@admin.register(ApiToken)
+class ApiTokenAdmin(admin.ModelAdmin):
+    """Staff make a token for a user (shown once, in the message after saving) or revoke one."""
+    list_display = ("name", "user", "hint", "created_at", "last_used_at")
+    list_select_related = ("user",)
+    search_fields = ("name", "user__username")
+    raw_id_fields = ("user",)
+    fields = ("user", "name", "hint", "created_at", "last_used_at")
+    readonly_fields = ("hint", "created_at", "last_used_at")
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return obj is None and super().has_change_permission(request)  # a token is made or revoked, not edited
+
+    def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
+        record, token = ApiToken.issue(obj.user, obj.name)
+        obj.pk, obj.digest, obj.hint, obj.created_at = record.pk, record.digest, record.hint, record.created_at
+        messages.warning(request, f"The token for {obj.user}: {token} — copy it now, it is not shown again.")

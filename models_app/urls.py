@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import datasets as dataset_views, extractions as extraction_views, history, modal_templates, models as views
+from .views import api_tokens, datasets as dataset_views, extractions as extraction_views, history, modal_templates, models as views
 
 app_name = "models_app"
 
@@ -27,6 +27,8 @@ urlpatterns = [
     path("extractions/<int:pk>/files/<str:name>", history.download, name="extraction-file"),
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),
+    path("account/tokens/", api_tokens.index, name="api-tokens"),
+    path("account/tokens/<int:pk>/revoke/", api_tokens.revoke, name="api-token-revoke"),
     path("datasets/", dataset_views.index, name="datasets"),
     path("datasets/upload/", dataset_views.upload, name="dataset-upload"),
     path("datasets/hub/", dataset_views.add_from_hub, name="dataset-hub"),

@@ -4,6 +4,7 @@ update) renders from it. The paths a job writes and the cleanup of what it leave
 on the records too."""
 from __future__ import annotations
 
+from .api_token import ApiToken
 from .dataset import Dataset, DatasetStatus
 from .extraction import Extraction, ExtractionStatus
 from .job import LOST_WORKER_MESSAGE, JobRecord
@@ -13,6 +14,6 @@ from .language_model import (DOWNLOAD_PHASES, FORMAT_CHOICES, STALL_SECONDS, Lan
 
 JOB_KINDS: dict[str, type[JobRecord]] = {cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction)}
 
-__all__ = ["DOWNLOAD_PHASES", "FORMAT_CHOICES", "JOB_KINDS",
+__all__ = ["ApiToken", "DOWNLOAD_PHASES", "FORMAT_CHOICES", "JOB_KINDS",
            "LOST_WORKER_MESSAGE", "STALL_SECONDS", "Dataset", "DatasetStatus", "Extraction",
            "ExtractionStatus", "JobRecord", "LanguageModel", "Owned", "ModelStatus", "overall_progress"]

@@ -11,6 +11,12 @@ from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
+from django.conf import settings
+
+from ..ml import hub, quantization as quant
+from ..ml.architecture import dimensions
+from ..models import Dataset
+
 BYTES = {"float16": 2, "float32": 4}
 DISK_WARNING_SHARE = 0.8  # warn when the output would take most of the free space
 SAMPLE_TEXTS = 256  # texts tokenized for the estimate (all of them in a smaller dataset)
@@ -80,3 +86,42 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     picked = [texts[i] for i in range(0, len(texts), step)][:SAMPLE_TEXTS]
     lengths = [min(len(encoding.ids), context) for encoding in tokenizer.encode_batch(picked)]
     return sum(lengths) / (len(lengths) * context) if lengths else None
+
+
+def whole_number(value, default: int) -> int:
+    """A posted number, or `default` for anything else (the estimate runs on half-typed forms)."""
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+def estimate_for(model, data, user) -> Estimate | None:
+    """The estimate for posted extraction settings (`data`: form data, lists by getlist), or
+    None before a ready dataset `user` may see is chosen."""
+    dataset = (Dataset.objects.visible_to(user)
+               .filter(pk=whole_number(data.get("dataset"), 0), status="ready").first())
+    if dataset is None:
+        return None
+    max_samples = whole_number(data.get("max_samples"), 0)
+    samples = min(dataset.num_samples, max_samples) if max_samples > 0 else dataset.num_samples
+    memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
+                                                                         model.quantization)
+    context = max(whole_number(data.get("context_length"), 128), 1)
+    share, source = real_token_share(model, dataset, context)
+    return estimate(samples=samples, layers=len(data.getlist("layers")), hooks=len(data.getlist("hooks")),
+                    context=context, real_share=share, share_source=source,
+                    hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
+                    dtype=data.get("dtype") or "float16",
+                    batch_size=max(whole_number(data.get("batch_size"), 8), 1),
+                    top_k=max(whole_number(data.get("top_k"), 10), 1), model_memory=memory,
+                    free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
+
+
+def check_room(form, model, data, user) -> Estimate | None:
+    """The estimate, and the extraction form refused when its files would not fit on the disk."""
+    est = estimate_for(model, data, user)
+    if form.is_valid() and est is not None and est.refused:
+        form.add_error(None, "Not enough disk space for this extraction: reduce samples, layers, "
+                             "hook types or context length, or use float16.")
+    return est

@@ -42,4 +42,5 @@ def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
     if request.htmx:
         return render(request, f"{MODAL}#save-template", {"m": model, **context})
     return render(request, MODAL, {"m": model, "form": ExtractionForm(request.POST, model=model, user=request.user),
-                                   "templates": ExtractionTemplate.objects.visible_to(request.user), "save_template": context})
+                                   "templates": ExtractionTemplate.objects.visible_to(request.user),
+                                   "save_template": context})

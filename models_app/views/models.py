@@ -83,9 +83,14 @@ def download(request: HttpRequest) -> HttpResponse:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")
     return render(request, f"{PAGE}#download-started", {"form": DownloadForm(user=request.user), "m": record,
-                                                          "first": LanguageModel.objects.visible_to(request.user).count() == 1,
+                                                          "first": _is_first(request),
                                                           "formats": quant.FORMATS,
                                                           "format_labels": quant.LABELS})
+
+
+def _is_first(request: HttpRequest) -> bool:
+    """The studio's (or, in a private studio, the user's) first model: the page says what comes next."""
+    return LanguageModel.objects.visible_to(request.user).count() == 1
 
 
 @login_required

@@ -1,0 +1,186 @@
+"""What the API returns: the records as scripts read them (sizes in bytes, times in ISO 8601)."""
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.urls import reverse
+from ninja import Schema
+
+from .common import Page
+
+
+class Owned(Schema):
+    owner: str | None = None
+
+    @staticmethod
+    def resolve_owner(record) -> str | None:
+        return record.owner.username if record.owner_id else None
+
+
+class ModelOut(Owned):
+    id: int
+    name: str
+    repo_id: str
+    revision: str
+    commit_sha: str
+    status: str
+    quantization: str
+    effective_quantization: str
+    quantization_note: str
+    architecture: str
+    params_count: int | None
+    progress: float
+    phase_detail: str
+    bytes_downloaded: int
+    bytes_total: int
+    speed_bps: float
+    eta_seconds: float | None
+    memory_required_bytes: int | None
+    memory_footprint_bytes: int | None
+    disk_size_bytes: int | None
+    error_message: str
+    created_at: datetime
+    updated_at: datetime
+
+
+class ModelPage(Page):
+    items: list[ModelOut]
+
+
+class PreviewOut(Schema):
+    repo_id: str
+    revision: str
+    commit_sha: str
+    gated: bool
+    architecture: str
+    params_count: int
+    params_exact: bool
+    download_bytes: int
+    memory_by_format: dict[str, int]
+    free_disk_bytes: int
+
+
+class ArchitectureOut(Schema):
+    id: int
+    architecture: str
+    summary: dict[str, Any]
+    config: dict[str, Any]
+
+
+class Freed(Schema):
+    freed_bytes: int
+
+
+class DatasetOut(Owned):
+    id: int
+    name: str
+    source: str
+    source_detail: str
+    text_field: str
+    file_format: str
+    status: str
+    progress_detail: str
+    num_samples: int
+    size_bytes: int
+    preview: list[str]
+    error_message: str
+    created_at: datetime
+
+
+class DatasetPage(Page):
+    items: list[DatasetOut]
+
+
+class FileOut(Schema):
+    name: str
+    size_bytes: int
+    url: str
+
+
+class ExtractionOut(Owned):
+    id: int
+    model: int
+    dataset: int
+    layers: list[int]
+    hooks: list[str]
+    batch_size: int
+    micro_batch_size: int | None
+    max_samples: int | None
+    context_length: int
+    top_k: int
+    dtype: str
+    status: str
+    progress: float
+    samples_done: int
+    samples_total: int
+    tokens_per_second: float
+    eta_seconds: float | None
+    bytes_written: int
+    size_bytes: int
+    error_message: str
+    created_at: datetime
+    started_at: datetime | None
+    completed_at: datetime | None
+
+    @staticmethod
+    def resolve_model(record) -> int:
+        return record.model_id
+
+    @staticmethod
+    def resolve_dataset(record) -> int:
+        return record.dataset_id
+
+
+class ExtractionPage(Page):
+    items: list[ExtractionOut]
+
+
+class ExtractionDetail(ExtractionOut):
+    """One extraction: its files (with the API's download URL) and per-(layer, hook) statistics,
+    keyed like the files: "layer_3_residual"."""
+    files: list[FileOut]
+    statistics: dict[str, Any]
+    hidden_size: int | None
+
+    @staticmethod
+    def resolve_files(record) -> list[dict]:
+        return [{"name": name, "size_bytes": size,
+                 "url": reverse("api:extraction_file", kwargs={"extraction_id": record.pk, "name": name})}
+                for name, size in record.files()]
+
+    @staticmethod
+    def resolve_hidden_size(record) -> int | None:
+        return record.metadata.get("hidden_size")
+
+
+class TokenOut(Schema):
+    text: str
+    value: float
+    is_peak: bool
+
+
+class ExampleOut(Schema):
+    """One of a neuron's top activations: its value, where it is (sample row, token position
+    in the files) and the decoded tokens around it with their activations."""
+    rank: int
+    value: float
+    sample: int
+    token: int
+    tokens: list[TokenOut]
+
+    @staticmethod
+    def resolve_tokens(example) -> list[dict]:
+        return [{"text": p.text, "value": p.value, "is_peak": p.is_peak} for p in example.pieces]
+
+
+class NeuronOut(Schema):
+    neuron: int
+    max_activation: float
+
+
+class ExamplesOut(Schema):
+    target: str
+    neuron: int | None
+    examples: list[ExampleOut] = []
+    strongest: list[NeuronOut] = []

@@ -1,0 +1,94 @@
+"""/api/v1/extractions: what a notebook does (start, wait, read the statistics, fetch the arrays,
+look at a neuron's top examples), with the download, dataset and extraction jobs run for real."""
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import pytest
+
+from models_app.models import Extraction
+from tests.web.owned import extraction_of
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+@pytest.fixture
+def ready_ids(api, hub, tmp_path):
+    model = api.post("/models", {"repo_id": "tiny/llama", "quantization": "fp16"}).json()
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text("\n".join(f"sample number {i} says something a little longer {i * 7}" for i in range(20)))
+    with corpus.open("rb") as upload:
+        dataset = api.post("/datasets/upload", data={"file": upload}).json()
+    return model["id"], dataset["id"]
+
+
+def start(api, model, dataset, **fields):
+    body = {"model": model, "dataset": dataset, "layers": [0, 1], "hooks": ["residual", "mlp"], "batch_size": 4,
+            "max_samples": 12, "context_length": 16, "top_k": 3, "dtype": "float32", **fields}
+    return api.post("/extractions", body)
+
+
+def test_a_notebook_starts_an_extraction_and_reads_its_arrays(api, ready_ids, settings):
+    response = start(api, *ready_ids)
+    assert response.status_code == 202 and response.json()["status"] == "queued"
+    record = api.get(f"/extractions/{response.json()['id']}").json()
+    assert record["status"] == "completed" and record["samples_done"] == 12 and record["hidden_size"] == 128
+    stats = record["statistics"]["layer_1_mlp"]
+    assert stats["layer"] == 1 and stats["hook"] == "mlp" and stats["tokens"] > 0 and stats["mean_abs"] > 0
+    files = {f["name"]: f for f in record["files"]}
+    fetched = api.client.get(files["layer_1_mlp.npy"]["url"], **api.headers)
+    array = np.load(io.BytesIO(b"".join(fetched.streaming_content)))
+    assert array.shape == (12, 16, 128)
+    path = settings.ACTIVATIONS_DIR / str(record["id"]) / "layer_1_mlp.npy"
+    assert np.array_equal(array, np.load(path))
+    assert files["layer_1_mlp.npy"]["size_bytes"] == path.stat().st_size
+
+
+def test_it_gives_a_neurons_top_examples_and_the_strongest_neurons(api, ready_ids):
+    record = start(api, *ready_ids).json()
+    examples = api.get(f"/extractions/{record['id']}/examples", {"target": "layer_0_residual", "neuron": 5}).json()
+    assert len(examples["examples"]) == 3
+    values = [e["value"] for e in examples["examples"]]
+    assert values == sorted(values, reverse=True)
+    assert all(sum(t["is_peak"] for t in e["tokens"]) == 1 for e in examples["examples"])
+    strongest = api.get(f"/extractions/{record['id']}/examples", {"target": "layer_0_residual"}).json()
+    assert len(strongest["strongest"]) == 20
+    bad = api.get(f"/extractions/{record['id']}/examples", {"target": "layer_9_mlp", "neuron": 5})
+    assert bad.status_code == 422 and bad.json()["errors"][0]["field"] == "target"
+
+
+def test_invalid_settings_are_refused_with_field_names(api, ready_ids):
+    response = start(api, *ready_ids, layers=[0, 7], batch_size=0)
+    assert response.status_code == 422
+    assert {e["field"] for e in response.json()["errors"]} == {"layers", "batch_size"}
+    assert start(api, 999, ready_ids[1]).json()["errors"] == [{"field": "model", "message": "No such model."}]
+    assert not Extraction.objects.exists()
+
+
+def test_it_lists_with_filters(api, ready_ids):
+    first = start(api, *ready_ids).json()
+    start(api, *ready_ids, hooks=["attention"])
+    listed = api.get("/extractions", {"hook": "attention"}).json()
+    assert listed["count"] == 1 and listed["items"][0]["hooks"] == ["attention"]
+    assert api.get("/extractions", {"model": ready_ids[0], "sort": "oldest"}).json()["items"][0]["id"] == first["id"]
+
+
+def test_it_deletes_ones_own_extraction_and_its_files(api, ready_ids, settings):
+    record = start(api, *ready_ids).json()
+    response = api.delete(f"/extractions/{record['id']}")
+    assert response.status_code == 200 and response.json()["freed_bytes"] > 0
+    assert not (settings.ACTIVATIONS_DIR / str(record["id"])).exists()
+
+
+def test_it_refuses_cancelling_or_deleting_someone_elses_extraction(api, other_user):
+    record = extraction_of(other_user, status="extracting")
+    assert api.post(f"/extractions/{record.pk}/cancel").status_code == 403
+    assert api.delete(f"/extractions/{record.pk}").status_code == 403
+    record.refresh_from_db()
+    assert record.status == "extracting" and not record.cancel_requested
+
+
+def test_a_file_it_did_not_write_is_not_served(api, alice):
+    record = extraction_of(alice)
+    assert api.get(f"/extractions/{record.pk}/files/..%2F..%2Fdb.sqlite3").status_code == 404
