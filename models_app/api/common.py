@@ -47,7 +47,7 @@ class Problem(Schema):
 
 
 # Every operation may answer these; listed so the OpenAPI document tells the whole truth.
-ERRORS: dict[int, Any] = {401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
 
 
 def responses(ok: int, schema: Any) -> dict[int, Any]:

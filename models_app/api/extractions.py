@@ -15,7 +15,7 @@ from ..models import Extraction, LanguageModel
 from ..services import examples as example_services, extractions as extraction_services
 from ..services import models as model_services
 from ..services.estimate import check_room
-from .common import MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
+from .common import ERRORS, MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
 from .schemas import ExamplesOut, ExtractionDetail, ExtractionOut, ExtractionPage, Freed
 
 router = Router(tags=["extractions"])
@@ -116,14 +116,19 @@ def delete(request: HttpRequest, extraction_id: int = ExtractionId):
     return {"freed_bytes": freed}
 
 
-@router.get("/{extraction_id}/files/{name}", response=responses(200, bytes), url_name="extraction_file")
+FILE_RESPONSE = {"responses": {200: {"description": "The file's bytes", "content": {
+    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}}
+
+
+@router.get("/{extraction_id}/files/{name}", response=ERRORS, url_name="extraction_file", openapi_extra=FILE_RESPONSE)
 def download_file(request: HttpRequest, name: str, extraction_id: int = ExtractionId):
     """One of its files (.npy opens with numpy.load; .npz too; metadata.json)."""
     record = get_object_or_404(_visible(request), pk=extraction_id)
     path = record.file_path(name)
     if path is None:
         raise Http404("No such file in this extraction.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"extraction{record.pk}_{name}")
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"extraction{record.pk}_{name}",
+                        content_type="application/octet-stream")
 
 
 @router.get("/{extraction_id}/examples", response=responses(200, ExamplesOut))

@@ -10,6 +10,7 @@ HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attent
 DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
 MAX_BATCH = 512
 MAX_CONTEXT = 32_768
+MAX_SAMPLES = 2**31 - 1  # the largest the record's column holds on every database
 MAX_TOPK_MEMORY = 2 * 2**30
 CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
 
@@ -66,8 +67,8 @@ class ExtractionForm(forms.Form):
 
     def clean_max_samples(self) -> int | None:
         value = self.cleaned_data.get("max_samples")
-        if value is not None and value < 1:
-            raise forms.ValidationError("Max samples must be at least 1 (or empty for all).")
+        if value is not None and not 1 <= value <= MAX_SAMPLES:
+            raise forms.ValidationError(f"Max samples must be between 1 and {MAX_SAMPLES:,} (or empty for all).")
         return value
 
     def clean_context_length(self) -> int:

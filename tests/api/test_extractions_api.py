@@ -13,16 +13,6 @@ from tests.web.owned import extraction_of
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
-@pytest.fixture
-def ready_ids(api, hub, tmp_path):
-    model = api.post("/models", {"repo_id": "tiny/llama", "quantization": "fp16"}).json()
-    corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"sample number {i} says something a little longer {i * 7}" for i in range(20)))
-    with corpus.open("rb") as upload:
-        dataset = api.post("/datasets/upload", data={"file": upload}).json()
-    return model["id"], dataset["id"]
-
-
 def start(api, model, dataset, **fields):
     body = {"model": model, "dataset": dataset, "layers": [0, 1], "hooks": ["residual", "mlp"], "batch_size": 4,
             "max_samples": 12, "context_length": 16, "top_k": 3, "dtype": "float32", **fields}
