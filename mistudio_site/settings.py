@@ -161,6 +161,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # Uploads over 2.5 MB stream to a temporary file (never into memory); larger than this is refused.
 MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
 
+# Error reports (the DEBUG page, mails to ADMINS) hide tokens in every frame and header.
+DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.secrets.ErrorReportFilter"
+
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the page's hx-headers, not the cookie
 

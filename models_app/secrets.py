@@ -11,6 +11,7 @@ import re
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.views.debug import SafeExceptionReporterFilter
 
 
 def _fernet() -> MultiFernet:
@@ -60,3 +61,33 @@ def scrub(text: str, *secrets: str | None) -> str:
         if secret:
             text = text.replace(secret, "[token]")
     return _HF_TOKEN.sub("[token]", text)
+
+
+class ErrorReportFilter(SafeExceptionReporterFilter):
+    """What error reports (the DEBUG page, mails to ADMINS, Sentry-like handlers reading the
+    same filter) show of a failed request: besides Django's hiding of settings and of the POST
+    fields marked with sensitive_post_parameters, every frame's variables are cleansed by name
+    (token, key, secret, password, authorization...) and inside dicts, and an object carrying
+    a `token` attribute (an API body, a form's data) is hidden whole. ml/ cannot import Django
+    to mark its functions, and this covers its frames by the same names; the Authorization
+    header (an API token) is hidden too."""
+
+    hidden_settings = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|AUTHORIZATION|CREDENTIAL",
+                                 flags=re.IGNORECASE)
+
+    def get_traceback_frame_variables(self, request, tb_frame):
+        return [(name, self.cleanse_setting(name, value))
+                for name, value in super().get_traceback_frame_variables(request, tb_frame)]
+
+    def cleanse_setting(self, key, value):
+        # Django's recursion into dicts, lists and tuples comes back here for each item.
+        if _carries_token(value):
+            return self.cleansed_substitute
+        return super().cleanse_setting(key, value)
+
+
+def _carries_token(value) -> bool:
+    try:
+        return bool(getattr(value, "token", None)) and not callable(value.token)
+    except Exception:
+        return False

@@ -153,6 +153,18 @@ class RestartForm(HubInputs, forms.Form):
         super().__init__(*args, **kwargs)
         self.record = record
 
+    def _check_access(self, token: str) -> None:
+        """A new token, or a gated repository, is tried on the Hub now, as a first download's is:
+        a wrong token is said at its field, not minutes later by the job."""
+        if not token and not self.record.gated:
+            return
+        try:
+            hub.preflight(self.record.repo_id, self.record.revision,
+                          token=secrets.hub_token(token or None, self.record.use_operator_token),
+                          endpoint=settings.HF_ENDPOINT)
+        except hub.HubError as exc:
+            self.add_error("token" if exc.field in ("token", "repo_id") else None, exc.message)
+
     def clean(self):
         cleaned = super().clean()
         if not self.record.can_restart:
@@ -166,4 +178,6 @@ class RestartForm(HubInputs, forms.Form):
                                               exclude_pk=self.record.pk):
             raise forms.ValidationError(
                 f"This revision is already in the studio in {quant.LABELS[fmt]}.")
+        if not self.errors:
+            self._check_access(cleaned.get("token") or "")
         return cleaned

@@ -114,6 +114,12 @@ def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern
 
 
 def retry(record: Dataset, token: str | None = None) -> Dataset:
+    """Queue a failed or cancelled Hub dataset again. Its files are looked up on the Hub first,
+    with the token the job will use: a wrong token or a repository gone is a HubError now."""
+    options = record.hub_options
+    hub.resolve_dataset_files(options["repo_id"], options["commit"], "",
+                              token=secrets.hub_token(token, record.use_operator_token),
+                              endpoint=settings.HF_ENDPOINT)
     record.discard_partial_files()
     with transaction.atomic():
         record.prepare_retry()

@@ -7,13 +7,14 @@ from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 
 from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
 from ..services import datasets as dataset_services, models as model_services
 from ..ml.datasets import DatasetError
-from ..ml.hub import HubError
+from ..ml.hub import HubError, check_token as hub_check_token
 from ..models import Dataset
 
 PAGE = "models_app/datasets.html"
@@ -73,6 +74,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     return _page(request, upload=form, status=422)
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def add_from_hub(request: HttpRequest) -> HttpResponse:
@@ -121,6 +123,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _row(request, record, row_error=record.change_refusal(request.user) or record.request_cancel())
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def retry(request: HttpRequest, pk: int) -> HttpResponse:
@@ -129,7 +132,14 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
         return _row(request, record, row_error=refused)
     if not record.can_retry:
         return _row(request, record, row_error="Only a Hub dataset that failed or was cancelled can be retried.")
-    dataset_services.retry(record, request.POST.get("token") or None)
+    token = request.POST.get("token") or ""
+    problem = hub_check_token(token)
+    if problem:
+        return _row(request, record, row_error=problem)
+    try:
+        dataset_services.retry(record, token or None)
+    except HubError as exc:
+        return _row(request, record, row_error=exc.message)
     record.refresh_from_db()
     return _row(request, record)
 

@@ -8,6 +8,7 @@ from django.core.paginator import Paginator
 from django.db.models import Count
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 
 from .. import progress
@@ -52,6 +53,7 @@ def index(request: HttpRequest) -> HttpResponse:
     return render(request, PAGE, context)
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def preview(request: HttpRequest) -> HttpResponse:
@@ -64,6 +66,7 @@ def preview(request: HttpRequest) -> HttpResponse:
     return render(request, f"{PAGE}#preview", context)
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def download(request: HttpRequest) -> HttpResponse:
@@ -121,6 +124,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     return _card(request, record, card_error=refused)
 
 
+@sensitive_post_parameters("token")
 @login_required
 @require_POST
 def restart(request: HttpRequest, pk: int) -> HttpResponse:

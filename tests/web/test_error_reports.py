@@ -1,0 +1,60 @@
+"""An unexpected failure's error report (the DEBUG page, the mail to ADMINS) shows no token: not
+the form's field, not a variable of any frame (ml/ included), not an API body, not the API's
+Authorization header. The failure is injected inside the Hub pre-flight, since no real input
+makes that code raise an unexpected exception."""
+from __future__ import annotations
+
+import json
+import sys
+
+import pytest
+from django.core.signals import got_request_exception
+from django.test import Client
+from django.urls import reverse
+from django.views.debug import ExceptionReporter
+
+from models_app.ml import hub as hub_module
+from models_app.models import ApiToken
+
+pytestmark = pytest.mark.django_db
+
+# Built, so that no source line a report quotes holds it whole.
+HUB_TOKEN = "hf_" + "secretvalue" + "0123456789"
+
+
+@pytest.fixture
+def reports(monkeypatch):
+    """The error report text and HTML of each request that failed."""
+    def fail_inside(repo_id, revision="main", token=None, endpoint=None, trust_remote_code=False):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(hub_module, "preflight", fail_inside)
+    found: list[str] = []
+
+    def report(sender, request, **kwargs):
+        reporter = ExceptionReporter(request, *sys.exc_info())
+        found.append(reporter.get_traceback_text() + reporter.get_traceback_html())
+
+    got_request_exception.connect(report)
+    yield found
+    got_request_exception.disconnect(report)
+
+
+def test_a_page_post_with_a_token_reports_no_token(reports, owner):
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    response = client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16",
+                                                           "token": HUB_TOKEN})
+    assert response.status_code == 500 and len(reports) == 1
+    assert "injected failure" in reports[0] and "fail_inside" in reports[0]
+    assert HUB_TOKEN not in reports[0]
+
+
+def test_an_api_call_reports_neither_its_token_nor_its_api_token(reports, owner):
+    _record, api_token = ApiToken.issue(owner, "tests")
+    client = Client(raise_request_exception=False)
+    response = client.post("/api/v1/models", json.dumps({"repo_id": "tiny/llama", "token": HUB_TOKEN}),
+                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    assert response.status_code == 500 and len(reports) == 1
+    assert "injected failure" in reports[0]
+    assert HUB_TOKEN not in reports[0] and api_token not in reports[0]
