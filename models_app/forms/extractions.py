@@ -67,8 +67,10 @@ class ExtractionForm(forms.Form):
 
     def clean_max_samples(self) -> int | None:
         value = self.cleaned_data.get("max_samples")
-        if value is not None and not 1 <= value <= MAX_SAMPLES:
-            raise forms.ValidationError(f"Max samples must be between 1 and {MAX_SAMPLES:,} (or empty for all).")
+        if value is not None and value < 1:
+            raise forms.ValidationError("Max samples must be at least 1 (or empty for all).")
+        if value is not None and value > MAX_SAMPLES:
+            raise forms.ValidationError(f"Max samples is at most {MAX_SAMPLES:,} (or empty for all).")
         return value
 
     def clean_context_length(self) -> int:
