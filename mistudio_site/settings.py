@@ -160,6 +160,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Uploads over 2.5 MB stream to a temporary file (never into memory); larger than this is refused.
 MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
+# Bodies that are not files (a form, an API call's JSON) up to this size: room for a 5 MB
+# templates file posted to the API.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
 # Error reports (the DEBUG page, mails to ADMINS) hide tokens in every frame and header.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.secrets.ErrorReportFilter"

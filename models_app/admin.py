@@ -72,6 +72,12 @@ class ApiTokenAdmin(admin.ModelAdmin):
     fields = ("user", "name", "hint", "created_at", "last_used_at")
     readonly_fields = ("hint", "created_at", "last_used_at")
 
+    def formfield_for_foreignkey(self, db_field, request, **kwargs):
+        # A token acts as its user: only a superuser makes one for someone else.
+        if db_field.name == "user" and not request.user.is_superuser:
+            kwargs["queryset"] = db_field.remote_field.model.objects.filter(pk=request.user.pk)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
     def has_change_permission(self, request, obj=None) -> bool:
         return obj is None and super().has_change_permission(request)  # a token is made or revoked, not edited
 

@@ -8,6 +8,7 @@ reads it by model id (so it is never a task argument or result) and erases it wh
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
@@ -81,9 +82,15 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
 
     def cleanse_setting(self, key, value):
         # Django's recursion into dicts, lists and tuples comes back here for each item.
-        if _carries_token(value):
+        if _carries_token(value) or (isinstance(value, str) and _TOKEN_SHAPED.search(value)):
             return self.cleansed_substitute
+        if isinstance(value, Mapping) and not isinstance(value, dict):  # request.headers and the like
+            return {k: self.cleanse_setting(k, v) for k, v in value.items()}
         return super().cleanse_setting(key, value)
+
+
+# A Hub token, a studio API token, or an Authorization header's credentials, wherever they are.
+_TOKEN_SHAPED = re.compile(r"\bhf_[A-Za-z0-9]{8,}|\bmist_[A-Za-z0-9_-]{16,}|\b(?:Bearer|Basic)\s+\S+", re.IGNORECASE)
 
 
 def _carries_token(value) -> bool:

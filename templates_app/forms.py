@@ -10,6 +10,7 @@ a new template is the model default; see TemplateForm.__init__.
 from __future__ import annotations
 
 import copy
+import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -119,6 +120,24 @@ class MetadataField(forms.JSONField):
         return data if not isinstance(data, str) else super().bound_data(data, initial)
 
 
+def _storable_json_problem(value: Any) -> str | None:
+    """Why a parsed JSON value cannot be stored as JSON by every database: NaN and infinities are
+    not JSON (parsers accept them), and PostgreSQL's jsonb refuses the NUL character."""
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        if isinstance(item, float) and not math.isfinite(item):
+            return "Numbers must be finite: NaN and Infinity are not JSON."
+        if isinstance(item, str) and "\x00" in item:
+            return "Text cannot contain the NUL character (\\u0000)."
+        if isinstance(item, dict):
+            stack.extend(item.keys())
+            stack.extend(item.values())
+        elif isinstance(item, list):
+            stack.extend(item)
+    return None
+
+
 def _count(label: str, low: int, high: int | None, required: bool = True, help_text: str = "") -> forms.IntegerField:
     bounds = f"Must be between {low} and {high}." if high is not None else f"Must be at least {low}."
     return forms.IntegerField(label=label, min_value=low, max_value=high, required=required, help_text=help_text,
@@ -216,6 +235,9 @@ class TemplateForm(forms.ModelForm):
             kind = next((label for cls, label in kinds if isinstance(value, cls)), "a number")
             raise forms.ValidationError(f'Must be a JSON object such as {{"note": "baseline"}}, not {kind}.',
                                         code="invalid")
+        problem = _storable_json_problem(value)
+        if problem:
+            raise forms.ValidationError(problem, code="invalid")
         return value
 
     def clean(self) -> dict:

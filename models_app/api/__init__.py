@@ -4,6 +4,7 @@ same owner rules apply (models_app/models/owned.py). Sign in with a session, or 
 `Authorization: Bearer <token>` with a token from the API tokens page."""
 from __future__ import annotations
 
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
 from ninja.errors import ValidationError
@@ -26,6 +27,11 @@ api.add_router("/templates", templates_router)
 @api.exception_handler(Refused)
 def refused(request: HttpRequest, exc: Refused):
     return api.create_response(request, {"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+
+
+@api.exception_handler(RequestDataTooBig)
+def too_big(request: HttpRequest, exc: RequestDataTooBig):
+    return api.create_response(request, {"detail": "The request body is too large.", "errors": []}, status=413)
 
 
 @api.exception_handler(ValidationError)

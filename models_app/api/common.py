@@ -21,6 +21,14 @@ MAX_ID = 2**63 - 1  # the largest primary key: a larger id in a path is a 422, n
 class TokenAuth(HttpBearer):
     """`Authorization: Bearer mist_…`: a token made on the API tokens page or in the admin."""
 
+    def __call__(self, request: HttpRequest):
+        # Read here rather than in HttpBearer.__call__, which logs other schemes' credentials
+        # under DEBUG and keeps the header in variables an error report would show.
+        scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            return None
+        return self.authenticate(request, token.strip())
+
     def authenticate(self, request: HttpRequest, token: str):
         user = ApiToken.user_for(token)
         if user is not None:
@@ -47,7 +55,8 @@ class Problem(Schema):
 
 
 # Every operation may answer these; listed so the OpenAPI document tells the whole truth.
-ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 422: Problem}
+ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem,
+                          422: Problem}
 
 
 def responses(ok: int, schema: Any) -> dict[int, Any]:

@@ -101,5 +101,5 @@ def delete(request: HttpRequest, dataset_id: int = DatasetId):
     record = _visible(request, dataset_id)
     may_change(record, request.user)
     if record.extractions.exists():
-        raise Refused(409, "Extractions use this dataset: delete them first.")
+        raise Refused(409, dataset_services.in_use_message(record, request.user))
     return {"freed_bytes": dataset_services.delete(record)}

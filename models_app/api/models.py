@@ -61,7 +61,7 @@ def _visible(request: HttpRequest, model_id: int) -> LanguageModel:
 @router.get("", response=responses(200, ModelPage))
 def list_models(request: HttpRequest, filters: Query[ModelFilters]):
     model_services.fail_stale_jobs()
-    form = ModelFilterForm(form_data(filters.dict(exclude={"page", "page_size"})))
+    form = ModelFilterForm(form_data(filters.dict(exclude={"page", "page_size"})), user=request.user)
     if not form.is_valid():
         raise invalid(form)
     records = form.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
@@ -140,8 +140,8 @@ def delete(request: HttpRequest, model_id: int = ModelId):
     record = _visible(request, model_id)
     may_change(record, request.user)
     try:
-        freed = model_services.delete(record)
-    except model_services.StillRunning as exc:
+        freed = model_services.delete(record, request.user)
+    except (model_services.StillRunning, model_services.OthersDependOnIt) as exc:
         raise Refused(409, str(exc)) from None
     progress.publish(LanguageModel.KIND, model_id, deleted=True)
     return {"freed_bytes": freed}

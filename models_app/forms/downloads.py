@@ -57,6 +57,7 @@ class RepoForm(HubInputs, forms.Form):
     def __init__(self, *args, user=None, **kwargs):
         """`user`: who asks (None for the terminal, where the operator is the user)."""
         super().__init__(*args, **kwargs)
+        self.user = user
         self.remote_code_refusal = remote_code_refusal(user)
         self.operator_token_allowed = secrets.may_use_operator_token(user)
         if self.remote_code_refusal:
@@ -120,7 +121,7 @@ class DownloadForm(RepoForm):
                                                cleaned["quantization"])
         if duplicate:
             # On the repository field, fact first: that is where the user looks and what they change.
-            self.add_error("repo_id", duplicate_message(duplicate))
+            self.add_error("repo_id", duplicate_message(duplicate, self.user))
             return cleaned
         self.run_preflight()
         if self.preflight:
@@ -134,9 +135,12 @@ class DownloadForm(RepoForm):
                                  f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.")
 
 
-def duplicate_message(duplicate: LanguageModel) -> str:
-    """Why a download is refused when the studio already has this repo, revision and format."""
+def duplicate_message(duplicate: LanguageModel, user=None) -> str:
+    """Why a download is refused when the studio already has this repo, revision and format.
+    A private studio does not tell `user` about a record they cannot see."""
     what = f"{duplicate.repo_id}@{duplicate.revision} in {quant.LABELS[duplicate.quantization]}"
+    if user is not None and not duplicate.may_see(user):
+        return f"{what} is already in the studio, added by another user: staff can give you access."
     where = f"(“{duplicate.name}”, {duplicate.get_status_display().lower()})"
     if duplicate.status == ModelStatus.READY:
         return f"Already downloaded: {what} is in the studio {where}."

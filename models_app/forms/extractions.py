@@ -12,6 +12,7 @@ MAX_BATCH = 512
 MAX_CONTEXT = 32_768
 MAX_SAMPLES = 2**31 - 1  # the largest the record's column holds on every database
 MAX_TOPK_MEMORY = 2 * 2**30
+MAX_TOP_K = 1000
 CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
 
 
@@ -30,7 +31,7 @@ class ExtractionForm(forms.Form):
     max_samples = forms.IntegerField(required=False, label="Max Samples",
                                      help_text="Empty: the whole dataset")
     context_length = forms.IntegerField(initial=128, label="Context Length (tokens)")
-    top_k = forms.IntegerField(initial=10, min_value=1, max_value=1000, label="Top K Examples")
+    top_k = forms.IntegerField(initial=10, min_value=1, max_value=MAX_TOP_K, label="Top K Examples")
     dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype")
     micro_batch_size = forms.IntegerField(required=False, label="Micro Batch Size",
                                           help_text="Samples per forward pass; empty: the batch size")
@@ -48,7 +49,7 @@ class ExtractionForm(forms.Form):
     def __init__(self, *args, model: LanguageModel, user=None, **kwargs):
         """`user`: whose datasets may be chosen (MISTUDIO_PRIVATE); None (the terminal): any."""
         super().__init__(*args, **kwargs)
-        self.model = model
+        self.model, self.user = model, user
         dims = dimensions(model.architecture_config or {})
         self.num_layers = self.layer_count(model)
         self.max_context = dims.get("max_position")
@@ -116,7 +117,8 @@ class ExtractionForm(forms.Form):
         if self.errors or not cleaned.get("dataset"):
             return
         fields = self.extraction_fields()
-        same = Extraction.objects.filter(status__in=Extraction.ACTIVE, **{
+        extractions = Extraction.objects.visible_to(self.user) if self.user is not None else Extraction.objects
+        same = extractions.filter(status__in=Extraction.ACTIVE, **{
             k: v for k, v in fields.items() if k not in ("context_prefix_tokens", "context_suffix_tokens")}).first()
         if same is not None:
             raise forms.ValidationError(f"Extraction {same.pk} with these settings is already "

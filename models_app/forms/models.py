@@ -36,9 +36,9 @@ class ModelFilterForm(forms.Form):
     architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")])
     sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
 
-    def __init__(self, *args, **kwargs):
+    def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        architectures = (LanguageModel.objects.exclude(architecture="").order_by("architecture")
+        architectures = (LanguageModel.objects.visible_to(user).exclude(architecture="").order_by("architecture")
                          .values_list("architecture", flat=True).distinct())
         self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
 

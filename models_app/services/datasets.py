@@ -130,6 +130,13 @@ def retry(record: Dataset, token: str | None = None) -> Dataset:
     return record
 
 
+def in_use_message(record: Dataset, user) -> str:
+    """Why a dataset that extractions read cannot be deleted, and who can clear the way."""
+    if user.is_staff or not record.extractions.exclude(owner_id=user.pk).exists():
+        return "Extractions use this dataset: delete them first."
+    return "Extractions of other users use this dataset: they, or staff, must delete them first."
+
+
 def delete(record: Dataset) -> int:
     """Remove a dataset and its files. One being read is asked to stop first; its job removes
     what it wrote when it notices the row is gone, and never writes the row back."""

@@ -36,7 +36,7 @@ def create_download(pre: hub.Preflight, fmt: str, token: str | None,
         from ..forms.downloads import duplicate_message
 
         duplicate = LanguageModel.duplicate_of(pre.repo_id, pre.revision, fmt)
-        raise AlreadyInStudio(duplicate_message(duplicate) if duplicate else
+        raise AlreadyInStudio(duplicate_message(duplicate, owner) if duplicate else
                               "This repository, revision and format was just added.") from None
 
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from ..forms.extractions import MAX_BATCH, MAX_CONTEXT, MAX_TOP_K
 from ..ml import hub, quantization as quant
 from ..ml.architecture import dimensions
 from ..models import Dataset
@@ -88,10 +89,11 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     return sum(lengths) / (len(lengths) * context) if lengths else None
 
 
-def whole_number(value, default: int) -> int:
-    """A posted number, or `default` for anything else (the estimate runs on half-typed forms)."""
+def whole_number(value, default: int, low: int = 0, high: int = 2**31 - 1) -> int:
+    """A posted number within [low, high], or `default` for anything else: the estimate runs on
+    half-typed forms, before the form says what is wrong, so a number of any size may come."""
     try:
-        return int(value)
+        return min(max(int(value), low), high)
     except (TypeError, ValueError):
         return default
 
@@ -107,14 +109,14 @@ def estimate_for(model, data, user) -> Estimate | None:
     samples = min(dataset.num_samples, max_samples) if max_samples > 0 else dataset.num_samples
     memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
                                                                          model.quantization)
-    context = max(whole_number(data.get("context_length"), 128), 1)
+    context = whole_number(data.get("context_length"), 128, low=1, high=MAX_CONTEXT)
     share, source = real_token_share(model, dataset, context)
     return estimate(samples=samples, layers=len(data.getlist("layers")), hooks=len(data.getlist("hooks")),
                     context=context, real_share=share, share_source=source,
                     hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
                     dtype=data.get("dtype") or "float16",
-                    batch_size=max(whole_number(data.get("batch_size"), 8), 1),
-                    top_k=max(whole_number(data.get("top_k"), 10), 1), model_memory=memory,
+                    batch_size=whole_number(data.get("batch_size"), 8, low=1, high=MAX_BATCH),
+                    top_k=whole_number(data.get("top_k"), 10, low=1, high=MAX_TOP_K), model_memory=memory,
                     free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
 
 

@@ -31,11 +31,21 @@ def fail_interrupted_jobs() -> int:
     return ended
 
 
-def delete(record: LanguageModel) -> int:
+class OthersDependOnIt(Exception):
+    """Other users' extractions of a model: its owner may not delete them with it."""
+
+
+def delete(record: LanguageModel, user=None) -> int:
     """Delete the row, its files and its extractions' files; returns bytes freed. Running jobs
-    (the download, or an extraction of this model) must be cancelled first."""
+    (the download, or an extraction of this model) must be cancelled first. `user` (None: the
+    terminal, the operator) deletes other users' extractions with it only if staff."""
     fail_stale_jobs()  # a job no process runs any more does not block the delete
     record.refresh_from_db()
+    if user is not None and not user.is_staff:
+        others = record.extractions.exclude(owner_id=user.pk).count()
+        if others:
+            raise OthersDependOnIt(f"{others} extraction{'s' if others > 1 else ''} of other users "
+                                   f"use{'' if others > 1 else 's'} {record.name}: staff can delete it with them.")
     if record.is_active:
         raise StillRunning(f"{record.name} is {record.get_status_display().lower()}: cancel it first.")
     running = record.running_extractions.first()

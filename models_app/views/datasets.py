@@ -151,7 +151,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     if refused := record.change_refusal(request.user):
         return _row(request, record, row_error=refused)
     if record.extractions.exists():
-        return _row(request, record, row_error="Extractions use this dataset: delete them first.")
+        return _row(request, record, row_error=dataset_services.in_use_message(record, request.user))
     name, freed = record.name, dataset_services.delete(record)
     if not request.htmx:
         return redirect("models_app:datasets")

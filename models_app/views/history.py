@@ -2,6 +2,7 @@
 examples, deleting one, and importing a folder found on disk."""
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -20,6 +21,11 @@ from ..formatting import bytesize
 PAGE = "models_app/extractions.html"
 EXAMPLES = "models_app/examples.html"
 PAGE_SIZE = 25
+
+
+def _may_import(request: HttpRequest) -> bool:
+    """Folders found on disk have no owner: in a private studio they are staff's to see."""
+    return not settings.PRIVATE or request.user.is_staff
 
 
 def _visible(request: HttpRequest):
@@ -42,7 +48,7 @@ def index(request: HttpRequest) -> HttpResponse:
     context = {"filters": filters, "page": page, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "extraction-list":
         return render(request, f"{PAGE}#extraction-list", context)
-    found = extraction_services.found_folders()
+    found = extraction_services.found_folders() if _may_import(request) else []
     if found:
         context.update(found=found, models=LanguageModel.objects.visible_to(request.user).order_by("name"),
                        datasets=Dataset.objects.visible_to(request.user).order_by("name"))
@@ -107,6 +113,9 @@ def examples(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def import_found(request: HttpRequest) -> HttpResponse:
+    if not _may_import(request):
+        messages.error(request, "Only staff can import folders found on disk in a private studio.")
+        return redirect("models_app:extractions")
     form = ImportFolderForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data

@@ -24,7 +24,7 @@ PAGE_SIZE = 12
 
 def _list_context(request: HttpRequest) -> dict:
     model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
-    filters = ModelFilterForm(request.GET or None)
+    filters = ModelFilterForm(request.GET or None, user=request.user)
     models = filters.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
     _count_completed_extractions(page.object_list)
@@ -163,7 +163,9 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
         return _card(request, record, card_error=refused)
     name = record.name
     try:
-        freed = model_services.delete(record)
+        freed = model_services.delete(record, request.user)
+    except model_services.OthersDependOnIt as exc:
+        return _card(request, record, card_error=str(exc))
     except model_services.StillRunning as exc:
         if not request.htmx:
             messages.error(request, str(exc))

@@ -89,3 +89,15 @@ def test_the_openapi_document_is_served(api):
     document = api.get("/openapi.json").json()
     assert document["openapi"].startswith("3.") and "/api/v1/extractions/{extraction_id}/examples" in document["paths"]
     assert document["components"]["securitySchemes"]["TokenAuth"] == {"type": "http", "scheme": "bearer"}
+
+
+def test_staff_without_superuser_make_tokens_for_themselves_only(client, django_user_model, alice):
+    from django.contrib.auth.models import Permission
+
+    staff = django_user_model.objects.create_user("staffer", password="pw-staff-123", is_staff=True)
+    staff.user_permissions.add(*Permission.objects.filter(codename__in=["add_apitoken", "view_apitoken"]))
+    client.force_login(staff)
+    response = client.post("/admin/models_app/apitoken/add/", {"user": alice.pk, "name": "as alice"})
+    assert response.status_code == 200 and not ApiToken.objects.exists()  # the form refused the choice
+    client.post("/admin/models_app/apitoken/add/", {"user": staff.pk, "name": "mine"})
+    assert ApiToken.objects.get().user == staff

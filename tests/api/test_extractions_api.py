@@ -82,3 +82,14 @@ def test_it_refuses_cancelling_or_deleting_someone_elses_extraction(api, other_u
 def test_a_file_it_did_not_write_is_not_served(api, alice):
     record = extraction_of(alice)
     assert api.get(f"/extractions/{record.pk}/files/..%2F..%2Fdb.sqlite3").status_code == 404
+
+
+def test_numbers_of_any_size_are_refused_not_failed(api, alice):
+    from tests.web.owned import dataset_of, model_of
+
+    model = model_of(alice, architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64})
+    dataset = dataset_of(alice)
+    for field in ("context_length", "batch_size", "top_k", "max_samples", "micro_batch_size"):
+        response = start(api, model.pk, dataset.pk, **{field: 10**320})
+        assert response.status_code == 422 and field in {e["field"] for e in response.json()["errors"]}, field
+    assert not Extraction.objects.exists()

@@ -85,3 +85,23 @@ def test_an_invalid_import_writes_nothing(api):
     response = api.post("/templates/import", payload)
     assert response.status_code == 422 and "template 2" in response.json()["errors"][0]["message"].lower()
     assert not ExtractionTemplate.objects.exists()
+
+
+@pytest.mark.parametrize("metadata, message", [('{"x": NaN}', "finite"), ('{"x": [Infinity]}', "finite"),
+                                               ('{"x\\u0000": 1}', "NUL"), ('{"x": {"y": "a\\u0000"}}', "NUL")])
+def test_metadata_every_database_can_store_is_required(api, metadata, message):
+    body = '{"name": "t", "layer_indices": [0], "hook_types": ["mlp"], "extra_metadata": %s}' % metadata
+    response = api.client.post("/api/v1/templates", body, content_type="application/json", **api.headers)
+    assert response.status_code == 422 and message in response.json()["errors"][0]["message"]
+    assert not ExtractionTemplate.objects.exists()
+
+
+def test_a_large_templates_file_imports_and_a_too_large_body_is_refused_as_json(api):
+    import json
+
+    big = {"version": "1.0", "templates": [{"name": "big", "layer_indices": [0], "hook_types": ["mlp"],
+                                            "description": "x" * (4 * 1024 * 1024)}]}
+    assert api.post("/templates/import", big).json()["created"][0]["name"] == "big"
+    huge = api.client.post("/api/v1/templates/import", json.dumps({"pad": "x" * (7 * 1024 * 1024)}),
+                           content_type="application/json", **api.headers)
+    assert huge.status_code == 413 and huge.json()["detail"] == "The request body is too large."

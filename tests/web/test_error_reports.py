@@ -58,3 +58,28 @@ def test_an_api_call_reports_neither_its_token_nor_its_api_token(reports, owner)
     assert response.status_code == 500 and len(reports) == 1
     assert "injected failure" in reports[0]
     assert HUB_TOKEN not in reports[0] and api_token not in reports[0]
+
+
+def test_a_failure_while_reading_an_api_token_reports_no_token(owner, monkeypatch):
+    from models_app.api import common
+
+    _record, api_token = ApiToken.issue(owner, "tests")
+
+    def locked(token):
+        raise RuntimeError("injected: database is locked")
+
+    monkeypatch.setattr(common.ApiToken, "user_for", staticmethod(locked))
+    found = []
+
+    def report(sender, request, **kwargs):
+        reporter = ExceptionReporter(request, *sys.exc_info())
+        found.append(reporter.get_traceback_text() + reporter.get_traceback_html())
+
+    got_request_exception.connect(report)
+    try:
+        response = Client(raise_request_exception=False).get("/api/v1/models",
+                                                             HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    finally:
+        got_request_exception.disconnect(report)
+    assert response.status_code == 500 and "injected: database is locked" in found[0]
+    assert api_token not in found[0] and api_token[5:] not in found[0]

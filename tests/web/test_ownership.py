@@ -162,3 +162,28 @@ def test_everyone_signed_in_reads_a_shared_studio(bob_client, alice):
     assert "alices-model" in bob_client.get(reverse("models_app:index")).content.decode()
     assert "alices-corpus" in bob_client.get(reverse("models_app:datasets")).content.decode()
     assert bob_client.get(reverse("models_app:extraction", args=[extraction.pk])).status_code == 200
+
+
+def test_an_owner_cannot_delete_a_model_others_extracted_from(client, alice, other_user):
+    record = model_of(alice)
+    extraction_of(other_user, model=record)
+    client.force_login(alice)
+    response = client.post(reverse("models_app:delete", args=[record.pk]), **HX)
+    assert "1 extraction of other users uses llama: staff can delete it with them." in response.content.decode()
+    assert LanguageModel.objects.filter(pk=record.pk).exists() and Extraction.objects.exists()
+
+
+def test_staff_delete_a_model_with_everyones_extractions(owner_client, alice, other_user):
+    record = model_of(alice)
+    extraction_of(other_user, model=record)
+    owner_client.post(reverse("models_app:delete", args=[record.pk]), **HX)
+    assert not LanguageModel.objects.exists() and not Extraction.objects.exists()
+
+
+def test_a_dataset_others_read_says_who_must_act(client, alice, other_user):
+    dataset = dataset_of(alice)
+    extraction_of(other_user, dataset=dataset)
+    client.force_login(alice)
+    response = client.post(reverse("models_app:dataset-delete", args=[dataset.pk]), **HX)
+    assert "Extractions of other users use this dataset" in response.content.decode()
+    assert Dataset.objects.filter(pk=dataset.pk).exists()

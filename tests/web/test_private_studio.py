@@ -67,3 +67,25 @@ def test_the_extraction_form_offers_only_ones_own_datasets(private, alices_recor
     client.force_login(other_user)
     html = client.get(reverse("models_app:extract", args=[mine.pk])).content.decode()
     assert "alices-corpus" not in html
+
+
+def test_a_download_someone_else_has_is_refused_without_naming_it(private, alices_records, client, other_user, hub):
+    model_of(alices_records["model"].owner, name="secret-name", repo_id="tiny/llama", quantization="fp16")
+    client.force_login(other_user)
+    response = client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"},
+                           HTTP_HX_REQUEST="true")
+    html = response.content.decode()
+    assert "added by another user" in html and "secret-name" not in html
+
+
+def test_folders_found_on_disk_are_staffs_in_a_private_studio(private, client, other_user, owner_client, settings):
+    import json
+
+    folder = settings.ACTIVATIONS_DIR / "restored"
+    folder.mkdir(parents=True)
+    (folder / "metadata.json").write_text(json.dumps({"complete": True, "files": ["metadata.json"], "statistics": {}}))
+    assert "restored" in owner_client.get(reverse("models_app:extractions")).content.decode()
+    client.force_login(other_user)
+    assert "restored" not in client.get(reverse("models_app:extractions")).content.decode()
+    response = client.post(reverse("models_app:extraction-import"), {"folder": "restored"}, follow=True)
+    assert "Only staff can import" in response.content.decode() and folder.exists()
