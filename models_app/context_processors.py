@@ -10,6 +10,8 @@ def section(request: HttpRequest) -> dict[str, str]:
         return {"section": ""}
     if match.namespace == "templates_app":
         return {"section": "templates"}
+    if match.url_name.startswith("api-token"):
+        return {"section": ""}
     if match.url_name.startswith("extraction"):
         return {"section": "extractions"}
     if match.url_name == "datasets":

@@ -1,16 +1,22 @@
-"""The API tokens page: a user makes tokens for their scripts (each shown once) and revokes them."""
+"""The API tokens page: a user makes tokens for their scripts (each shown once) and revokes them.
+
+Making one answers with a redirect (a reload must not make another); the new token waits for
+that one page view in the session, encrypted with the token keys, and is gone once shown."""
 from __future__ import annotations
 
 from django import forms
+from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
+from .. import secrets
 from ..models import ApiToken
 
 PAGE = "models_app/api_tokens.html"
+NEW_TOKEN = "new_api_token"  # session key
 
 
 class TokenForm(forms.Form):
@@ -18,16 +24,29 @@ class TokenForm(forms.Form):
                            widget=forms.TextInput(attrs={"placeholder": "e.g. notebook server"}),
                            error_messages={"required": "Name the token after where it will be used."})
 
+    def __init__(self, *args, user, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.user = user
+
+    def clean_name(self) -> str:
+        name = self.cleaned_data["name"].strip()
+        if self.user.api_tokens.filter(name__iexact=name).exists():
+            raise forms.ValidationError(f"You already have a token named “{name}”: revoke it or choose another name.")
+        return name
+
 
 @login_required
 @require_http_methods(["GET", "POST"])
-@sensitive_variables("token")
+@sensitive_variables("token", "sealed")
 def index(request: HttpRequest) -> HttpResponse:
-    form, token = TokenForm(request.POST or None), None
+    form = TokenForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         _record, token = ApiToken.issue(request.user, form.cleaned_data["name"])
-        form = TokenForm()
-    context = {"form": form, "new_token": token, "tokens": request.user.api_tokens.all()}
+        request.session[NEW_TOKEN] = secrets.encrypt(token).decode()
+        return redirect("models_app:api-tokens")
+    sealed = request.session.pop(NEW_TOKEN, None)
+    context = {"form": form, "new_token": secrets.decrypt(sealed.encode()) if sealed else None,
+               "tokens": request.user.api_tokens.all()}
     response = render(request, PAGE, context, status=422 if form.errors else 200)
     response["Cache-Control"] = "no-store"  # the new token is on this page once, never in a cache
     return response
@@ -36,5 +55,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_POST
 def revoke(request: HttpRequest, pk: int) -> HttpResponse:
-    get_object_or_404(ApiToken, pk=pk, user=request.user).delete()
+    record = get_object_or_404(ApiToken, pk=pk, user=request.user)
+    record.delete()
+    messages.success(request, f"Revoked “{record.name}”: scripts using it are refused from now on.")
     return redirect("models_app:api-tokens")

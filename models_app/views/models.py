@@ -10,6 +10,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
+from django_htmx.http import reswap, retarget
 
 from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
@@ -145,7 +146,8 @@ def restart(request: HttpRequest, pk: int) -> HttpResponse:
 def rename(request: HttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
-        return _card(request, record, card_error=refused)
+        # The Rename link swaps the title; a refusal swaps the whole card, saying why.
+        return reswap(retarget(_card(request, record, card_error=refused), f"#model-{pk}"), "outerHTML")
     form = RenameForm(request.POST or None, instance=record)
     if request.method == "POST" and form.is_valid():
         form.save()

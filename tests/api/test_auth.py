@@ -60,8 +60,11 @@ def test_a_session_needs_the_csrf_token_to_change_anything(alice):
 
 def test_the_tokens_page_shows_a_new_token_once(client, alice):
     client.force_login(alice)
-    created = client.post(reverse("models_app:api-tokens"), {"name": "notebook"}).content.decode()
+    response = client.post(reverse("models_app:api-tokens"), {"name": "notebook"})
+    assert response.status_code == 302  # a reload of the page that follows makes no second token
+    created = client.get(response["Location"]).content.decode()
     token = created.split('id="new-token-value">')[1].split("<")[0]
+    assert ApiToken.objects.count() == 1
     assert ApiClient(token).get("/models").status_code == 200
     again = client.get(reverse("models_app:api-tokens")).content.decode()
     assert token not in again and "notebook" in again and token[:11] in again
@@ -101,3 +104,20 @@ def test_staff_without_superuser_make_tokens_for_themselves_only(client, django_
     assert response.status_code == 200 and not ApiToken.objects.exists()  # the form refused the choice
     client.post("/admin/models_app/apitoken/add/", {"user": staff.pk, "name": "mine"})
     assert ApiToken.objects.get().user == staff
+
+
+def test_the_token_waits_for_its_page_encrypted(client, alice):
+    client.force_login(alice)
+    client.post(reverse("models_app:api-tokens"), {"name": "notebook"})
+    from django.contrib.sessions.models import Session
+
+    stored = Session.objects.get().get_decoded()
+    assert stored["new_api_token"] and "mist_" not in str(stored)
+
+
+def test_a_second_token_with_the_same_name_is_refused(client, alice):
+    ApiToken.issue(alice, "notebook")
+    client.force_login(alice)
+    response = client.post(reverse("models_app:api-tokens"), {"name": "Notebook"})
+    assert response.status_code == 422 and "already have a token named" in response.content.decode()
+    assert ApiToken.objects.count() == 1

@@ -29,6 +29,8 @@ def test_it_refuses_renaming_someone_elses_model(bob_client, alice):
     record = model_of(alice)
     response = bob_client.post(reverse("models_app:rename", args=[record.pk]), {"name": "mine now"}, **HX)
     assert "Only alice, who added it, and staff can change it." in response.content.decode()
+    # The Rename link swaps the title: the refusal replaces the whole card instead.
+    assert response["HX-Retarget"] == f"#model-{record.pk}" and response["HX-Reswap"] == "outerHTML"
     record.refresh_from_db()
     assert record.name == "llama"
 
