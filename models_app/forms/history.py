@@ -3,6 +3,7 @@ from __future__ import annotations
 
 from django import forms
 from django.core.validators import MaxValueValidator
+from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField, Q
 
 from .extractions import HOOK_CHOICES
@@ -22,6 +23,15 @@ SORTS = {
     "speed": ("Tokens/s", ["-tokens_per_second", "-pk"]),
     "size": ("Size on disk", ["-size_bytes", "-pk"]),
 }
+
+
+def _has_hook(hook: str) -> Q:
+    """hooks (a JSON list) holds `hook`: JSON containment on PostgreSQL, where reading each row's
+    JSON as upper-cased text cost a third of a filtered page; SQLite has no JSON containment, and
+    the list's text holds the name in quotes."""
+    if connection.vendor == "postgresql":
+        return Q(hooks__contains=[hook])
+    return Q(hooks__icontains=f'"{hook}"')
 
 
 class ExtractionFilterForm(forms.Form):
@@ -59,8 +69,7 @@ class ExtractionFilterForm(forms.Form):
             queryset = queryset.filter(Q(model__name__icontains=text) | Q(model__repo_id__icontains=text)
                                        | Q(dataset__name__icontains=text))
         if data.get("hook"):
-            # hooks is a JSON list; its text holds the name in quotes (works on SQLite and PostgreSQL).
-            queryset = queryset.filter(hooks__icontains=f'"{data["hook"]}"')
+            queryset = queryset.filter(_has_hook(data["hook"]))
         return queryset.order_by(*SORTS[data.get("sort") or "newest"][1])
 
 
