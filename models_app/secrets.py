@@ -90,7 +90,7 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
 
 
 # A Hub token, a studio API token, or an Authorization header's credentials, wherever they are.
-_TOKEN_SHAPED = re.compile(r"\bhf_[A-Za-z0-9]{8,}|\bmist_[A-Za-z0-9_-]{16,}|\b(?:Bearer|Basic)\s+\S+", re.IGNORECASE)
+_TOKEN_SHAPED = re.compile(_HF_TOKEN.pattern + r"|\bmist_[A-Za-z0-9_-]{16,}|\b(?:Bearer|Basic)\s+\S+", re.IGNORECASE)
 
 
 def _carries_token(value) -> bool:

@@ -120,7 +120,7 @@ class Page(Schema):
 
 
 def page_of(queryset, page: int, page_size: int) -> dict[str, Any]:
-    paginator = Paginator(queryset, min(max(page_size, 1), MAX_PAGE_SIZE))
+    paginator = Paginator(queryset, page_size)  # Paging bounds it
     current = paginator.get_page(page)
     return {"count": paginator.count, "page": current.number, "pages": paginator.num_pages,
             "items": list(current.object_list)}

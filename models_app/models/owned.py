@@ -31,7 +31,7 @@ class Owned(models.Model):
         abstract = True
 
     def may_change(self, user) -> bool:
-        return bool(user.is_authenticated and (user.is_staff or (self.owner_id and self.owner_id == user.pk)))
+        return bool(user.is_authenticated and (user.is_staff or self.owner_id == user.pk))
 
     def change_refusal(self, user) -> str | None:
         """None when `user` may change it; else the message they read."""
