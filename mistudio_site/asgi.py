@@ -1,5 +1,6 @@
 """ASGI entry point: Django for HTTP, and the live-page websocket (models_app.consumers) for
-signed-in users from an allowed origin."""
+signed-in users from an allowed origin. Request bodies are judged by the server before this
+application sees them (mistudio_site/server.py)."""
 import gc
 import os
 
@@ -14,10 +15,8 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from models_app.consumers import websocket_urlpatterns  # noqa: E402
 
-from .body_guard import BodyGuard  # noqa: E402
-
 application = ProtocolTypeRouter({
-    "http": BodyGuard(django_asgi_app),
+    "http": django_asgi_app,
     "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
 })
 

@@ -160,6 +160,10 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Uploads over 2.5 MB stream to a temporary file (never into memory); larger than this is refused.
 MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
+# A request's headers must arrive within REQUEST_GRACE_SECONDS, and its body at BODY_MIN_RATE
+# bytes a second on average once that long has passed, or the server drops it (server.py).
+REQUEST_GRACE_SECONDS = env_int("MISTUDIO_REQUEST_GRACE_SECONDS", 10)
+BODY_MIN_RATE = env_int("MISTUDIO_BODY_MIN_RATE", 1024)
 # Bodies that are not files (a form, an API call's JSON) up to this size: room for a 5 MB
 # templates file posted to the API.
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024

@@ -4,7 +4,8 @@ in-memory channel layer."""
 import os
 import tempfile
 
-os.environ.setdefault("MISTUDIO_DATA_DIR", tempfile.mkdtemp(prefix="mistudio-test-"))
+if not os.environ.get("MISTUDIO_DATA_DIR"):  # a studio subprocess of a test is given its own
+    os.environ["MISTUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="mistudio-test-")
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_URL", None)
 

@@ -36,8 +36,9 @@ def start_daphne(settings, hf_endpoint: str, port: int = 0) -> tuple[subprocess.
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
-                                "mistudio_site.asgi:application"], cwd=ROOT,
+    from models_app.management.commands.run_studio import web_server_command
+
+    process = subprocess.Popen(web_server_command("127.0.0.1", port), cwd=ROOT,
                                env=studio_env(settings, hf_endpoint),
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     url = f"http://127.0.0.1:{port}"
@@ -69,3 +70,18 @@ def stop(*processes: subprocess.Popen) -> None:
             process.wait(20)
         except subprocess.TimeoutExpired:
             process.kill()
+
+
+def start_studio(settings, hf_endpoint: str, *options: str, **env: str) -> tuple[subprocess.Popen, str]:
+    """`manage.py run_studio` itself (web server, and workers unless `--no-workers`) on a free
+    port, with `env` added to the studio's environment; returns the process and its URL."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen([sys.executable, "manage.py", "run_studio", "--port", str(port), *options],
+                               cwd=ROOT, env=studio_env(settings, hf_endpoint, **env),
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    _wait_for_port(port, process)
+    return process, f"http://127.0.0.1:{port}"

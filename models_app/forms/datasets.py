@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from .downloads import HubInputs
 
@@ -10,6 +11,12 @@ class UploadDatasetForm(forms.Form):
     name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"}))
     text_field = forms.CharField(max_length=200, initial="text", label="Text field / column",
                                  help_text="For .jsonl, .json, .csv and .parquet")
+
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        # The browser refuses a file over the limit before sending it (static/js/studio.js): the
+        # server refuses such a body from its length, with no page to show the reason on.
+        self.fields["file"].widget.attrs["data-max-bytes"] = settings.MAX_UPLOAD_BYTES
 
 
 class HubDatasetForm(HubInputs, forms.Form):

@@ -46,7 +46,7 @@ def upload(request: HttpRequest) -> HttpResponse:
     from django.conf import settings
 
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
-    if declared > settings.MAX_UPLOAD_BYTES:  # refuse before a byte of the body is read
+    if declared > settings.MAX_UPLOAD_BYTES:  # said at the field, before the form is parsed
         message = (f"The upload is {declared / 1e9:.2f} GB; the studio accepts at most "
                    f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
         return render(request, f"{PAGE}#upload-form", {"upload_form": UploadDatasetForm(),

@@ -40,6 +40,25 @@
     }
   });
 
+  // A file larger than the studio accepts is refused before it is sent, in the message the
+  // page would give (the server answers such a body 413 from its length, with no page).
+  document.addEventListener("change", function (event) {
+    var input = event.target;
+    if (!input.matches("input[type=file][data-max-bytes]")) { return; }
+    var file = input.files[0], most = Number(input.dataset.maxBytes);
+    input.setCustomValidity(file && file.size > most ?
+      "The file is " + size(file.size) + "; the studio accepts at most " + size(most) + " per file." : "");
+    input.reportValidity();
+  });
+
+  function size(bytes) {
+    var units = [["GB", 1e9], ["MB", 1e6], ["KB", 1e3]];
+    for (var i = 0; i < units.length; i++) {
+      if (bytes >= units[i][1]) { return (bytes / units[i][1]).toFixed(1) + " " + units[i][0]; }
+    }
+    return bytes + " bytes";
+  }
+
   // A toast with a close button goes when clicked.
   document.addEventListener("click", function (event) {
     var close = event.target.closest("[data-dismiss]");

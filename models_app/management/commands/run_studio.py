@@ -62,8 +62,7 @@ class Command(BaseCommand):
 
     def _children(self, options) -> list[Child]:
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
-        children = [Child("web server", [python, "-m", "daphne", "-b", options["host"], "-p",
-                                         str(options["port"]), "mistudio_site.asgi:application"])]
+        children = [Child("web server", web_server_command(options["host"], options["port"]))]
         if not options["no_workers"]:
             # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
             children += [Child("downloads workers", [python, manage, "qcluster"]),
@@ -84,6 +83,12 @@ class Command(BaseCommand):
                 self.stderr.write(f"The {child.name} stopped (exit code {code}); starting it again.")
             elif now - child.died_at >= RESTART_DELAY:
                 child.start()
+
+
+def web_server_command(host: str, port: int | str) -> list[str]:
+    """daphne, with request bodies judged before they are read (mistudio_site/server.py)."""
+    return [sys.executable, "-m", "mistudio_site.server", "-b", host, "-p", str(port),
+            "mistudio_site.asgi:application"]
 
 
 def _stop(children: list[Child]) -> None:

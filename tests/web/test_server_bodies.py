@@ -1,0 +1,172 @@
+"""Request bodies against the real server: `manage.py run_studio` in a subprocess, driven over raw
+sockets. What the server stores of a body is read from its open files under its own TMPDIR
+(Twisted spools a body to an unlinked temporary file there)."""
+from __future__ import annotations
+
+import os
+import socket
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+import requests
+
+from tests.workers import start_studio, stop
+
+pytestmark = pytest.mark.django_db(transaction=True)
+MIB = 1 << 20
+LIMIT = 2 * MIB + MIB  # MISTUDIO_MAX_UPLOAD_BYTES below, plus the form's allowance
+
+
+class Studio:
+    def __init__(self, process, url: str, spool: Path):
+        self.process, self.url, self.spool = process, url, spool
+        self.port = int(url.rsplit(":", 1)[1])
+
+    def web_server(self) -> psutil.Process:
+        children = psutil.Process(self.process.pid).children()
+        return next(c for c in children if "mistudio_site.server" in " ".join(c.cmdline()))
+
+    def spooled(self) -> int:
+        """Bytes the web server holds in files under its TMPDIR right now."""
+        server, total = self.web_server(), 0
+        for fd in Path(f"/proc/{server.pid}/fd").iterdir():
+            try:
+                if os.readlink(fd).startswith(str(self.spool)):
+                    total += os.stat(fd).st_size
+            except OSError:
+                continue  # closed meanwhile
+        return total
+
+    def connect(self, head: str, cookie: str = "") -> socket.socket:
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        lines = [head, "Host: 127.0.0.1", *( [f"Cookie: {cookie}"] if cookie else [])]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return sock
+
+
+@pytest.fixture
+def studio(settings, hub, tmp_path):
+    spool = tmp_path / "spool"
+    spool.mkdir()
+    process, url = start_studio(settings, hub.endpoint, "--no-workers", TMPDIR=str(spool),
+                                MISTUDIO_MAX_UPLOAD_BYTES=str(2 * MIB), MISTUDIO_REQUEST_GRACE_SECONDS="2")
+    yield Studio(process, url, spool)
+    stop(process)
+
+
+@pytest.fixture
+def session_cookie(client, owner) -> str:
+    client.force_login(owner)
+    return f"sessionid={client.cookies['sessionid'].value}"
+
+
+def answer(sock: socket.socket, within: float) -> tuple[str, float]:
+    """The first line of the server's answer, and how long it took."""
+    sock.settimeout(within)
+    started = time.monotonic()
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n")[0].decode(), time.monotonic() - started
+
+
+def test_it_answers_an_anonymous_200_mb_body_403_within_a_second_with_nothing_stored(studio):
+    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 209715200\r\n"
+                          "Content-Type: multipart/form-data; boundary=x")
+    sock.sendall(b"x" * 65536)
+    status, took = answer(sock, within=1.0)
+    assert status == "HTTP/1.1 403 Forbidden" and took < 1.0
+    assert studio.spooled() == 0 and not list(studio.spool.iterdir())
+
+
+def test_it_answers_a_signed_in_body_over_the_limit_413_from_its_length(studio, session_cookie):
+    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 16777216", session_cookie)
+    status, took = answer(sock, within=1.0)
+    assert status == "HTTP/1.1 413 Content Too Large" and took < 1.0
+    assert studio.spooled() == 0
+
+
+def test_it_answers_an_anonymous_chunked_body_403_before_reading_it(studio):
+    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nTransfer-Encoding: chunked")
+    status, _ = answer(sock, within=1.0)
+    assert status == "HTTP/1.1 403 Forbidden" and studio.spooled() == 0
+
+
+def test_it_cuts_a_signed_in_chunked_body_at_the_limit(studio, session_cookie):
+    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nTransfer-Encoding: chunked", session_cookie)
+    sock.settimeout(0.05)
+    chunk, most_spooled, status = b"x" * (256 * 1024), 0, ""
+    for _ in range(64):  # 16 MiB offered, over five times the limit
+        try:
+            sock.sendall(b"%x\r\n%s\r\n" % (len(chunk), chunk))
+        except OSError:
+            break
+        most_spooled = max(most_spooled, studio.spooled())
+        try:
+            status = sock.recv(4096).split(b"\r\n")[0].decode()
+            break
+        except TimeoutError:
+            continue
+    status = status or answer(sock, within=2.0)[0]
+    assert status == "HTTP/1.1 413 Content Too Large"
+    assert 0 < most_spooled <= LIMIT
+    time.sleep(0.3)
+    assert studio.spooled() == 0  # the refused body's file went with the refusal
+
+
+def test_it_drops_a_body_that_trickles(studio):
+    sock = studio.connect("POST /login/ HTTP/1.1\r\nContent-Length: 1000\r\n"
+                          "Content-Type: application/x-www-form-urlencoded")
+    sock.settimeout(0.01)
+    started, status = time.monotonic(), ""
+    while time.monotonic() - started < 10 and not status:
+        try:
+            sock.sendall(b"a")
+            status = sock.recv(4096).split(b"\r\n")[0].decode()
+        except TimeoutError:
+            time.sleep(0.5)
+        except OSError:
+            break
+    assert status == "HTTP/1.1 408 Request Timeout"
+    assert time.monotonic() - started < 6  # the grace (2 s) and one check of the server's (2 s)
+
+
+def test_it_drops_headers_that_trickle(studio):
+    sock = socket.create_connection(("127.0.0.1", studio.port))
+    sock.sendall(b"GET / HTTP/1.1\r\nHost: 127.0.0.1\r\n")
+    status, took = answer(sock, within=8.0)
+    assert status == "HTTP/1.1 408 Request Timeout" and took < 6
+
+
+def test_it_sends_continue_only_once_the_session_is_known(studio, session_cookie):
+    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\n"
+                          "Expect: 100-continue", session_cookie)
+    assert answer(sock, within=1.0)[0] == "HTTP/1.1 100 Continue"
+    anonymous = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\n"
+                               "Expect: 100-continue")
+    assert answer(anonymous, within=1.0)[0] == "HTTP/1.1 403 Forbidden"
+
+
+def test_it_passes_a_signed_in_upload_to_the_studio(studio, owner):
+    """The whole way a browser goes: the login form (a small anonymous body), then an upload
+    larger than an anonymous body may be."""
+    from models_app.models import Dataset
+
+    browser = requests.Session()
+    browser.get(f"{studio.url}/login/")
+    signed_in = browser.post(f"{studio.url}/login/", data={
+        "username": "owner", "password": "pw-owner-123", "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+        headers={"Referer": f"{studio.url}/login/"})
+    assert signed_in.url == f"{studio.url}/"
+    lines = "".join(f"sample {i}: the residual stream carries feature {i % 7}\n" for i in range(4000))
+    uploaded = browser.post(f"{studio.url}/datasets/upload/", files={"file": ("corpus.txt", lines)},
+                            data={"name": "corpus", "text_field": "text",
+                                  "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+                            headers={"Referer": f"{studio.url}/datasets/"})
+    assert uploaded.status_code == 200 and len(lines) > 64 * 1024
+    assert Dataset.objects.get(name="corpus").num_samples == 4000
