@@ -160,6 +160,9 @@ WHITENOISE_AUTOREFRESH = DEBUG
 
 # Uploads over 2.5 MB stream to a temporary file (never into memory); larger than this is refused.
 MAX_UPLOAD_BYTES = env_int("MISTUDIO_MAX_UPLOAD_BYTES", 1 << 30)
+# ...in the data directory, on the disk the dataset will use, so keeping one is a rename.
+FILE_UPLOAD_TEMP_DIR = DATA_DIR / "tmp"
+FILE_UPLOAD_TEMP_DIR.mkdir(exist_ok=True)
 # A request's headers must arrive within REQUEST_GRACE_SECONDS, and its body at BODY_MIN_RATE
 # bytes a second on average once that long has passed, or the server drops it (server.py).
 REQUEST_GRACE_SECONDS = env_int("MISTUDIO_REQUEST_GRACE_SECONDS", 10)

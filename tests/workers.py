@@ -1,4 +1,5 @@
-"""Real Django-Q2 worker processes for tests, sharing the test database and storage."""
+"""Real studio processes for tests (Django-Q2 workers, the web server, run_studio itself), sharing
+the test database and storage."""
 from __future__ import annotations
 
 import os
@@ -85,3 +86,62 @@ def start_studio(settings, hf_endpoint: str, *options: str, **env: str) -> tuple
                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     _wait_for_port(port, process)
     return process, f"http://127.0.0.1:{port}"
+
+
+class Studio:
+    """A running `run_studio` (see start_studio), reached as a client would: raw sockets, or
+    a `requests` session signed in through the login form."""
+
+    def __init__(self, process: subprocess.Popen, url: str, spool: Path | None = None):
+        self.process, self.url, self.spool = process, url, spool
+        self.port = int(url.rsplit(":", 1)[1])
+
+    def web_server(self):
+        import psutil
+
+        children = psutil.Process(self.process.pid).children()
+        return next(c for c in children if "mistudio_site.server" in " ".join(c.cmdline()))
+
+    def peak_memory(self) -> int:
+        """The web server's peak resident memory so far, in bytes (VmHWM)."""
+        import re
+
+        status = Path(f"/proc/{self.web_server().pid}/status").read_text()
+        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+
+    def spooled(self) -> int:
+        """Bytes the web server holds in files under its TMPDIR (`spool`) right now."""
+        total = 0
+        for fd in Path(f"/proc/{self.web_server().pid}/fd").iterdir():
+            try:
+                if os.readlink(fd).startswith(str(self.spool)):
+                    total += os.stat(fd).st_size
+            except OSError:
+                continue  # closed meanwhile
+        return total
+
+    def connect(self, head: str, cookie: str = ""):
+        """A socket that has sent `head` (request line and headers) and a Host header."""
+        import socket
+
+        sock = socket.create_connection(("127.0.0.1", self.port))
+        lines = [head, "Host: 127.0.0.1", *([f"Cookie: {cookie}"] if cookie else [])]
+        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
+        return sock
+
+    def sign_in(self, username: str, password: str):
+        import requests
+
+        browser = requests.Session()
+        browser.get(f"{self.url}/login/")
+        signed_in = browser.post(f"{self.url}/login/", data={
+            "username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+            headers={"Referer": f"{self.url}/login/"})
+        assert signed_in.url == f"{self.url}/", signed_in.text[:2000]
+        return browser
+
+    def upload(self, browser, filename: str, content: bytes, text_field: str = "text"):
+        return browser.post(f"{self.url}/datasets/upload/", files={"file": (filename, content)},
+                            data={"name": Path(filename).stem, "text_field": text_field,
+                                  "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+                            headers={"Referer": f"{self.url}/datasets/"})

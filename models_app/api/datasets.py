@@ -1,8 +1,6 @@
 """/api/v1/datasets: list, add from the Hub, upload a file, get, cancel, delete."""
 from __future__ import annotations
 
-from pathlib import Path as FilePath
-
 from django.http import HttpRequest
 from django.shortcuts import get_object_or_404
 from ninja import Field, File, Form, Query, Router, Schema
@@ -64,24 +62,21 @@ def add_from_hub(request: HttpRequest, body: HubDatasetIn):
     return 202, record
 
 
-@router.post("/upload", response=responses(201, DatasetOut))
+@router.post("/upload", response={**responses(201, DatasetOut), 202: DatasetOut})
 def upload(request: HttpRequest, file: File[UploadedFile], name: Form[str] = "", text_field: Form[str] = "text"):
-    """A .txt, .jsonl, .json, .csv or .parquet file, read before the answer comes back."""
+    """A .txt, .jsonl, .json, .csv or .parquet file. A small text file is read before the answer
+    comes back (201); a larger one, or any Parquet file, is read by a job (202: follow it with
+    GET /datasets/{id})."""
     form = UploadDatasetForm({"name": name, "text_field": text_field}, {"file": file})
     if not form.is_valid():
         raise invalid(form)
-    uploaded = form.cleaned_data["file"]
-    path = getattr(uploaded, "temporary_file_path", lambda: None)()
     try:
-        if path:
-            record = dataset_services.add_from_file(FilePath(path), form.cleaned_data["name"],
-                                                    form.cleaned_data["text_field"], uploaded.name, owner=request.user)
-        else:
-            record = dataset_services.add_from_upload(uploaded, form.cleaned_data["name"],
-                                                      form.cleaned_data["text_field"], owner=request.user)
+        record = dataset_services.add_upload(form.cleaned_data["file"], form.cleaned_data["name"],
+                                             form.cleaned_data["text_field"], owner=request.user)
     except DatasetError as exc:
         raise Refused(422, str(exc), [{"field": "file", "message": str(exc)}]) from None
-    return 201, record
+    record.refresh_from_db()
+    return (201 if record.status == "ready" else 202), record
 
 
 @router.get("/{dataset_id}", response=responses(200, DatasetOut))

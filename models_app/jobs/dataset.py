@@ -1,5 +1,6 @@
 """Dataset jobs: a Hub dataset fetched on the downloads queue, and the ingest (reading samples
-into datasets/{id}/) that uploads run inline through the same runner."""
+into datasets/{id}/) of uploads: on the downloads queue, or inline through the same runner for
+the CLI and small uploads."""
 from __future__ import annotations
 
 import tempfile
@@ -10,7 +11,7 @@ from typing import Iterable, Iterator
 from django.conf import settings
 
 from .. import secrets
-from ..ml import datasets, hub
+from ..ml import datasets, hub, storage
 from ..models import Dataset
 from .runner import Job, run
 
@@ -24,6 +25,18 @@ def fetch_hub_dataset(dataset_pk: int) -> str:
 def ingest_files(dataset_pk: int, files: list[Path]) -> str:
     """Read local files into a queued dataset record, in this process, as a job."""
     return run(Dataset, dataset_pk, lambda job: _ingest(job, Dataset.objects.get(pk=job.pk), files))
+
+
+def ingest_upload(dataset_pk: int) -> str:
+    """Read an uploaded file that waits in the record's upload folder (the downloads queue)."""
+    return run(Dataset, dataset_pk, _ingest_upload)
+
+
+def _ingest_upload(job: Job) -> dict:
+    record = Dataset.objects.get(pk=job.pk)
+    fields = _ingest(job, record, sorted(record.upload_folder.iterdir()))
+    storage.remove_tree(record.upload_folder)
+    return fields
 
 
 def _fetch(job: Job) -> dict:

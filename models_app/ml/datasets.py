@@ -14,6 +14,7 @@ import io
 import json
 import os
 import shutil
+from array import array
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,10 +24,18 @@ import numpy as np
 
 FORMATS = ("txt", "jsonl", "json", "csv", "parquet")
 TEXTS, OFFSETS = "texts.jsonl", "offsets.npy"
+RAW_OFFSETS = "offsets.int64"  # written while reading, then given its .npy header
+OFFSETS_PER_WRITE = 1 << 16
 PREVIEW_SAMPLES = 5
 # The longest sample read (in characters): far beyond any model's context, and it bounds the
 # memory a file with one enormous line or JSON item can take while it is read.
 MAX_SAMPLE_CHARS = 1 << 22
+# Text a single file may hold once decompressed (Parquet), unless the caller says otherwise.
+MAX_TEXT_BYTES = 16 << 30
+# One row group's text column, decompressed: the most one Parquet read may take at once.
+MAX_ROW_GROUP_BYTES = 256 << 20
+PARQUET_BATCH_ROWS = 256
+PARQUET_PIECE_BYTES = 16 << 20  # the Python strings made at once from a batch
 
 
 class DatasetError(Exception):
@@ -83,8 +92,10 @@ def _field(record: object, field: str, where: str) -> str:
     return value
 
 
-def iter_samples(path: Path, fmt: str, text_field: str = "text") -> Iterator[str]:
-    """Yield the samples of a file, raising DatasetError with the line or row at fault."""
+def iter_samples(path: Path, fmt: str, text_field: str = "text",
+                 max_text_bytes: int = MAX_TEXT_BYTES) -> Iterator[str]:
+    """Yield the samples of a file, raising DatasetError with the line or row at fault.
+    `max_text_bytes` bounds what a compressed file may hold (text files hold their size)."""
     path = Path(path)
     if fmt != "parquet" and _looks_binary(path):
         raise DatasetError("The file looks binary, not text.")
@@ -106,7 +117,7 @@ def iter_samples(path: Path, fmt: str, text_field: str = "text") -> Iterator[str
     elif fmt == "csv":
         yield from _csv_rows(path, text_field)
     elif fmt == "parquet":
-        yield from _parquet_rows(path, text_field)
+        yield from _parquet_rows(path, text_field, max_text_bytes)
 
 
 def _json_array(path: Path, text_field: str) -> Iterator[str]:
@@ -180,46 +191,127 @@ def _csv_rows(path: Path, column: str) -> Iterator[str]:
             raise DatasetError(f"The file is not UTF-8 text (an invalid byte after line {reader.line_num}).") from exc
 
 
-def _parquet_rows(path: Path, column: str) -> Iterator[str]:
+def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]:
+    """A Parquet column, read a few rows at a time. A few compressed bytes can stand for gigabytes
+    of text (zstd, and a dictionary that repeats one value on every row), so what a read would
+    take is judged before it is taken: each row group's column from the file's metadata, each
+    sample's length from Arrow's arrays before it becomes a Python string, and the file's text
+    in all against `max_text_bytes`."""
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
     try:
         parquet = pq.ParquetFile(path)
     except Exception as exc:
         raise DatasetError(f"The file is not a readable Parquet file ({exc}).") from exc
-    if column not in parquet.schema_arrow.names:
-        raise DatasetError(f"The Parquet file has no column “{column}” "
-                           f"(it has: {', '.join(parquet.schema_arrow.names)}).")
-    for batch in parquet.iter_batches(columns=[column], batch_size=1024):
-        for value in batch.column(0).to_pylist():
-            if isinstance(value, str) and value.strip():
-                yield value
+    names = parquet.schema_arrow.names
+    if column not in names:
+        raise DatasetError(f"The Parquet file has no column “{column}” (it has: {', '.join(names)}).")
+    kind = parquet.schema_arrow.field(column).type
+    kind = kind.value_type if pa.types.is_dictionary(kind) else kind
+    if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
+        raise DatasetError(f"The Parquet column “{column}” holds {kind}, not text.")
+    _check_row_groups(parquet, column)
+    # Dictionary pages stay dictionaries (a value repeated a million times is held once), and a
+    # column chunk streams from disk instead of being read in one piece.
+    parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False, read_dictionary=[column])
+    row, total = 0, 0
+    for batch in parquet.iter_batches(columns=[column], batch_size=PARQUET_BATCH_ROWS):
+        values = batch.column(0)
+        chars, sizes = _lengths(values)
+        too_long = np.flatnonzero(chars > MAX_SAMPLE_CHARS)
+        if too_long.size:
+            raise DatasetError(f"Row {row + int(too_long[0]) + 1:,} of the Parquet file is longer than "
+                               f"{MAX_SAMPLE_CHARS:,} characters.")
+        total += int(sizes.sum())
+        if total > max_text_bytes:
+            raise DatasetError(f"The Parquet file holds more than {max_text_bytes / 1e9:.1f} GB of text "
+                               "once decompressed: split it into smaller files.")
+        for start, stop in _pieces(sizes, PARQUET_PIECE_BYTES):
+            for value in values.slice(start, stop - start).to_pylist():
+                if isinstance(value, str) and value.strip():
+                    yield value
+        row += len(values)
+
+
+def _check_row_groups(parquet, column: str) -> None:
+    schema = parquet.metadata.schema
+    leaf = next(i for i in range(len(schema)) if schema.column(i).path == column)
+    for group in range(parquet.metadata.num_row_groups):
+        size = parquet.metadata.row_group(group).column(leaf).total_uncompressed_size
+        if size > MAX_ROW_GROUP_BYTES:
+            raise DatasetError(
+                f"Row group {group + 1} of the Parquet file holds {size / 1e6:,.0f} MB of “{column}” once "
+                f"decompressed; the studio reads at most {MAX_ROW_GROUP_BYTES / 1e6:,.0f} MB at a time: "
+                "write it with smaller row groups (pyarrow: row_group_size=10_000).")
+
+
+def _lengths(values) -> tuple[np.ndarray, np.ndarray]:
+    """Characters and UTF-8 bytes of each value (0 for a null), from Arrow's buffers."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    def measure(function) -> np.ndarray:
+        if pa.types.is_dictionary(values.type):  # measured once per distinct value
+            lengths = pc.take(function(values.dictionary), values.indices)
+        else:
+            lengths = function(values)
+        return pc.fill_null(lengths, 0).to_numpy(zero_copy_only=False).astype(np.int64)
+
+    return measure(pc.utf8_length), measure(pc.binary_length)
+
+
+def _pieces(sizes: np.ndarray, budget: int) -> Iterator[tuple[int, int]]:
+    """Consecutive ranges of rows holding about `budget` bytes each (one row if it is larger)."""
+    start, held = 0, 0
+    for index, size in enumerate(sizes.tolist()):
+        if index > start and held + size > budget:
+            yield start, index
+            start, held = index, 0
+        held += size
+    if start < len(sizes):
+        yield start, len(sizes)
 
 
 def store(samples: Iterator[str], folder: Path) -> StoredDataset:
-    """Write samples in the normalized form (under a temporary folder, renamed when complete)."""
+    """Write samples in the normalized form (under a temporary folder, renamed when complete).
+    Offsets go to disk as they are made, so memory stays the same whatever the line count."""
     folder = Path(folder)
     partial = folder.with_name(folder.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
-    offsets: list[int] = []
     preview: list[str] = []
     try:
-        with open(partial / TEXTS, "wb") as out:
+        with open(partial / TEXTS, "wb") as out, open(partial / RAW_OFFSETS, "wb") as offsets:
+            pending = array("q")
             for text in samples:
-                offsets.append(out.tell())
+                pending.append(out.tell())
                 out.write(json.dumps(text, ensure_ascii=False).encode() + b"\n")
                 if len(preview) < PREVIEW_SAMPLES:
                     preview.append(text[:500])
-        if not offsets:
+                if len(pending) >= OFFSETS_PER_WRITE:
+                    pending.tofile(offsets)
+                    del pending[:]
+            pending.tofile(offsets)
+        count = (partial / RAW_OFFSETS).stat().st_size // 8
+        if not count:
             raise DatasetError("The file has no samples.")
-        np.save(partial / OFFSETS, np.asarray(offsets, dtype=np.int64))
+        _as_npy(partial / RAW_OFFSETS, partial / OFFSETS, count)
         shutil.rmtree(folder, ignore_errors=True)
         os.replace(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return StoredDataset(folder=folder, samples=len(offsets),
-                         size_bytes=(folder / TEXTS).stat().st_size, preview=preview)
+    return StoredDataset(folder=folder, samples=count, size_bytes=(folder / TEXTS).stat().st_size,
+                         preview=preview)
+
+
+def _as_npy(raw: Path, target: Path, count: int) -> None:
+    """int64 values written back to back become a .npy file, copied through a small buffer."""
+    with open(target, "wb") as out, open(raw, "rb") as values:
+        np.lib.format.write_array_header_1_0(out, {"descr": np.dtype(np.int64).str, "fortran_order": False,
+                                                   "shape": (count,)})
+        shutil.copyfileobj(values, out, 1 << 20)
+    raw.unlink()
 
 
 class TextDataset(Sequence):
@@ -238,6 +330,24 @@ class TextDataset(Sequence):
             self._handle = open(self.folder / TEXTS, "rb")
         self._handle.seek(int(self.offsets[index]))
         return json.loads(self._handle.readline())
+
+    def prefix(self, index: int, chars: int) -> str:
+        """The first `chars` characters of a sample, reading a bounded number of bytes however
+        long the sample is (an estimate needs only what fits in a context)."""
+        if self._handle is None:
+            self._handle = open(self.folder / TEXTS, "rb")
+        self._handle.seek(int(self.offsets[index]))
+        line = self._handle.readline(4 * chars + 8).decode("utf-8", "ignore")
+        if line.endswith("\n"):  # the whole sample fitted
+            return json.loads(line)[:chars]
+        # A cut line is an unclosed JSON string, perhaps cut inside an escape (at most 6
+        # characters, \uXXXX): close it, giving back a character at a time until it parses.
+        for cut in range(len(line), max(len(line) - 7, 0), -1):
+            try:
+                return json.loads(line[:cut] + '"')[:chars]
+            except json.JSONDecodeError:
+                continue
+        return ""
 
     def __getitem__(self, index):
         if isinstance(index, slice):

@@ -60,8 +60,13 @@ class Dataset(JobRecord):
     def folder(self) -> Path:
         return Path(self.file_path) if self.file_path else settings.DATASETS_DIR / str(self.pk)
 
+    @property
+    def upload_folder(self) -> Path:
+        """Where an uploaded file waits for its ingest job (removed when the job ends)."""
+        return settings.DATASETS_DIR / f"{self.pk}.upload"
+
     def discard_partial_files(self) -> int:
-        return storage.remove_tree(self.folder)
+        return storage.remove_tree(self.folder) + storage.remove_tree(self.upload_folder)
 
     def on_job_ended(self) -> None:
         Dataset.objects.filter(pk=self.pk).update(encrypted_token=None)

@@ -1,8 +1,9 @@
-"""Adding datasets from a file or a Hub dataset repository, shared by the page and the CLI.
-Reading the samples always runs as a job (jobs.dataset), inline for a file and on the
-downloads queue for a Hub repository."""
+"""Adding datasets from a file or a Hub dataset repository, shared by the page, the API and the
+CLI. Reading the samples always runs as a job (jobs.dataset): inline for the CLI and small
+uploads, on the downloads queue for larger uploads and Hub repositories."""
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -14,6 +15,8 @@ from ..ml import datasets, hub
 from ..models import Dataset, DatasetStatus
 
 FETCH_TASK = "models_app.jobs.dataset.fetch_hub_dataset"
+INGEST_TASK = "models_app.jobs.dataset.ingest_upload"
+INLINE_UPLOAD_BYTES = 2_621_440  # Django's own bound for keeping an upload in memory
 
 
 def _ingest_now(record: Dataset, files: list[Path]) -> Dataset:
@@ -42,26 +45,55 @@ def _ready_or_removed(record: Dataset, cancelled: str) -> Dataset:
 
 def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None,
                   owner=None) -> Dataset:
+    """Read a local file now (the CLI, and small uploads): the ready record, or nothing left
+    behind and the reason raised."""
     filename = filename or Path(path).name
-    fmt = datasets.detect_format(filename)
-    size = Path(path).stat().st_size
-    if size > settings.MAX_UPLOAD_BYTES:
-        raise datasets.DatasetError(f"The file is {size / 1e9:.2f} GB; the studio accepts at most "
-                                    f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
-    record = Dataset.objects.create(name=name or Path(filename).stem, source="upload",
-                                    source_detail=filename, text_field=text_field or "text",
-                                    file_format=fmt, owner=owner)
+    record = _upload_record(filename, Path(path).stat().st_size, name, text_field, owner)
     return _ingest_now(record, [Path(path)])
 
 
-def add_from_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dataset:
-    """A small upload Django kept in memory: copy it to a temporary file in chunks, then ingest."""
-    with tempfile.TemporaryDirectory(prefix="mistudio-upload-") as scratch:
-        path = Path(scratch) / Path(uploaded.name).name
-        with open(path, "wb") as out:
-            for chunk in uploaded.chunks():
-                out.write(chunk)
-        return add_from_file(path, name, text_field, uploaded.name, owner=owner)
+def add_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dataset:
+    """An upload from the page or the API. A request reads the file itself only when its size
+    bounds the work: a small text file. A larger one, and any Parquet file (a few compressed
+    bytes can stand for gigabytes of text), is moved into the data directory and read by a job
+    on the downloads queue, so no request ever holds it: the record comes back queued."""
+    record = _upload_record(uploaded.name, uploaded.size, name, text_field, owner)
+    if uploaded.size <= INLINE_UPLOAD_BYTES and record.file_format != "parquet":
+        with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
+            return _ingest_now(record, [_save(uploaded, Path(scratch))])
+    try:
+        _save(uploaded, record.upload_folder)
+    except BaseException:
+        record.discard_partial_files()
+        record.delete()
+        raise
+    _enqueue(record, INGEST_TASK)
+    return record
+
+
+def _upload_record(filename: str, size: int, name: str, text_field: str, owner) -> Dataset:
+    fmt = datasets.detect_format(filename)
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise datasets.DatasetError(f"The file is {size / 1e9:.2f} GB; the studio accepts at most "
+                                    f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
+    return Dataset.objects.create(name=name or Path(filename).stem, source="upload",
+                                  source_detail=filename, text_field=text_field or "text",
+                                  file_format=fmt, owner=owner)
+
+
+def _save(uploaded, folder: Path) -> Path:
+    """The uploaded file under `folder`, by its own name: moved when Django already spooled it to
+    a file (FILE_UPLOAD_TEMP_DIR is in the data directory, so it is a rename), else written."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / Path(uploaded.name).name
+    spooled = getattr(uploaded, "temporary_file_path", lambda: None)()
+    if spooled:
+        shutil.move(spooled, target)
+        return target
+    with open(target, "wb") as out:
+        for chunk in uploaded.chunks():
+            out.write(chunk)
+    return target
 
 
 def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
@@ -96,10 +128,10 @@ def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: 
     return _ready_or_removed(record, "Adding the dataset was cancelled.")
 
 
-def _enqueue(record: Dataset) -> None:
+def _enqueue(record: Dataset, task: str = FETCH_TASK) -> None:
     from django_q.tasks import async_task
 
-    transaction.on_commit(lambda: async_task(FETCH_TASK, record.pk, cluster=settings.DOWNLOAD_CLUSTER,
+    transaction.on_commit(lambda: async_task(task, record.pk, cluster=settings.DOWNLOAD_CLUSTER,
                                              task_name=f"dataset-{record.pk}"))
 
 

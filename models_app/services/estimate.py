@@ -20,7 +20,9 @@ from ..models import Dataset
 
 BYTES = {"float16": 2, "float32": 4}
 DISK_WARNING_SHARE = 0.8  # warn when the output would take most of the free space
-SAMPLE_TEXTS = 256  # texts tokenized for the estimate (all of them in a smaller dataset)
+SAMPLE_TEXTS = 256  # texts tokenized for the estimate (all of them in a smaller dataset)...
+SAMPLE_CHARS = 1 << 22  # ...and characters read for it in all, however long the samples are
+CHARS_PER_TOKEN = 8  # read this many per position of context: enough to fill it in most texts
 
 
 @dataclass
@@ -83,8 +85,10 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     if tokenizer is None or num_samples < 1 or not Path(dataset_dir).is_dir():
         return None
     texts = TextDataset(Path(dataset_dir))
-    step = max(len(texts) // SAMPLE_TEXTS, 1)
-    picked = [texts[i] for i in range(0, len(texts), step)][:SAMPLE_TEXTS]
+    chars = context * CHARS_PER_TOKEN  # a text's first tokens are all that can count
+    wanted = min(max(SAMPLE_CHARS // chars, 8), SAMPLE_TEXTS)
+    step = max(len(texts) // wanted, 1)
+    picked = [texts.prefix(i, chars) for i in range(0, len(texts), step)][:wanted]
     lengths = [min(len(encoding.ids), context) for encoding in tokenizer.encode_batch(picked)]
     return sum(lengths) / (len(lengths) * context) if lengths else None
 

@@ -1,8 +1,6 @@
 """The Datasets tab: upload a file or add a Hub dataset repository, preview, delete."""
 from __future__ import annotations
 
-from pathlib import Path
-
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
@@ -54,18 +52,10 @@ def upload(request: HttpRequest) -> HttpResponse:
                       status=200 if request.htmx else 413)  # htmx swaps only 2xx answers
     form = UploadDatasetForm(request.POST, request.FILES)
     if form.is_valid():
-        uploaded = form.cleaned_data["file"]
-        # Over 2.5 MB Django has already streamed the upload to a temporary file; smaller ones
-        # are read from memory through the same file interface.
-        path = getattr(uploaded, "temporary_file_path", lambda: None)()
         try:
-            if path:
-                record = dataset_services.add_from_file(Path(path), form.cleaned_data["name"],
-                                                        form.cleaned_data["text_field"], uploaded.name,
-                                                        owner=request.user)
-            else:
-                record = dataset_services.add_from_upload(uploaded, form.cleaned_data["name"],
-                                                          form.cleaned_data["text_field"], owner=request.user)
+            record = dataset_services.add_upload(form.cleaned_data["file"], form.cleaned_data["name"],
+                                                 form.cleaned_data["text_field"], owner=request.user)
+            record.refresh_from_db()  # a queued job may already have run (synchronous workers)
             return _added(request, record, "upload-form", UploadDatasetForm())
         except DatasetError as exc:
             form.add_error("file", str(exc))

@@ -62,3 +62,13 @@ def test_bad_files_are_explained_and_leave_nothing(tmp_path, name, content, fiel
     with pytest.raises(DatasetError, match=re.escape(message)):
         ingest(tmp_path, name, content, field)
     assert not (tmp_path / "stored").exists() and not (tmp_path / "stored.partial").exists()
+
+
+def test_a_prefix_reads_a_bounded_part_of_a_sample_whatever_its_escapes(tmp_path):
+    texts = ["short", "é" * 50 + "\n\t\"quoted\"" + "\x01" * 20, "x" * 100_000]
+    data = TextDataset(datasets.store(iter(texts), tmp_path / "stored").folder)
+    for index, text in enumerate(texts):
+        for chars in range(1, 80):  # every cut, inside multi-byte characters and \uXXXX escapes too
+            assert data.prefix(index, chars) == text[:chars], (index, chars)
+    data.prefix(2, 10)
+    assert data._handle.tell() - data.offsets[2] < 100  # 100,000 characters were not read for ten

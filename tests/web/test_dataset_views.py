@@ -37,10 +37,25 @@ def test_an_upload_becomes_a_ready_dataset(owner_client):
     assert list(TextDataset(record.file_path))[:2] == ["text 0", "text 1"]
 
 
-def test_a_large_upload_streams_through_a_temporary_file(owner_client):
+@pytest.mark.django_db(transaction=True)
+def test_a_large_upload_is_moved_into_the_data_directory_and_read_by_a_job(owner_client, settings):
     content = ("a sample line of text\n" * 150_000).encode()  # 3.3 MB: over Django's in-memory limit
     upload(owner_client, "big.txt", content)
-    assert Dataset.objects.get().num_samples == 150_000
+    record = Dataset.objects.get()
+    assert record.status == "ready" and record.num_samples == 150_000
+    assert not record.upload_folder.exists() and not any(settings.FILE_UPLOAD_TEMP_DIR.iterdir())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_parquet_upload_that_cannot_be_read_fails_on_its_card(owner_client, settings, tmp_path):
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    pq.write_table(pa.table({"body": ["a"]}), tmp_path / "small.parquet")
+    html = upload(owner_client, "small.parquet", (tmp_path / "small.parquet").read_bytes()).content.decode()
+    record = Dataset.objects.get()
+    assert record.status == "error" and "has no column “text” (it has: body)" in record.error_message
+    assert f'id="dataset-{record.pk}"' in html and not record.upload_folder.exists()
 
 
 @pytest.mark.parametrize("name, content, field, message", [

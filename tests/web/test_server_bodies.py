@@ -3,47 +3,16 @@ sockets. What the server stores of a body is read from its open files under its 
 (Twisted spools a body to an unlinked temporary file there)."""
 from __future__ import annotations
 
-import os
 import socket
 import time
-from pathlib import Path
 
-import psutil
 import pytest
-import requests
 
-from tests.workers import start_studio, stop
+from tests.workers import Studio, start_studio, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MIB = 1 << 20
 LIMIT = 2 * MIB + MIB  # MISTUDIO_MAX_UPLOAD_BYTES below, plus the form's allowance
-
-
-class Studio:
-    def __init__(self, process, url: str, spool: Path):
-        self.process, self.url, self.spool = process, url, spool
-        self.port = int(url.rsplit(":", 1)[1])
-
-    def web_server(self) -> psutil.Process:
-        children = psutil.Process(self.process.pid).children()
-        return next(c for c in children if "mistudio_site.server" in " ".join(c.cmdline()))
-
-    def spooled(self) -> int:
-        """Bytes the web server holds in files under its TMPDIR right now."""
-        server, total = self.web_server(), 0
-        for fd in Path(f"/proc/{server.pid}/fd").iterdir():
-            try:
-                if os.readlink(fd).startswith(str(self.spool)):
-                    total += os.stat(fd).st_size
-            except OSError:
-                continue  # closed meanwhile
-        return total
-
-    def connect(self, head: str, cookie: str = "") -> socket.socket:
-        sock = socket.create_connection(("127.0.0.1", self.port))
-        lines = [head, "Host: 127.0.0.1", *( [f"Cookie: {cookie}"] if cookie else [])]
-        sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
-        return sock
 
 
 @pytest.fixture
@@ -157,16 +126,8 @@ def test_it_passes_a_signed_in_upload_to_the_studio(studio, owner):
     larger than an anonymous body may be."""
     from models_app.models import Dataset
 
-    browser = requests.Session()
-    browser.get(f"{studio.url}/login/")
-    signed_in = browser.post(f"{studio.url}/login/", data={
-        "username": "owner", "password": "pw-owner-123", "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-        headers={"Referer": f"{studio.url}/login/"})
-    assert signed_in.url == f"{studio.url}/"
+    browser = studio.sign_in("owner", "pw-owner-123")
     lines = "".join(f"sample {i}: the residual stream carries feature {i % 7}\n" for i in range(4000))
-    uploaded = browser.post(f"{studio.url}/datasets/upload/", files={"file": ("corpus.txt", lines)},
-                            data={"name": "corpus", "text_field": "text",
-                                  "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-                            headers={"Referer": f"{studio.url}/datasets/"})
+    uploaded = studio.upload(browser, "corpus.txt", lines.encode())
     assert uploaded.status_code == 200 and len(lines) > 64 * 1024
     assert Dataset.objects.get(name="corpus").num_samples == 4000
