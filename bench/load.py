@@ -225,7 +225,7 @@ def wait_until_downloading(pk: int, timeout: float = 120.0):
 
 _SHOWN = [re.compile(r'class="card status-([\w-]+)"'),
           re.compile(r'<div class="progress-text[^"]*">(.*?)</div>', re.S),
-          re.compile(r'class="progress-fill" style="width: ([^"]*)"'),
+          re.compile(r'<progress class="progress" max="100" value="([^"]*)"'),
           re.compile(r'<div class="progress-meta[^"]*">(.*?)</div>', re.S)]
 
 

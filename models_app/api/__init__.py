@@ -4,20 +4,25 @@ same owner rules apply (models_app/models/owned.py). Sign in with a session, or 
 `Authorization: Bearer <token>` with a token from the API tokens page."""
 from __future__ import annotations
 
+from csp.decorators import csp_update
 from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest
 from ninja import NinjaAPI
-from ninja.errors import ValidationError
+from ninja.errors import HttpError, ValidationError
 
 from templates_app.api import router as templates_router
+from templates_app.json_input import UnreadableJson
 
-from .common import AUTH, Refused
+from ..jobs.queue import QueueUnavailable
+from .common import AUTH, BoundedJson, Refused
 from .datasets import router as datasets_router
 from .extractions import router as extractions_router
 from .models import router as models_router
 
+# Swagger UI's stylesheet draws its icons from data: URLs: the docs page alone may load those.
 api = NinjaAPI(title="miStudio API", version="1", urls_namespace="api", auth=AUTH,
-               description="Models, datasets, activation extractions and extraction templates.")
+               description="Models, datasets, activation extractions and extraction templates.",
+               docs_decorator=csp_update({"img-src": ["data:"]}), parser=BoundedJson())
 api.add_router("/models", models_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("/extractions", extractions_router)
@@ -27,6 +32,21 @@ api.add_router("/templates", templates_router)
 @api.exception_handler(Refused)
 def refused(request: HttpRequest, exc: Refused):
     return api.create_response(request, {"detail": exc.detail, "errors": exc.errors}, status=exc.status_code)
+
+
+@api.exception_handler(HttpError)
+def http_error(request: HttpRequest, exc: HttpError):
+    # ninja answers every body it cannot parse with "Cannot parse request body"; say why when
+    # the reason is one of the studio's bounds.
+    cause = exc.__cause__
+    detail = f"The request body {cause.reason}." if isinstance(cause, UnreadableJson) else str(exc)
+    return api.create_response(request, {"detail": detail}, status=exc.status_code)
+
+
+@api.exception_handler(QueueUnavailable)
+def queue_unavailable(request: HttpRequest, exc: QueueUnavailable):
+    """The job's record has been failed with the reason (JobRecord.enqueue); say it."""
+    return api.create_response(request, {"detail": exc.message, "errors": []}, status=503)
 
 
 @api.exception_handler(RequestDataTooBig)

@@ -2,8 +2,10 @@
 //
 // Live pages: <body ws-connect> opens one websocket (htmx ws extension); the server pushes the
 // fragments the page renders and htmx swaps them in by id. While the socket is down the body
-// loses its "live" class and unfinished cards poll instead (their hx-trigger checks it); after a
+// loses its "live" class and unfinished cards poll instead (hx-trigger="offline-poll"); after a
 // reconnect every live element reads its state once, since updates may have been missed.
+// The pages carry no inline script or handlers (the Content-Security-Policy forbids them): what
+// they do lives here and in forms.js, as listeners on the document.
 (function () {
   var opened = false;
   var RETRIED_BY_EXTENSION = [1006, 1011, 1012, 1013];
@@ -30,6 +32,27 @@
     // is retried here, so pages come back on their own after a restart.
     if (RETRIED_BY_EXTENSION.indexOf(code) < 0 && code !== REFUSED) {
       setTimeout(function () { event.detail.socketWrapper.reconnect(); }, 500 + Math.random() * 1500);
+    }
+  });
+
+  // Unfinished cards poll once a second while the socket is down. A trigger filter
+  // ("every 1s [...]") would need eval, which the Content-Security-Policy forbids. The event does
+  // not bubble, so an element inside another polling one is not asked twice.
+  setInterval(function () {
+    if (document.body.classList.contains("live")) { return; }
+    document.querySelectorAll('[hx-trigger="offline-poll"]').forEach(function (el) {
+      el.dispatchEvent(new CustomEvent("offline-poll"));
+    });
+  }, 1000);
+
+  // A modal closes from its close link or Cancel button, or a click on the backdrop around it.
+  document.addEventListener("click", function (event) {
+    var closer = event.target.closest("[data-close-modal]");
+    if (closer) {
+      event.preventDefault();
+      closer.closest(".modal-backdrop").remove();
+    } else if (event.target.matches(".modal-backdrop")) {
+      event.target.remove();
     }
   });
 

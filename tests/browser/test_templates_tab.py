@@ -4,6 +4,7 @@ not only in the server's answers."""
 from __future__ import annotations
 
 import pytest
+from playwright.sync_api import expect
 
 from templates_app.models import ExtractionTemplate
 
@@ -36,10 +37,10 @@ def test_create_search_star_edit_and_delete_templates(page, live_server, tmp_pat
     assert created.layer_indices == [2, 3, 4] and created.hook_types == ["mlp"] and created.batch_size == 16
 
     page.fill("input[name=q]", "early")
-    page.wait_for_function("document.querySelectorAll('#template-list article').length === 1")
+    expect(page.locator("#template-list article")).to_have_count(1)
     assert "q=early" in page.url
     page.fill("input[name=q]", "")
-    page.wait_for_function("document.querySelectorAll('#template-list article').length === 2")
+    expect(page.locator("#template-list article")).to_have_count(2)
 
     page.click(f"#template-{created.pk} button.star")
     page.wait_for_selector(f"#template-{created.pk}.is-favorite")
