@@ -15,8 +15,34 @@ JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_t
               "completed_at", "created_at", "updated_at")
 
 
+class EditableAfterCreation:
+    """A record's admin page changes only `editable` fields. The rest say what was downloaded,
+    read or asked for (repository, revision, format, files, model, dataset, layers...) and what
+    the job made of it; the files on disk follow them, so an edit would make the record describe
+    files it does not have."""
+    editable: tuple[str, ...] = ("owner",)
+
+    def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:
+        readonly = tuple(super().get_readonly_fields(request, obj))
+        if obj is None:
+            return readonly
+        return readonly + tuple(field.name for field in self.model._meta.fields
+                                if field.editable and not field.primary_key
+                                and field.name not in self.editable and field.name not in readonly)
+
+    def save_model(self, request, obj, form, change: bool) -> None:
+        if not change:
+            return super().save_model(request, obj, form, change)
+        # Only what was edited: saving the whole row would write the job's fields back as they
+        # were when the page opened, over what a running job has recorded since.
+        changed = {name: getattr(obj, name) for name in form.changed_data if name in self.editable}
+        if changed:
+            type(obj).set(obj.pk, **changed)
+
+
 @admin.register(LanguageModel)
-class LanguageModelAdmin(admin.ModelAdmin):
+class LanguageModelAdmin(EditableAfterCreation, admin.ModelAdmin):
+    editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
     list_display = ("id", "name", "repo_id", "revision", "quantization", "effective_quantization",
                     "status", "architecture", "params_count", "owner", "created_at")
@@ -33,7 +59,8 @@ class LanguageModelAdmin(admin.ModelAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(admin.ModelAdmin):
+class DatasetAdmin(EditableAfterCreation, admin.ModelAdmin):
+    editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
     list_display = ("id", "name", "source", "source_detail", "file_format", "num_samples", "size_bytes",
                     "status", "owner", "created_at")
@@ -49,7 +76,7 @@ class DatasetAdmin(admin.ModelAdmin):
 
 
 @admin.register(Extraction)
-class ExtractionAdmin(admin.ModelAdmin):
+class ExtractionAdmin(EditableAfterCreation, admin.ModelAdmin):
     list_per_page = LIST_PER_PAGE
     list_display = ("id", "model", "dataset", "status", "samples_done", "samples_total", "dtype", "owner",
                     "created_at")

@@ -71,7 +71,7 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
     (token, key, secret, password, authorization...) and inside dicts, and an object carrying
     a `token` attribute (an API body, a form's data) is hidden whole. ml/ cannot import Django
     to mark its functions, and this covers its frames by the same names; the Authorization
-    header (an API token) is hidden too."""
+    header (an API token) is hidden too, and so is any POST field by the same names and shapes."""
 
     hidden_settings = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|AUTHORIZATION|CREDENTIAL",
                                  flags=re.IGNORECASE)
@@ -80,9 +80,21 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
         return [(name, self.cleanse_setting(name, value))
                 for name, value in super().get_traceback_frame_variables(request, tb_frame)]
 
+    def get_post_parameters(self, request):
+        # Django hides only the fields a view marks with sensitive_post_parameters; a token
+        # pasted into any other field (a template's description) is hidden by name and shape.
+        parameters = super().get_post_parameters(request)
+        if not parameters:
+            return parameters
+        cleansed = parameters.copy()
+        for key, values in parameters.lists():
+            cleansed.setlist(key, [self.cleanse_setting(key, value) for value in values])
+        return cleansed
+
     def cleanse_setting(self, key, value):
-        # Django's recursion into dicts, lists and tuples comes back here for each item.
-        if _carries_token(value) or (isinstance(value, str) and _TOKEN_SHAPED.search(value)):
+        # Django's recursion into dicts, lists and tuples comes back here for each item. str():
+        # a lazy string (a setting of django-axes) passes isinstance but not re.search.
+        if _carries_token(value) or (isinstance(value, str) and _TOKEN_SHAPED.search(str(value))):
             return self.cleansed_substitute
         if isinstance(value, Mapping) and not isinstance(value, dict):  # request.headers and the like
             return {k: self.cleanse_setting(k, v) for k, v in value.items()}

@@ -10,15 +10,18 @@ a new template is the model default; see TemplateForm.__init__.
 from __future__ import annotations
 
 import copy
+import json
 import math
 import re
 from collections.abc import Mapping
 from typing import Any
 
 from django import forms
+from django.forms.fields import InvalidJSONInput, JSONString
 from django.db.models import Q
 from django.db.models.functions import Lower
 
+from .json_input import UnreadableJson, parse_json_limited
 from .models import DTYPES, HOOK_TYPES, MAX_BATCH, ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion
@@ -46,10 +49,13 @@ def _layer_piece(piece: Any) -> range:
         raise ValueError(f"“{piece}” is not a layer index: use whole numbers like 3 or ranges like 5-7.")
     text = re.sub(r"\s*-\s*", "-", str(piece).strip())
     if re.fullmatch(r"-[0-9]+", text):
-        raise ValueError(f"“{text}”: layer indices cannot be negative.")
+        raise ValueError(f"“{text[:40]}”: layer indices cannot be negative.")
     match = _PIECE.fullmatch(text)
     if not match:
-        raise ValueError(f"“{text}” is not a layer index: use whole numbers like 3 or ranges like 5-7.")
+        raise ValueError(f"“{text[:40]}” is not a layer index: use whole numbers like 3 or ranges like 5-7.")
+    if max(len(match[1].lstrip("0")), len((match[2] or "").lstrip("0"))) > len(str(MAX_LAYER_INDEX)):
+        # Said before int(), which refuses thousands of digits with a message meant for programmers.
+        raise ValueError(f"“{text[:40]}”: layer indices go up to {MAX_LAYER_INDEX}.")
     first = int(match[1])
     last = int(match[2]) if match[2] else first
     if last < first:
@@ -115,9 +121,29 @@ class HookTypesField(forms.MultipleChoiceField):
 
 
 class MetadataField(forms.JSONField):
+    """Typed JSON is parsed with parse_json_limited: the stock field's json.loads fails with a
+    RecursionError (a server error) on deep nesting, when cleaning and again when redisplaying."""
+
+    def to_python(self, value):
+        if not isinstance(value, str) or value in self.empty_values:
+            return super().to_python(value)
+        try:
+            converted = parse_json_limited(value)
+        except UnreadableJson as exc:
+            raise forms.ValidationError(f"This value {exc.reason}.", code="invalid") from None
+        except json.JSONDecodeError:
+            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
+                                        params={"value": value}) from None
+        return JSONString(converted) if isinstance(converted, str) else converted
+
     def bound_data(self, data, initial):
         # A dict passed in data is already parsed; the stock field would json.loads it again.
-        return data if not isinstance(data, str) else super().bound_data(data, initial)
+        if not isinstance(data, str):
+            return data
+        try:
+            return parse_json_limited(data)
+        except ValueError:
+            return InvalidJSONInput(data)
 
 
 def _storable_json_problem(value: Any) -> str | None:
@@ -146,7 +172,9 @@ def _count(label: str, low: int, high: int | None, required: bool = True, help_t
 
 
 class TemplateForm(forms.ModelForm):
-    """Pass check_unique=False to leave duplicate names to the caller (imports apply a policy)."""
+    """Pass check_unique=False to leave duplicate names to the caller (imports apply a policy).
+    A new template's owner is set on `instance` before validation: names are unique among the
+    templates it must not repeat (Owned.alike_for)."""
 
     layer_indices = LayerIndicesField(label="Layers", help_text="e.g. 0, 2, 5-7",
                                       widget=LayerInput(attrs={"placeholder": "e.g. 0, 2, 5-7"}))
@@ -220,7 +248,8 @@ class TemplateForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]  # CharField has already stripped it
         if self.check_unique:
-            clash = ExtractionTemplate.objects.filter(name__iexact=name).exclude(pk=self.instance.pk).first()
+            clash = (ExtractionTemplate.objects.alike_for(self.instance.owner).filter(name__iexact=name)
+                     .exclude(pk=self.instance.pk).first())
             if clash:
                 raise forms.ValidationError(f"A template named “{clash.name}” already exists; choose another name.",
                                             code="unique")

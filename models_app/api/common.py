@@ -10,7 +10,10 @@ from django.http import HttpRequest
 from django.utils.datastructures import MultiValueDict
 from ninja import Field, Schema
 from ninja.errors import HttpError
+from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
+
+from templates_app.json_input import parse_json_limited
 
 from ..models import ApiToken
 
@@ -36,6 +39,14 @@ class TokenAuth(HttpBearer):
         return user
 
 
+class BoundedJson(Parser):
+    """JSON bodies read with bounds (nesting depth, number length): the stock parser's
+    RecursionError on deep nesting, or a value nested just short of it, would fail later."""
+
+    def parse_body(self, request: HttpRequest) -> Any:
+        return parse_json_limited(request.body)
+
+
 class SignedInSession(SessionAuth):
     """The browser's session (a notebook in the same browser, the OpenAPI page); unsafe methods
     need the CSRF token, as the pages do."""
@@ -56,7 +67,7 @@ class Problem(Schema):
 
 # Every operation may answer these; listed so the OpenAPI document tells the whole truth.
 ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem,
-                          422: Problem}
+                          422: Problem, 503: Problem}
 
 
 def responses(ok: int, schema: Any) -> dict[int, Any]:

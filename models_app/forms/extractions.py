@@ -98,6 +98,8 @@ class ExtractionForm(forms.Form):
         if self.model.status != ModelStatus.READY:
             raise forms.ValidationError(f"{self.model.name} is not ready "
                                         f"({self.model.get_status_display().lower()}).")
+        if self.model.remote_code_refusal:
+            raise forms.ValidationError(self.model.remote_code_refusal)
         self._check_top_k_memory(cleaned)
         self._check_duplicate(cleaned)
         return cleaned

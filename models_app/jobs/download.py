@@ -20,9 +20,7 @@ def run_download(model_pk: int) -> str:
 
 def _download(job: Job) -> dict:
     record = LanguageModel.objects.get(pk=job.pk)
-    if record.trust_remote_code and not settings.ALLOW_REMOTE_CODE:
-        raise hub.HubError("Repository code is not allowed on this studio "
-                           "(the operator has not set MISTUDIO_ALLOW_REMOTE_CODE=1).")
+    record.check_remote_code()
     token = secrets.decrypt(record.encrypted_token)
     if token:
         job.secrets.append(token)

@@ -17,6 +17,7 @@ def _extract(job: Job) -> dict:
 
     record = Extraction.objects.select_related("model", "dataset").get(pk=job.pk)
     model = record.model
+    model.check_remote_code()
     job.tracker.phase(ExtractionStatus.LOADING)
     loaded = loading.load(Path(model.file_path), model.effective_quantization or model.quantization,
                           trust_remote_code=model.trust_remote_code, should_cancel=job.should_cancel,

@@ -25,22 +25,35 @@ def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
     model = get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
     name = request.POST.get("template_name")
     if name is None:
-        layers = sorted(int(v) for v in request.POST.getlist("layers") if v.isdigit())
-        samples = request.POST.get("max_samples", "")
-        suggested = suggest_name(request.POST.getlist("hooks"), layers,
-                                 int(samples) if samples.isdigit() else None, timezone.localtime())
-        context = {"name": available_name(suggested)}
+        context = _suggestion(request.POST, request.user)
     else:
         form = form_from_extraction(request.POST, name)
+        form.instance.owner = request.user  # before validation: names are unique per owner's scope
         if form.is_valid():
-            form.instance.owner = request.user
             context = {"saved": form.save()}
         else:
-            errors = [(form[field].label if field in form.fields else "", field, messages)
-                      for field, messages in form.errors.items()]
-            context = {"name": name, "form_errors": errors}
+            context = {"name": name, "form_errors": _errors(form, form.errors)}
     if request.htmx:
         return render(request, f"{MODAL}#save-template", {"m": model, **context})
     return render(request, MODAL, {"m": model, "form": ExtractionForm(request.POST, model=model, user=request.user),
                                    "templates": ExtractionTemplate.objects.visible_to(request.user),
                                    "save_template": context})
+
+
+def _suggestion(post, user) -> dict:
+    """A name made from the posted hooks, layers and sample count, or what is wrong with those
+    numbers, read by the same form (and messages) as saving. No layers yet is not wrong here."""
+    form = form_from_extraction(post, "")
+    form.is_valid()
+    unreadable = [field for field in ("layer_indices", "max_samples")
+                  if field in form.errors and not form.has_error(field, "required")]
+    if unreadable:
+        return {"name": "", "form_errors": _errors(form, unreadable)}
+    data = form.cleaned_data
+    suggested = suggest_name(post.getlist("hooks"), data.get("layer_indices") or [], data.get("max_samples"),
+                             timezone.localtime())
+    return {"name": available_name(suggested, user)}
+
+
+def _errors(form, fields) -> list[tuple[str, str, list]]:
+    return [(form[field].label if field in form.fields else "", field, form.errors[field]) for field in fields]

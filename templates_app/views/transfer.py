@@ -7,6 +7,8 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
+from models_app.numbers import whole_number_in
+
 from .. import transfer
 from ..forms import MAX_IMPORT_BYTES, ImportForm, size_refusal
 from ..models import ExtractionTemplate
@@ -19,7 +21,7 @@ from .listing import PAGE, render_page
 def export(request: HttpRequest) -> HttpResponse:
     queryset = ExtractionTemplate.objects.visible_to(request.user).order_by("pk")
     if request.GET.get("scope") == "selected":
-        ids = [int(i) for i in request.GET.getlist("ids") if i.isdigit()]
+        ids = [i for i in map(whole_number_in, request.GET.getlist("ids")) if i is not None]
         if not ids:
             messages.error(request, "Tick the templates to export first, or choose Export all.")
             return redirect("templates_app:index")

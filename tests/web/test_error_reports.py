@@ -83,3 +83,23 @@ def test_a_failure_while_reading_an_api_token_reports_no_token(owner, monkeypatc
         got_request_exception.disconnect(report)
     assert response.status_code == 500 and "injected: database is locked" in found[0]
     assert api_token not in found[0] and api_token[5:] not in found[0]
+
+
+def test_a_form_with_no_marked_fields_reports_no_token_shaped_value(reports, owner, monkeypatch):
+    """The template form marks no field sensitive: a token pasted into its description or
+    metadata is hidden by its shape. The failure is injected where the template is saved."""
+    from templates_app.forms import TemplateForm
+
+    def fail_saving(self, commit=True):
+        raise RuntimeError("injected failure")
+
+    monkeypatch.setattr(TemplateForm, "save", fail_saving)
+    _record, api_token = ApiToken.issue(owner, "tests")
+    client = Client(raise_request_exception=False)
+    client.force_login(owner)
+    response = client.post(reverse("templates_app:create"), {
+        "name": "leaky", "description": f"my token is {HUB_TOKEN}", "layer_indices": "0",
+        "hook_types": ["residual"], "extra_metadata": json.dumps({"note": api_token})})
+    assert response.status_code == 500 and len(reports) == 1
+    assert "injected failure" in reports[0] and "leaky" in reports[0]  # the other fields still show
+    assert HUB_TOKEN not in reports[0] and api_token not in reports[0]

@@ -1,10 +1,14 @@
 """A decoder-only family transformers does not know, shipped as repository code."""
 from __future__ import annotations
 
+from io import StringIO
+from pathlib import Path
+
 import pytest
+from django.core.management import call_command
 from django.urls import reverse
 
-from models_app.models import LanguageModel
+from models_app.models import Dataset, Extraction, LanguageModel
 from tests.conftest import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -78,3 +82,53 @@ def test_the_job_checks_again_before_running_repository_code(owner_client, hub, 
     record.refresh_from_db()
     assert "Repository code is not allowed on this studio" in record.error_message
     assert not (settings.HF_CACHE_DIR / "models--tiny--remote").exists()
+
+
+@pytest.fixture
+def remote_model_switched_off(owner_client, hub, settings, remote_code_allowed, tmp_path):
+    """A ready remote-code model whose code leaves a mark when it runs; then the operator turns
+    repository code off."""
+    record = download(owner_client, "tiny/remote", "fp16", trust=True)
+    assert record.status == "ready", record.error_message
+    call_command("add_dataset", "data/corpus", "--name", "corpus", stdout=StringIO())
+    mark = tmp_path / "repository-code-ran"
+    for name in ("configuration_tiny_decoder.py", "modeling_tiny_decoder.py"):
+        module = Path(record.file_path) / name
+        code = module.read_text()
+        module.unlink()  # a link into the cache's blobs: write a file of its own instead
+        # New content is new code to transformers: it runs it again, even in this process.
+        module.write_text(f"import pathlib\npathlib.Path({str(mark)!r}).touch()\n{code}")
+    settings.ALLOW_REMOTE_CODE = False
+    return record, Dataset.objects.get(), mark
+
+
+def extraction_fields(record, dataset) -> dict:
+    return {"model": record, "dataset": dataset, "layers": [0, 1], "hooks": ["residual"], "batch_size": 4,
+            "max_samples": 8, "context_length": 16, "top_k": 3, "dtype": "float32"}
+
+
+def test_the_modal_refuses_a_remote_code_model_once_the_switch_is_off(owner_client, remote_model_switched_off):
+    record, dataset, mark = remote_model_switched_off
+    html = owner_client.post(reverse("models_app:extract-start", args=[record.pk]),
+                             {"dataset": dataset.pk, "layers": ["0"], "hooks": ["residual"], "batch_size": 4,
+                              "context_length": 16, "top_k": 3, "dtype": "float32"}, **HTMX).content.decode()
+    assert 'id="error-form"' in html
+    assert "Repository code is not allowed on this studio" in html and "MISTUDIO_ALLOW_REMOTE_CODE=1" in html
+    assert not Extraction.objects.exists() and not mark.exists()
+
+
+def test_the_extraction_job_checks_the_switch_before_loading(remote_model_switched_off, settings):
+    from models_app.jobs.extraction import run_extraction
+    from models_app.services import extractions
+
+    record, dataset, mark = remote_model_switched_off
+    queued = extractions.create(queue=False, **extraction_fields(record, dataset))  # queued while it was on
+    assert run_extraction(queued.pk) == "failed"
+    queued.refresh_from_db()
+    assert queued.error_message.startswith("Repository code is not allowed on this studio")
+    assert not mark.exists()  # the repository's code never ran
+
+    settings.ALLOW_REMOTE_CODE = True  # the same extraction with the switch on runs the code
+    again = extractions.create(queue=False, **{**extraction_fields(record, dataset), "max_samples": 4})
+    assert run_extraction(again.pk) == "completed"
+    assert mark.exists()
