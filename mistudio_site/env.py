@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import stat
 from pathlib import Path
 
 TRUE = {"1", "true", "yes", "on"}
@@ -97,3 +98,23 @@ def private_file(path: Path, make) -> str:
     finally:
         partial.unlink(missing_ok=True)
     return path.read_text().strip()
+
+
+def private_dir(path: Path) -> Path:
+    """A folder only this user may enter, made if missing; see `make_private`."""
+    path.mkdir(parents=True, exist_ok=True, mode=0o700)
+    make_private(path)
+    return path
+
+
+def make_private(path: Path) -> None:
+    """Take group and other permissions off what a studio from before they were private made
+    (a 0755 data directory, a 0644 database). Only what this user owns: another owner's file
+    is the operator's choice."""
+    try:
+        info = path.lstat()
+    except FileNotFoundError:
+        return
+    mode = stat.S_IMODE(info.st_mode)
+    if info.st_uid == os.getuid() and mode & 0o077 and not stat.S_ISLNK(info.st_mode):
+        os.chmod(path, mode & ~0o077)

@@ -20,6 +20,7 @@ urlpatterns = [
     path("models/<int:pk>/extract/template/", modal_templates.save_as_template, name="extract-save-template"),
     path("extractions/", history.index, name="extractions"),
     path("extractions/import/", history.import_found, name="extraction-import"),
+    path("extractions/found/delete/", history.delete_found, name="found-delete"),
     path("extractions/<int:pk>/", extraction_views.detail, name="extraction"),
     path("extractions/<int:pk>/row/", history.row, name="extraction-row"),
     path("extractions/<int:pk>/delete/", history.delete, name="extraction-delete"),

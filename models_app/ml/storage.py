@@ -50,6 +50,38 @@ def disk_usage(path: Path) -> int:
     return total
 
 
+def unfinished_blobs(cache_dir: Path, repo_id: str) -> list[Path]:
+    """A repository's blobs that a transfer left half-written (`<etag>.<random>.incomplete`)."""
+    blobs = repo_cache_dir(cache_dir, repo_id) / "blobs"
+    try:
+        return [p for p in blobs.iterdir() if p.name.endswith(".incomplete") and p.is_file()]
+    except OSError:
+        return []
+
+
+def file_disk_usage(path: Path) -> int:
+    """Bytes one file takes on disk (0 once it is gone)."""
+    try:
+        return Path(path).lstat().st_blocks * 512
+    except OSError:
+        return 0
+
+
+def remove_unfinished_blobs(cache_dir: Path, repo_id: str) -> int:
+    """Delete a repository's half-written blobs; bytes freed. huggingface_hub writes each
+    attempt to a fresh name and never resumes an old one, so none of them is worth keeping once
+    no transfer of the repository runs."""
+    freed = 0
+    for blob in unfinished_blobs(cache_dir, repo_id):
+        size = file_disk_usage(blob)
+        try:
+            blob.unlink()
+        except FileNotFoundError:
+            continue
+        freed += size
+    return freed
+
+
 def snapshot_size(snapshot: Path) -> int:
     """Bytes a snapshot really uses: the blobs its symlinks point to."""
     snapshot = Path(snapshot)

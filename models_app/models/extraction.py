@@ -166,8 +166,18 @@ class Extraction(JobRecord):
     def output_dir(self) -> Path:
         return settings.ACTIVATIONS_DIR / str(self.pk)
 
+    def job_task(self) -> tuple[str, str]:
+        return "models_app.jobs.extraction.run_extraction", settings.GPU_CLUSTER
+
     def discard_partial_files(self) -> int:
         return storage.remove_tree(self.output_dir)
+
+    @property
+    def unfinished_bytes(self) -> int:
+        """Disk its folder takes before it completed: a running job's files, or the `.partial`
+        files of a worker that died and is not yet noticed. The page counts them while they exist;
+        failing the job (or deleting the record) removes them."""
+        return 0 if self.is_completed else storage.disk_usage(self.output_dir)
 
     def prepare_retry(self) -> None:
         super().prepare_retry()

@@ -1,8 +1,7 @@
 """The Extractions tab: every extraction with filters and sort, an extraction's files and top
-examples, deleting one, and importing a folder found on disk."""
+examples, deleting one, and importing or deleting a folder found on disk."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
@@ -14,8 +13,8 @@ from django_htmx.http import HttpResponseClientRedirect
 
 from ..forms.history import ExtractionFilterForm, ImportFolderForm, NeuronForm
 from ..models import Dataset, Extraction, LanguageModel
-from ..services import examples as example_services, extractions as extraction_services
-from ..services.models import fail_stale_jobs
+from ..services import examples as example_services, found as found_services
+from ..services.models import check_lost_jobs
 from ..formatting import bytesize
 
 PAGE = "models_app/extractions.html"
@@ -23,9 +22,13 @@ EXAMPLES = "models_app/examples.html"
 PAGE_SIZE = 25
 
 
-def _may_import(request: HttpRequest) -> bool:
-    """Folders found on disk have no owner: in a private studio they are staff's to see."""
-    return not settings.PRIVATE or request.user.is_staff
+FOUND_STAFF_ONLY = "Only staff can import or delete folders found on disk."
+
+
+def _may_manage_found(request: HttpRequest) -> bool:
+    """Folders found on disk have no owner, and an import makes one whoever imports it: they are
+    staff's to see, import and delete, in a shared studio as in a private one."""
+    return request.user.is_staff
 
 
 def _visible(request: HttpRequest):
@@ -35,7 +38,7 @@ def _visible(request: HttpRequest):
 @login_required
 @require_GET
 def index(request: HttpRequest) -> HttpResponse:
-    fail_stale_jobs()
+    check_lost_jobs()
     filters = ExtractionFilterForm(request.GET or None, user=request.user)
     # Models and datasets are fetched for the page's rows afterwards (prefetch): joined into the
     # filtered, sorted query, the planner may join every row before it sorts.
@@ -48,9 +51,9 @@ def index(request: HttpRequest) -> HttpResponse:
     context = {"filters": filters, "page": page, "query": query.urlencode()}
     if request.htmx and request.htmx.target == "extraction-list":
         return render(request, f"{PAGE}#extraction-list", context)
-    found = extraction_services.found_folders() if _may_import(request) else []
-    if found:
-        context.update(found=found, models=LanguageModel.objects.visible_to(request.user).order_by("name"),
+    context["found"] = found_services.found_folders() if _may_manage_found(request) else []
+    if any(not f.problem for f in context["found"]):
+        context.update(models=LanguageModel.objects.visible_to(request.user).order_by("name"),
                        datasets=Dataset.objects.visible_to(request.user).order_by("name"))
     return render(request, PAGE, context)
 
@@ -113,20 +116,36 @@ def examples(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def import_found(request: HttpRequest) -> HttpResponse:
-    if not _may_import(request):
-        messages.error(request, "Only staff can import folders found on disk in a private studio.")
+    if not _may_manage_found(request):
+        messages.error(request, FOUND_STAFF_ONLY)
         return redirect("models_app:extractions")
     form = ImportFolderForm(request.POST, user=request.user)
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record = extraction_services.import_folder(data["folder"], data["model"], data["dataset"],
-                                                       owner=request.user)
-        except extraction_services.ImportRefused as exc:
+            record = found_services.import_folder(data["folder"], data["model"], data["dataset"],
+                                                  owner=request.user)
+        except found_services.Refused as exc:
             messages.error(request, str(exc))
         else:
             messages.success(request, f"Imported {data['folder']} as extraction {record.pk}.")
             return redirect("models_app:extraction", pk=record.pk)
     else:
         messages.error(request, " ".join(e for errors in form.errors.values() for e in errors))
+    return redirect("models_app:extractions")
+
+
+@login_required
+@require_POST
+def delete_found(request: HttpRequest) -> HttpResponse:
+    if not _may_manage_found(request):
+        messages.error(request, FOUND_STAFF_ONLY)
+        return redirect("models_app:extractions")
+    name = request.POST.get("folder", "")
+    try:
+        freed = found_services.delete_folder(name)
+    except found_services.Refused as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Deleted the folder {name} found on disk and freed {bytesize(freed)}.")
     return redirect("models_app:extractions")

@@ -18,6 +18,7 @@ from tests.workers import ROOT, studio_env
 pytestmark = pytest.mark.django_db(transaction=True)
 
 ORIGIN = (b"origin", b"http://127.0.0.1:8000")
+HOST = (b"host", b"127.0.0.1:8000")  # the studio the page came from
 
 
 def application():
@@ -28,7 +29,7 @@ def application():
 
 def session_headers(client, user) -> list[tuple[bytes, bytes]]:
     client.force_login(user)
-    return [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+    return [ORIGIN, HOST, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
 
 
 def downloading_model() -> LanguageModel:
@@ -47,7 +48,7 @@ async def receive_containing(communicator: WebsocketCommunicator, text: str, tim
 
 def test_it_refuses_anonymous_connections():
     async def scenario():
-        communicator = WebsocketCommunicator(application(), "/ws/live/", headers=[ORIGIN])
+        communicator = WebsocketCommunicator(application(), "/ws/live/", headers=[ORIGIN, HOST])
         connected, code = await communicator.connect()
         await communicator.disconnect()
         return connected, code
