@@ -6,7 +6,8 @@ import json
 
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
-from django.db.models.functions import Lower
+from django.db.models import Value
+from django.db.models.functions import Coalesce, Lower
 
 from models_app.formatting import format_layers
 from models_app.models.owned import Owned
@@ -17,7 +18,7 @@ MAX_BATCH = 512
 
 
 class ExtractionTemplate(Owned):
-    name = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=255)
     description = models.TextField(blank=True)
     layer_indices = models.JSONField(default=list)
     hook_types = models.JSONField(default=list)
@@ -45,6 +46,12 @@ class ExtractionTemplate(Owned):
 
     class Meta(Owned.Meta):
         ordering = ["-is_favorite", Lower("name")]
+        constraints = [
+            # Per owner: a private studio keeps each user's names apart (Owned.alike_for); a
+            # shared one checks the whole studio before saving (forms.TemplateForm.clean_name).
+            models.UniqueConstraint(Coalesce("owner", Value(0)), Lower("name"), name="unique_template_name_owner",
+                                    violation_error_message="A template with this name already exists."),
+        ]
 
     def __str__(self) -> str:
         return self.name

@@ -1,8 +1,9 @@
 """What the views, admin, import and the extraction modal share: naming, copying, favorites."""
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from datetime import datetime
+from itertools import count
 
 from django.db import IntegrityError, transaction
 
@@ -11,24 +12,24 @@ from .models import ExtractionTemplate
 NAME_MAX = ExtractionTemplate._meta.get_field("name").max_length
 
 
-def _taken(name: str, reserved: set[str]) -> bool:
-    return name.casefold() in reserved or ExtractionTemplate.objects.filter(name__iexact=name).exists()
-
-
-def available_name(base: str, reserved: Iterable[str] = ()) -> str:
-    """`base`, else "base (2)", "base (3)"…: the first name no template has (case-insensitively)
-    and that is not in `reserved` (names an import is about to use)."""
-    reserved_keys = {n.casefold() for n in reserved}
+def _candidates(base: str) -> Iterator[str]:
     base = base[:NAME_MAX]
-    if not _taken(base, reserved_keys):
-        return base
-    number = 2
-    while True:
+    yield base
+    for number in count(2):
         suffix = f" ({number})"
-        candidate = base[:NAME_MAX - len(suffix)] + suffix
-        if not _taken(candidate, reserved_keys):
-            return candidate
-        number += 1
+        yield base[:NAME_MAX - len(suffix)] + suffix
+
+
+def available_name(base: str, owner=None) -> str:
+    """`base`, else "base (2)", "base (3)"…: the first name no template of those a template of
+    `owner` must not repeat has (case-insensitively; Owned.alike_for)."""
+    templates = ExtractionTemplate.objects.alike_for(owner)
+    return next(name for name in _candidates(base) if not templates.filter(name__iexact=name).exists())
+
+
+def first_free_name(base: str, taken: set[str]) -> str:
+    """available_name against a set of casefolded names already read (an import's, in bulk)."""
+    return next(name for name in _candidates(base) if name.casefold() not in taken)
 
 
 def duplicate(template: ExtractionTemplate, owner=None) -> ExtractionTemplate:
@@ -38,7 +39,7 @@ def duplicate(template: ExtractionTemplate, owner=None) -> ExtractionTemplate:
         copy = ExtractionTemplate.objects.get(pk=template.pk)
         copy.pk = None
         copy._state.adding = True
-        copy.name = available_name(f"Copy of {template.name}")
+        copy.name = available_name(f"Copy of {template.name}", owner)
         copy.is_favorite = False
         copy.owner = owner
         try:

@@ -38,6 +38,8 @@ def _form(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate 
 
 
 def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None) -> HttpResponse:
+    if editing is None:
+        form.instance.owner = request.user  # before validation: names are unique per owner's scope
     field = request.headers.get(VALIDATE_HEADER)
     if field:
         form.is_valid()
@@ -46,8 +48,6 @@ def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplat
         return render(request, f"{PAGE}#field-errors", {"field": form[field]})
     if not form.is_valid():
         return _form(request, form, editing, status=422)
-    if editing is None:
-        form.instance.owner = request.user
     template = form.save()
     if not request.htmx:
         messages.success(request, f"Saved template “{template.name}”.")

@@ -54,3 +54,35 @@ def test_the_hook_filter_matches_whole_hook_names_on_postgres(scratch_database, 
                             text=True, timeout=120)
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[('residual', 'mlp')]"
+
+
+TEMPLATE_IMPORT = """
+import django, json
+django.setup()
+from templates_app import transfer
+from templates_app.models import ExtractionTemplate
+
+ExtractionTemplate.objects.create(name="probe 1", batch_size=1, extra_metadata={"old": True})
+entries = [{"name": f"probe {i}", "layer_indices": [0, 2], "hook_types": ["mlp"], "batch_size": 4,
+            "extra_metadata": {"i": i, "nested": [1, {"a": None}]}, "created_at": "2024-01-02T03:04:05Z"}
+           for i in range(3)]
+print(transfer.import_payload({"version": "1.0", "templates": entries}, "overwrite"))
+print(transfer.import_payload({"version": "1.0", "templates": entries}, "rename"))
+for t in ExtractionTemplate.objects.order_by("pk"):
+    print(t.name, t.batch_size, json.dumps(t.extra_metadata, sort_keys=True), t.created_at.year == 2024, t.layer_indices)
+"""
+
+
+def test_a_template_import_writes_its_rows_on_postgres(scratch_database, tmp_path):
+    env = {**os.environ, "DATABASE_URL": scratch_database, "MISTUDIO_DATA_DIR": str(tmp_path),
+           "DJANGO_SETTINGS_MODULE": "mistudio_site.settings"}
+    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
+                   capture_output=True, timeout=300)
+    result = subprocess.run([sys.executable, "-c", TEMPLATE_IMPORT], cwd=ROOT, env=env, capture_output=True,
+                            text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = result.stdout.strip().splitlines()
+    assert lines[:2] == ["2 created, 1 updated, 0 skipped", "3 created, 0 updated, 0 skipped"]
+    assert lines[2] == 'probe 1 4 {"i": 1, "nested": [1, {"a": null}]} False [0, 2]'  # overwritten in place
+    assert lines[3] == 'probe 0 4 {"i": 0, "nested": [1, {"a": null}]} True [0, 2]'  # the file's date
+    assert [line.split(" 4 ")[0] for line in lines[5:]] == ["probe 0 (2)", "probe 1 (2)", "probe 2 (2)"]

@@ -25,11 +25,11 @@ def test_it_names_copies_copy_of_then_numbers_them(make_template):
     assert (first.layer_indices, first.batch_size, first.extra_metadata, first.is_favorite) == ([1, 2], 16, {"a": 1}, False)
 
 
-def test_it_finds_a_free_name_ignoring_case_and_reserved_names(make_template):
+def test_it_finds_a_free_name_ignoring_case_and_names_already_taken(make_template):
     make_template("probe")
     make_template("PROBE (2)")
     assert services.available_name("Probe") == "Probe (3)"
-    assert services.available_name("Probe", reserved=["probe (3)"]) == "Probe (4)"
+    assert services.first_free_name("Probe", {"probe", "probe (2)", "probe (3)"}) == "Probe (4)"
     assert services.available_name("new") == "new"
     make_template("x" * 255)
     long = services.available_name("x" * 255)  # the number still fits the 255 characters

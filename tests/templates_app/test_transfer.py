@@ -152,19 +152,24 @@ def test_it_lists_every_bad_template_and_writes_nothing(make_template):
 
 
 def test_a_failure_while_writing_leaves_nothing_behind(monkeypatch):
-    calls = []
-    original = ExtractionTemplate.save
+    """A disk that fills between the import's statements cannot be made here: the second one
+    fails by hand, after the first has inserted every row."""
 
-    def failing_save(self, *args, **kwargs):
-        calls.append(self.name)
-        if len(calls) == 2:
+    from django.db.backends.utils import CursorWrapper
+
+    executemany = CursorWrapper.executemany
+
+    def disk_full(cursor, statement, rows):
+        if statement.startswith("UPDATE"):
+            assert ExtractionTemplate.objects.count() == 3  # inserted, not yet committed
             raise RuntimeError("disk full")
-        return original(self, *args, **kwargs)
+        return executemany(cursor, statement, rows)
 
-    monkeypatch.setattr(ExtractionTemplate, "save", failing_save)
+    monkeypatch.setattr(CursorWrapper, "executemany", disk_full)
+    ExtractionTemplate.objects.create(name="one", batch_size=1)
     with pytest.raises(RuntimeError):
-        transfer.import_payload(payload(tpl("one"), tpl("two")))
-    assert calls == ["one", "two"] and not ExtractionTemplate.objects.exists()
+        transfer.import_payload(payload(tpl("one"), tpl("two"), tpl("three")), "overwrite")
+    assert list(ExtractionTemplate.objects.values_list("name", "batch_size")) == [("one", 1)]
 
 
 def test_it_refuses_files_over_the_size_cap():
