@@ -1,15 +1,24 @@
 """miStudio settings: one module, driven by environment variables (see README "Configuration")."""
 from __future__ import annotations
 
+from datetime import timedelta
+import os
 from pathlib import Path
 
 import dj_database_url
+from csp.constants import NONE, SELF
 
-from .env import BadSetting, env_bool, env_int, env_list, env_path, env_str, secret_key_from, token_keys_from
+from .env import (BadSetting, env_bool, env_int, env_list, env_path, env_str, make_private, private_dir,
+                  secret_key_from, token_keys_from)
+
+# What the studio writes is for its own user alone: the database holds sessions, password hashes
+# and encrypted tokens, next to the secret key, the models and the activations. Set before any
+# file is made, in every process that loads the settings (web server, workers, commands) and in
+# their children (the download's transfer process); huggingface_hub follows it for its blobs.
+os.umask(0o077)
 
 BASE_DIR = Path(__file__).resolve().parent.parent
-DATA_DIR = env_path("MISTUDIO_DATA_DIR", BASE_DIR / "data")
-DATA_DIR.mkdir(parents=True, exist_ok=True)
+DATA_DIR = private_dir(env_path("MISTUDIO_DATA_DIR", BASE_DIR / "data"))
 MODELS_DIR = DATA_DIR / "models"
 HF_CACHE_DIR = MODELS_DIR / "hub"
 QUANTIZED_DIR = MODELS_DIR / "quantized"
@@ -38,13 +47,16 @@ INSTALLED_APPS = [
     "template_partials",
     "channels",
     "django_q",
+    "csp",
     "ninja",  # the API page's Swagger UI, served from the package
     "models_app",
     "templates_app",
+    "axes",  # login lockout: its records live in the database
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "csp.middleware.CSPMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -53,6 +65,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
+    "models_app.middleware.QueueUnavailableMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it turns a refused login into the lockout page
 ]
 
 ROOT_URLCONF = "mistudio_site.urls"
@@ -92,6 +106,8 @@ else:
             },
         }
     }
+    for suffix in ("", "-wal", "-shm"):  # a database from before the studio kept its files private
+        make_private(DATA_DIR / f"db.sqlite3{suffix}")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 REDIS_URL = env_str("REDIS_URL")
@@ -146,6 +162,23 @@ LOGIN_URL = "login"
 LOGIN_REDIRECT_URL = "models_app:index"
 LOGOUT_REDIRECT_URL = "login"
 
+# Login lockout (django-axes): LOGIN_FAILURE_LIMIT failed logins for one username, or from one
+# address, within LOGIN_COOLOFF minutes refuse every login of that username / from that address,
+# the right password included, until LOGIN_COOLOFF minutes have passed since the last failure.
+# Attempts while locked out are not counted, so waiting out the cool-off always ends it. The
+# studio and admin logins go through it; API tokens and the terminal do not authenticate here.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+LOGIN_FAILURE_LIMIT = env_int("MISTUDIO_LOGIN_FAILURE_LIMIT", 20)
+LOGIN_COOLOFF_MINUTES = env_int("MISTUDIO_LOGIN_COOLOFF_MINUTES", 10)
+if LOGIN_FAILURE_LIMIT < 1 or LOGIN_COOLOFF_MINUTES < 1:
+    raise BadSetting("MISTUDIO_LOGIN_FAILURE_LIMIT and MISTUDIO_LOGIN_COOLOFF_MINUTES must be at least 1")
+AXES_FAILURE_LIMIT = LOGIN_FAILURE_LIMIT
+AXES_COOLOFF_TIME = timedelta(minutes=LOGIN_COOLOFF_MINUTES)
+AXES_LOCKOUT_PARAMETERS = ["username", "ip_address"]
+AXES_RESET_COOL_OFF_ON_FAILURE_DURING_LOCKOUT = False
+AXES_LOCKOUT_CALLABLE = "mistudio_site.lockout.lockout_page"
+AXES_CLIENT_IP_CALLABLE = "mistudio_site.lockout.client_address"
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = env_str("TIME_ZONE", "UTC")
 USE_I18N = False
@@ -173,6 +206,26 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
 # Error reports (the DEBUG page, mails to ADMINS) hide tokens in every frame and header.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.secrets.ErrorReportFilter"
+
+# Content-Security-Policy (django-csp, README "Configuration"): everything a page loads or talks
+# to comes from the studio itself; no inline script, eval or inline style (pages use static/js and
+# CSS classes), so injected markup cannot run or restyle anything. 'self' in connect-src also
+# admits the live websocket on the same host and port (ws: under http, wss: under https).
+# Exceptions are scoped to the one view that needs them (the API docs, models_app/api).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [NONE],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+        "base-uri": [NONE],
+        "object-src": [NONE],
+    },
+}
 
 SESSION_COOKIE_HTTPONLY = True
 CSRF_COOKIE_HTTPONLY = False  # htmx reads it from the page's hx-headers, not the cookie

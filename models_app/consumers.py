@@ -27,7 +27,7 @@ from django.utils import timezone
 from .ml import quantization as quant
 from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
-from .services.models import fail_stale_jobs
+from .services.models import check_lost_jobs
 
 log = logging.getLogger(__name__)
 
@@ -56,9 +56,11 @@ class LiveConsumer(AsyncWebsocketConsumer):
         """Pages only listen; anything they send is ignored."""
 
     async def record_changed(self, event: dict) -> None:
-        html, owner_id = await database_sync_to_async(render_update)(
-            event["kind"], event["pk"], event.get("deleted", False), event.get("version"))
         user = self.scope["user"]
+        # A private studio's model card counts only the viewer's own extractions.
+        viewer = user if settings.PRIVATE and not user.is_staff else None
+        html, owner_id = await database_sync_to_async(render_update)(
+            event["kind"], event["pk"], event.get("deleted", False), event.get("version"), viewer)
         if settings.PRIVATE and not user.is_staff and owner_id not in (None, user.pk):
             return  # a private studio: the record is not this user's to see
         if html:
@@ -68,16 +70,17 @@ class LiveConsumer(AsyncWebsocketConsumer):
 _render_cache: dict[tuple, tuple[str, int | None]] = {}
 
 
-def render_update(kind: str, pk: int, deleted: bool = False,
-                  version: str | None = None) -> tuple[str, int | None]:
+def render_update(kind: str, pk: int, deleted: bool = False, version: str | None = None,
+                  viewer=None) -> tuple[str, int | None]:
     """The out-of-band fragments that bring a page up to date with one record, and who may see
     them in a private studio: the record's owner's id (0 when it has none: staff only), or None
     for a removal, which anyone may get (removing what a page does not show does nothing).
-    Rendered once per version of the row, however many pages are open."""
-    key = (kind, pk, version)
+    Rendered once per version of the row (and `viewer`, whose extractions alone a card counts;
+    None: everyone's), however many pages are open."""
+    key = (kind, pk, version, viewer.pk if viewer is not None else None)
     if version and key in _render_cache:
         return _render_cache[key]
-    update = _render(kind, pk, deleted)
+    update = _render(kind, pk, deleted, viewer)
     if version:
         if len(_render_cache) >= RENDER_CACHE_SIZE:
             _render_cache.clear()
@@ -85,14 +88,14 @@ def render_update(kind: str, pk: int, deleted: bool = False,
     return update
 
 
-def _render(kind: str, pk: int, deleted: bool) -> tuple[str, int | None]:
+def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[str, int | None]:
     if kind == Extraction.KIND:
         record = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
         if record is None:
             return "", None
         return (render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True})
                 + render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True})
-                + _model_card(record.model)), record.owner_id or 0
+                + _model_card(record.model, viewer)), record.owner_id or 0
     if kind == Dataset.KIND:
         record = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or record is None:
@@ -102,10 +105,11 @@ def _render(kind: str, pk: int, deleted: bool) -> tuple[str, int | None]:
     record = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
     if deleted or record is None:
         return f'<div id="model-{pk}" hx-swap-oob="delete"></div>', None
-    return _model_card(record), record.owner_id or 0
+    return _model_card(record, viewer), record.owner_id or 0
 
 
-def _model_card(record: LanguageModel) -> str:
+def _model_card(record: LanguageModel, viewer) -> str:
+    LanguageModel.summarize_extractions([record], viewer)
     return render_to_string("models_app/index.html#model-card",
                             {"m": record, "oob": True, "formats": quant.FORMATS, "format_labels": quant.LABELS})
 
@@ -150,7 +154,7 @@ class Watcher:
             try:
                 if loop.time() - last_reap >= REAP_INTERVAL:
                     last_reap = loop.time()
-                    await database_sync_to_async(fail_stale_jobs)()
+                    await database_sync_to_async(check_lost_jobs)()
                 if not fans_out:
                     continue
                 looked_at = timezone.now()

@@ -22,6 +22,8 @@ from urllib.parse import unquote, urlparse
 
 GOOD_TOKEN = "hf_good_token_for_tests"
 NO_ACCESS_TOKEN = "hf_valid_but_no_access"
+# The files a fault (a throttle, a dropped connection) applies to: weights, and datasets' data.
+PAYLOAD_SUFFIXES = (".safetensors", ".bin", ".parquet", ".jsonl", ".csv", ".txt")
 
 
 @dataclass
@@ -32,7 +34,7 @@ class Repo:
     tags: dict[str, str] = field(default_factory=dict)
     drop_after_bytes: int | None = None   # close the connection after this many bytes of a file
     drop_times: int = 0                   # how many requests get dropped (-1: all)
-    bytes_per_second: int | None = None   # throttle weight transfers
+    bytes_per_second: int | None = None   # throttle weight and data transfers
     repo_type: str = "model"
 
     @property
@@ -235,7 +237,7 @@ class HubServer:
         self._stream(req, repo, file, start, end)
 
     def _stream(self, req, repo: Repo, file: Path, start: int, end: int) -> None:
-        is_weight = file.suffix in (".safetensors", ".bin")
+        is_weight = file.suffix in PAYLOAD_SUFFIXES
         drop_at = None
         if is_weight and repo.drop_after_bytes is not None and repo.drop_times != 0 \
                 and end - start + 1 > repo.drop_after_bytes:

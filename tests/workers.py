@@ -88,6 +88,17 @@ def start_studio(settings, hf_endpoint: str, *options: str, **env: str) -> tuple
     return process, f"http://127.0.0.1:{port}"
 
 
+def first_line(sock) -> str:
+    """The first line a server answers on `sock` (its status line), read to its end."""
+    data = b""
+    while b"\r\n" not in data:
+        chunk = sock.recv(4096)
+        if not chunk:
+            break
+        data += chunk
+    return data.split(b"\r\n")[0].decode()
+
+
 class Studio:
     """A running `run_studio` (see start_studio), reached as a client would: raw sockets, or
     a `requests` session signed in through the login form."""

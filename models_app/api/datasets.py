@@ -36,7 +36,7 @@ def _visible(request: HttpRequest, dataset_id: int) -> Dataset:
 
 @router.get("", response=responses(200, DatasetPage))
 def list_datasets(request: HttpRequest, paging: Query[Paging]):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     records = Dataset.objects.visible_to(request.user).select_related("owner")
     return page_of(records, paging.page, paging.page_size)
 
@@ -81,7 +81,7 @@ def upload(request: HttpRequest, file: File[UploadedFile], name: Form[str] = "",
 
 @router.get("/{dataset_id}", response=responses(200, DatasetOut))
 def get_dataset(request: HttpRequest, dataset_id: int = DatasetId):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     return _visible(request, dataset_id)
 
 

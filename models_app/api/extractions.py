@@ -60,7 +60,7 @@ def _visible(request: HttpRequest):
 
 @router.get("", response=responses(200, ExtractionPage))
 def list_extractions(request: HttpRequest, filters: Query[ExtractionFilters]):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     form = ExtractionFilterForm(form_data(filters.dict(exclude={"page", "page_size"})), user=request.user)
     if not form.is_valid():
         raise invalid(form)
@@ -84,7 +84,7 @@ def start(request: HttpRequest, body: ExtractionIn):
 
 @router.get("/{extraction_id}", response=responses(200, ExtractionDetail))
 def get_extraction(request: HttpRequest, extraction_id: int = ExtractionId):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     return get_object_or_404(_visible(request), pk=extraction_id)
 
 

@@ -60,7 +60,7 @@ def _visible(request: HttpRequest, model_id: int) -> LanguageModel:
 
 @router.get("", response=responses(200, ModelPage))
 def list_models(request: HttpRequest, filters: Query[ModelFilters]):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     form = ModelFilterForm(form_data(filters.dict(exclude={"page", "page_size"})), user=request.user)
     if not form.is_valid():
         raise invalid(form)
@@ -100,7 +100,7 @@ def start_download(request: HttpRequest, body: DownloadIn):
 
 @router.get("/{model_id}", response=responses(200, ModelOut))
 def get_model(request: HttpRequest, model_id: int = ModelId):
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     return _visible(request, model_id)
 
 

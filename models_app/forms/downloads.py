@@ -118,10 +118,10 @@ class DownloadForm(RepoForm):
         if self.errors:
             return cleaned
         duplicate = LanguageModel.duplicate_of(cleaned["repo_id"], cleaned["revision"],
-                                               cleaned["quantization"])
+                                               cleaned["quantization"], owner=self.user)
         if duplicate:
             # On the repository field, fact first: that is where the user looks and what they change.
-            self.add_error("repo_id", duplicate_message(duplicate, self.user))
+            self.add_error("repo_id", duplicate_message(duplicate))
             return cleaned
         self.run_preflight()
         if self.preflight:
@@ -135,12 +135,10 @@ class DownloadForm(RepoForm):
                                  f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.")
 
 
-def duplicate_message(duplicate: LanguageModel, user=None) -> str:
-    """Why a download is refused when the studio already has this repo, revision and format.
-    A private studio does not tell `user` about a record they cannot see."""
+def duplicate_message(duplicate: LanguageModel) -> str:
+    """Why a download is refused when the studio already has this repo, revision and format (in
+    a private studio, the user's own: LanguageModel.duplicate_of)."""
     what = f"{duplicate.repo_id}@{duplicate.revision} in {quant.LABELS[duplicate.quantization]}"
-    if user is not None and not duplicate.may_see(user):
-        return f"{what} is already in the studio, added by another user: staff can give you access."
     where = f"(“{duplicate.name}”, {duplicate.get_status_display().lower()})"
     if duplicate.status == ModelStatus.READY:
         return f"Already downloaded: {what} is in the studio {where}."
@@ -179,7 +177,7 @@ class RestartForm(HubInputs, forms.Form):
                                         f"{running.get_status_display().lower()}: cancel it first.")
         fmt = cleaned.get("quantization")
         if fmt and LanguageModel.duplicate_of(self.record.repo_id, self.record.revision, fmt,
-                                              exclude_pk=self.record.pk):
+                                              owner=self.record.owner, exclude_pk=self.record.pk):
             raise forms.ValidationError(
                 f"This revision is already in the studio in {quant.LABELS[fmt]}.")
         if not self.errors:

@@ -3,7 +3,6 @@ into datasets/{id}/) of uploads: on the downloads queue, or inline through the s
 the CLI and small uploads."""
 from __future__ import annotations
 
-import tempfile
 from itertools import chain
 from pathlib import Path
 from typing import Iterable, Iterator
@@ -11,7 +10,7 @@ from typing import Iterable, Iterator
 from django.conf import settings
 
 from .. import secrets
-from ..ml import datasets, hub, storage
+from ..ml import datasets, hub, storage, transfer
 from ..models import Dataset
 from .runner import Job, run
 
@@ -28,32 +27,41 @@ def ingest_files(dataset_pk: int, files: list[Path]) -> str:
 
 
 def ingest_upload(dataset_pk: int) -> str:
-    """Read an uploaded file that waits in the record's upload folder (the downloads queue)."""
+    """Read an uploaded file that waits in the record's incoming folder (the downloads queue)."""
     return run(Dataset, dataset_pk, _ingest_upload)
 
 
 def _ingest_upload(job: Job) -> dict:
     record = Dataset.objects.get(pk=job.pk)
-    fields = _ingest(job, record, sorted(record.upload_folder.iterdir()))
-    storage.remove_tree(record.upload_folder)
+    fields = _ingest(job, record, sorted(record.incoming_folder.iterdir()))
+    storage.remove_tree(record.incoming_folder)
     return fields
 
 
 def _fetch(job: Job) -> dict:
+    """Download in a child process (a cancel stops it at once), into the data directory, once
+    the disk is known to hold the files and the samples read from them."""
     record = Dataset.objects.get(pk=job.pk)
-    options = record.hub_options
+    options, files = record.hub_options, record.hub_files
     given = secrets.decrypt(record.encrypted_token)
     if given:
         job.secrets.append(given)
     token = secrets.hub_token(given, record.use_operator_token)  # False: not the operator's either
-    with tempfile.TemporaryDirectory(prefix="mistudio-dataset-") as scratch:
-        job.tracker.update(force=True, progress_detail=f"Downloading {len(options['files'])} file(s)")
-        files = []
-        for name in options["files"]:  # cancel is checked between files
-            job.check()
-            files += hub.download_dataset_files(options["repo_id"], options["commit"], [name],
-                                                Path(scratch), token=token, endpoint=settings.HF_ENDPOINT)
-        return _ingest(job, record, files)
+    refusal = datasets.room_refusal(sum(f.size for f in files), hub.free_disk_bytes(settings.DATASETS_DIR))
+    if refusal:
+        raise datasets.DatasetError(refusal)
+    job.tracker.update(force=True, progress_detail=f"Downloading {len(files)} file(s)")
+    paths = transfer.download_dataset_in_child(
+        options["repo_id"], options["commit"], files, record.incoming_folder, token=token,
+        endpoint=settings.HF_ENDPOINT, should_cancel=job.should_cancel,
+        on_progress=lambda p: job.tracker.update(progress_detail=_downloaded(p)))
+    fields = _ingest(job, record, paths)
+    storage.remove_tree(record.incoming_folder)
+    return fields
+
+
+def _downloaded(progress: hub.DownloadProgress) -> str:
+    return f"Downloading: {progress.done / 1e6:,.1f} of {progress.total / 1e6:,.1f} MB"
 
 
 def _ingest(job: Job, record: Dataset, files: list[Path]) -> dict:

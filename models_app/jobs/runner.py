@@ -155,10 +155,13 @@ def run(record_cls: type[JobRecord], pk: int, body: Callable[[Job], dict[str, An
 
 def _end_unfinished(job: Job, exc: BaseException) -> str:
     record_cls, pk = job.record_cls, job.pk
-    cancelled = _is_cancel(exc) or job.should_cancel() or isinstance(exc, KeyboardInterrupt)
+    record = record_cls.objects.filter(pk=pk).first()
+    # A failure that follows a cancel or a delete (its files removed under the job) is the
+    # cancel's doing, even before the watcher has seen it.
+    cancelled = (_is_cancel(exc) or job.should_cancel() or isinstance(exc, KeyboardInterrupt)
+                 or record is None or record.cancel_requested)
     # A record deleted while its job ran (a dataset) still has files here: they go too.
-    record = record_cls.objects.filter(pk=pk).first() or record_cls(pk=pk)
-    record.discard_partial_files()
+    (record or record_cls(pk=pk)).discard_partial_files()
     if cancelled:
         job.tracker.finish(record_cls.CANCELLED)
         return record_cls.CANCELLED

@@ -50,6 +50,15 @@ class StoredDataset:
     preview: list[str]
 
 
+def room_refusal(download_bytes: int, free_bytes: int) -> str | None:
+    """Why files of this size cannot be added here, if they cannot: the files and the samples
+    read from them (about as much again) must fit on the disk."""
+    if 2 * download_bytes <= free_bytes:
+        return None
+    return (f"The files take {download_bytes / 1e9:.2f} GB and the samples read from them about as much "
+            f"again; the disk has {free_bytes / 1e9:.2f} GB free.")
+
+
 def detect_format(filename: str) -> str:
     suffix = Path(filename).suffix.lower().lstrip(".")
     if suffix not in FORMATS:
@@ -111,6 +120,8 @@ def iter_samples(path: Path, fmt: str, text_field: str = "text",
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DatasetError(f"Line {number} is not valid JSON ({exc.msg}).") from exc
+            except (RecursionError, ValueError) as exc:
+                raise DatasetError(f"Line {number} {_unreadable(exc)}.") from exc
             yield _field(record, text_field, f"Line {number}")
     elif fmt == "json":
         yield from _json_array(path, text_field)
@@ -168,9 +179,17 @@ def _json_items(path: Path, text_field: str) -> Iterator[str]:
                     if not more:
                         raise DatasetError(f"Item {index + 1} of the JSON array is not valid JSON ({exc.msg}).") from exc
                     buffer, position = buffer[position:] + more, 0
+                except (RecursionError, ValueError) as exc:
+                    raise DatasetError(f"Item {index + 1} of the JSON array {_unreadable(exc)}.") from exc
             index += 1
             yield _field(record, text_field, f"Item {index}")
             buffer, position = buffer[end:], 0
+
+
+def _unreadable(exc: BaseException) -> str:
+    """What Python's JSON reader refuses beyond JSON's own syntax: nesting deeper than the
+    interpreter's stack, and integers longer than it converts (4,300 digits)."""
+    return "nests JSON too deeply to read" if isinstance(exc, RecursionError) else "holds a number too long to read"
 
 
 def _csv_rows(path: Path, column: str) -> Iterator[str]:

@@ -357,9 +357,9 @@ DATASET_FILE_PREFERENCE = ("*.parquet", "*.jsonl", "*.json", "*.csv", "*.txt")
 
 
 def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str | None = None,
-                          endpoint: str | None = None) -> tuple[str, list[str]]:
-    """(commit, file names) of a Hub dataset repository matching `pattern`, or, when it is
-    empty, its first kind of data file (parquet preferred). Reads the Hub API only."""
+                          endpoint: str | None = None) -> tuple[str, list[RepoFile]]:
+    """(commit, files with their sizes) of a Hub dataset repository matching `pattern`, or, when
+    it is empty, its first kind of data file (parquet preferred). Reads the Hub API only."""
     from fnmatch import fnmatch
 
     problem = check_repo_id(repo_id)
@@ -371,21 +371,30 @@ def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str 
                                                                   files_metadata=True)
     except Exception as exc:
         raise explain(exc, repo_id, revision, token_given=bool(token), kind="dataset") from exc
-    names = [s.rfilename for s in info.siblings or []]
+    files = {s.rfilename: RepoFile(s.rfilename, s.size or 0) for s in info.siblings or []}
     for candidate in [pattern] if pattern else list(DATASET_FILE_PREFERENCE):
-        chosen = sorted(n for n in names if fnmatch(n, candidate) and not n.startswith("."))
+        chosen = sorted(n for n in files if fnmatch(n, candidate) and not n.startswith("."))
         if chosen:
-            return info.sha, chosen
+            return info.sha, [files[n] for n in chosen]
     wanted = pattern or "a .parquet, .jsonl, .json, .csv or .txt file"
     raise HubError(f"{repo_id} has no file matching {wanted}.", field="files")
 
 
-def download_dataset_files(repo_id: str, commit: str, names: list[str], target: Path,
-                           token: str | None = None, endpoint: str | None = None) -> list[Path]:
+def download_dataset_files(repo_id: str, commit: str, files: list[RepoFile], target: Path,
+                           token: str | None = None, endpoint: str | None = None,
+                           on_progress: ProgressCallback = lambda p: None,
+                           should_cancel: Callable[[], bool] = lambda: False) -> list[Path]:
     """Fetch the resolved files of a Hub dataset repository into `target`."""
-    try:
-        return [Path(hf_hub_download(repo_id, name, repo_type="dataset", revision=commit,
-                                     local_dir=target, token=token, endpoint=endpoint))
-                for name in names]
-    except Exception as exc:
-        raise explain(exc, repo_id, commit, token_given=bool(token), kind="dataset") from exc
+    progress = DownloadProgress(total=sum(f.size for f in files))
+    bar = _progress_bar_class(progress, on_progress, should_cancel)
+    paths = []
+    for repo_file in files:
+        progress.file = repo_file.path
+        try:
+            paths.append(Path(hf_hub_download(repo_id, repo_file.path, repo_type="dataset", revision=commit,
+                                              local_dir=target, token=token, endpoint=endpoint, tqdm_class=bar)))
+        except DownloadCancelled:
+            raise
+        except Exception as exc:
+            raise explain(exc, repo_id, commit, token_given=bool(token), kind="dataset") from exc
+    return paths

@@ -1,4 +1,4 @@
-"""A Hub download in a child process that the job can stop at once.
+"""A Hub download (a model's files, or a dataset's) in a child process the job can stop at once.
 
 huggingface_hub's Xet transfer reports progress from hf_xet's own threads, where raising an
 exception cannot interrupt it; a child process can always be terminated. The child gets its
@@ -30,16 +30,33 @@ def download_in_child(pre: hub.Preflight, cache_dir: Path, token: str | None = N
                       should_cancel: Callable[[], bool] = lambda: False,
                       poll: float = 0.2) -> Path:
     """`hub.download` run by a child process; cancelling terminates it within `poll` seconds."""
-    request = {"pre": dataclasses.asdict(pre), "cache_dir": str(cache_dir), "token": token,
-               "endpoint": endpoint}
+    request = {"kind": "model", "pre": dataclasses.asdict(pre), "cache_dir": str(cache_dir)}
+    _run_child(request, pre.download_bytes, token, endpoint, on_progress, should_cancel, poll)
+    return hub.snapshot_dir(cache_dir, pre.repo_id, pre.commit_sha)
+
+
+def download_dataset_in_child(repo_id: str, commit: str, files: list[hub.RepoFile], target: Path,
+                              token: str | None = None, endpoint: str | None = None,
+                              on_progress: hub.ProgressCallback = lambda p: None,
+                              should_cancel: Callable[[], bool] = lambda: False,
+                              poll: float = 0.2) -> list[Path]:
+    """`hub.download_dataset_files` run by a child process, stopped the same way."""
+    request = {"kind": "dataset", "repo_id": repo_id, "commit": commit, "target": str(target),
+               "files": [dataclasses.asdict(f) for f in files]}
+    _run_child(request, sum(f.size for f in files), token, endpoint, on_progress, should_cancel, poll)
+    return [Path(target) / f.path for f in files]
+
+
+def _run_child(request: dict, total: int, token: str | None, endpoint: str | None,
+               on_progress: hub.ProgressCallback, should_cancel: Callable[[], bool], poll: float) -> None:
     child = subprocess.Popen([sys.executable, "-m", "models_app.ml.transfer"], cwd=ROOT,
                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(child.stdout, lines), daemon=True)
     reader.start()
-    progress = hub.DownloadProgress(total=pre.download_bytes)
+    progress = hub.DownloadProgress(total=total)
     try:
-        child.stdin.write(json.dumps(request) + "\n")
+        child.stdin.write(json.dumps({**request, "token": token, "endpoint": endpoint}) + "\n")
         child.stdin.close()
         while True:
             if should_cancel():
@@ -65,7 +82,6 @@ def download_in_child(pre: hub.Preflight, cache_dir: Path, token: str | None = N
             raise hub.HubError(f"The download process stopped unexpectedly (exit code {child.returncode}).")
     finally:
         _stop(child)
-    return hub.snapshot_dir(cache_dir, pre.repo_id, pre.commit_sha)
 
 
 def _read_lines(stream, lines: queue.Queue) -> None:
@@ -104,8 +120,6 @@ def _child() -> int:
 
     threading.Thread(target=_exit_with_parent, args=(os.getppid(),), daemon=True).start()
     request = json.loads(sys.stdin.readline())
-    fields = request["pre"]
-    pre = hub.Preflight(**{**fields, "files": [hub.RepoFile(**f) for f in fields["files"]]})
     last = 0.0
 
     def report(p: hub.DownloadProgress) -> None:
@@ -114,9 +128,16 @@ def _child() -> int:
             last = time.monotonic()
             _emit({"done": p.done, "file": p.file})
 
+    access = {"token": request["token"], "endpoint": request["endpoint"], "on_progress": report}
     try:
-        hub.download(pre, Path(request["cache_dir"]), token=request["token"],
-                     endpoint=request["endpoint"], on_progress=report)
+        if request["kind"] == "dataset":
+            hub.download_dataset_files(request["repo_id"], request["commit"],
+                                       [hub.RepoFile(**f) for f in request["files"]], Path(request["target"]),
+                                       **access)
+        else:
+            fields = request["pre"]
+            pre = hub.Preflight(**{**fields, "files": [hub.RepoFile(**f) for f in fields["files"]]})
+            hub.download(pre, Path(request["cache_dir"]), **access)
     except hub.HubError as exc:
         _emit({"error": exc.message, "field": exc.field})
         return 1

@@ -7,6 +7,7 @@ from django.conf import settings
 from django.db import models
 
 from ..ml import storage
+from ..ml.hub import RepoFile
 from .job import JobRecord
 
 
@@ -61,12 +62,22 @@ class Dataset(JobRecord):
         return Path(self.file_path) if self.file_path else settings.DATASETS_DIR / str(self.pk)
 
     @property
-    def upload_folder(self) -> Path:
-        """Where an uploaded file waits for its ingest job (removed when the job ends)."""
-        return settings.DATASETS_DIR / f"{self.pk}.upload"
+    def incoming_folder(self) -> Path:
+        """Where files wait to be read (an upload, a Hub download): gone when the job ends."""
+        return settings.DATASETS_DIR / f"{self.pk}.incoming"
+
+    @property
+    def hub_files(self) -> list[RepoFile]:
+        # Records queued before sizes were kept name their files only.
+        return [RepoFile(f, 0) if isinstance(f, str) else RepoFile(**f) for f in self.hub_options.get("files", [])]
+
+    def job_task(self) -> tuple[str, str]:
+        # Downloads' queue: reading a file is disk work, like fetching one.
+        task = "fetch_hub_dataset" if self.source == "hub" else "ingest_upload"
+        return f"models_app.jobs.dataset.{task}", settings.DOWNLOAD_CLUSTER
 
     def discard_partial_files(self) -> int:
-        return storage.remove_tree(self.folder) + storage.remove_tree(self.upload_folder)
+        return storage.remove_tree(self.folder) + storage.remove_tree(self.incoming_folder)
 
     def on_job_ended(self) -> None:
         Dataset.objects.filter(pk=self.pk).update(encrypted_token=None)

@@ -5,7 +5,7 @@ from datetime import timedelta
 from typing import Any, ClassVar
 
 from django.conf import settings
-from django.db import models
+from django.db import models, transaction
 from django.utils import timezone
 
 from .owned import Owned
@@ -73,7 +73,8 @@ class JobRecord(Owned):
     def fail_stale(cls) -> list[int]:
         """Fail running jobs whose heartbeat stopped: their worker was killed. Anyone may call
         this (pages, workers, the live watcher); the conditional UPDATE makes it safe to race.
-        A cancel asked of a dead job ends it as cancelled, with its partial files removed."""
+        A cancel asked of a dead job ends it as cancelled, with its partial files removed; a
+        failed one loses what its dead worker can no longer finish (`discard_lost_files`)."""
         cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
         candidates = cls.objects.filter(status__in=cls.running_statuses()).filter(
             models.Q(heartbeat_at__lt=cutoff) | models.Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
@@ -88,8 +89,56 @@ class JobRecord(Owned):
                 ended.append(record.pk)
                 if cancelled:
                     record.discard_partial_files()
+                else:
+                    record.discard_lost_files()
                 record.on_job_ended()
         return ended
+
+    def job_task(self) -> tuple[str, str]:
+        """(the task function's dotted path, the cluster it runs on) of this record's job."""
+        raise NotImplementedError
+
+    @property
+    def task_name(self) -> str:
+        return f"{self.KIND}-{self.pk}"
+
+    def enqueue(self) -> None:
+        """Send the job to its queue once this row is committed (a worker must be able to read
+        it). A queue that cannot take it (Redis down) fails the record at once, with the reason,
+        and raises QueueUnavailable for the caller to show: no row stays queued with no task."""
+        transaction.on_commit(self._send)
+
+    def _send(self) -> None:
+        from ..jobs import queue
+
+        task, cluster = self.job_task()
+        try:
+            queue.send(task, self.pk, cluster, self.task_name)
+        except queue.QueueUnavailable as exc:
+            self.discard_partial_files()
+            type(self).set(self.pk, status=self.FAILED, error_message=exc.message, completed_at=timezone.now())
+            self.on_job_ended()
+            raise
+
+    @classmethod
+    def requeue_lost(cls) -> list[int]:
+        """Queue again the jobs whose task the broker no longer holds (a Redis that restarted
+        without saving, a process stopped between committing a row and queueing its task).
+        Rows queued in the last JOB_STALE_SECONDS are left to the request queueing them."""
+        from ..jobs import queue
+
+        cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
+        waiting: dict[str, set[str]] = {}
+        requeued = []
+        for record in cls.objects.filter(status=cls.QUEUED, cancel_requested=False, updated_at__lt=cutoff):
+            task, cluster = record.job_task()
+            if cluster not in waiting:
+                waiting[cluster] = queue.waiting_task_names(cluster)
+            still_queued = cls.objects.filter(pk=record.pk, status=cls.QUEUED).update(updated_at=timezone.now())
+            if record.task_name not in waiting[cluster] and still_queued:
+                queue.send(task, record.pk, cluster, record.task_name)
+                requeued.append(record.pk)
+        return requeued
 
     def request_cancel(self) -> str | None:
         """Cancel now if queued, else ask the running job to stop; the refusal message if the job
@@ -120,6 +169,11 @@ class JobRecord(Owned):
     def discard_partial_files(self) -> int:
         """Remove what an unfinished job wrote; bytes freed."""
         return 0
+
+    def discard_lost_files(self) -> int:
+        """Remove what a job whose worker died left half-written (its `.partial` files, a killed
+        transfer's blobs); bytes freed. What a Retry can still use may stay."""
+        return self.discard_partial_files()
 
     def on_job_ended(self) -> None:
         """Hook for a record to drop what only a running job needs (an access token)."""

@@ -6,6 +6,8 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import models
+from django.db.models import Value
+from django.db.models.functions import Coalesce
 from django.urls import reverse
 
 from ..ml import quantization as quant, storage
@@ -25,6 +27,8 @@ class ModelStatus(models.TextChoices):
 
 
 STALL_SECONDS = 10
+REMOTE_CODE_OFF = ("Repository code is not allowed on this studio (the operator has not set "
+                   "MISTUDIO_ALLOW_REMOTE_CODE=1), and this model runs its repository's own code.")
 DOWNLOAD_PHASES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
                    ModelStatus.QUANTIZING, ModelStatus.READY)
 # One bar for the whole job: each phase fills its own stretch, so the bar never goes back.
@@ -81,8 +85,10 @@ class LanguageModel(JobRecord):
 
     class Meta(JobRecord.Meta):
         constraints = [
-            models.UniqueConstraint(fields=["repo_id", "revision", "quantization"],
-                                    name="unique_model_repo_revision_format"),
+            # Per owner: a private studio keeps each user's downloads apart (Owned.alike_for);
+            # a shared one checks the whole studio before creating.
+            models.UniqueConstraint(Coalesce("owner", Value(0)), "repo_id", "revision", "quantization",
+                                    name="unique_model_repo_revision_format_owner"),
         ]
 
     def __str__(self) -> str:
@@ -91,13 +97,29 @@ class LanguageModel(JobRecord):
     def get_absolute_url(self) -> str:
         return reverse("models_app:card", args=[self.pk])
 
-    @cached_property
-    def latest_extraction(self):
-        return self.extractions.select_related("dataset").order_by("-created_at", "-pk").first()
+    # What the card tells of the model's extractions, set for whoever reads it by
+    # `summarize_extractions` (nothing until then: never another user's, in a private studio).
+    latest_extraction = None
+    completed_extraction_count = 0
 
-    @cached_property
-    def completed_extraction_count(self) -> int:
-        return self.extractions.filter(status="completed").count()
+    @classmethod
+    def summarize_extractions(cls, records, viewer=None) -> None:
+        """Set each record's latest extraction and count of completed ones, among the
+        extractions `viewer` may see (None: all), in three queries for any number of records."""
+        from .extraction import Extraction
+
+        records = list(records)
+        visible = Extraction.objects.all() if viewer is None else Extraction.objects.visible_to(viewer)
+        mine = visible.filter(model__in=records)
+        counts = dict(mine.filter(status="completed").values("model").annotate(n=models.Count("pk"))
+                      .values_list("model", "n"))
+        newest = visible.filter(model=models.OuterRef("pk")).order_by("-created_at", "-pk").values("pk")[:1]
+        latest = dict(cls.objects.filter(pk__in=[r.pk for r in records])
+                      .annotate(latest=models.Subquery(newest)).values_list("pk", "latest"))
+        found = Extraction.objects.select_related("dataset").in_bulk([pk for pk in latest.values() if pk])
+        for record in records:
+            record.completed_extraction_count = counts.get(record.pk, 0)
+            record.latest_extraction = found.get(latest.get(record.pk))
 
     @property
     def running_extractions(self):
@@ -117,6 +139,19 @@ class LanguageModel(JobRecord):
     @property
     def can_restart(self) -> bool:
         return self.status in (ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED)
+
+    @property
+    def remote_code_refusal(self) -> str:
+        """Why this model may not be built now, or "". Its repository's Python runs at every load,
+        not only at the download, so the operator's switch is read at every load."""
+        return REMOTE_CODE_OFF if self.trust_remote_code and not settings.ALLOW_REMOTE_CODE else ""
+
+    def check_remote_code(self) -> None:
+        """Refuse to load this model while repository code is turned off (jobs call it)."""
+        from ..ml.hub import HubError
+
+        if self.remote_code_refusal:
+            raise HubError(self.remote_code_refusal)
 
     @property
     def phase_steps(self) -> list[tuple[str, str]]:
@@ -152,8 +187,9 @@ class LanguageModel(JobRecord):
                 "quantized copy are deleted.")
 
     @classmethod
-    def duplicate_of(cls, repo_id: str, revision: str, fmt: str, exclude_pk: int | None = None):
-        found = cls.objects.filter(repo_id=repo_id, revision=revision or "main", quantization=fmt)
+    def duplicate_of(cls, repo_id: str, revision: str, fmt: str, owner=None, exclude_pk: int | None = None):
+        """The record a download of this repository, revision and format by `owner` would repeat."""
+        found = cls.objects.alike_for(owner).filter(repo_id=repo_id, revision=revision or "main", quantization=fmt)
         if exclude_pk:
             found = found.exclude(pk=exclude_pk)
         return found.first()
@@ -173,7 +209,10 @@ class LanguageModel(JobRecord):
             others = LanguageModel.objects.filter(repo_id=self.repo_id).exclude(pk=self.pk)
             in_use = set(others.exclude(commit_sha="").values_list("commit_sha", flat=True))
             freed += storage.remove_snapshot(settings.HF_CACHE_DIR, self.repo_id, self.commit_sha, in_use)
-        return freed
+        return freed + self.release_unfinished_blobs()
+
+    def job_task(self) -> tuple[str, str]:
+        return "models_app.jobs.download.run_download", settings.DOWNLOAD_CLUSTER
 
     def discard_partial_files(self) -> int:
         # Re-read first: the job may have resolved the revision to a newer commit.
@@ -181,6 +220,52 @@ class LanguageModel(JobRecord):
         self.commit_sha = commit if commit is not None else self.commit_sha
         return self.release_files()
 
+    def discard_lost_files(self) -> int:
+        """A lost worker's download: its complete blobs stay, so a Retry fetches only the files
+        still missing; the blob it was writing and a half-saved quantized copy go."""
+        freed = sum(storage.remove_tree(path) for path in self._partial_quantized_dirs())
+        return freed + self.release_unfinished_blobs()
+
+    def release_unfinished_blobs(self) -> int:
+        """Remove the half-written blobs of its repository (storage.remove_unfinished_blobs),
+        unless another download of the repository is running: one of them may be its transfer's.
+        That download's own end sweeps them then."""
+        if not self.repo_id:
+            return 0
+        elsewhere = LanguageModel.objects.filter(repo_id=self.repo_id, status=ModelStatus.DOWNLOADING) \
+            .exclude(pk=self.pk).exists()
+        return 0 if elsewhere else storage.remove_unfinished_blobs(settings.HF_CACHE_DIR, self.repo_id)
+
+    def _partial_quantized_dirs(self) -> list[Path]:
+        # loading.save_quantized writes a copy under this name and renames it when complete.
+        return [path for fmt in quant.SERIALIZED_FORMATS
+                if (path := settings.QUANTIZED_DIR / f"{self.pk}_{fmt}.partial").exists()]
+
+    @cached_property
+    def unfinished_bytes(self) -> int:
+        """Disk held by unfinished work: half-written blobs of its repository and its own
+        half-saved quantized copy. Counted on the card while they exist."""
+        if not self.repo_id:
+            return 0
+        blobs = storage.unfinished_blobs(settings.HF_CACHE_DIR, self.repo_id)
+        return (sum(storage.file_disk_usage(blob) for blob in blobs)
+                + sum(storage.disk_usage(path) for path in self._partial_quantized_dirs()))
+
+    @cached_property
+    def disk_bytes(self) -> int | None:
+        """The card's disk figure: what the finished job measured or, before it finished (a
+        download running, stopped or lost), the files complete so far; plus unfinished work."""
+        done = self.disk_size_bytes
+        if done is None and self.commit_sha:
+            done = storage.snapshot_size(storage.snapshot_dir(settings.HF_CACHE_DIR, self.repo_id,
+                                                              self.commit_sha)) or None
+        if done is None and not self.unfinished_bytes:
+            return None
+        return (done or 0) + self.unfinished_bytes
+
     def on_job_ended(self) -> None:
         LanguageModel.objects.filter(pk=self.pk).update(encrypted_token=None)
+        # A transfer stopped or lost while another download of the repository ran left its blob
+        # for the last one to end.
+        self.release_unfinished_blobs()
 

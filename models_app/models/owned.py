@@ -20,6 +20,14 @@ class OwnedQuerySet(models.QuerySet):
             return self.filter(owner_id=user.pk)
         return self
 
+    def alike_for(self, user) -> OwnedQuerySet:
+        """The records a new record of `user` must not repeat (a name, a download): everyone's
+        in a shared studio; in a private one each user's own, so that a refusal never tells of
+        another user's record (`user` None, the terminal: the records without an owner)."""
+        if not settings.PRIVATE:
+            return self
+        return self.filter(owner_id=user.pk if user is not None and user.is_authenticated else None)
+
 
 class Owned(models.Model):
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,

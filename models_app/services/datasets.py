@@ -3,6 +3,7 @@ CLI. Reading the samples always runs as a job (jobs.dataset): inline for the CLI
 uploads, on the downloads queue for larger uploads and Hub repositories."""
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
@@ -14,8 +15,6 @@ from .. import progress, secrets
 from ..ml import datasets, hub
 from ..models import Dataset, DatasetStatus
 
-FETCH_TASK = "models_app.jobs.dataset.fetch_hub_dataset"
-INGEST_TASK = "models_app.jobs.dataset.ingest_upload"
 INLINE_UPLOAD_BYTES = 2_621_440  # Django's own bound for keeping an upload in memory
 
 
@@ -62,12 +61,12 @@ def add_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dat
         with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
             return _ingest_now(record, [_save(uploaded, Path(scratch))])
     try:
-        _save(uploaded, record.upload_folder)
+        _save(uploaded, record.incoming_folder)
     except BaseException:
         record.discard_partial_files()
         record.delete()
         raise
-    _enqueue(record, INGEST_TASK)
+    record.enqueue()
     return record
 
 
@@ -102,18 +101,21 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
     """Check the repository on the Hub (API only; never inside a transaction) and create the
     dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it).
     `use_operator_token`: whether, without a token, the operator's Hub credentials may be used."""
-    commit, names = hub.resolve_dataset_files(repo_id, revision, pattern,
+    commit, files = hub.resolve_dataset_files(repo_id, revision, pattern,
                                               token=secrets.hub_token(token, use_operator_token),
                                               endpoint=settings.HF_ENDPOINT)
-    formats = {datasets.detect_format(n) for n in names}
+    formats = {datasets.detect_format(f.path) for f in files}
     if len(formats) > 1:
         raise datasets.DatasetError(f"The matching files mix formats ({', '.join(sorted(formats))}): "
                                     "narrow the file pattern.")
+    refusal = datasets.room_refusal(sum(f.size for f in files), hub.free_disk_bytes(settings.DATASETS_DIR))
+    if refusal:
+        raise datasets.DatasetError(refusal)
     detail = f"{repo_id}@{revision or 'main'}" + (f":{pattern}" if pattern else "")
     return Dataset.objects.create(
         name=name or repo_id.split("/")[-1], source="hub", source_detail=detail[:500],
         text_field=text_field or "text", file_format=formats.pop(),
-        hub_options={"repo_id": repo_id, "commit": commit, "files": names},
+        hub_options={"repo_id": repo_id, "commit": commit, "files": [dataclasses.asdict(f) for f in files]},
         encrypted_token=secrets.encrypt(token) if token and keep_token else None,
         use_operator_token=use_operator_token, owner=owner)
 
@@ -128,20 +130,13 @@ def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: 
     return _ready_or_removed(record, "Adding the dataset was cancelled.")
 
 
-def _enqueue(record: Dataset, task: str = FETCH_TASK) -> None:
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task(task, record.pk, cluster=settings.DOWNLOAD_CLUSTER,
-                                             task_name=f"dataset-{record.pk}"))
-
-
 def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
                    text_field: str = "text", token: str | None = None,
                    use_operator_token: bool = True, owner=None) -> Dataset:
     """From the page and the API: check now (errors at the field), download and store in a job."""
     record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True,
                          use_operator_token=use_operator_token, owner=owner)
-    _enqueue(record)
+    record.enqueue()
     return record
 
 
@@ -158,7 +153,7 @@ def retry(record: Dataset, token: str | None = None) -> Dataset:
         if token:
             record.encrypted_token = secrets.encrypt(token)
         record.save()
-        _enqueue(record)
+        record.enqueue()
     return record
 
 

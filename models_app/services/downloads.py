@@ -1,24 +1,11 @@
 """Starting and restarting model downloads (the page, the CLI and the admin share these)."""
 from __future__ import annotations
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 
 from .. import secrets
 from ..ml import hub
 from ..models import LanguageModel, ModelStatus
-
-DOWNLOAD_TASK = "models_app.jobs.download.run_download"
-
-
-def enqueue_download(record: LanguageModel) -> None:
-    """Queue the job once the record is committed (the worker must be able to read it)."""
-    from django_q.tasks import async_task
-
-    transaction.on_commit(lambda: async_task(DOWNLOAD_TASK, record.pk,
-                                             cluster=settings.DOWNLOAD_CLUSTER,
-                                             task_name=f"download-model-{record.pk}"))
-
 
 class AlreadyInStudio(Exception):
     """The same repository, revision and format was added meanwhile (two submits at once): the
@@ -35,8 +22,8 @@ def create_download(pre: hub.Preflight, fmt: str, token: str | None,
     except IntegrityError:
         from ..forms.downloads import duplicate_message
 
-        duplicate = LanguageModel.duplicate_of(pre.repo_id, pre.revision, fmt)
-        raise AlreadyInStudio(duplicate_message(duplicate, owner) if duplicate else
+        duplicate = LanguageModel.duplicate_of(pre.repo_id, pre.revision, fmt, owner=owner)
+        raise AlreadyInStudio(duplicate_message(duplicate) if duplicate else
                               "This repository, revision and format was just added.") from None
 
 
@@ -54,7 +41,7 @@ def _create(pre: hub.Preflight, fmt: str, token: str | None, trust_remote_code: 
             phase_log=[{"status": ModelStatus.QUEUED, "at": None, "detail": ""}],
         )
         if queue:
-            enqueue_download(record)
+            record.enqueue()
     return record
 
 
@@ -75,5 +62,5 @@ def restart(record: LanguageModel, fmt: str, token: str | None = None) -> Langua
         if token:
             record.encrypted_token = secrets.encrypt(token)
         record.save()
-        enqueue_download(record)
+        record.enqueue()
     return record

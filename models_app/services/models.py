@@ -12,8 +12,16 @@ class StillRunning(Exception):
         self.extraction = extraction
 
 
-def fail_stale_jobs() -> int:
-    """Every job kind whose heartbeat stopped is failed (see JobRecord.fail_stale)."""
+def check_lost_jobs() -> int:
+    """Every job kind whose heartbeat stopped is failed (see JobRecord.fail_stale), and queued
+    jobs the broker lost are queued again (JobRecord.requeue_lost) while it can be reached."""
+    from ..jobs.queue import QueueUnavailable
+
+    for kind in JOB_KINDS.values():
+        try:
+            kind.requeue_lost()
+        except QueueUnavailable:
+            break  # the queue is down: nothing can be queued again now
     return sum(len(kind.fail_stale()) for kind in JOB_KINDS.values())
 
 
@@ -24,9 +32,12 @@ def fail_interrupted_jobs() -> int:
     ended = 0
     for kind in JOB_KINDS.values():
         for record in kind.objects.filter(status__in=kind.running_statuses()):
-            ended += kind.objects.filter(pk=record.pk, status=record.status).update(
+            won = kind.objects.filter(pk=record.pk, status=record.status).update(
                 status=kind.FAILED, completed_at=timezone.now(), updated_at=timezone.now(),
                 error_message="The studio stopped while this job was running. Retry it.")
+            if won:
+                record.discard_lost_files()
+            ended += won
             record.on_job_ended()
     return ended
 
@@ -39,7 +50,7 @@ def delete(record: LanguageModel, user=None) -> int:
     """Delete the row, its files and its extractions' files; returns bytes freed. Running jobs
     (the download, or an extraction of this model) must be cancelled first. `user` (None: the
     terminal, the operator) deletes other users' extractions with it only if staff."""
-    fail_stale_jobs()  # a job no process runs any more does not block the delete
+    check_lost_jobs()  # a job no process runs any more does not block the delete
     record.refresh_from_db()
     if user is not None and not user.is_staff:
         others = record.extractions.exclude(owner_id=user.pk).count()

@@ -19,7 +19,7 @@ PAGE = "models_app/datasets.html"
 
 
 def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     context = {"upload_form": upload or UploadDatasetForm(), "hub_form": hub_form or HubDatasetForm(),
                "datasets": Dataset.objects.visible_to(request.user).select_related("owner")}
     return render(request, PAGE, context, status=status)
@@ -90,7 +90,7 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     return _row(request, _visible(request, pk))
 
 

@@ -60,6 +60,7 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
     record = extraction_services.create(**form.extraction_fields(), owner=request.user)
     if not request.htmx:
         return redirect("models_app:extraction", pk=record.pk)
+    LanguageModel.summarize_extractions([model], request.user)  # the card now shows this one
     return render(request, f"{MODAL}#started", {"m": model, "x": record,
                                                 "formats": quant.FORMATS, "format_labels": quant.LABELS})
 
@@ -67,7 +68,7 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     record = get_object_or_404(Extraction.objects.visible_to(request.user).select_related("model", "dataset"),
                                pk=pk)
     template = f"{DETAIL}#extraction-status" if request.htmx else DETAIL

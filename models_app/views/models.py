@@ -5,7 +5,6 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.db.models import Count, OuterRef, Subquery
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
@@ -16,7 +15,7 @@ from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import ModelFilterForm, RenameForm
 from ..ml import hub, quantization as quant
-from ..models import Extraction, LanguageModel
+from ..models import LanguageModel
 from ..services import downloads, models as model_services
 
 PAGE = "models_app/index.html"
@@ -24,36 +23,15 @@ PAGE_SIZE = 12
 
 
 def _list_context(request: HttpRequest) -> dict:
-    model_services.fail_stale_jobs()  # a page render is one of those who notice lost workers
+    model_services.check_lost_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None, user=request.user)
     models = filters.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
-    _count_completed_extractions(page.object_list)
-    _attach_latest_extractions(page.object_list)
+    LanguageModel.summarize_extractions(page.object_list, request.user)
     query = request.GET.copy()
     query.pop("page", None)
     return {"filters": filters, "page": page, "query": query.urlencode(),
             "formats": quant.FORMATS, "format_labels": quant.LABELS}
-
-
-def _count_completed_extractions(models) -> None:
-    """One query for the page's cards' History counts (not a join over every model)."""
-    models = list(models)
-    counts = dict(Extraction.objects.filter(model__in=models, status="completed").values("model")
-                  .annotate(n=Count("pk")).values_list("model", "n"))
-    for model in models:
-        model.completed_extraction_count = counts.get(model.pk, 0)
-
-
-def _attach_latest_extractions(models) -> None:
-    """Each card's latest extraction in two queries for the page, not one per card."""
-    models = list(models)
-    newest = Extraction.objects.filter(model=OuterRef("pk")).order_by("-created_at", "-pk").values("pk")[:1]
-    latest = dict(LanguageModel.objects.filter(pk__in=[m.pk for m in models])
-                  .annotate(latest=Subquery(newest)).values_list("pk", "latest"))
-    found = Extraction.objects.select_related("dataset").in_bulk([pk for pk in latest.values() if pk])
-    for model in models:
-        model.__dict__["latest_extraction"] = found.get(latest.get(model.pk))  # the cached_property's slot
 
 
 @login_required
@@ -112,7 +90,7 @@ def _is_first(request: HttpRequest) -> bool:
 @login_required
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
-    model_services.fail_stale_jobs()
+    model_services.check_lost_jobs()
     return _card(request, _visible(request, pk))
 
 
@@ -125,6 +103,7 @@ def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extr
         if extra.get("card_error"):
             messages.error(request, extra["card_error"])
         return redirect("models_app:index")
+    LanguageModel.summarize_extractions([record], request.user)
     context = {"m": record, "formats": quant.FORMATS, "format_labels": quant.LABELS, **extra}
     return render(request, f"{PAGE}#model-card", context, status=status)
 
@@ -185,6 +164,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
             messages.error(request, str(exc))
             return redirect("models_app:index")
         # A toast, not the card: the card re-renders with every progress update.
+        LanguageModel.summarize_extractions([record], request.user)
         return render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc),
                                                          "x": exc.extraction}, status=200)
     progress.publish(LanguageModel.KIND, pk, deleted=True)

@@ -157,3 +157,56 @@ def test_a_cancel_asked_of_a_dead_job_ends_it_cancelled_with_its_files_removed(o
     owner_client.get(reverse("models_app:extraction", args=[record.pk]))
     record.refresh_from_db()
     assert record.status == "cancelled" and not record.output_dir.exists()
+
+
+@pytest.fixture
+def big_dataset_repo(hub, tmp_path):
+    """A Hub dataset repository with one 3 MB data file, sent at 300 KB/s."""
+    folder = tmp_path / "big-corpus"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(f'{{"text": "sample {i} {"x" * 60}"}}\n' for i in range(40_000)))
+    hub.add("data/big-corpus", folder, repo_type="dataset", bytes_per_second=300_000)
+    yield "data/big-corpus"
+    del hub.repos["datasets/data/big-corpus"]
+
+
+def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings, big_dataset_repo):
+    record = dataset_services._hub_record(big_dataset_repo, "", "main", "", "text", None, keep_token=False)
+    worker = threading.Thread(target=fetch_hub_dataset, args=(record.pk,))
+    worker.start()
+    deadline = time.monotonic() + 30
+    while "Downloading: 0.0 of" in (detail := Dataset.objects.get(pk=record.pk).progress_detail) \
+            or "Downloading:" not in detail:
+        assert time.monotonic() < deadline, detail
+        time.sleep(0.1)
+    assert record.incoming_folder.is_relative_to(settings.DATASETS_DIR) and record.incoming_folder.exists()
+    asked = time.monotonic()
+    Dataset.objects.get(pk=record.pk).request_cancel()
+    worker.join(10)
+    assert time.monotonic() - asked < 2.0
+    record.refresh_from_db()
+    assert record.status == "cancelled" and not record.incoming_folder.exists()
+
+
+def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkeypatch, big_dataset_repo):
+    """A full disk cannot be made here: the free space the studio reads is set by hand."""
+    monkeypatch.setattr(hub_lib, "free_disk_bytes", lambda path: 5_000_000)
+    html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": big_dataset_repo, "revision": "main",
+                                                                 "text_field": "text"}, **HTMX).content.decode()
+    assert "The files take 0.00 GB and the samples read from them about as much again" in html
+    assert not Dataset.objects.exists()
+
+
+def test_a_queued_job_with_no_task_behind_it_is_queued_again(hub, settings):
+    """A process stopped between saving a row and queueing its task leaves a row no worker will
+    see: the check that notices lost workers queues it again (the database broker here)."""
+    from models_app.services.models import check_lost_jobs
+
+    record = queued_download(hub, "fp16")  # saved, never queued
+    check_lost_jobs()
+    assert LanguageModel.objects.get(pk=record.pk).status == "queued"  # too recent to judge
+    LanguageModel.objects.filter(pk=record.pk).update(
+        updated_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+    check_lost_jobs()  # queues it; Django-Q2 runs it at once in the tests
+    record.refresh_from_db()
+    assert record.status == "ready", record.error_message

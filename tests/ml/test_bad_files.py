@@ -72,3 +72,16 @@ def test_a_json_item_beyond_the_limit_is_refused(tmp_path, monkeypatch):
     path.write_text(json.dumps([{"text": "a"}, {"text": "z" * 300_000}]))
     with pytest.raises(DatasetError, match="Item 2 of the JSON array is larger than 100,000 characters"):
         read(path, "json")
+
+
+@pytest.mark.parametrize("fmt, content, message", [
+    ("jsonl", '{"text": "ok"}\n' + "[" * 100_000 + "\n", "Line 2 nests JSON too deeply to read"),
+    ("jsonl", '{"text": "ok", "n": ' + "9" * 5000 + "}\n", "Line 1 holds a number too long to read"),
+    ("json", '[{"text": "ok"}, ' + "[" * 100_000 + "]", "Item 2 of the JSON array nests JSON too deeply to read"),
+    ("json", '[{"text": "ok", "n": ' + "9" * 5000 + "}]", "Item 1 of the JSON array holds a number too long"),
+])
+def test_json_python_cannot_read_is_explained(tmp_path, fmt, content, message):
+    path = tmp_path / f"odd.{fmt}"
+    path.write_text(content)
+    with pytest.raises(DatasetError, match=message):
+        read(path, fmt)

@@ -97,7 +97,8 @@ def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
 
     async def watch_the_page() -> tuple[int, list[str]]:
         page = WebsocketCommunicator(application, "/ws/live/", headers=[
-            (b"cookie", cookie.encode()), (b"origin", b"http://localhost:8000")])  # in ALLOWED_HOSTS
+            (b"cookie", cookie.encode()), (b"origin", b"http://localhost:8000"),
+            (b"host", b"localhost:8000")])  # in ALLOWED_HOSTS
         connected, code = await page.connect(timeout=10)
         assert connected, code
         try:

@@ -43,7 +43,7 @@ def test_a_large_upload_is_moved_into_the_data_directory_and_read_by_a_job(owner
     upload(owner_client, "big.txt", content)
     record = Dataset.objects.get()
     assert record.status == "ready" and record.num_samples == 150_000
-    assert not record.upload_folder.exists() and not any(settings.FILE_UPLOAD_TEMP_DIR.iterdir())
+    assert not record.incoming_folder.exists() and not any(settings.FILE_UPLOAD_TEMP_DIR.iterdir())
 
 
 @pytest.mark.django_db(transaction=True)
@@ -55,7 +55,7 @@ def test_a_parquet_upload_that_cannot_be_read_fails_on_its_card(owner_client, se
     html = upload(owner_client, "small.parquet", (tmp_path / "small.parquet").read_bytes()).content.decode()
     record = Dataset.objects.get()
     assert record.status == "error" and "has no column “text” (it has: body)" in record.error_message
-    assert f'id="dataset-{record.pk}"' in html and not record.upload_folder.exists()
+    assert f'id="dataset-{record.pk}"' in html and not record.incoming_folder.exists()
 
 
 @pytest.mark.parametrize("name, content, field, message", [
@@ -107,10 +107,10 @@ def test_a_hub_dataset_is_fetched_by_a_job_from_the_tab(owner_client, hub, setti
 def test_a_processing_dataset_card_refreshes_itself(owner_client):
     record = Dataset.objects.create(name="big", source="hub", source_detail="a/b@main", file_format="parquet")
     card = owner_client.get(reverse("models_app:dataset", args=[record.pk]), **HTMX).content.decode()
-    assert "every 1s [" in card and "waiting for a worker" in card
+    assert 'hx-trigger="offline-poll"' in card and "waiting for a worker" in card
     Dataset.objects.filter(pk=record.pk).update(status="processing", progress_detail="Read 512 samples")
     card = owner_client.get(reverse("models_app:dataset", args=[record.pk]), **HTMX).content.decode()
-    assert "every 1s [" in card and "Read 512 samples" in card
+    assert 'hx-trigger="offline-poll"' in card and "Read 512 samples" in card
 
 
 def test_deleting_a_dataset_from_the_tab(owner_client):

@@ -142,7 +142,7 @@ def test_it_uses_hf_token_from_the_environment(owner_client, hub, monkeypatch):
 
 
 def test_it_keeps_the_token_encrypted_while_queued(owner_client, hub, monkeypatch):
-    monkeypatch.setattr("models_app.services.downloads.enqueue_download", lambda record: None)
+    monkeypatch.setattr("models_app.models.LanguageModel.enqueue", lambda record: None)
     post_download(owner_client, "gated/llama", "q8", token=GOOD_TOKEN)
     record = LanguageModel.objects.get()
     assert record.status == "queued"

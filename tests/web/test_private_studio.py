@@ -69,13 +69,54 @@ def test_the_extraction_form_offers_only_ones_own_datasets(private, alices_recor
     assert "alices-corpus" not in html
 
 
-def test_a_download_someone_else_has_is_refused_without_naming_it(private, alices_records, client, other_user, hub):
+def test_a_download_someone_else_has_is_ones_own_without_naming_theirs(private, alices_records, client, other_user,
+                                                                      hub):
+    from models_app.models import LanguageModel
+
     model_of(alices_records["model"].owner, name="secret-name", repo_id="tiny/llama", quantization="fp16")
     client.force_login(other_user)
     response = client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"},
                            HTTP_HX_REQUEST="true")
     html = response.content.decode()
-    assert "added by another user" in html and "secret-name" not in html
+    assert "secret-name" not in html and "Already" not in html and "another user" not in html
+    assert LanguageModel.objects.filter(owner=other_user, repo_id="tiny/llama", quantization="fp16").count() == 1
+    again = client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"},
+                        HTTP_HX_REQUEST="true").content.decode()
+    assert "Already downloading: tiny/llama@main in FP16 is in the studio" in again  # one's own is named
+
+
+def test_a_template_name_someone_else_has_is_ones_to_use(private, alices_records, client, other_user):
+    from templates_app import transfer
+    from templates_app.models import ExtractionTemplate
+
+    client.force_login(other_user)
+    fields = {"layer_indices": "0", "hook_types": "residual", "batch_size": 8, "context_length": 128,
+              "top_k_examples": 10, "context_prefix_tokens": 25, "context_suffix_tokens": 25, "dtype": "float16",
+              "extra_metadata": "{}"}
+    created = client.post(reverse("templates_app:create"), {**fields, "name": "ALICES-template"})
+    assert created.status_code == 302
+    refused = client.post(reverse("templates_app:create"), {**fields, "name": "alices-TEMPLATE"}).content.decode()
+    assert "A template named “ALICES-template” already exists" in refused  # one's own clash is named
+    summary = transfer.import_payload({"version": "1.0", "templates": [
+        {"name": "alices-template", "layer_indices": [1], "hook_types": ["mlp"]}]}, "rename", user=other_user)
+    assert [item.name for item in summary.created] == ["alices-template (2)"]  # past one's own, not Alice's
+    assert ExtractionTemplate.objects.get(owner=alices_records["template"].owner).name == "alices-template"
+
+
+def test_a_model_card_counts_only_ones_own_extractions(private, alices_records, client, other_user, owner):
+    from models_app.consumers import render_update
+    from models_app.models import LanguageModel
+
+    mine = model_of(other_user, name="mine", repo_id="tiny/mine")
+    extraction_of(other_user, model=mine, status="completed")
+    latest = extraction_of(owner, model=mine, status="completed", dataset=dataset_of(owner, name="staff-corpus"))
+    client.force_login(other_user)
+    for html in (client.get(reverse("models_app:index")).content.decode(),
+                 client.get(reverse("models_app:card", args=[mine.pk]), HTTP_HX_REQUEST="true").content.decode(),
+                 render_update(LanguageModel.KIND, mine.pk, viewer=other_user)[0]):
+        assert "staff-corpus" not in html and f"Extraction {latest.pk}<" not in html
+        assert "1 completed extraction\"" in html
+    assert "2 completed extractions" in render_update(LanguageModel.KIND, mine.pk)[0]  # staff: everyone's
 
 
 def test_folders_found_on_disk_are_staffs_in_a_private_studio(private, client, other_user, owner_client, settings):

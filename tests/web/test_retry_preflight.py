@@ -33,7 +33,7 @@ def test_a_token_that_cannot_read_the_repository_is_refused(owner_client, owner,
 
 
 def test_a_token_that_reads_it_queues_the_retry(owner_client, owner, hub, monkeypatch):
-    monkeypatch.setattr("models_app.services.downloads.enqueue_download", lambda record: None)
+    monkeypatch.setattr("models_app.models.LanguageModel.enqueue", lambda record: None)
     record = failed_gated_model(owner)
     owner_client.post(reverse("models_app:restart", args=[record.pk]),
                       {"quantization": "fp16", "token": GOOD_TOKEN}, **HTMX)

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from tests.workers import Studio, start_studio, stop
+from tests.workers import Studio, first_line, start_studio, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
 MIB = 1 << 20
@@ -35,13 +35,7 @@ def answer(sock: socket.socket, within: float) -> tuple[str, float]:
     """The first line of the server's answer, and how long it took."""
     sock.settimeout(within)
     started = time.monotonic()
-    data = b""
-    while b"\r\n" not in data:
-        chunk = sock.recv(4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.split(b"\r\n")[0].decode(), time.monotonic() - started
+    return first_line(sock), time.monotonic() - started
 
 
 def test_it_answers_an_anonymous_200_mb_body_403_within_a_second_with_nothing_stored(studio):

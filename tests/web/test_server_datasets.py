@@ -42,7 +42,7 @@ def test_it_reads_a_parquet_bomb_in_a_job_and_refuses_it_with_the_web_server_unm
     record = wait_for_dataset("bomb")
     assert record.status == "error"
     assert record.error_message == "Row 1 of the Parquet file is longer than 4,194,304 characters."
-    assert not record.upload_folder.exists() and not record.folder.exists()
+    assert not record.incoming_folder.exists() and not record.folder.exists()
     assert studio.peak_memory() - before < 300 * MB
 
 

@@ -46,7 +46,7 @@ def test_the_examples_equal_a_brute_force_top_k(owner_client, extract, settings)
             sample, token = map(int, re.search(r"sample (\d+), token (\d+)", example).groups())
             assert f"{value:.4f}" in example and acts[sample, token] == np.float32(value)
             positions.add((sample, token))
-            peak = re.findall(r'<span class="tok peak"[^>]*>(.*?)</span>', example, re.S)
+            peak = re.findall(r'<span class="tok peak[^"]*"[^>]*>(.*?)</span>', example, re.S)
             want = tokenizer.decode([int(tokens[sample, token])], skip_special_tokens=False)
             assert len(peak) == 1 and html_lib.unescape(peak[0]).strip() == want.strip()
         assert len(positions) == 5
