@@ -30,6 +30,11 @@ class EditableAfterCreation:
                                 if field.editable and not field.primary_key
                                 and field.name not in self.editable and field.name not in readonly)
 
+    def has_delete_permission(self, request, obj=None) -> bool:
+        # A row deleted here would leave its files on disk and its job running: records are
+        # deleted from their cards (or `manage.py delete_model`), which do both.
+        return False
+
     def save_model(self, request, obj, form, change: bool) -> None:
         if not change:
             return super().save_model(request, obj, form, change)

@@ -70,3 +70,13 @@ def test_it_keeps_what_an_extraction_read_and_wrote(admin_client, records, owner
     assert extraction.owner == owner
     assert (extraction.model, extraction.layers, extraction.hooks, extraction.status) == (
         records[0], [0, 1], ["residual"], "completed")
+
+
+def test_it_leaves_deleting_to_the_studio_which_removes_the_files_too(admin_client, records):
+    for record in records:
+        name = type(record).__name__.lower()
+        refused = admin_client.post(reverse(f"admin:models_app_{name}_delete", args=[record.pk]), {"post": "yes"})
+        assert refused.status_code == 403
+        changelist = admin_client.post(reverse(f"admin:models_app_{name}_changelist"),
+                                       {"action": "delete_selected", "_selected_action": [record.pk], "post": "yes"})
+        assert changelist.status_code in (200, 302) and type(record).objects.filter(pk=record.pk).exists()
