@@ -12,9 +12,9 @@ the request itself decides, as soon as its headers are in:
 - from a signed-in client, a body declared larger than the largest upload (plus room for the
   form around it): 413, also before any of it is stored;
 - a body without a length is counted and cut at the same limit with 413;
-- headers must be complete within settings.REQUEST_GRACE_SECONDS, and a body must arrive at
-  settings.BODY_MIN_RATE bytes a second on average once that long has passed: a client that
-  trickles (a byte every 25 s) is answered 408 and disconnected.
+- a request's line and headers must be complete within settings.REQUEST_GRACE_SECONDS of its
+  first byte, and its body must keep arriving at settings.BODY_MIN_RATE bytes a second over
+  every such period: a client that trickles (a byte every 25 s) is answered 408 and disconnected.
 A refusal is written, the sending side of the connection closed, and whatever the client still
 sends is read and thrown away for LINGER_SECONDS, so the client reads the answer instead of a
 connection reset.
@@ -38,7 +38,7 @@ from io import BytesIO
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor, threads
 from twisted.python.failure import Failure
-from twisted.web.http import _getContentFile
+from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, _getContentFile
 
 log = logging.getLogger("mistudio.server")
 
@@ -63,8 +63,8 @@ class GuardedRequest(WebRequest):
         super().__init__(*args, **kwargs)
         self._parsePOSTFormSubmission = False
         self.stage = "headers"
-        self.started = time.monotonic()
         self.body_started = 0.0
+        self.window: list[tuple[float, int]] = []  # (when, bytes received) at daphne's checks
         self.declared: int | None = None
         self.received = 0
         self.expects_continue = False
@@ -72,13 +72,18 @@ class GuardedRequest(WebRequest):
 
     # Twisted calls this once the headers are in, to make the body's store.
     def gotLength(self, length: int | None) -> None:
+        if self.stage == "refused":  # the headers came in while a refusal lingers: nothing runs
+            self.content = BytesIO()
+            return None
         self.declared, self.body_started = length, time.monotonic()
+        self.window = [(self.body_started, 0)]
         if length is not None and length <= ANONYMOUS_BODY_LIMIT:
             self.stage = "body"
             return super().gotLength(length)
         self.stage, self.content = "judging", BytesIO()
-        # "Continue" is sent only to a client that may send its body.
-        self.expects_continue = self._take_header(b"expect", b"100-continue")
+        # "Continue" is sent (by HTTP/1.1, as Twisted does) only to a client that may send its body.
+        self.expects_continue = (self._take_header(b"expect", b"100-continue")
+                                 and self.channel._version == b"HTTP/1.1")
         self.transport.pauseProducing()
         headers = {name: self.requestHeaders.getRawHeaders(name, [b""])[0]
                    for name in (b"cookie", b"authorization")}
@@ -124,17 +129,21 @@ class GuardedRequest(WebRequest):
         return super().process()
 
     def check_timeouts(self) -> None:
-        """Called by daphne every 2 s for each open request."""
+        """Called by daphne every 2 s for each open request: a body must have come at the
+        minimum rate over the last grace period (not only on average since its start, which a
+        client could bank by sending a burst and then holding the connection)."""
         super().check_timeouts()
         from django.conf import settings
 
+        if self.stage != "body":
+            return
         now, grace = time.monotonic(), settings.REQUEST_GRACE_SECONDS
-        if self.stage == "headers" and now - self.started > grace:
-            self.refuse(408, "The request headers took too long to arrive.")
-        elif self.stage == "body":
-            elapsed = now - self.body_started
-            if elapsed > grace and self.received < settings.BODY_MIN_RATE * elapsed:
-                self.refuse(408, "The request body arrived too slowly.")
+        self.window.append((now, self.received))
+        while len(self.window) > 2 and now - self.window[1][0] >= grace:
+            del self.window[0]  # keep the newest sample at least `grace` old
+        since, received = self.window[0]
+        if now - since >= grace and self.received - received < settings.BODY_MIN_RATE * (now - since):
+            self.refuse(408, "The request body arrived too slowly.")
 
     def refuse(self, status: int, text: str) -> None:
         """Answer now, close our side, and discard what still arrives for a moment."""
@@ -143,21 +152,27 @@ class GuardedRequest(WebRequest):
         self.stage = "refused"
         self.content = BytesIO()  # a spooled file goes now, not when the connection does
         self._take_header(b"expect", b"100-continue")
-        body = text.encode()
-        transport = self.transport
-        transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                        % (status, REASONS[status], len(body), body))
-        log.info("Refused a request body from %s: %d %s", getattr(self.client, "host", "?"), status, text)
-        transport.resumeProducing()
-        if hasattr(transport, "loseWriteConnection"):
-            transport.loseWriteConnection()
-        reactor.callLater(LINGER_SECONDS, _close, transport)
+        _refuse_on(self.transport, status, text)
 
     def _take_header(self, name: bytes, value: bytes) -> bool:
         present = any(v.lower() == value for v in self.requestHeaders.getRawHeaders(name, []))
         self.requestHeaders.removeHeader(name)
         return present
+
+
+def _refuse_on(transport, status: int, text: str) -> None:
+    """Answer `status` on a connection, close our side, and read and discard what the client
+    still sends for LINGER_SECONDS: closing with unread data would reset the connection, and the
+    client would see the reset instead of the answer."""
+    body = text.encode()
+    transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                    % (status, REASONS[status], len(body), body))
+    log.info("Refused a request from %s: %d %s", getattr(transport.getPeer(), "host", "?"), status, text)
+    transport.resumeProducing()
+    if hasattr(transport, "loseWriteConnection"):
+        transport.loseWriteConnection()
+    reactor.callLater(LINGER_SECONDS, _close, transport)
 
 
 def _close(transport) -> None:
@@ -166,11 +181,15 @@ def _close(transport) -> None:
 
 
 def signed_in(cookie: bytes = b"", authorization: bytes = b"") -> bool:
-    """Whether the request carries a signed-in session or a valid API token (runs in a thread)."""
+    """Whether the request carries an API token or a session of an active user, checked as Django
+    checks them for a view (the session's password hash included); runs in a thread."""
     from http.cookies import SimpleCookie
+    from importlib import import_module
 
     from django.conf import settings
+    from django.contrib.auth import get_user
     from django.db import close_old_connections, connection
+    from django.http import HttpRequest
 
     close_old_connections()
     try:
@@ -178,7 +197,7 @@ def signed_in(cookie: bytes = b"", authorization: bytes = b"") -> bool:
         if scheme.lower() == "bearer" and token.strip():
             from models_app.models import ApiToken
 
-            return ApiToken.user_for(token.strip()) is not None
+            return ApiToken.user_for(token.strip()) is not None  # an active user's token
         jar = SimpleCookie()
         try:
             jar.load(cookie.decode("latin-1"))
@@ -187,15 +206,60 @@ def signed_in(cookie: bytes = b"", authorization: bytes = b"") -> bool:
         morsel = jar.get(settings.SESSION_COOKIE_NAME)
         if morsel is None or not morsel.value:
             return False
-        from importlib import import_module
-
-        store = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
-        return bool(store.get("_auth_user_id"))
+        request = HttpRequest()
+        request.session = import_module(settings.SESSION_ENGINE).SessionStore(session_key=morsel.value)
+        user = get_user(request)
+        return user.is_authenticated and user.is_active
     finally:
         connection.close()  # a pool thread must not hold the database between requests
 
 
+class GuardedChannel(HTTPChannel):
+    """Twisted's HTTP connection, with a deadline for each request's line and headers from its
+    first byte. Twisted's own idle timeout starts again with every byte, and a request object
+    (which judges the rest) exists only once its first line is complete, so a client sending a
+    byte a second could otherwise hold the connection for ever."""
+
+    headers_due = None  # the DelayedCall that ends a request whose headers are late
+
+    def dataReceived(self, data: bytes) -> None:
+        if self.headers_due is None and self.line_mode and not self._handlingRequest:
+            from django.conf import settings
+
+            self.headers_due = reactor.callLater(settings.REQUEST_GRACE_SECONDS, self._headers_late)
+        super().dataReceived(data)
+
+    def allHeadersReceived(self) -> None:
+        self._cancel_deadline()
+        super().allHeadersReceived()
+
+    def connectionLost(self, reason) -> None:
+        self._cancel_deadline()
+        super().connectionLost(reason)
+
+    def _cancel_deadline(self) -> None:
+        if self.headers_due is not None and self.headers_due.active():
+            self.headers_due.cancel()
+        self.headers_due = None
+
+    def _headers_late(self) -> None:
+        self.headers_due = None
+        request = self.requests[-1] if self.requests else None
+        if isinstance(request, GuardedRequest) and request.stage == "headers":
+            request.refuse(408, "The request headers took too long to arrive.")
+        elif request is None and self.transport is not None:  # not even a request line yet
+            _refuse_on(self.transport, 408, "The request headers took too long to arrive.")
+
+
+def _guarded_channel(factory: HTTPFactory) -> _GenericHTTPChannelProtocol:
+    # What HTTPFactory.protocol makes (Twisted's wrapper, which can switch to HTTP/2 under TLS),
+    # around the guarded connection.
+    return _GenericHTTPChannelProtocol(GuardedChannel())
+
+
 class GuardedHTTPFactory(HTTPFactory):
+    protocol = _guarded_channel
+
     def buildProtocol(self, addr):
         protocol = super().buildProtocol(addr)
         protocol.requestFactory = GuardedRequest

@@ -21,7 +21,7 @@ from django.forms.fields import InvalidJSONInput, JSONString
 from django.db.models import Q
 from django.db.models.functions import Lower
 
-from .json_input import UnreadableJson, parse_json_limited
+from models_app.json_input import UnreadableJson, parse_json_limited
 from .models import DTYPES, HOOK_TYPES, MAX_BATCH, ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion

@@ -27,7 +27,7 @@ from django.utils.dateparse import parse_datetime
 
 from . import services
 from .forms import ALIASES, FIELDS, MAX_IMPORT_BYTES, ON_DUPLICATE, TemplateForm, size_refusal
-from .json_input import UnreadableJson, parse_json_limited
+from models_app.json_input import UnreadableJson, parse_json_limited
 from .models import ExtractionTemplate
 
 FORMAT_VERSION = "1.0"

@@ -11,7 +11,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from templates_app.api import router as templates_router
-from templates_app.json_input import UnreadableJson
+from ..json_input import UnreadableJson
 
 from ..jobs.queue import QueueUnavailable
 from .common import AUTH, BoundedJson, Refused

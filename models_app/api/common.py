@@ -13,7 +13,7 @@ from ninja.errors import HttpError
 from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 
-from templates_app.json_input import parse_json_limited
+from ..json_input import parse_json_limited
 
 from ..models import ApiToken
 

@@ -22,6 +22,8 @@ from typing import Iterator
 
 import numpy as np
 
+from ..formatting import bytesize
+
 FORMATS = ("txt", "jsonl", "json", "csv", "parquet")
 TEXTS, OFFSETS = "texts.jsonl", "offsets.npy"
 RAW_OFFSETS = "offsets.int64"  # written while reading, then given its .npy header
@@ -30,11 +32,14 @@ PREVIEW_SAMPLES = 5
 # The longest sample read (in characters): far beyond any model's context, and it bounds the
 # memory a file with one enormous line or JSON item can take while it is read.
 MAX_SAMPLE_CHARS = 1 << 22
-# Text a single file may hold once decompressed (Parquet), unless the caller says otherwise.
+# Text a single file may hold once decompressed (Parquet), unless the caller says otherwise, and
+# at most this many times its own size: text compresses a few times over, and a file that claims
+# more is a few bytes standing for gigabytes (one value repeated on every row).
 MAX_TEXT_BYTES = 16 << 30
+MAX_EXPANSION = 64
 # One row group's text column, decompressed: the most one Parquet read may take at once.
 MAX_ROW_GROUP_BYTES = 256 << 20
-PARQUET_BATCH_ROWS = 256
+PARQUET_BATCH_ROWS = 64
 PARQUET_PIECE_BYTES = 16 << 20  # the Python strings made at once from a batch
 
 
@@ -55,8 +60,8 @@ def room_refusal(download_bytes: int, free_bytes: int) -> str | None:
     read from them (about as much again) must fit on the disk."""
     if 2 * download_bytes <= free_bytes:
         return None
-    return (f"The files take {download_bytes / 1e9:.2f} GB and the samples read from them about as much "
-            f"again; the disk has {free_bytes / 1e9:.2f} GB free.")
+    return (f"The files take {bytesize(download_bytes)} and the samples read from them about as much "
+            f"again; the disk has {bytesize(free_bytes)} free.")
 
 
 def detect_format(filename: str) -> str:
@@ -215,7 +220,7 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
     of text (zstd, and a dictionary that repeats one value on every row), so what a read would
     take is judged before it is taken: each row group's column from the file's metadata, each
     sample's length from Arrow's arrays before it becomes a Python string, and the file's text
-    in all against `max_text_bytes`."""
+    in all against `max_text_bytes` and MAX_EXPANSION times the file's size."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -234,7 +239,7 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
     # Dictionary pages stay dictionaries (a value repeated a million times is held once), and a
     # column chunk streams from disk instead of being read in one piece.
     parquet = pq.ParquetFile(path, buffer_size=1 << 20, pre_buffer=False, read_dictionary=[column])
-    row, total = 0, 0
+    row, total, expansion_cap = 0, 0, MAX_EXPANSION * Path(path).stat().st_size
     for batch in parquet.iter_batches(columns=[column], batch_size=PARQUET_BATCH_ROWS):
         values = batch.column(0)
         chars, sizes = _lengths(values)
@@ -244,8 +249,11 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
                                f"{MAX_SAMPLE_CHARS:,} characters.")
         total += int(sizes.sum())
         if total > max_text_bytes:
-            raise DatasetError(f"The Parquet file holds more than {max_text_bytes / 1e9:.1f} GB of text "
+            raise DatasetError(f"The Parquet file holds more than {bytesize(max_text_bytes)} of text "
                                "once decompressed: split it into smaller files.")
+        if total > expansion_cap:
+            raise DatasetError(f"The Parquet file holds over {MAX_EXPANSION} times its own size in text "
+                               "once decompressed, more than real text compresses: it is refused.")
         for start, stop in _pieces(sizes, PARQUET_PIECE_BYTES):
             for value in values.slice(start, stop - start).to_pylist():
                 if isinstance(value, str) and value.strip():

@@ -115,7 +115,7 @@ class JobRecord(Owned):
         try:
             queue.send(task, self.pk, cluster, self.task_name)
         except queue.QueueUnavailable as exc:
-            self.discard_partial_files()
+            # Its files stay: a re-download's model is still whole, and Retry or delete decides.
             type(self).set(self.pk, status=self.FAILED, error_message=exc.message, completed_at=timezone.now())
             self.on_job_ended()
             raise
@@ -134,8 +134,12 @@ class JobRecord(Owned):
             task, cluster = record.job_task()
             if cluster not in waiting:
                 waiting[cluster] = queue.waiting_task_names(cluster)
-            still_queued = cls.objects.filter(pk=record.pk, status=cls.QUEUED).update(updated_at=timezone.now())
-            if record.task_name not in waiting[cluster] and still_queued:
+            if record.task_name in waiting[cluster]:
+                continue
+            # One process wins the row (another checking at once finds it fresh), and the row
+            # waits another JOB_STALE_SECONDS before it is judged again.
+            if cls.objects.filter(pk=record.pk, status=cls.QUEUED, updated_at__lt=cutoff).update(
+                    updated_at=timezone.now()):
                 queue.send(task, record.pk, cluster, record.task_name)
                 requeued.append(record.pk)
         return requeued

@@ -15,7 +15,6 @@ from .. import progress, secrets
 from ..ml import datasets, hub
 from ..models import Dataset, DatasetStatus
 
-INLINE_UPLOAD_BYTES = 2_621_440  # Django's own bound for keeping an upload in memory
 
 
 def _ingest_now(record: Dataset, files: list[Path]) -> Dataset:
@@ -57,7 +56,8 @@ def add_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dat
     bytes can stand for gigabytes of text), is moved into the data directory and read by a job
     on the downloads queue, so no request ever holds it: the record comes back queued."""
     record = _upload_record(uploaded.name, uploaded.size, name, text_field, owner)
-    if uploaded.size <= INLINE_UPLOAD_BYTES and record.file_format != "parquet":
+    # Django's own bound for keeping an upload in memory: larger ones are files already.
+    if uploaded.size <= settings.FILE_UPLOAD_MAX_MEMORY_SIZE and record.file_format != "parquet":
         with tempfile.TemporaryDirectory(prefix="upload-", dir=settings.FILE_UPLOAD_TEMP_DIR) as scratch:
             return _ingest_now(record, [_save(uploaded, Path(scratch))])
     try:

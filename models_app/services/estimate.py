@@ -85,8 +85,9 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     if tokenizer is None or num_samples < 1 or not Path(dataset_dir).is_dir():
         return None
     texts = TextDataset(Path(dataset_dir))
-    chars = context * CHARS_PER_TOKEN  # a text's first tokens are all that can count
-    wanted = min(max(SAMPLE_CHARS // chars, 8), SAMPLE_TEXTS)
+    # A text's first tokens are all that can count; at least 8 texts, within SAMPLE_CHARS in all.
+    chars = min(context * CHARS_PER_TOKEN, SAMPLE_CHARS // 8)
+    wanted = min(SAMPLE_CHARS // chars, SAMPLE_TEXTS)
     step = max(len(texts) // wanted, 1)
     picked = [texts.prefix(i, chars) for i in range(0, len(texts), step)][:wanted]
     lengths = [min(len(encoding.ids), context) for encoding in tokenizer.encode_batch(picked)]

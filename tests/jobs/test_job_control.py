@@ -193,7 +193,7 @@ def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkey
     monkeypatch.setattr(hub_lib, "free_disk_bytes", lambda path: 5_000_000)
     html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": big_dataset_repo, "revision": "main",
                                                                  "text_field": "text"}, **HTMX).content.decode()
-    assert "The files take 0.00 GB and the samples read from them about as much again" in html
+    assert "The files take 3.4 MB and the samples read from them about as much again; the disk has 5.0 MB free." in html
     assert not Dataset.objects.exists()
 
 

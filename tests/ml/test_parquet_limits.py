@@ -58,14 +58,25 @@ def test_it_refuses_a_row_group_too_large_to_read_at_once(tmp_path):
     assert peak < 300
 
 
-def test_it_stops_at_the_text_a_file_may_hold(tmp_path):
-    # 600 rows just under the sample limit, one value repeated: 2.4 GB of text, in row groups
-    # small enough to read.
+def test_it_stops_at_many_times_its_own_size_in_text(tmp_path):
+    # 600 rows just under the sample limit, one value repeated: 2.4 GB of text from a few KB, in
+    # row groups small enough to read and under the 16 GB any file may hold.
     many = write(tmp_path / "many.parquet", ["c" * (4 * MIB - 1)] * 600, row_group_size=50)
-    outcome, peak = read_in_a_fresh_process(many, max_text_bytes=10**9)
-    assert outcome == ("The Parquet file holds more than 1.0 GB of text once decompressed: "
-                       "split it into smaller files.")
+    outcome, peak = read_in_a_fresh_process(many)
+    assert outcome == ("The Parquet file holds over 64 times its own size in text once decompressed, "
+                       "more than real text compresses: it is refused.")
     assert peak < 300
+
+
+def test_it_stops_at_the_text_a_file_may_hold(tmp_path):
+    import random
+
+    rng = random.Random(7)
+    texts = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz ", k=10_000)) for _ in range(300)]  # 3 MB
+    path = write(tmp_path / "random.parquet", texts, use_dictionary=False)
+    with pytest.raises(DatasetError, match="holds more than 1.0 MB of text once decompressed: split it"):
+        list(iter_samples(path, "parquet", "text", max_text_bytes=1_000_000))
+    assert len(list(iter_samples(path, "parquet", "text"))) == 300  # within 64 times its size
 
 
 def test_it_reads_repeated_values_and_nulls_in_order_across_row_groups(tmp_path):

@@ -74,3 +74,27 @@ def test_it_leaves_a_job_queued_a_moment_ago_to_the_request_queueing_it(scale_ou
     scale_out.manage("shell", "-c", CHECK)
     time.sleep(0.5)
     assert queue.llen("django_q:downloads:q") == 0, pk  # younger than the stale bound
+
+
+REDOWNLOAD_WITH_REDIS_DOWN = """
+import json
+model = LanguageModel.objects.get()
+page = browser.post(reverse("models_app:restart", args=[model.pk]), {"quantization": "fp16"}, HTTP_HX_REQUEST="true")
+model.refresh_from_db()
+print(json.dumps([page.status_code, MESSAGE in page.content.decode(), model.status, model.error_message]))
+""".replace("MESSAGE", repr(MESSAGE))
+
+
+def test_a_redownload_the_queue_cannot_take_keeps_the_models_files(scale_out):
+    scale_out.start_worker()
+    scale_out.wait_for_workers()
+    pk = int(scale_out.web(QUEUE_DOWNLOAD))
+    status, error = scale_out.wait_for_row("models_app_languagemodel", pk, {"ready", "error", "cancelled"})
+    assert status == "ready", error
+    snapshot = next((scale_out.data_dir / "models" / "hub" / "models--tiny--llama" / "snapshots").iterdir())
+    files = sorted(path.name for path in snapshot.iterdir())
+    done = scale_out.manage("shell", "-c", WEB_SESSION + REDOWNLOAD_WITH_REDIS_DOWN,
+                            ALLOWED_HOSTS="testserver", REDIS_URL="redis://127.0.0.1:1/0")
+    assert done.returncode == 0, done.stderr[-3000:]
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, True, "error", MESSAGE]
+    assert sorted(path.name for path in snapshot.iterdir()) == files and "model.safetensors" in files

@@ -77,7 +77,6 @@ def test_it_imports_7000_templates_while_an_extraction_runs_and_others_write(stu
     finally:
         stop_writing.set()
         writer.join(60)
-    assert Extraction.objects.get().status == "extracting"  # the import ran beside it throughout
     assert imported.status_code == 200 and f"{TEMPLATES} created" in imported.text
     assert ExtractionTemplate.objects.filter(name__startswith="probe ").count() == TEMPLATES
     assert len(writes) >= 3 and all(w[:2] in ((200, 200), (200, 302)) for w in writes), writes

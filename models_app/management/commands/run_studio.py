@@ -62,7 +62,9 @@ class Command(BaseCommand):
 
     def _children(self, options) -> list[Child]:
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
-        children = [Child("web server", web_server_command(options["host"], options["port"]))]
+        # The server spools request bodies where Django spools uploads: in the data directory.
+        children = [Child("web server", web_server_command(options["host"], options["port"]),
+                          {**os.environ, "TMPDIR": str(settings.FILE_UPLOAD_TEMP_DIR)})]
         if not options["no_workers"]:
             # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
             children += [Child("downloads workers", [python, manage, "qcluster"]),

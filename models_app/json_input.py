@@ -14,9 +14,11 @@ from itertools import accumulate, count
 from typing import Any
 
 MAX_DEPTH = 100
-_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+# A string runs to its closing quote, or to the end of the text when it has none: a string that
+# failed to match would be tried again from every later quote (quadratic in `\"\"\"…`).
+_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
 _NOT_BRACKET = re.compile(r"[^\[\]{}]+")
-_STRING_BYTES = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_STRING_BYTES = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.S)
 _NOT_BRACKET_BYTES = re.compile(rb"[^\[\]{}]+")
 # An opening bracket steps 2 and a closing one 0; less one per bracket, that is +1 / -1.
 _STEPS = bytes.maketrans(b"[{]}", b"\x02\x02\x00\x00")
