@@ -192,3 +192,19 @@ def test_it_runs_a_body_that_arrived_whole_while_its_token_was_checked(studio, o
                  % (token.encode(), len(body), body))  # one packet: judged after the body is in
     assert answer(sock, within=5)[0] == "HTTP/1.1 201 Created"
     assert ExtractionTemplate.objects.get().name == "whole"
+
+
+def test_it_sweeps_uploads_a_killed_server_left_behind(settings, hub):
+    import os
+
+    leftovers = settings.MODELS_DIR.parent / "tmp"
+    leftovers.mkdir(parents=True, exist_ok=True)
+    (leftovers / "old.upload").write_bytes(b"x" * 1000)
+    os.utime(leftovers / "old.upload", (time.time() - 2 * 86400,) * 2)
+    (leftovers / "fresh.upload").write_bytes(b"y")
+    process, _url = start_studio(settings, hub.endpoint, "--no-workers")  # web servers may share tmp/
+    stop(process)
+    assert sorted(p.name for p in leftovers.iterdir()) == ["fresh.upload"]
+    process, _url = start_studio(settings, hub.endpoint)  # an embedded studio owns it
+    stop(process)
+    assert list(leftovers.iterdir()) == []

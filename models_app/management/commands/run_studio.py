@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 RESTART_DELAY = 2.0  # seconds before a process that died is started again
+LEFTOVER_SECONDS = 24 * 3600  # an upload untouched this long is no request's any more
 
 
 @dataclass
@@ -45,6 +46,9 @@ class Command(BaseCommand):
         interrupted = fail_interrupted_jobs() if not options["no_workers"] else 0
         if interrupted:
             self.stdout.write(self.style.WARNING(f"{interrupted} interrupted job(s) marked as failed."))
+        # Uploads a killed web server was receiving stay in the data directory's tmp/: at the start
+        # of an embedded studio nothing else can be receiving one; other web servers may share it.
+        sweep_uploads(settings.FILE_UPLOAD_TEMP_DIR, 0 if not options["no_workers"] else LEFTOVER_SECONDS)
         children = self._children(options)
         for child in children:
             child.start()
@@ -85,6 +89,23 @@ class Command(BaseCommand):
                 self.stderr.write(f"The {child.name} stopped (exit code {code}); starting it again.")
             elif now - child.died_at >= RESTART_DELAY:
                 child.start()
+
+
+def sweep_uploads(folder, older_than: float) -> None:
+    """Remove what is in `folder` (uploads being received) untouched for `older_than` seconds."""
+    import shutil
+
+    cutoff = time.time() - older_than
+    for entry in folder.iterdir():
+        try:
+            if entry.lstat().st_mtime > cutoff:
+                continue
+            if entry.is_dir() and not entry.is_symlink():
+                shutil.rmtree(entry)
+            else:
+                entry.unlink()
+        except FileNotFoundError:
+            continue  # gone meanwhile
 
 
 def web_server_command(host: str, port: int | str) -> list[str]:
