@@ -7,7 +7,7 @@ import os
 
 from argparse import ArgumentDefaultsHelpFormatter
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app.forms.downloads import DownloadForm
 from models_app.jobs.download import run_download
@@ -15,11 +15,12 @@ from models_app.services import downloads
 from models_app.ml import quantization as quant
 from models_app.models import ModelStatus
 
-from ._progress import run_job_with_bar
+from ._progress import JobCommand, run_job_with_bar
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Download a HuggingFace causal LM into the studio and quantize it."
+    cancelled_message = "Cancelled: the download stopped and its files were removed."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("repo_id")
@@ -45,14 +46,15 @@ class Command(BaseCommand):
         if not form.is_valid():
             raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
         data = form.cleaned_data
-        try:
-            record = downloads.create_download(form.preflight, data["quantization"], token,
-                                              trust_remote_code=data["trust_remote_code"], queue=False)
-        except downloads.AlreadyInStudio as exc:
-            raise CommandError(str(exc)) from None
-        self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
-                          f"({quant.LABELS[record.quantization]})")
-        run_job_with_bar(self, run_download, record, "show")
+        with self.stops.held():  # from here a stop cancels the record's job: none is left queued
+            try:
+                record = downloads.create_download(form.preflight, data["quantization"], token,
+                                                  trust_remote_code=data["trust_remote_code"], queue=False)
+            except downloads.AlreadyInStudio as exc:
+                raise CommandError(str(exc)) from None
+            self.stdout.write(f"Model {record.pk}: {record.repo_id}@{record.revision} "
+                              f"({quant.LABELS[record.quantization]})")
+            run_job_with_bar(self, run_download, record, "show")
         if record.status != ModelStatus.READY:
             raise CommandError(record.error_message or f"Download {record.get_status_display().lower()}.")
         note = f" (requested {record.quantization}: {record.quantization_note})" if record.format_differs else ""

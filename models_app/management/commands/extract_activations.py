@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from argparse import ArgumentDefaultsHelpFormatter
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import CommandError
 
 from models_app.forms.extractions import ExtractionForm
 from models_app.jobs.extraction import run_extraction
@@ -13,15 +13,16 @@ from models_app.services import extractions as extraction_services
 from models_app.models import ExtractionStatus
 
 from ._lookup import add_model_id_argument, get_model
-from ._progress import run_job_with_bar
+from ._progress import JobCommand, run_job_with_bar
 
 
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
 
-class Command(BaseCommand):
+class Command(JobCommand):
     help = "Extract activations of a ready model over a dataset into data/activations/{id}/."
+    cancelled_message = "Cancelled: the extraction stopped and its files were removed."
 
     def add_arguments(self, parser) -> None:
         parser.formatter_class = ArgumentDefaultsHelpFormatter
@@ -47,9 +48,10 @@ class Command(BaseCommand):
         form = ExtractionForm(data, model=model)
         if not form.is_valid():
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
-        record = extraction_services.create(queue=False, **form.extraction_fields())
-        self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
-        run_job_with_bar(self, run_extraction, record, "show_extraction")
+        with self.stops.held():  # from here a stop cancels the record's job: none is left queued
+            record = extraction_services.create(queue=False, **form.extraction_fields())
+            self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
+            run_job_with_bar(self, run_extraction, record, "show_extraction")
         if record.status != ExtractionStatus.COMPLETED:
             raise CommandError(record.error_message or f"Extraction {record.get_status_display().lower()}.")
         seconds = record.metadata["timings"]["seconds"]
