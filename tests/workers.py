@@ -21,11 +21,18 @@ def studio_env(settings, hf_endpoint: str, **extra: str) -> dict[str, str]:
             "MISTUDIO_STALE_SECONDS": str(settings.JOB_STALE_SECONDS), **extra}
 
 
-def start_qcluster(settings, hf_endpoint: str, cluster: str | None = None) -> subprocess.Popen:
-    """A qcluster on the ORM broker of the test database (`cluster`: an ALT_CLUSTERS name)."""
-    env = studio_env(settings, hf_endpoint, **({"Q_CLUSTER_NAME": cluster} if cluster else {}))
-    return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+def start_qcluster(settings, hf_endpoint: str, cluster: str | None = None, log: Path | None = None,
+                   **extra_env: str) -> subprocess.Popen:
+    """A qcluster on the ORM broker of the test database (`cluster`: an ALT_CLUSTERS name),
+    its output written to `log` when given."""
+    env = studio_env(settings, hf_endpoint, **({"Q_CLUSTER_NAME": cluster} if cluster else {}), **extra_env)
+    out = open(log, "wb") if log else subprocess.DEVNULL
+    try:
+        return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
+                                stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+    finally:
+        if log:
+            out.close()  # the child has its own copy
 
 
 def start_daphne(settings, hf_endpoint: str, port: int = 0) -> tuple[subprocess.Popen, str]:

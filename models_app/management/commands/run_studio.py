@@ -14,6 +14,7 @@ from django.conf import settings
 from django.core.management.base import BaseCommand
 
 RESTART_DELAY = 2.0  # seconds before a process that died is started again
+WEB_START_SECONDS = 30.0  # the workers start then even if the web server is not listening yet
 LEFTOVER_SECONDS = 24 * 3600  # an upload untouched this long is no request's any more
 
 
@@ -50,12 +51,19 @@ class Command(BaseCommand):
         # of an embedded studio nothing else can be receiving one; other web servers may share it.
         sweep_uploads(settings.FILE_UPLOAD_TEMP_DIR, 0 if not options["no_workers"] else LEFTOVER_SECONDS)
         children = self._children(options)
-        for child in children:
-            child.start()
-        self.stdout.write(self.style.SUCCESS(
-            f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
         signal.signal(signal.SIGTERM, lambda *a: (_stop(children), sys.exit(0)))
         try:
+            web, *workers = children
+            web.start()
+            if workers:
+                # Each worker imports torch and transformers as it starts (models_app/jobs/
+                # warmup.py), seconds of every core it can get: they start once the web server
+                # listens, so its start is not held up. Until then no page can queue a job.
+                wait_until_listening(options["host"], options["port"], web.process, WEB_START_SECONDS)
+            for child in workers:
+                child.start()
+            self.stdout.write(self.style.SUCCESS(
+                f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
             while True:
                 time.sleep(0.5)
                 self._restart_the_dead(children)
@@ -106,6 +114,21 @@ def sweep_uploads(folder, older_than: float) -> None:
                 entry.unlink()
         except FileNotFoundError:
             continue  # gone meanwhile
+
+
+def wait_until_listening(host: str, port: int | str, process: subprocess.Popen, timeout: float) -> bool:
+    """Whether the server `process` accepts connections on (host, port) within `timeout` s."""
+    import socket
+
+    address = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host.strip("[]"))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            with socket.create_connection((address, int(port)), timeout=1):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
 
 
 def web_server_command(host: str, port: int | str) -> list[str]:
