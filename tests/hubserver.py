@@ -63,8 +63,10 @@ def _file_sha256(path: Path) -> str:
 
 
 class HubServer:
-    def __init__(self, port: int = 0) -> None:
+    def __init__(self, port: int = 0, good_tokens: tuple[str, ...] = (GOOD_TOKEN,)) -> None:
+        """`good_tokens`: the tokens with access to every gated repository."""
         self.repos: dict[str, Repo] = {}
+        self.good_tokens = good_tokens
         self.requests: list[tuple[str, str, dict[str, str]]] = []
         self._server = ThreadingHTTPServer(("127.0.0.1", port), self._handler())
         self._server.daemon_threads = True
@@ -145,7 +147,7 @@ class HubServer:
     def _authorization_problem(self, req, repo: Repo) -> tuple[int, str, str] | None:
         header = req.headers.get("Authorization", "")
         token = header.removeprefix("Bearer ").strip() if header else ""
-        if token and token not in (GOOD_TOKEN, NO_ACCESS_TOKEN):
+        if token and token not in (*self.good_tokens, NO_ACCESS_TOKEN):
             return 401, "", "Invalid credentials in Authorization header"
         if not repo.gated:
             return None

@@ -196,10 +196,19 @@ def select_files(siblings: list[Any], include_code: bool = False) -> list[RepoFi
     return chosen
 
 
+class _SilentBar(tqdm):
+    """A bar that draws nothing. huggingface_hub's default one, even where it shows nothing,
+    ends with a newline on a terminal: a blank line in the middle of a command's output."""
+
+    def __init__(self, *args: Any, **kwargs: Any):
+        kwargs["disable"] = True
+        super().__init__(*args, **kwargs)
+
+
 def _fetch_config(repo_id: str, commit: str, token: str | None, endpoint: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mistudio-config-") as scratch:
         path = hf_hub_download(repo_id, "config.json", revision=commit, cache_dir=scratch,
-                               token=token, endpoint=endpoint)
+                               token=token, endpoint=endpoint, tqdm_class=_SilentBar)
         try:
             return json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
@@ -295,13 +304,9 @@ ProgressCallback = Callable[[DownloadProgress], None]
 
 def _progress_bar_class(progress: DownloadProgress, on_progress: ProgressCallback,
                         should_cancel: Callable[[], bool]) -> type:
-    class _StudioBar(tqdm):
+    class _StudioBar(_SilentBar):
         """huggingface_hub reports every chunk through its tqdm bar; this one forwards the bytes
         to the job and is where cancellation interrupts a file mid-stream."""
-
-        def __init__(self, *args: Any, **kwargs: Any):
-            kwargs["disable"] = True
-            super().__init__(*args, **kwargs)
 
         def update(self, n: float | None = 1) -> None:
             progress.advance(int(n or 0))

@@ -49,8 +49,11 @@ def download_dataset_in_child(repo_id: str, commit: str, files: list[hub.RepoFil
 
 def _run_child(request: dict, total: int, token: str | None, endpoint: str | None,
                on_progress: hub.ProgressCallback, should_cancel: Callable[[], bool], poll: float) -> None:
+    # In a session of its own, the child gets none of the terminal's signals (Ctrl-C, a hang-up):
+    # stopping it is its parent's business, and it exits when that parent is gone.
     child = subprocess.Popen([sys.executable, "-m", "models_app.ml.transfer"], cwd=ROOT,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+                             start_new_session=True)
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(child.stdout, lines), daemon=True)
     reader.start()

@@ -1,0 +1,85 @@
+"""The README's examples, run as a reader runs them: the ```shell and ```python blocks, in the
+order the README gives them, against `manage.py run_studio` with its workers and the test Hub
+server (which serves what `make serve-hub` does: tiny/llama, data/corpus).
+
+The README writes the demo setup's addresses and a token placeholder; these, and nothing else,
+are replaced: http://127.0.0.1:8900 (the demo hub) by the test Hub's address,
+http://127.0.0.1:8000 (`make run`) by the studio's, and `mist_…` by a token made for the test.
+Shell blocks run in the studio's environment (its data directory and database), as a terminal
+beside `make run` in the repository does."""
+from __future__ import annotations
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from models_app.models import ApiToken, Extraction
+from tests.workers import ROOT, start_studio, stop, studio_env
+
+# A new studio: the README's commands name the ids a first model and dataset get.
+pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
+
+DEMO_HUB, DEMO_STUDIO, TOKEN = "http://127.0.0.1:8900", "http://127.0.0.1:8000", "mist_…"
+FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
+
+
+def readme_blocks() -> list[tuple[str, str]]:
+    """(language, code) of the README's shell and python blocks, in order."""
+    text = (ROOT / "README.md").read_text()
+    return [(lang, code) for lang, code in FENCE.findall(text) if lang in ("shell", "python")]
+
+
+def substitute(code: str, hub: str, studio: str, token: str) -> str:
+    code = code.replace(DEMO_HUB, hub).replace(DEMO_STUDIO, studio).replace(TOKEN, token)
+    for placeholder in (DEMO_HUB, DEMO_STUDIO, TOKEN, "127.0.0.1:8000", "127.0.0.1:8900"):
+        assert placeholder not in code, f"{placeholder} left in an example"
+    return code
+
+
+def run_block(lang: str, code: str, env: dict[str, str]) -> str:
+    command = ["bash", "-e", "-c", code] if lang == "shell" else [sys.executable, "-c", code]
+    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, f"{lang} block failed:\n{code}\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+    return done.stdout
+
+
+# Each check holds the output to what the block's comments say it prints, and the comments to it.
+def check_shell_output(code: str, printed: str) -> None:
+    for said in ("Model 1: tiny/llama@main", "Dataset 1: corpus, 40 samples"):
+        assert f"# {said}" in code and said in printed, said
+    listed = [line.split("\t") for line in printed.splitlines() if line.startswith("1\t")]
+    assert listed and listed[0][:5] == ["1", "llama", "tiny/llama@main", "FP16", "ready"], printed
+    assert "# 1  llama  tiny/llama@main  FP16  ready …" in code
+    assert "Completed: 40 samples" in printed
+
+
+def check_python_output(code: str, printed: str) -> None:
+    lines = re.split(r"[\r\n]", printed)
+    assert "completed " in lines and "# completed" in code, printed  # the status, an empty error message
+    record = Extraction.objects.latest("pk")
+    assert record.status == "completed" and record.layers == [0, 1]
+    stats = record.statistics["layer_1_mlp"]
+    shape = next(m for m in (re.fullmatch(r"(\S+) \((\d+), (\d+)\)", line) for line in lines) if m)
+    assert "# e.g. 0.00631 (1394, 128)" in code  # mean |x| of the last layer's MLP, real tokens × hidden
+    assert float(shape[1]) == stats["mean_abs"] and int(shape[2]) == stats["tokens"] and shape[3] == "128"
+    values = [float(line.split(" ", 1)[0]) for line in lines if re.match(r"-?\d+\.\d{3} \S", line)]
+    assert len(values) == record.top_k == 10 and values == sorted(values, reverse=True)
+
+
+@pytest.mark.timeout(900)
+def test_it_runs_the_readme_examples_as_written(settings, hub, django_user_model):
+    reader = django_user_model.objects.create_user("reader", password="pw-reader-123")
+    _record, token = ApiToken.issue(reader, "README")
+    blocks = readme_blocks()
+    assert [lang for lang, _ in blocks] == ["shell", "python"]
+    process, url = start_studio(settings, hub.endpoint)
+    try:
+        env = studio_env(settings, hub.endpoint)
+        for lang, code in blocks:
+            printed = run_block(lang, substitute(code, hub.endpoint, url, token), env)
+            (check_shell_output if lang == "shell" else check_python_output)(code, printed)
+    finally:
+        stop(process)
