@@ -154,6 +154,12 @@ else:
     _Q_COMMON["poll"] = 0.5
 Q_CLUSTER = {"name": DOWNLOAD_CLUSTER, "workers": env_int("MISTUDIO_DOWNLOAD_WORKERS", 1), **_Q_COMMON,
              "ALT_CLUSTERS": {GPU_CLUSTER: {"workers": 1}}}
+# Models a worker keeps loaded between extractions (footprint bytes, least recently used released
+# first; 0: none). Unset: a quarter of the machine's memory, half the GPU's on a GPU worker.
+WORKER_MODEL_CACHE_BYTES = (env_int("MISTUDIO_WORKER_MODEL_CACHE_BYTES", 0)
+                            if env_str("MISTUDIO_WORKER_MODEL_CACHE_BYTES").strip() else None)
+if WORKER_MODEL_CACHE_BYTES is not None and WORKER_MODEL_CACHE_BYTES < 0:
+    raise BadSetting("MISTUDIO_WORKER_MODEL_CACHE_BYTES must be 0 or more")
 
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -257,5 +263,7 @@ LOGGING = {
         "huggingface_hub": {"level": "WARNING"},
         "httpx": {"level": "WARNING"},
         "httpx2": {"level": "WARNING"},
+        # Its start-up banner would be a line on the terminal of every manage.py command.
+        "axes.apps": {"level": "WARNING"},
     },
 }

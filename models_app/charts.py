@@ -7,6 +7,8 @@ from dataclasses import dataclass
 from django.utils.html import escape
 from django.utils.safestring import SafeString, mark_safe
 
+from .ml.vocabulary import hook_label
+
 WIDTH, HEIGHT = 420, 180
 LEFT, BOTTOM, TOP = 52, 28, 12  # room for the value axis, the bar labels and the top value
 PLOT_W, PLOT_H = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
@@ -87,9 +89,9 @@ def layer_charts(statistics: dict) -> list[dict]:
         rows.sort(key=lambda s: s["layer"])
         charts.append({
             "hook": hook,
-            "mean_abs": bar_chart(f"Mean |x| by layer, {hook}",
+            "mean_abs": bar_chart(f"Mean |x| by layer, {hook_label(hook)}",
                                   [Bar(f"L{s['layer']}", s.get("mean_abs")) for s in rows]),
-            "sparsity": bar_chart(f"Sparsity by layer, {hook}",
+            "sparsity": bar_chart(f"Sparsity by layer, {hook_label(hook)}",
                                   [Bar(f"L{s['layer']}", s.get("sparsity_percent")) for s in rows], "%"),
         })
     return charts

@@ -59,19 +59,19 @@ class LiveConsumer(AsyncWebsocketConsumer):
         user = self.scope["user"]
         # A private studio's model card counts only the viewer's own extractions.
         viewer = user if settings.PRIVATE and not user.is_staff else None
-        html, owner_id = await database_sync_to_async(render_update)(
+        fragments, owner_id = await database_sync_to_async(render_update)(
             event["kind"], event["pk"], event.get("deleted", False), event.get("version"), viewer)
         if settings.PRIVATE and not user.is_staff and owner_id not in (None, user.pk):
             return  # a private studio: the record is not this user's to see
-        if html:
+        for html in fragments:  # one message each: a table row parses only as the first element
             await self.send(text_data=html)
 
 
-_render_cache: dict[tuple, tuple[str, int | None]] = {}
+_render_cache: dict[tuple, tuple[list[str], int | None]] = {}
 
 
 def render_update(kind: str, pk: int, deleted: bool = False, version: str | None = None,
-                  viewer=None) -> tuple[str, int | None]:
+                  viewer=None) -> tuple[list[str], int | None]:
     """The out-of-band fragments that bring a page up to date with one record, and who may see
     them in a private studio: the record's owner's id (0 when it has none: staff only), or None
     for a removal, which anyone may get (removing what a page does not show does nothing).
@@ -88,24 +88,24 @@ def render_update(kind: str, pk: int, deleted: bool = False, version: str | None
     return update
 
 
-def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[str, int | None]:
+def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int | None]:
     if kind == Extraction.KIND:
         record = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
         if record is None:
-            return "", None
-        return (render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True})
-                + render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True})
-                + _model_card(record.model, viewer)), record.owner_id or 0
+            return [], None
+        return [render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True}),
+                render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True}),
+                _model_card(record.model, viewer)], record.owner_id or 0
     if kind == Dataset.KIND:
         record = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or record is None:
-            return f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>', None
-        return (render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True}),
-                record.owner_id or 0)
+            return [f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>'], None
+        return [render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})], \
+            record.owner_id or 0
     record = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
     if deleted or record is None:
-        return f'<div id="model-{pk}" hx-swap-oob="delete"></div>', None
-    return _model_card(record, viewer), record.owner_id or 0
+        return [f'<div id="model-{pk}" hx-swap-oob="delete"></div>'], None
+    return [_model_card(record, viewer)], record.owner_id or 0
 
 
 def _model_card(record: LanguageModel, viewer) -> str:

@@ -12,6 +12,7 @@ from ninja.params import Path
 
 from models_app.api.common import MAX_ID, Page, Paging, Refused, form_data, invalid, may_change, page_of, responses
 from models_app.api.schemas import Owned
+from models_app.ml.vocabulary import hooks_described
 
 from . import services, transfer
 from .forms import SORTS, TemplateFilterForm, TemplateForm
@@ -51,7 +52,7 @@ class TemplateIn(Schema):
     name: str | None = None
     description: str | None = None
     layer_indices: list[int] | str | None = None
-    hook_types: list[str] | None = None
+    hook_types: list[str] | None = Field(None, description=f"Hook types: {hooks_described()}")
     max_samples: int | None = None
     batch_size: int | None = None
     micro_batch_size: int | None = None

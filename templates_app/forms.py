@@ -22,7 +22,8 @@ from django.db.models import Q
 from django.db.models.functions import Lower
 
 from models_app.json_input import UnreadableJson, parse_json_limited
-from .models import DTYPES, HOOK_TYPES, MAX_BATCH, ExtractionTemplate, format_layers
+from models_app.ml.vocabulary import HOOK_CHOICES, HOOK_TYPES
+from .models import DTYPES, MAX_BATCH, ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -178,7 +179,7 @@ class TemplateForm(forms.ModelForm):
 
     layer_indices = LayerIndicesField(label="Layers", help_text="e.g. 0, 2, 5-7",
                                       widget=LayerInput(attrs={"placeholder": "e.g. 0, 2, 5-7"}))
-    hook_types = HookTypesField(label="Hook types", choices=[(h, h) for h in HOOK_TYPES],
+    hook_types = HookTypesField(label="Hook types", choices=HOOK_CHOICES,
                                 widget=forms.CheckboxSelectMultiple,
                                 error_messages={"required": "Choose at least one hook type.",
                                                 "invalid_choice": "“%(value)s” is not a hook type: choose residual, mlp or attention.",
@@ -310,6 +311,10 @@ class TemplateFilterForm(forms.Form):
     favorites = forms.BooleanField(required=False, label="Favorites only")
     sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
                              widget=forms.Select(attrs={"aria-label": "Sort"}))
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("auto_id", "filter-%s")  # apart from the template form's ids on the same page
+        super().__init__(*args, **kwargs)
 
     def apply(self, queryset):
         self.is_valid()

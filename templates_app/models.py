@@ -10,9 +10,9 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce, Lower
 
 from models_app.formatting import format_layers
+from models_app.ml.vocabulary import hook_labels
 from models_app.models.owned import Owned
 
-HOOK_TYPES = ("residual", "mlp", "attention")
 DTYPES = ("float16", "float32")
 MAX_BATCH = 512
 
@@ -62,7 +62,7 @@ class ExtractionTemplate(Owned):
 
     @property
     def hooks_label(self) -> str:
-        return ", ".join(self.hook_types)
+        return hook_labels(self.hook_types)
 
     @property
     def extra_metadata_text(self) -> str:

@@ -1,28 +1,37 @@
 """What the views, admin, import and the extraction modal share: naming, copying, favorites."""
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable, Iterator
 from datetime import datetime
 from itertools import count
 
 from django.db import IntegrityError, transaction
 
+from models_app.numbers import whole_number_in
 from .models import ExtractionTemplate
 
 NAME_MAX = ExtractionTemplate._meta.get_field("name").max_length
+_NUMBERED = re.compile(r"(.*\S) \(([0-9]+)\)")
 
 
-def _candidates(base: str) -> Iterator[str]:
-    base = base[:NAME_MAX]
-    yield base
-    for number in count(2):
+def _candidates(name: str) -> Iterator[str]:
+    """`name`, then the numbers after it: "probe (2)" goes on as "probe (3)", not "probe (2) (2)"."""
+    name = name[:NAME_MAX]
+    yield name
+    base, last = name, 1
+    numbered = _NUMBERED.fullmatch(name)
+    if numbered and whole_number_in(numbered[2], high=10**9) is not None:
+        base, last = numbered[1], int(numbered[2])
+    for number in count(max(last + 1, 2)):
         suffix = f" ({number})"
         yield base[:NAME_MAX - len(suffix)] + suffix
 
 
 def available_name(base: str, owner=None) -> str:
-    """`base`, else "base (2)", "base (3)"…: the first name no template of those a template of
-    `owner` must not repeat has (case-insensitively; Owned.alike_for)."""
+    """`base`, else "base (2)", "base (3)"… (numbered on from a number `base` already ends with):
+    the first name no template of those a template of `owner` must not repeat has
+    (case-insensitively; Owned.alike_for)."""
     templates = ExtractionTemplate.objects.alike_for(owner)
     return next(name for name in _candidates(base) if not templates.filter(name__iexact=name).exists())
 
@@ -33,8 +42,8 @@ def first_free_name(base: str, taken: set[str]) -> str:
 
 
 def duplicate(template: ExtractionTemplate, owner=None) -> ExtractionTemplate:
-    """A copy named "Copy of X" (then "Copy of X (2)"…), not a favorite: a copy is a draft,
-    and `owner`'s (whoever copied it may change their copy)."""
+    """A copy named "Copy of X" (then "Copy of X (2)"…, numbered as available_name does), not a
+    favorite: a copy is a draft, and `owner`'s (whoever copied it may change their copy)."""
     for _ in range(5):  # two people copying at once may pick the same name; the second retries
         copy = ExtractionTemplate.objects.get(pk=template.pk)
         copy.pk = None

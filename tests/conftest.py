@@ -17,6 +17,7 @@ os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # replaced by the hub fixture;
 
 from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer  # noqa: E402
 from .tinymodels import FAMILIES, build_model, build_non_causal, build_remote_code_model  # noqa: E402
+from .tinydatasets import CORPUS, build_corpus  # noqa: E402
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -31,24 +32,10 @@ def model_sources(tmp_path_factory) -> dict[str, Path]:
     return sources
 
 
-CORPUS = [f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(40)]
-
-
 @pytest.fixture(scope="session")
 def dataset_source(tmp_path_factory) -> Path:
     """A Hub dataset repository: a parquet split plus a JSON-lines file."""
-    import json
-
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    folder = tmp_path_factory.mktemp("hub-datasets") / "corpus"
-    (folder / "data").mkdir(parents=True)
-    pq.write_table(pa.table({"text": CORPUS, "id": list(range(len(CORPUS)))}),
-                   folder / "data" / "train-00000-of-00001.parquet")
-    (folder / "extra.jsonl").write_text("\n".join(json.dumps({"content": t}) for t in CORPUS[:5]))
-    (folder / "README.md").write_text("# corpus\n")
-    return folder
+    return build_corpus(tmp_path_factory.mktemp("hub-datasets") / "corpus")
 
 
 @pytest.fixture(scope="session")
@@ -72,6 +59,17 @@ def hub(hub_server, settings, monkeypatch) -> HubServer:
     yield hub_server
     for repo in hub_server.repos.values():  # undo per-test faults
         repo.drop_after_bytes, repo.drop_times, repo.bytes_per_second = None, 0, None
+
+
+@pytest.fixture
+def slow_dataset_repo(hub, tmp_path):
+    """A Hub dataset repository with one 3 MB data file, sent at 300 KB/s."""
+    folder = tmp_path / "big-corpus"
+    folder.mkdir()
+    (folder / "train.jsonl").write_text("".join(f'{{"text": "sample {i} {"x" * 60}"}}\n' for i in range(40_000)))
+    hub.add("data/big-corpus", folder, repo_type="dataset", bytes_per_second=300_000)
+    yield "data/big-corpus"
+    del hub.repos["datasets/data/big-corpus"]
 
 
 @pytest.fixture(autouse=True)

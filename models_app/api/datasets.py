@@ -73,8 +73,9 @@ def upload(request: HttpRequest, file: File[UploadedFile], name: Form[str] = "",
     try:
         record = dataset_services.add_upload(form.cleaned_data["file"], form.cleaned_data["name"],
                                              form.cleaned_data["text_field"], owner=request.user)
-    except DatasetError as exc:
-        raise Refused(422, str(exc), [{"field": "file", "message": str(exc)}]) from None
+    except DatasetError as exc:  # the file, or its text field / column
+        field = exc.field if exc.field in form.fields else "file"
+        raise Refused(422, str(exc), [{"field": field, "message": str(exc)}]) from None
     record.refresh_from_db()
     return (201 if record.status == "ready" else 202), record
 

@@ -11,6 +11,7 @@ from ninja.params import Path
 
 from ..forms.extractions import ExtractionForm
 from ..forms.history import SORTS, ExtractionFilterForm, NeuronForm
+from ..ml.vocabulary import HOOK_TYPES, hooks_described
 from ..models import Extraction, LanguageModel
 from ..services import examples as example_services, extractions as extraction_services
 from ..services import models as model_services
@@ -20,7 +21,9 @@ from .schemas import ExamplesOut, ExtractionDetail, ExtractionOut, ExtractionPag
 
 router = Router(tags=["extractions"])
 ExtractionId = Path(..., ge=1, le=MAX_ID)
-Hook = Literal["residual", "mlp", "attention"]
+Hook = Literal[HOOK_TYPES]  # type: ignore[valid-type]
+# The pages show each hook by its label: the documentation pairs the two.
+HOOKS = f"Hook types: {hooks_described()}"
 
 
 class ExtractionFilters(Paging):
@@ -28,7 +31,7 @@ class ExtractionFilters(Paging):
     model: int | None = Field(None, ge=1, le=MAX_ID)
     dataset: int | None = Field(None, ge=1, le=MAX_ID)
     status: str = ""
-    hook: str = ""
+    hook: str = Field("", description=f"One hook type, e.g. mlp. {HOOKS}")
     sort: Literal[tuple(SORTS)] = "newest"  # type: ignore[valid-type]
 
 
@@ -36,7 +39,7 @@ class ExtractionIn(Schema):
     model: int = Field(..., description="A ready model's id")
     dataset: int = Field(..., description="A ready dataset's id")
     layers: list[int] = Field(..., examples=[[0, 5, 11]])
-    hooks: list[Hook] = Field(..., examples=[["residual", "mlp"]])
+    hooks: list[Hook] = Field(..., examples=[["residual", "mlp"]], description=HOOKS)
     batch_size: int = 8
     micro_batch_size: int | None = Field(None, description="Samples per forward pass; empty: the batch size")
     max_samples: int | None = Field(None, description="Empty: the whole dataset")
@@ -76,7 +79,7 @@ def start(request: HttpRequest, body: ExtractionIn):
                       [{"field": "model", "message": "No such model."}])
     data = form_data(body.dict(exclude={"model"}))
     form = ExtractionForm(data, model=model, user=request.user)
-    check_room(form, model, data, request.user)
+    check_room(form)
     if not form.is_valid():
         raise invalid(form)
     return 202, extraction_services.create(**form.extraction_fields(), owner=request.user)
@@ -127,7 +130,8 @@ def download_file(request: HttpRequest, name: str, extraction_id: int = Extracti
     path = record.file_path(name)
     if path is None:
         raise Http404("No such file in this extraction.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"extraction{record.pk}_{name}",
+    # Its own name, as on the page: the one metadata.json lists.
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name,
                         content_type="application/octet-stream")
 
 

@@ -13,6 +13,8 @@ class UploadDatasetForm(forms.Form):
                                  help_text="For .jsonl, .json, .csv and .parquet")
 
     def __init__(self, *args, **kwargs) -> None:
+        # Both dataset forms share a page and field names (name, text_field): ids stay apart.
+        kwargs.setdefault("auto_id", "upload-%s")
         super().__init__(*args, **kwargs)
         # The browser refuses a file over the limit before sending it (static/js/studio.js): the
         # server refuses such a body from its length, with no page to show the reason on.
@@ -29,4 +31,8 @@ class HubDatasetForm(HubInputs, forms.Form):
     name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"}))
     token = forms.CharField(required=False, label="Access token",
                             widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "hf_… (gated datasets)"}))
+
+    def __init__(self, *args, **kwargs) -> None:
+        kwargs.setdefault("auto_id", "hub-%s")  # apart from the upload form's ids (see above)
+        super().__init__(*args, **kwargs)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 from django import forms
 
 from ..ml.architecture import dimensions
+from ..ml.vocabulary import HOOK_CHOICES
 from ..models import Dataset, DatasetStatus, Extraction, LanguageModel, ModelStatus
 
-HOOK_CHOICES = [("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")]
 DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
 MAX_BATCH = 512
 MAX_CONTEXT = 32_768
@@ -27,12 +27,16 @@ class ExtractionForm(forms.Form):
     hooks = forms.MultipleChoiceField(choices=HOOK_CHOICES, label="Hook types",
                                       widget=forms.CheckboxSelectMultiple,
                                       error_messages={"required": "Select at least one hook type."})
-    batch_size = forms.IntegerField(initial=8, label="Batch Size")
+    # Each required message says what is missing on its own: the live estimate lists them.
+    batch_size = forms.IntegerField(initial=8, label="Batch Size", error_messages={"required": "Give a batch size."})
     max_samples = forms.IntegerField(required=False, label="Max Samples",
                                      help_text="Empty: the whole dataset")
-    context_length = forms.IntegerField(initial=128, label="Context Length (tokens)")
-    top_k = forms.IntegerField(initial=10, min_value=1, max_value=MAX_TOP_K, label="Top K Examples")
-    dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype")
+    context_length = forms.IntegerField(initial=128, label="Context Length (tokens)",
+                                        error_messages={"required": "Give a context length."})
+    top_k = forms.IntegerField(initial=10, min_value=1, max_value=MAX_TOP_K, label="Top K Examples",
+                               error_messages={"required": "Give a number of top examples."})
+    dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype",
+                              error_messages={"required": "Choose an output dtype."})
     micro_batch_size = forms.IntegerField(required=False, label="Micro Batch Size",
                                           help_text="Samples per forward pass; empty: the batch size")
     context_prefix_tokens = forms.IntegerField(initial=25, min_value=0, max_value=500, required=False,

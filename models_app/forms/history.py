@@ -6,7 +6,7 @@ from django.core.validators import MaxValueValidator
 from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField, Q
 
-from .extractions import HOOK_CHOICES
+from ..ml.vocabulary import HOOK_CHOICES, hook_label
 from ..models import Dataset, ExtractionStatus, LanguageModel
 
 SORTS = {
@@ -41,12 +41,16 @@ class ExtractionFilterForm(forms.Form):
     model = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), required=False,
                                    widget=forms.HiddenInput)
     dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False,
-                                     empty_label="Any dataset")
-    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ExtractionStatus.choices))
-    hook = forms.ChoiceField(required=False, choices=[("", "Any hook")] + HOOK_CHOICES)
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+                                     empty_label="Any dataset", widget=forms.Select(attrs={"aria-label": "Dataset"}))
+    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ExtractionStatus.choices),
+                               widget=forms.Select(attrs={"aria-label": "Status"}))
+    hook = forms.ChoiceField(required=False, choices=[("", "Any hook")] + HOOK_CHOICES,
+                             widget=forms.Select(attrs={"aria-label": "Hook"}))
+    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
+                             widget=forms.Select(attrs={"aria-label": "Sort by"}))
 
     def __init__(self, *args, user, **kwargs):
+        kwargs.setdefault("auto_id", "filter-%s")  # apart from the ids of any form beside it
         super().__init__(*args, **kwargs)
         # Any model is a choice: a model's History link works before it has extractions.
         self.fields["model"].queryset = LanguageModel.objects.visible_to(user)
@@ -93,7 +97,7 @@ class NeuronForm(forms.Form):
     def __init__(self, *args, extraction, **kwargs):
         super().__init__(*args, **kwargs)
         self.extraction = extraction
-        self.fields["target"].choices = [(key, f"Layer {s['layer']} · {s['hook']}")
+        self.fields["target"].choices = [(key, f"Layer {s['layer']} · {hook_label(s['hook'])}")
                                          for key, s in extraction.statistics.items()]
         self.hidden_size = int(extraction.metadata.get("hidden_size") or 0)
         last = self.hidden_size - 1

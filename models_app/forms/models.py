@@ -29,14 +29,22 @@ SORTS = {
 
 
 class ModelFilterForm(forms.Form):
+    # The filters show no labels: each field names itself to a screen reader (aria-label).
     q = forms.CharField(required=False, widget=forms.TextInput(
-        attrs={"placeholder": "Search name or repository", "type": "search"}))
-    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices))
-    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES)
-    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")])
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()])
+        attrs={"placeholder": "Search name or repository", "type": "search",
+               "aria-label": "Search name or repository"}))
+    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices),
+                               widget=forms.Select(attrs={"aria-label": "Status"}))
+    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES,
+                                     widget=forms.Select(attrs={"aria-label": "Format"}))
+    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")],
+                                     widget=forms.Select(attrs={"aria-label": "Architecture"}))
+    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
+                             widget=forms.Select(attrs={"aria-label": "Sort by"}))
 
     def __init__(self, *args, user, **kwargs):
+        # Its own ids: the download form on the same page has a `quantization` field too.
+        kwargs.setdefault("auto_id", "filter-%s")
         super().__init__(*args, **kwargs)
         architectures = (LanguageModel.objects.visible_to(user).exclude(architecture="").order_by("architecture")
                          .values_list("architecture", flat=True).distinct())

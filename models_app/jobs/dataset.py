@@ -21,9 +21,19 @@ def fetch_hub_dataset(dataset_pk: int) -> str:
     return run(Dataset, dataset_pk, _fetch)
 
 
-def ingest_files(dataset_pk: int, files: list[Path]) -> str:
-    """Read local files into a queued dataset record, in this process, as a job."""
-    return run(Dataset, dataset_pk, lambda job: _ingest(job, Dataset.objects.get(pk=job.pk), files))
+def ingest_files(dataset_pk: int, files: list[Path], failed: list | None = None) -> str:
+    """Read local files into a queued dataset record, in this process, as a job. `failed`, if
+    given, receives the DatasetError that failed the read: the record keeps only its message, and
+    a caller in this process (a form) also shows it at the field it is about."""
+    def body(job: Job) -> dict:
+        try:
+            return _ingest(job, Dataset.objects.get(pk=job.pk), files)
+        except datasets.DatasetError as exc:
+            if failed is not None:
+                failed.append(exc)
+            raise
+
+    return run(Dataset, dataset_pk, body)
 
 
 def ingest_upload(dataset_pk: int) -> str:

@@ -51,10 +51,13 @@ def _download(job: Job) -> dict:
 
 
 def _load_and_quantize(job: Job, record: LanguageModel, snapshot: Path, pre: hub.Preflight) -> dict:
-    from ..ml import architecture, hooks, loading
+    from . import warmup
 
     job.tracker.phase(ModelStatus.LOADING, "Reading the checkpoint",
                       progress=overall_progress(ModelStatus.LOADING, 0.0))
+    warmup.wait()  # a worker still warming up finishes those imports first, not beside these
+    from ..ml import architecture, hooks, loading
+
     params = loading.count_parameters_on_disk(snapshot) or pre.params_count
     points = hooks.hook_points_for_folder(snapshot, trust_remote_code=record.trust_remote_code)
     summary = architecture.summarize(pre.config, hook_points=points.templates())
@@ -66,8 +69,10 @@ def _load_and_quantize(job: Job, record: LanguageModel, snapshot: Path, pre: hub
     fmt = record.quantization
     job.tracker.phase(ModelStatus.QUANTIZING, f"Loading in {quant.LABELS[fmt]}",
                       progress=overall_progress(ModelStatus.QUANTIZING, 0.0))
+    # Always from the checkpoint, never from a stored copy: this job builds the copy, and a model
+    # loaded from a stored bitsandbytes copy cannot be saved again.
     loaded = loading.load(snapshot, fmt, trust_remote_code=record.trust_remote_code,
-                          quantized_dir=record.quantized_dir(fmt), should_cancel=job.should_cancel,
+                          should_cancel=job.should_cancel,
                           on_attempt=lambda f: job.tracker.update(
                               force=True, phase_detail=f"Loading in {quant.LABELS[f]}"))
     job.check()

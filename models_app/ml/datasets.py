@@ -44,7 +44,16 @@ PARQUET_PIECE_BYTES = 16 << 20  # the Python strings made at once from a batch
 
 
 class DatasetError(Exception):
-    """A file that cannot become a dataset, explained for the user."""
+    """A file that cannot become a dataset, explained for the user. `field` names the argument the
+    error is about when it is not the file itself: "text_field" when the file lacks that field or
+    column, or holds something other than text there (forms name their field the same)."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
+
+TEXT_FIELD = "text_field"
 
 
 @dataclass
@@ -99,10 +108,10 @@ def _field(record: object, field: str, where: str) -> str:
         raise DatasetError(f"{where} is not a JSON object.")
     if field not in record:
         keys = ", ".join(sorted(record)[:8])
-        raise DatasetError(f"{where} has no field “{field}” (it has: {keys}).")
+        raise DatasetError(f"{where} has no field “{field}” (it has: {keys}).", TEXT_FIELD)
     value = record[field]
     if not isinstance(value, str):
-        raise DatasetError(f"{where}: field “{field}” is not text.")
+        raise DatasetError(f"{where}: field “{field}” is not text.", TEXT_FIELD)
     return value
 
 
@@ -204,7 +213,8 @@ def _csv_rows(path: Path, column: str) -> Iterator[str]:
         try:
             if not reader.fieldnames or column not in reader.fieldnames:
                 names = ", ".join(reader.fieldnames or [])
-                raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).")
+                raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).",
+                                   TEXT_FIELD)
             for row in reader:
                 value = row.get(column)
                 if value and value.strip():
@@ -230,11 +240,12 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
         raise DatasetError(f"The file is not a readable Parquet file ({exc}).") from exc
     names = parquet.schema_arrow.names
     if column not in names:
-        raise DatasetError(f"The Parquet file has no column “{column}” (it has: {', '.join(names)}).")
+        raise DatasetError(f"The Parquet file has no column “{column}” (it has: {', '.join(names)}).",
+                           TEXT_FIELD)
     kind = parquet.schema_arrow.field(column).type
     kind = kind.value_type if pa.types.is_dictionary(kind) else kind
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
-        raise DatasetError(f"The Parquet column “{column}” holds {kind}, not text.")
+        raise DatasetError(f"The Parquet column “{column}” holds {kind}, not text.", TEXT_FIELD)
     _check_row_groups(parquet, column)
     # Dictionary pages stay dictionaries (a value repeated a million times is held once), and a
     # column chunk streams from disk instead of being read in one piece.

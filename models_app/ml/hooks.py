@@ -12,9 +12,10 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .vocabulary import HOOK_TYPES
+
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 MLP_NAMES = ("mlp", "feed_forward", "block_sparse_moe", "ffn", "moe")
-HOOK_TYPES = ("residual", "mlp", "attention")
 
 
 class UnsupportedArchitecture(Exception):

@@ -23,6 +23,7 @@ class Dataset(JobRecord):
     """Text samples for extraction, stored normalized under datasets/{id}/ (see ml.datasets)."""
 
     KIND = "dataset"
+    PROGRESS_FIELDS = {"progress_detail": ""}
     QUEUED, RUNNING = DatasetStatus.QUEUED, DatasetStatus.PROCESSING
     ACTIVE = (DatasetStatus.QUEUED, DatasetStatus.PROCESSING)
     DONE, FAILED, CANCELLED = DatasetStatus.READY, DatasetStatus.ERROR, DatasetStatus.CANCELLED

@@ -29,6 +29,8 @@ class Extraction(JobRecord):
     """One activation extraction job and, once completed, its files and statistics."""
 
     KIND = "extraction"
+    PROGRESS_FIELDS = {"progress": 0.0, "samples_done": 0, "tokens_per_second": 0.0, "eta_seconds": None,
+                       "bytes_written": 0, "current_batch_size": None}
     QUEUED, RUNNING = ExtractionStatus.QUEUED, ExtractionStatus.LOADING
     ACTIVE = (ExtractionStatus.QUEUED, ExtractionStatus.LOADING, ExtractionStatus.EXTRACTING,
               ExtractionStatus.SAVING)

@@ -32,6 +32,9 @@ class JobRecord(Owned):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)  # lists sort by it
 
     KIND: ClassVar[str]
+    # What a job reports as it goes, and the value that says "nothing yet": a retried job starts
+    # from a clean display, not from its last attempt's bytes, speed and ETA.
+    PROGRESS_FIELDS: ClassVar[dict[str, Any]] = {}
     QUEUED: ClassVar[str]
     RUNNING: ClassVar[str]  # the first phase a claimed job enters
     ACTIVE: ClassVar[tuple[str, ...]]
@@ -169,6 +172,8 @@ class JobRecord(Owned):
         self.error_message = ""
         self.heartbeat_at = self.started_at = self.completed_at = None
         self.worker = ""
+        for name, value in self.PROGRESS_FIELDS.items():
+            setattr(self, name, value)
 
     def discard_partial_files(self) -> int:
         """Remove what an unfinished job wrote; bytes freed."""

@@ -43,6 +43,8 @@ def overall_progress(status: str, fraction: float) -> float:
 
 class LanguageModel(JobRecord):
     KIND = "model"
+    PROGRESS_FIELDS = {"progress": 0.0, "bytes_downloaded": 0, "speed_bps": 0.0, "eta_seconds": None,
+                       "phase_detail": ""}
     QUEUED, RUNNING = ModelStatus.QUEUED, ModelStatus.DOWNLOADING
     ACTIVE = DOWNLOAD_PHASES[:-1]  # every phase before ready
     DONE, FAILED, CANCELLED = ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED

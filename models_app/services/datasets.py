@@ -7,6 +7,7 @@ import dataclasses
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -15,39 +16,47 @@ from .. import progress, secrets
 from ..ml import datasets, hub
 from ..models import Dataset, DatasetStatus
 
+# `run(job, record)` runs `job(record.pk)` in this process: directly by default; the CLI passes
+# one that runs it under its progress bar, which a stop signal cancels.
+JobRun = Callable[[Callable[[int], object], Dataset], object]
 
 
-def _ingest_now(record: Dataset, files: list[Path]) -> Dataset:
+def _run_here(job: Callable[[int], object], record: Dataset) -> None:
+    job(record.pk)
+
+
+def _ingest_now(record: Dataset, files: list[Path], run: JobRun = _run_here) -> Dataset:
     """Run the ingest job here; on failure nothing is left behind and the reason is raised."""
     from ..jobs.dataset import ingest_files
 
+    failed: list[datasets.DatasetError] = []
     try:
-        ingest_files(record.pk, files)
+        run(lambda pk: ingest_files(pk, files, failed), record)
     except BaseException:  # Ctrl-C of the CLI: the job has cleaned up; the row goes too
         Dataset.objects.filter(pk=record.pk).delete()
         raise
-    return _ready_or_removed(record, "Reading the file was cancelled.")
+    return _ready_or_removed(record, "Reading the file was cancelled.", failed[0].field if failed else None)
 
 
-def _ready_or_removed(record: Dataset, cancelled: str) -> Dataset:
+def _ready_or_removed(record: Dataset, cancelled: str, field: str | None = None) -> Dataset:
     """After a job run here (a request or the CLI): the ready record, or nothing left behind and
-    the reason raised for the caller to show."""
+    the reason raised for the caller to show (at `field`, the failed reading's, if it names one)."""
     record.refresh_from_db()
     if record.status != DatasetStatus.READY:
         message = record.error_message or cancelled
         record.discard_partial_files()
         record.delete()
-        raise datasets.DatasetError(message)
+        raise datasets.DatasetError(message, field if record.error_message else None)
     return record
 
 
 def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None,
-                  owner=None) -> Dataset:
+                  owner=None, run: JobRun = _run_here) -> Dataset:
     """Read a local file now (the CLI, and small uploads): the ready record, or nothing left
     behind and the reason raised."""
     filename = filename or Path(path).name
     record = _upload_record(filename, Path(path).stat().st_size, name, text_field, owner)
-    return _ingest_now(record, [Path(path)])
+    return _ingest_now(record, [Path(path)], run)
 
 
 def add_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dataset:
@@ -121,12 +130,16 @@ def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field
 
 
 def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
-                 text_field: str = "text", token: str | None = None) -> Dataset:
+                 text_field: str = "text", token: str | None = None, run: JobRun = _run_here) -> Dataset:
     """Synchronously (the CLI): check, download and store, as the job does."""
     from ..jobs.dataset import fetch_hub_dataset
 
     record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True)
-    fetch_hub_dataset(record.pk)
+    try:
+        run(fetch_hub_dataset, record)
+    except BaseException:  # Ctrl-C of the CLI: the job has cleaned up; the row goes too
+        Dataset.objects.filter(pk=record.pk).delete()
+        raise
     return _ready_or_removed(record, "Adding the dataset was cancelled.")
 
 
@@ -140,9 +153,10 @@ def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern
     return record
 
 
-def retry(record: Dataset, token: str | None = None) -> Dataset:
-    """Queue a failed or cancelled Hub dataset again. Its files are looked up on the Hub first,
-    with the token the job will use: a wrong token or a repository gone is a HubError now."""
+def retry(record: Dataset, token: str | None = None, text_field: str | None = None) -> Dataset:
+    """Queue a failed or cancelled Hub dataset again, reading `text_field` this time if given
+    (what was wrong may have been the field). Its files are looked up on the Hub first, with the
+    token the job will use: a wrong token or a repository gone is a HubError now."""
     options = record.hub_options
     hub.resolve_dataset_files(options["repo_id"], options["commit"], "",
                               token=secrets.hub_token(token, record.use_operator_token),
@@ -150,6 +164,8 @@ def retry(record: Dataset, token: str | None = None) -> Dataset:
     record.discard_partial_files()
     with transaction.atomic():
         record.prepare_retry()
+        if text_field:
+            record.text_field = text_field
         if token:
             record.encrypted_token = secrets.encrypt(token)
         record.save()

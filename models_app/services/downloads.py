@@ -46,15 +46,14 @@ def _create(pre: hub.Preflight, fmt: str, token: str | None, trust_remote_code: 
 
 
 def restart(record: LanguageModel, fmt: str, token: str | None = None) -> LanguageModel:
-    """Retry, or re-download in another format: the same record goes back to the queue. Files
-    already downloaded stay, so the download resumes from them."""
-    if fmt != record.quantization:
-        record.release_quantized()  # files first, outside the transaction
+    """Retry, or re-download in any format: the same record goes back to the queue. Files
+    already downloaded stay, so the download resumes from them; a quantized copy is built again
+    from them (the revision may have moved, and a copy may be a failed job's)."""
+    record.release_quantized()  # files first, outside the transaction
     with transaction.atomic():
         record.prepare_retry()
         record.quantization = fmt
-        record.progress = 0.0
-        record.quantization_note = record.phase_detail = ""
+        record.quantization_note = ""
         record.effective_quantization = ""
         record.memory_footprint_bytes = None
         record.memory_required_bytes = record.estimated_memory_by_format.get(fmt)

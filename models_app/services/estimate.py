@@ -12,11 +12,10 @@ from functools import lru_cache
 from pathlib import Path
 
 from django.conf import settings
+from django.core.exceptions import NON_FIELD_ERRORS
 
-from ..forms.extractions import MAX_BATCH, MAX_CONTEXT, MAX_TOP_K
 from ..ml import hub, quantization as quant
 from ..ml.architecture import dimensions
-from ..models import Dataset
 
 BYTES = {"float16": 2, "float32": 4}
 DISK_WARNING_SHARE = 0.8  # warn when the output would take most of the free space
@@ -94,41 +93,43 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     return sum(lengths) / (len(lengths) * context) if lengths else None
 
 
-def whole_number(value, default: int, low: int = 0, high: int = 2**31 - 1) -> int:
-    """A posted number within [low, high], or `default` for anything else: the estimate runs on
-    half-typed forms, before the form says what is wrong, so a number of any size may come."""
-    try:
-        return min(max(int(value), low), high)
-    except (TypeError, ValueError):
-        return default
-
-
-def estimate_for(model, data, user) -> Estimate | None:
-    """The estimate for posted extraction settings (`data`: form data, lists by getlist), or
-    None before a ready dataset `user` may see is chosen."""
-    dataset = (Dataset.objects.visible_to(user)
-               .filter(pk=whole_number(data.get("dataset"), 0), status="ready").first())
-    if dataset is None:
-        return None
-    max_samples = whole_number(data.get("max_samples"), 0)
-    samples = min(dataset.num_samples, max_samples) if max_samples > 0 else dataset.num_samples
+def estimate_for(form) -> Estimate:
+    """The estimate for the settings of a valid ExtractionForm."""
+    data, model = form.cleaned_data, form.model
+    dataset, max_samples = data["dataset"], data["max_samples"]
+    samples = min(dataset.num_samples, max_samples) if max_samples else dataset.num_samples
     memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
                                                                          model.quantization)
-    context = whole_number(data.get("context_length"), 128, low=1, high=MAX_CONTEXT)
-    share, source = real_token_share(model, dataset, context)
-    return estimate(samples=samples, layers=len(data.getlist("layers")), hooks=len(data.getlist("hooks")),
-                    context=context, real_share=share, share_source=source,
+    share, source = real_token_share(model, dataset, data["context_length"])
+    return estimate(samples=samples, layers=len(set(data["layers"])), hooks=len(set(data["hooks"])),
+                    context=data["context_length"], real_share=share, share_source=source,
                     hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
-                    dtype=data.get("dtype") or "float16",
-                    batch_size=whole_number(data.get("batch_size"), 8, low=1, high=MAX_BATCH),
-                    top_k=whole_number(data.get("top_k"), 10, low=1, high=MAX_TOP_K), model_memory=memory,
-                    free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
+                    dtype=data["dtype"], batch_size=data["batch_size"], top_k=data["top_k"],
+                    model_memory=memory, free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
 
 
-def check_room(form, model, data, user) -> Estimate | None:
+def live(form, attempted: bool) -> dict:
+    """The modal's live estimate, judged by the same form (and messages) as the submit: figures
+    only for settings the submit would take; otherwise each field's errors, for its own place.
+    A required choice left empty (a dataset, a layer, a hook type) is not an error while the
+    form is being filled, only `missing`, until a submit was `attempted`."""
+    valid = form.is_valid()
+    field_errors, missing = {}, []
+    for name, errors in form.errors.as_data().items():
+        if name == NON_FIELD_ERRORS:
+            continue
+        for error in errors:
+            waiting = error.code == "required" and not attempted
+            (missing if waiting else field_errors.setdefault(name, [])).extend(error.messages)
+    whole_form_errors = form.non_field_errors()
+    return {"est": estimate_for(form) if valid else None, "missing": missing, "field_errors": field_errors,
+            "whole_form_errors": whole_form_errors, "invalid": bool(field_errors or whole_form_errors)}
+
+
+def check_room(form) -> Estimate | None:
     """The estimate, and the extraction form refused when its files would not fit on the disk."""
-    est = estimate_for(model, data, user)
-    if form.is_valid() and est is not None and est.refused:
+    est = estimate_for(form) if form.is_valid() else None
+    if est is not None and est.refused:
         form.add_error(None, "Not enough disk space for this extraction: reduce samples, layers, "
                              "hook types or context length, or use float16.")
     return est

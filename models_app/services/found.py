@@ -22,12 +22,12 @@ from typing import Any
 from django.conf import settings
 
 from ..ml import storage
+from ..ml.vocabulary import HOOK_TYPES as HOOKS
 from ..models import Dataset, Extraction, ExtractionStatus, LanguageModel
 from ..numbers import whole_number_in
 
 METADATA = "metadata.json"
 MAX_METADATA_BYTES = 8 << 20  # a real one is well under 1 MiB even for 80 layers x 3 hooks
-HOOKS = ("residual", "mlp", "attention")
 DTYPES = ("float16", "float32")
 MAX_LAYER = 10_000
 MAX_FILES = 10_000

@@ -4,6 +4,7 @@ from __future__ import annotations
 from django import template
 
 from .. import formatting
+from ..ml import vocabulary
 
 register = template.Library()
 
@@ -33,6 +34,16 @@ def label(fmt: str) -> str:
     from ..ml.quantization import LABELS
 
     return LABELS.get(fmt, fmt.upper() if fmt else "")
+
+
+@register.filter
+def hook_label(value: str) -> str:
+    return vocabulary.hook_label(value)
+
+
+@register.filter
+def hook_labels(values) -> str:
+    return vocabulary.hook_labels(values)
 
 
 @register.filter

@@ -7,6 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import reswap, retarget
 
 from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
@@ -57,8 +58,8 @@ def upload(request: HttpRequest) -> HttpResponse:
                                                  form.cleaned_data["text_field"], owner=request.user)
             record.refresh_from_db()  # a queued job may already have run (synchronous workers)
             return _added(request, record, "upload-form", UploadDatasetForm())
-        except DatasetError as exc:
-            form.add_error("file", str(exc))
+        except DatasetError as exc:  # the file, or its text field / column
+            form.add_error(exc.field if exc.field in form.fields else "file", str(exc))
     if request.htmx:
         return render(request, f"{PAGE}#upload-form", {"upload_form": form})
     return _page(request, upload=form, status=422)
@@ -103,7 +104,9 @@ def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
         if extra.get("row_error"):
             messages.error(request, extra["row_error"])
         return redirect("models_app:datasets")
-    return render(request, f"{PAGE}#dataset-row", {"d": record, **extra})
+    # To the row, whatever the button aimed at (Delete aims at the toasts).
+    return reswap(retarget(render(request, f"{PAGE}#dataset-row", {"d": record, **extra}), f"#dataset-{record.pk}"),
+                  "outerHTML")
 
 
 @login_required
@@ -126,8 +129,11 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     problem = hub_check_token(token)
     if problem:
         return _row(request, record, row_error=problem)
+    text_field = (request.POST.get("text_field") or record.text_field).strip()
+    if not 0 < len(text_field) <= 200:
+        return _row(request, record, row_error="Name the text field or column (at most 200 characters).")
     try:
-        dataset_services.retry(record, token or None)
+        dataset_services.retry(record, token or None, text_field)
     except HubError as exc:
         return _row(request, record, row_error=exc.message)
     record.refresh_from_db()
@@ -145,4 +151,5 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     name, freed = record.name, dataset_services.delete(record)
     if not request.htmx:
         return redirect("models_app:datasets")
-    return render(request, "models_app/index.html#deleted", {"name": name, "freed": freed})
+    return render(request, "models_app/index.html#deleted", {"name": name, "freed": freed,
+                                                             "removed": f"dataset-{pk}"})

@@ -11,7 +11,8 @@ from templates_app.services import extraction_initial
 
 from ..forms.extractions import ExtractionForm
 from ..services import extractions as extraction_services, models as model_services
-from ..services.estimate import check_room, estimate_for, whole_number
+from ..services import estimate as estimates
+from ..numbers import whole_number_in
 from ..ml import quantization as quant
 from ..models import Extraction, LanguageModel
 
@@ -29,7 +30,7 @@ def modal(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
     initial, context = {"hooks": ["residual"], "dataset": request.GET.get("dataset")}, {}
     templates = ExtractionTemplate.objects.visible_to(request.user)
-    chosen = templates.filter(pk=whole_number(request.GET.get("template"), 0)).first()
+    chosen = templates.filter(pk=whole_number_in(request.GET.get("template"))).first()
     if chosen is not None:
         settings_, too_deep = extraction_initial(chosen, ExtractionForm.layer_count(model))
         initial.update(settings_)
@@ -42,8 +43,11 @@ def modal(request: HttpRequest, pk: int) -> HttpResponse:
 @login_required
 @require_POST
 def estimate_view(request: HttpRequest, pk: int) -> HttpResponse:
+    """Validated as the submit is, so it never shows figures for settings the submit refuses."""
     model = _model(request, pk)
-    return render(request, f"{MODAL}#estimate", {"est": estimate_for(model, request.POST, request.user)})
+    form = ExtractionForm(request.POST, model=model, user=request.user)
+    live = estimates.live(form, attempted=bool(request.POST.get("attempted")))
+    return render(request, f"{MODAL}#estimate-answer", {"form": form, **live})
 
 
 @login_required
@@ -51,7 +55,7 @@ def estimate_view(request: HttpRequest, pk: int) -> HttpResponse:
 def start(request: HttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
     form = ExtractionForm(request.POST, model=model, user=request.user)
-    est = check_room(form, model, request.POST, request.user)
+    est = estimates.check_room(form)
     if not form.is_valid():
         template = f"{MODAL}#modal" if request.htmx else MODAL
         return render(request, template, {"m": model, "form": form, "est": est,
@@ -101,4 +105,8 @@ def _status(request: HttpRequest, record: Extraction, error: str | None = None) 
         if error:
             messages.error(request, error)
         return redirect("models_app:extraction", pk=record.pk)
+    if request.htmx.target == f"model-{record.model_id}":  # asked from its model's card
+        from .models import card_response
+
+        return card_response(request, record.model, card_error=error)
     return render(request, f"{DETAIL}#extraction-status", {"x": record, "status_error": error})

@@ -90,7 +90,8 @@ def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
     path = record.file_path(name)
     if path is None:
         raise Http404("No such file in this extraction.")
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=f"extraction{pk}_{name}")
+    # Saved under its own name: the one metadata.json lists and the page's numpy snippet opens.
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)
 
 
 @login_required

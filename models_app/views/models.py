@@ -91,14 +91,15 @@ def _is_first(request: HttpRequest) -> bool:
 @require_GET
 def card(request: HttpRequest, pk: int) -> HttpResponse:
     model_services.check_lost_jobs()
-    return _card(request, _visible(request, pk))
+    return card_response(request, _visible(request, pk))
 
 
 def _visible(request: HttpRequest, pk: int) -> LanguageModel:
     return get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
 
 
-def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extra) -> HttpResponse:
+def card_response(request: HttpRequest, record: LanguageModel, status: int = 200, **extra) -> HttpResponse:
+    """A model's card (a redirect to the list for a plain request), with what `extra` adds."""
     if not request.htmx:
         if extra.get("card_error"):
             messages.error(request, extra["card_error"])
@@ -113,7 +114,7 @@ def _card(request: HttpRequest, record: LanguageModel, status: int = 200, **extr
 def cancel(request: HttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     refused = record.change_refusal(request.user) or record.request_cancel()
-    return _card(request, record, card_error=refused)
+    return card_response(request, record, card_error=refused)
 
 
 @sensitive_post_parameters("token")
@@ -122,14 +123,14 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 def restart(request: HttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
-        return _card(request, record, card_error=refused)
+        return card_response(request, record, card_error=refused)
     form = RestartForm(request.POST, record=record)
     if not form.is_valid():
-        return _card(request, record, card_error=" ".join(form.non_field_errors() or
+        return card_response(request, record, card_error=" ".join(form.non_field_errors() or
                                                           [str(e) for e in form.errors.values()]))
     downloads.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
     record.refresh_from_db()
-    return _card(request, record)
+    return card_response(request, record)
 
 
 @login_required
@@ -138,40 +139,47 @@ def rename(request: HttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         # The Rename link swaps the title; a refusal swaps the whole card, saying why.
-        return reswap(retarget(_card(request, record, card_error=refused), f"#model-{pk}"), "outerHTML")
+        return reswap(retarget(card_response(request, record, card_error=refused), f"#model-{pk}"), "outerHTML")
     form = RenameForm(request.POST or None, instance=record)
     if request.method == "POST" and form.is_valid():
         form.save()
-        return _card(request, record)
+        # The form swaps itself (so a refusal of the name stays in it); the saved name, the card.
+        return reswap(retarget(card_response(request, record), f"#model-{pk}"), "outerHTML")
     if request.method == "GET" and request.GET.get("cancel"):
-        return _card(request, record)
+        return card_response(request, record)
     return render(request, f"{PAGE}#rename-form", {"m": record, "rename_form": form})
 
 
 @login_required
 @require_POST
 def delete(request: HttpRequest, pk: int) -> HttpResponse:
+    """The Delete button's answer goes to the toasts (a live update may have removed the card
+    already); a refusal goes back to the card, saying why."""
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
-        return _card(request, record, card_error=refused)
+        return _on_card(card_response(request, record, card_error=refused), pk)
     name = record.name
     try:
         freed = model_services.delete(record, request.user)
     except model_services.OthersDependOnIt as exc:
-        return _card(request, record, card_error=str(exc))
+        return _on_card(card_response(request, record, card_error=str(exc)), pk)
     except model_services.StillRunning as exc:
         if not request.htmx:
             messages.error(request, str(exc))
             return redirect("models_app:index")
         # A toast, not the card: the card re-renders with every progress update.
         LanguageModel.summarize_extractions([record], request.user)
-        return render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc),
-                                                         "x": exc.extraction}, status=200)
+        return _on_card(render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc),
+                                                                  "x": exc.extraction}), pk)
     progress.publish(LanguageModel.KIND, pk, deleted=True)
     if not request.htmx:
         messages.success(request, f"Deleted {name}.")
         return redirect("models_app:index")
-    return render(request, f"{PAGE}#deleted", {"name": name, "freed": freed, "pk": pk})
+    return render(request, f"{PAGE}#deleted", {"name": name, "freed": freed, "removed": f"model-{pk}"})
+
+
+def _on_card(response: HttpResponse, pk: int) -> HttpResponse:
+    return reswap(retarget(response, f"#model-{pk}"), "outerHTML")
 
 
 @login_required

@@ -19,7 +19,7 @@
     document.body.classList.add("live");
     if (opened) {
       document.querySelectorAll("[data-live-url]").forEach(function (el) {
-        htmx.ajax("GET", el.dataset.liveUrl, {target: el, swap: "outerHTML"});
+        htmx.ajax("GET", el.dataset.liveUrl, {target: el, swap: "morph"});
       });
     }
     opened = true;
@@ -32,6 +32,83 @@
     // is retried here, so pages come back on their own after a restart.
     if (RETRIED_BY_EXTENSION.indexOf(code) < 0 && code !== REFUSED) {
       setTimeout(function () { event.detail.socketWrapper.reconnect(); }, 500 + Math.random() * 1500);
+    }
+  });
+
+  // A live update may change what a job reports, never what the user is doing. Updates morph the
+  // page (idiomorph) instead of replacing it, and leave alone what the user owns: an open editor
+  // or a message their action caused (data-user-owned), a form they have started to fill in, and
+  // the value of the field they are typing in.
+  Idiomorph.defaults.ignoreActiveValue = true;
+  function ownedByUser(node) {
+    return node.nodeType === Node.ELEMENT_NODE &&
+      (node.hasAttribute("data-user-owned") || node.hasAttribute("data-touched"));
+  }
+  Idiomorph.defaults.callbacks.beforeNodeMorphed = function (oldNode) { return !ownedByUser(oldNode); };
+  Idiomorph.defaults.callbacks.beforeNodeRemoved = function (node) { return !ownedByUser(node); };
+  document.addEventListener("input", function (event) {
+    var form = event.target.closest && event.target.closest("[data-live-url] form");
+    if (form) { form.setAttribute("data-touched", ""); }
+  });
+  document.addEventListener("change", function (event) {
+    var form = event.target.closest && event.target.closest("[data-live-url] form");
+    if (form) { form.setAttribute("data-touched", ""); }
+  });
+
+  // Escape in an inline editor (a rename) cancels it, as its Cancel link does.
+  document.addEventListener("keydown", function (event) {
+    var editor = event.key === "Escape" && event.target.closest && event.target.closest("[data-user-owned]");
+    var cancel = editor && editor.querySelector("[data-cancel-edit]");
+    if (cancel) {
+      event.preventDefault();
+      event.stopImmediatePropagation();
+      cancel.click();
+    }
+  }, true);
+
+  // A message the user's action caused stays until they dismiss it.
+  document.addEventListener("click", function (event) {
+    var dismiss = event.target.closest("[data-dismiss-message]");
+    if (dismiss) { dismiss.closest("[data-user-owned]").remove(); }
+  });
+
+  // What the server pushes is every fragment a page might show of a changed record; a page
+  // keeps those it shows. A record of a kind the page lists but does not show yet (new, or moved
+  // into its filters) makes it read its list again (its filters, sort and page come from the
+  // address), at most once every few seconds for the same record, since a record the filters
+  // leave out would otherwise ask for it on every update.
+  var asked = {};
+  var pending = {};
+  function refreshList(list, id) {
+    var now = Date.now();
+    if ((asked[id] && now - asked[id] < 5000) || pending[list.id]) { return; }
+    asked[id] = now;
+    pending[list.id] = setTimeout(function () {
+      delete pending[list.id];
+      htmx.ajax("GET", window.location.pathname + window.location.search,
+                {target: "#" + list.id, select: "#" + list.id, swap: "morph"});
+    }, 300);
+  }
+  // An answer to the user's own request may carry out-of-band parts for what a live update has
+  // removed meanwhile (a deleted card): those are dropped too, instead of failing to swap.
+  htmx.defineExtension("live-lists", {
+    transformResponse: function (text, xhr) {
+      var holder = document.createElement("template");
+      holder.innerHTML = text;
+      var dropped = false;
+      Array.prototype.slice.call(holder.content.children).forEach(function (fragment) {
+        if (!fragment.id || document.getElementById(fragment.id)) { return; }
+        var oob = fragment.getAttribute("hx-swap-oob");
+        if (xhr && !(oob && oob.indexOf(":") < 0)) { return; }  // the answer itself, or a part aimed elsewhere
+        if (!xhr) {
+          document.querySelectorAll("[data-live-list]").forEach(function (list) {
+            if (new RegExp(list.dataset.liveList).test(fragment.id)) { refreshList(list, fragment.id); }
+          });
+        }
+        fragment.remove();
+        dropped = true;
+      });
+      return dropped ? holder.innerHTML : text;
     }
   });
 

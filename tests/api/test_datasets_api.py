@@ -28,6 +28,17 @@ def test_a_bad_file_is_refused_at_its_field_and_leaves_nothing(api, tmp_path):
     assert not Dataset.objects.exists()
 
 
+def test_it_names_the_text_field_when_the_file_lacks_that_column(api, tmp_path):
+    corpus = tmp_path / "notes.csv"
+    corpus.write_text("body\nfirst\n")
+    with corpus.open("rb") as upload:
+        response = api.post("/datasets/upload", data={"file": upload, "text_field": "text"})
+    assert response.status_code == 422
+    assert response.json()["errors"] == [{"field": "text_field",
+                                          "message": "The CSV has no column “text” (it has: body)."}]
+    assert not Dataset.objects.exists()
+
+
 def test_it_adds_a_hub_dataset(api, hub):
     response = api.post("/datasets/hub", {"repo_id": "data/corpus", "files": "data/*.parquet"})
     assert response.status_code == 202

@@ -93,3 +93,9 @@ def test_numbers_of_any_size_are_refused_not_failed(api, alice):
         response = start(api, model.pk, dataset.pk, **{field: 10**320})
         assert response.status_code == 422 and field in {e["field"] for e in response.json()["errors"]}, field
     assert not Extraction.objects.exists()
+
+
+def test_it_documents_each_hook_value_with_its_label(api):
+    schemas = api.get("/openapi.json").json()["components"]["schemas"]
+    described = schemas["ExtractionIn"]["properties"]["hooks"]["description"]
+    assert "residual (Residual Stream)" in described and "attention (Attention Output)" in described

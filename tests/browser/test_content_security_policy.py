@@ -7,6 +7,7 @@ import pytest
 
 from models_app.models import LanguageModel
 from templates_app.models import ExtractionTemplate
+from tests.browser.tour import sign_in, visit
 from tests.web.conftest import extract, ready  # noqa: F401  (fixtures: a ready model, completed extractions)
 from tests.workers import start_daphne, stop
 
@@ -53,20 +54,6 @@ def settled(page, problems: list[str]) -> list[str]:
     return list(problems)
 
 
-def sign_in(page, url: str, username: str = "owner", password: str = "pw-owner-123") -> None:
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-
-
-def visit(page, url: str, path: str, live: bool = True) -> None:
-    page.goto(f"{url}{path}")
-    if live:
-        page.wait_for_selector("body.live")  # the websocket connected under connect-src
-
-
 def test_it_runs_every_studio_page_and_modal_without_a_violation(studio, watched, owner, extract):
     page, problems = watched
     record = extract()
@@ -90,12 +77,12 @@ def test_it_runs_every_studio_page_and_modal_without_a_violation(studio, watched
     page.click(f"{card} a:has-text('Extract Activations')")
     page.wait_for_selector("#extract-modal")
     page.select_option("select[name=dataset]", index=1)
-    page.wait_for_selector("#estimate-disk")
     page.click("button:has-text('Select All')")
     assert page.eval_on_selector_all("#extract-form input[name=layers]", "boxes => boxes.every(b => b.checked)")
     page.click("button:has-text('Deselect All')")
     assert page.eval_on_selector_all("#extract-form input[name=layers]", "boxes => boxes.every(b => !b.checked)")
     page.click("button:has-text('Select All')")
+    page.wait_for_selector("#estimate-disk")  # the estimate shows figures once layers are chosen
     page.click("button:has-text('Save as template')")
     page.wait_for_selector("input[name=template_name]")
     page.click(".save-template button:has-text('Cancel')")

@@ -40,3 +40,33 @@ def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_se
     page.click(".extraction-line a")
     assert "layer_1_mlp.npy" in page.wait_for_selector(".stats-table").inner_text()
     assert (settings.ACTIVATIONS_DIR / str(record.pk) / "layer_1_mlp.npy").exists()
+
+
+def test_it_shows_the_submits_errors_as_the_estimate_follows_the_fields(page, live_server, owner):
+    from tests.web.owned import dataset_of, model_of
+
+    model = model_of(owner, architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
+                                                 "num_attention_heads": 4, "max_position_embeddings": 256})
+    dataset_of(owner)
+    page.goto(f"{live_server.url}/models/{model.pk}/extract/")
+    missing = page.wait_for_selector("#estimate-missing")
+    assert "Choose a dataset." in missing.inner_text() and "Select at least one layer." in missing.inner_text()
+    assert page.query_selector("#error-layers") is None  # a choice not made yet is not an error
+    page.select_option("select[name=dataset]", index=1)
+    page.check("input[name=layers][value='0']")
+    page.wait_for_selector("#estimate-disk")
+
+    page.fill("input[name=batch_size]", "600")
+    assert page.wait_for_selector("#error-batch_size").inner_text() == "Batch size must be between 1 and 512."
+    page.wait_for_selector("#estimate-invalid")
+    assert page.query_selector("#estimate-disk") is None  # no figures for settings the submit refuses
+    assert page.input_value("input[name=batch_size]") == "600"  # what the user typed stays, focused
+    assert page.evaluate("document.activeElement.name") == "batch_size"
+
+    page.fill("input[name=batch_size]", "4")
+    page.fill("input[name=context_length]", "4096")
+    assert page.wait_for_selector("#error-context_length").inner_text() == "This model reads at most 256 tokens."
+    assert page.query_selector("#error-batch_size") is None
+    page.fill("input[name=context_length]", "64")
+    page.wait_for_selector("#estimate-disk")
+    assert page.query_selector("#extract-form .field-error") is None

@@ -159,19 +159,8 @@ def test_a_cancel_asked_of_a_dead_job_ends_it_cancelled_with_its_files_removed(o
     assert record.status == "cancelled" and not record.output_dir.exists()
 
 
-@pytest.fixture
-def big_dataset_repo(hub, tmp_path):
-    """A Hub dataset repository with one 3 MB data file, sent at 300 KB/s."""
-    folder = tmp_path / "big-corpus"
-    folder.mkdir()
-    (folder / "train.jsonl").write_text("".join(f'{{"text": "sample {i} {"x" * 60}"}}\n' for i in range(40_000)))
-    hub.add("data/big-corpus", folder, repo_type="dataset", bytes_per_second=300_000)
-    yield "data/big-corpus"
-    del hub.repos["datasets/data/big-corpus"]
-
-
-def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings, big_dataset_repo):
-    record = dataset_services._hub_record(big_dataset_repo, "", "main", "", "text", None, keep_token=False)
+def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings, slow_dataset_repo):
+    record = dataset_services._hub_record(slow_dataset_repo, "", "main", "", "text", None, keep_token=False)
     worker = threading.Thread(target=fetch_hub_dataset, args=(record.pk,))
     worker.start()
     deadline = time.monotonic() + 30
@@ -188,10 +177,10 @@ def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings,
     assert record.status == "cancelled" and not record.incoming_folder.exists()
 
 
-def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkeypatch, big_dataset_repo):
+def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkeypatch, slow_dataset_repo):
     """A full disk cannot be made here: the free space the studio reads is set by hand."""
     monkeypatch.setattr(hub_lib, "free_disk_bytes", lambda path: 5_000_000)
-    html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": big_dataset_repo, "revision": "main",
+    html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": slow_dataset_repo, "revision": "main",
                                                                  "text_field": "text"}, **HTMX).content.decode()
     assert "The files take 3.4 MB and the samples read from them about as much again; the disk has 5.0 MB free." in html
     assert not Dataset.objects.exists()
@@ -210,3 +199,26 @@ def test_a_queued_job_with_no_task_behind_it_is_queued_again(hub, settings):
     check_lost_jobs()  # queues it; Django-Q2 runs it at once in the tests
     record.refresh_from_db()
     assert record.status == "ready", record.error_message
+
+
+def test_a_retried_download_starts_from_a_clean_display(owner_client, hub, monkeypatch):
+    monkeypatch.setattr(LanguageModel, "enqueue", lambda record: None)  # the queued row, as a page shows it
+    record = queued_download(hub, "fp16")
+    LanguageModel.objects.filter(pk=record.pk).update(
+        status="cancelled", progress=41.0, bytes_downloaded=700_000, speed_bps=150_000.0, eta_seconds=12.0,
+        phase_detail="Downloading model.safetensors")
+    record.refresh_from_db()
+    downloads.restart(record, "fp16")
+    record.refresh_from_db()
+    assert (record.status, record.progress, record.bytes_downloaded, record.speed_bps, record.eta_seconds,
+            record.phase_detail) == ("queued", 0.0, 0, 0.0, None, "")
+
+
+def test_a_hub_datasets_retry_reads_the_field_it_is_given(owner_client, hub, settings):
+    owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": "data/corpus", "revision": "main",
+                                                          "text_field": "body"}, **HTMX)
+    failed = Dataset.objects.get()
+    assert failed.status == "error" and "“body”" in failed.error_message
+    owner_client.post(reverse("models_app:dataset-retry", args=[failed.pk]), {"text_field": "text"}, **HTMX)
+    failed.refresh_from_db()
+    assert failed.status == "ready" and failed.text_field == "text" and failed.num_samples == 40

@@ -23,7 +23,7 @@ def test_the_changelist_lists_searches_and_filters(admin_client, make_template):
     make_template("alpha", description="early", layer_indices=[0, 1, 2], hook_types=["residual", "mlp"])
     make_template("beta", description="late", is_favorite=True, dtype="float32")
     html = admin_client.get(CHANGELIST).content.decode()
-    assert sorted(names(html)) == ["alpha", "beta"] and "0-2" in html and "residual, mlp" in html
+    assert sorted(names(html)) == ["alpha", "beta"] and "0-2" in html and "Residual Stream, MLP Output" in html
     assert f'href="{IMPORT}"' in html and "Export selected as JSON" in html
     assert names(admin_client.get(CHANGELIST, {"q": "late"}).content.decode()) == ["beta"]
     assert names(admin_client.get(CHANGELIST, {"is_favorite__exact": "1"}).content.decode()) == ["beta"]

@@ -33,7 +33,7 @@ def test_it_lists_each_template_with_its_settings(owner_client, make_template):
                              context_length=256, top_k_examples=20, dtype="float32", extra_metadata={"k": "v"})
     html = owner_client.get(INDEX).content.decode()
     card = html.split(f'id="template-{template.pk}"')[1].split("</article>")[0]
-    for text in ("Residual sweep", "every fourth layer", "0, 4-6, 8", "residual, mlp", "<dd>all</dd>",
+    for text in ("Residual sweep", "every fourth layer", "0, 4-6, 8", "Residual Stream, MLP Output", "<dd>all</dd>",
                  "32 <span", "micro 8", "256 tokens", "20 <span", "float32", "&quot;k&quot;: &quot;v&quot;"):
         assert text in card, text
     assert f'hx-confirm="Delete the template “Residual sweep”?"' in card
@@ -96,3 +96,13 @@ def test_it_paginates_twenty_per_page(owner_client, make_template):
     third = owner_client.get(INDEX, {"sort": "name", "page": 3}).content.decode()
     assert names(third) == [f"t{i:02d}" for i in range(40, 45)] and "Page 3 of 3" in third
     assert names(owner_client.get(INDEX, {"sort": "name", "page": "x"}, **LIST).content.decode())[0] == "t00"
+
+
+def test_it_labels_hook_types_as_the_extraction_modal_does(owner_client, make_template):
+    template = make_template("Sweep", hook_types=["residual", "attention"])
+    html = owner_client.get(INDEX).content.decode()
+    card = html.split(f'id="template-{template.pk}"')[1].split("</article>")[0]
+    assert "<dd>Residual Stream, Attention Output</dd>" in card
+    form = html.split('id="template-form"')[1].split("</form>")[0]
+    for value, label in (("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")):
+        assert f'value="{value}"' in form and f"<span>{label}</span>" in form

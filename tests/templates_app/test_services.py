@@ -46,3 +46,16 @@ def test_toggling_a_favorite_leaves_updated_at_alone(make_template):
     assert template.is_favorite is True and template.updated_at == stamp
     assert services.toggle_favorite(template).is_favorite is False
     assert ExtractionTemplate.objects.get().is_favorite is False
+
+
+def test_it_numbers_a_taken_numbered_name_from_its_base(make_template):
+    make_template("my probe")
+    make_template("my probe (2)")
+    assert services.available_name("my probe (2)") == "my probe (3)"  # not "my probe (2) (2)"
+    assert services.first_free_name("My Probe (2)", {"my probe", "my probe (2)", "my probe (3)"}) == "My Probe (4)"
+    assert services.available_name("my probe (7)") == "my probe (7)"  # free: kept as it is
+    original = make_template("Sweep (2)")
+    make_template("Copy of Sweep (2)")
+    assert services.duplicate(original).name == "Copy of Sweep (3)"
+    make_template("y" * 251 + " (9)")
+    assert services.available_name("y" * 251 + " (9)") == "y" * 250 + " (10)"  # still 255 characters

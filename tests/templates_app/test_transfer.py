@@ -80,6 +80,13 @@ def test_rename_numbers_the_imported_copy(make_template):
     assert ExtractionTemplate.objects.count() == 5
 
 
+def test_it_renames_an_imported_numbered_name_from_its_base(make_template):
+    make_template("my probe")
+    make_template("my probe (2)")
+    summary = transfer.import_payload(payload(tpl("my probe (2)")), "rename")
+    assert [(i.name, i.note) for i in summary.created] == [("my probe (3)", "renamed from 'my probe (2)'")]
+
+
 def test_it_imports_an_export_of_the_original_tool():
     summary = transfer.import_payload(json.dumps(ORIGINAL_EXPORT).encode())
     assert len(summary.created) == 2

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
@@ -62,7 +63,6 @@ def test_a_parquet_upload_that_cannot_be_read_fails_on_its_card(owner_client, se
     ("a.bin.txt", b"\x00\x01\x02", "text", "looks binary"),
     ("empty.txt", b"", "text", "The submitted file is empty."),
     ("blank.txt", b"\n \n", "text", "The file has no samples."),
-    ("a.jsonl", b'{"body": "x"}\n', "text", "Line 1 has no field “text”"),
     ("b.jsonl", b'{"text": "x"}\n{"text": \n', "text", "Line 2 is not valid JSON"),
 ])
 def test_bad_uploads_are_explained_at_the_field(owner_client, settings, name, content, field, message):
@@ -70,6 +70,18 @@ def test_bad_uploads_are_explained_at_the_field(owner_client, settings, name, co
     assert message in html and 'id="error-upload-file"' in html
     assert not Dataset.objects.exists()
     assert not settings.DATASETS_DIR.exists() or not any(settings.DATASETS_DIR.iterdir())
+
+
+@pytest.mark.parametrize("name, content, message", [
+    ("notes.csv", b"body\nfirst\n", "The CSV has no column “text” (it has: body)."),
+    ("notes.jsonl", b'{"body": "x"}\n', "Line 1 has no field “text” (it has: body)."),
+    ("notes.json", b'[{"text": "x"}, {"text": 3}]', "Item 2: field “text” is not text."),
+])
+def test_it_explains_a_wrong_column_under_the_text_field(owner_client, name, content, message):
+    html = upload(owner_client, name, content, "text").content.decode()
+    error = re.search(r'<small class="field-error" id="error-upload-(\w+)">([^<]*)</small>', html)
+    assert error and error.groups() == ("text_field", message), html
+    assert 'id="error-upload-file"' not in html and not Dataset.objects.exists()
 
 
 def test_an_oversized_upload_is_refused_before_it_is_read(owner_client, settings):

@@ -177,6 +177,19 @@ def test_it_retries_and_redownloads_in_another_format(owner_client, hub, setting
     assert (settings.QUANTIZED_DIR / f"{record.pk}_q4").exists()
 
 
+def test_it_redownloads_a_ready_quantized_model_in_the_same_format(owner_client, hub, settings):
+    post_download(owner_client, "tiny/llama", "q4")
+    record = LanguageModel.objects.get()
+    copy = settings.QUANTIZED_DIR / f"{record.pk}_q4"
+    first_built = (copy / "config.json").stat().st_mtime_ns
+    response = owner_client.post(reverse("models_app:restart", args=[record.pk]), {"quantization": "q4"}, **HTMX)
+    assert response.status_code == 200
+    record.refresh_from_db()
+    assert record.status == "ready", record.error_message
+    assert record.effective_quantization == "q4"
+    assert (copy / "config.json").stat().st_mtime_ns != first_built  # built again from the checkpoint
+
+
 def test_delete_frees_the_files_no_other_model_uses(owner_client, hub, settings):
     post_download(owner_client, "tiny/gemma", "q4")
     post_download(owner_client, "tiny/gemma", "fp16")

@@ -36,7 +36,7 @@ def test_a_top_k_too_large_for_the_device_is_refused_at_its_field(owner_client, 
     assert not Extraction.objects.exists()
     estimate = owner_client.post(reverse("models_app:extract-estimate", args=[model.pk]),
                                  {"dataset": dataset.pk, "layers": ["0", "1"], "hooks": ["residual"], "top_k": 1000,
-                                  "context_length": 32, "batch_size": 4}, **HTMX).content.decode()
+                                  "context_length": 32, "batch_size": 4, "dtype": "float16"}, **HTMX).content.decode()
     assert "GB (model included)" in estimate  # the top-K counts in the memory a run needs
 
 

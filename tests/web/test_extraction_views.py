@@ -90,7 +90,7 @@ def test_starting_closes_the_modal_and_the_card_then_shows_the_result(owner_clie
     response = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset), **HTMX)
     html = response.content.decode()
     record = Extraction.objects.get()
-    assert 'hx-swap-oob="true"' in html and f'id="model-{model.pk}"' in html and "extract-modal" not in html
+    assert 'hx-swap-oob="morph"' in html and f'id="model-{model.pk}"' in html and "extract-modal" not in html
     assert record.status == "completed", record.error_message  # Q2 runs synchronously in tests
     card = owner_client.get(reverse("models_app:card", args=[model.pk]), **HTMX).content.decode()
     assert f"Extraction {record.pk}" in card and "Completed" in card
@@ -145,3 +145,52 @@ def test_the_estimate_follows_the_real_tokens_of_the_dataset(owner_client, ready
     estimated = re.search(r'id="estimate-disk">([\d.]+) (KB|MB)', html)
     size = float(estimated.group(1)) * {"KB": 1e3, "MB": 1e6}[estimated.group(2)]
     assert abs(size - on_disk) < 0.25 * on_disk, (size, on_disk)
+
+
+def estimate_of(client, model, data) -> str:
+    return client.post(reverse("models_app:extract-estimate", args=[model.pk]), data, **HTMX).content.decode()
+
+
+def errors_at(html: str, field: str) -> str:
+    """The error slot of `field` that the estimate's answer swaps in (out of band)."""
+    slot = re.search(rf'<span class="field-errors" id="errors-{field}" hx-swap-oob="true">(.*?)</span>', html, re.S)
+    assert slot, html
+    return slot.group(1)
+
+
+@pytest.mark.parametrize("overrides, field, message", [
+    ({"batch_size": 600}, "batch_size", "Batch size must be between 1 and 512."),
+    ({"context_length": 4096}, "context_length", "This model reads at most 256 tokens."),
+    ({"max_samples": 0}, "max_samples", "Max samples must be at least 1"),
+    ({"micro_batch_size": 8}, "micro_batch_size", "A micro batch cannot be larger than the batch size."),
+    ({"layers": ["7"]}, "layers", "Layer 7 does not exist: this model has layers 0 to 1."),
+])
+def test_it_shows_the_submits_error_at_the_field_instead_of_an_estimate(owner_client, ready, overrides, field,
+                                                                          message):
+    model, dataset = ready
+    html = estimate_of(owner_client, model, form_data(dataset, **overrides))
+    assert message in errors_at(html, field) and f'id="error-{field}"' in html
+    assert "Per file" not in html and "estimate-disk" not in html and "Memory for a batch" not in html
+    assert errors_at(html, "dataset") == "" and errors_at(html, "top_k") == ""  # the valid fields: no error
+    submitted = owner_client.post(reverse("models_app:extract-start", args=[model.pk]),
+                                  form_data(dataset, **overrides), **HTMX).content.decode()
+    assert message in submitted and not Extraction.objects.exists()  # the submit says the same
+
+
+def test_it_says_which_choice_is_missing_instead_of_zero_files(owner_client, ready):
+    model, dataset = ready
+    html = estimate_of(owner_client, model, form_data(dataset, layers=[]))
+    missing = re.search(r'id="estimate-missing">(.*?)</p>', html, re.S)
+    assert missing and "Select at least one layer." in missing.group(1), html
+    assert "0 files" not in html and "On disk" not in html and "Per file" not in html
+    assert errors_at(html, "layers") == ""  # not yet an error: the form has only just opened
+    html = estimate_of(owner_client, model, form_data(dataset, hooks=[], dataset=""))
+    missing = re.search(r'id="estimate-missing">(.*?)</p>', html, re.S).group(1)
+    assert "Choose a dataset." in missing and "Select at least one hook type." in missing
+    # After a refused submit (the modal comes back with the form bound) missing choices are errors
+    # at their fields, as the submit showed them: the estimate that loads next keeps them there.
+    modal = owner_client.post(reverse("models_app:extract-start", args=[model.pk]), form_data(dataset, layers=[]),
+                              **HTMX).content.decode()
+    assert 'name="attempted"' in modal and 'id="error-layers"' in modal
+    html = estimate_of(owner_client, model, form_data(dataset, layers=[], attempted="1"))
+    assert "Select at least one layer." in errors_at(html, "layers")

@@ -1,6 +1,7 @@
 """The Extractions tab: every extraction, with filters and sort; the History button on cards."""
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -27,7 +28,7 @@ def test_it_lists_every_extraction_with_its_figures(owner_client, extract):
     assert 'class="tab active"' in html and ">Extractions<" in html
     row = html[html.index(f'id="extraction-row-{done.pk}"'):]
     row = row[:row.index("</tr>")]
-    for text in ("llama", "corpus", "0, 1", "residual, mlp", ">12<", "Completed"):
+    for text in ("llama", "corpus", "0, 1", "Residual Stream, MLP Output", ">12<", "Completed"):
         assert text in row, text
     assert f"{done.tokens_per_second:.0f}" in row and done.size_bytes > 0
     assert done.duration is not None
@@ -115,3 +116,19 @@ def test_it_sorts_by_the_number_of_layers(owner_client, ready):
     records = [Extraction.objects.create(model=model, dataset=dataset, layers=layers, hooks=["mlp"])
                for layers in ([2], [10], [0, 1, 2])]
     assert listed(owner_client, sort="layers") == [records[2].pk, records[0].pk, records[1].pk]  # then by first layer
+
+
+def test_it_labels_hooks_as_the_extraction_modal_does(owner_client, extract, ready):
+    model, _dataset = ready
+    record = extract(layers=[0, 1], hooks=["residual", "mlp"])
+    modal = owner_client.get(reverse("models_app:extract", args=[model.pk]), **HTMX).content.decode()
+    assert "<span>Residual Stream</span>" in modal and "<span>MLP Output</span>" in modal
+    listing = owner_client.get(reverse("models_app:extractions")).content.decode()
+    row = listing[listing.index(f'id="extraction-row-{record.pk}"'):]
+    assert "Residual Stream, MLP Output" in row[:row.index("</tr>")]
+    assert '<option value="residual">Residual Stream</option>' in listing  # the hook filter
+    page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
+    assert "<dt>Hooks</dt><dd>Residual Stream, MLP Output</dd>" in page
+    assert "<td>MLP Output</td>" in page  # the statistics table
+    assert "Sparsity · Residual Stream" in page and "Layer 1 · MLP Output" in page  # chart captions
+    assert not re.search(r">\s*(residual|mlp)(, mlp)?\s*<", page + listing)  # no bare stored value as a label
