@@ -12,6 +12,7 @@ from the local Hub-protocol server (tests/hubserver.py) on 127.0.0.1, and times,
 - bare: `huggingface_hub.snapshot_download` of the same repository and commit.
 The best round of each is compared. Target: the studio at >= 0.9x bare's throughput.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -32,8 +33,15 @@ def build(folder: Path, layers: int) -> None:
     from tests.tinymodels import build_tokenizer
 
     torch.manual_seed(0)
-    config = LlamaConfig(hidden_size=2048, intermediate_size=5632, num_hidden_layers=layers, num_attention_heads=32,
-                         num_key_value_heads=4, vocab_size=32000, max_position_embeddings=2048)
+    config = LlamaConfig(
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=layers,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+    )
     model = AutoModelForCausalLM.from_config(config, torch_dtype=torch.float16)
     model.save_pretrained(folder, max_shard_size="20GB")
     build_tokenizer(folder)
@@ -56,7 +64,9 @@ def bare(repo_id: str, commit: str, cache: Path, endpoint: str) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--layers", type=int, default=10)
     parser.add_argument("--rounds", type=int, default=3)
     args = parser.parse_args()
@@ -76,22 +86,31 @@ def main() -> None:
                 for name in ("bare", "studio"):
                     cache = scratch / f"cache-{name}"
                     shutil.rmtree(cache, ignore_errors=True)
-                    seconds = (studio(pre, cache, server.endpoint) if name == "studio"
-                               else bare(pre.repo_id, pre.commit_sha, cache, server.endpoint))
+                    seconds = (
+                        studio(pre, cache, server.endpoint)
+                        if name == "studio"
+                        else bare(pre.repo_id, pre.commit_sha, cache, server.endpoint)
+                    )
                     times[name].append(seconds)
                     shutil.rmtree(cache, ignore_errors=True)
         finally:
             server.stop()
 
     best = {name: min(values) for name, values in times.items()}
-    print(f"random Llama, {args.layers} layers, {size / 1e9:.2f} GB from the local Hub-protocol server; "
-          f"best of {args.rounds}\n")
+    print(
+        f"random Llama, {args.layers} layers, {size / 1e9:.2f} GB from the local Hub-protocol server; "
+        f"best of {args.rounds}\n"
+    )
     print("| run | seconds | MB/s | vs bare |")
     print("|---|---|---|---|")
     for name in ("bare", "studio"):
-        print(f"| {name} | {best[name]:.2f} | {size / best[name] / 1e6:.0f} | {best['bare'] / best[name]:.2f}x |")
-    print(f"\nAll rounds (s): bare {', '.join(f'{t:.2f}' for t in times['bare'])}; "
-          f"studio {', '.join(f'{t:.2f}' for t in times['studio'])}")
+        print(
+            f"| {name} | {best[name]:.2f} | {size / best[name] / 1e6:.0f} | {best['bare'] / best[name]:.2f}x |"
+        )
+    print(
+        f"\nAll rounds (s): bare {', '.join(f'{t:.2f}' for t in times['bare'])}; "
+        f"studio {', '.join(f'{t:.2f}' for t in times['studio'])}"
+    )
 
 
 if __name__ == "__main__":

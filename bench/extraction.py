@@ -10,6 +10,7 @@ Memory: the engine in a fresh process at N and 10 x N samples; peak RSS of each.
 Targets: (b) >= 0.9 x (a) (on CUDA, for a TinyLlama shape: > 200 samples/s); (c) faster than
 (a); peak RSS at 10 x within 10% of 1 x. With --json PATH the figures are written there too.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -26,16 +27,54 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 SHAPES = {
-    "small": dict(hidden_size=512, intermediate_size=1376, num_hidden_layers=8, num_attention_heads=8,
-                  num_key_value_heads=4, vocab_size=4096, max_position_embeddings=512),
-    "tiny": dict(hidden_size=256, intermediate_size=704, num_hidden_layers=4, num_attention_heads=4,
-                 num_key_value_heads=2, vocab_size=2048, max_position_embeddings=512),
-    "tinyllama": dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                      num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
-                      max_position_embeddings=2048),
+    "small": dict(
+        hidden_size=512,
+        intermediate_size=1376,
+        num_hidden_layers=8,
+        num_attention_heads=8,
+        num_key_value_heads=4,
+        vocab_size=4096,
+        max_position_embeddings=512,
+    ),
+    "tiny": dict(
+        hidden_size=256,
+        intermediate_size=704,
+        num_hidden_layers=4,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        vocab_size=2048,
+        max_position_embeddings=512,
+    ),
+    "tinyllama": dict(
+        hidden_size=2048,
+        intermediate_size=5632,
+        num_hidden_layers=22,
+        num_attention_heads=32,
+        num_key_value_heads=4,
+        vocab_size=32000,
+        max_position_embeddings=2048,
+    ),
 }
-WORDS = ("residual stream attention head neuron feature circuit token layer probe sparse "
-         "dictionary superposition embedding logit direction activation patching").split()
+WORDS = [
+    "residual",
+    "stream",
+    "attention",
+    "head",
+    "neuron",
+    "feature",
+    "circuit",
+    "token",
+    "layer",
+    "probe",
+    "sparse",
+    "dictionary",
+    "superposition",
+    "embedding",
+    "logit",
+    "direction",
+    "activation",
+    "patching",
+]
 
 
 def texts(count: int, words: int, seed: int = 0) -> list[str]:
@@ -60,7 +99,9 @@ def load(folder: Path, device: str):
     return loading.load(folder, "fp16" if device == "cuda" else "fp32", device=device)
 
 
-def bare_forward(loaded, samples: list[str], batch_size: int, context: int, deepest: int | None = None) -> float:
+def bare_forward(
+    loaded, samples: list[str], batch_size: int, context: int, deepest: int | None = None
+) -> float:
     """Samples/s of bare forward passes over length-sorted batches padded to their longest,
     stopping after layer `deepest` (None: the whole model): the limit the engine is held to."""
     import torch
@@ -72,8 +113,10 @@ def bare_forward(loaded, samples: list[str], batch_size: int, context: int, deep
     tokenizer.pad_token = tokenizer.pad_token or tokenizer.eos_token
     device = next(model.parameters()).device
     window = tokenize_window(tokenizer, samples, 0, context)
-    batches = [pad(window, list(range(i, min(i + batch_size, len(samples)))), tokenizer.pad_token_id or 0)
-               for i in range(0, len(samples), batch_size)]
+    batches = [
+        pad(window, list(range(i, min(i + batch_size, len(samples)))), tokenizer.pad_token_id or 0)
+        for i in range(0, len(samples), batch_size)
+    ]
 
     class Stop(Exception):
         pass
@@ -83,14 +126,19 @@ def bare_forward(loaded, samples: list[str], batch_size: int, context: int, deep
 
     handle = None
     if deepest is not None:
-        handle = model.get_submodule(find_hook_points(model).path("residual", deepest)).register_forward_hook(stop)
+        handle = model.get_submodule(find_hook_points(model).path("residual", deepest)).register_forward_hook(
+            stop
+        )
     try:
         start = time.perf_counter()
         with torch.inference_mode():
             for batch in batches:
                 try:
-                    model(input_ids=batch.input_ids.to(device), attention_mask=batch.attention_mask.to(device),
-                          use_cache=False)
+                    model(
+                        input_ids=batch.input_ids.to(device),
+                        attention_mask=batch.attention_mask.to(device),
+                        use_cache=False,
+                    )
                 except Stop:
                     pass
             if device.type == "cuda":
@@ -104,8 +152,13 @@ def bare_forward(loaded, samples: list[str], batch_size: int, context: int, deep
 def engine(loaded, samples, batch_size, context, layers, out: Path) -> float:
     from models_app.ml.extraction import ExtractionSettings, extract
 
-    settings = ExtractionSettings(layers=layers, hooks=["residual", "mlp", "attention"],
-                                  batch_size=batch_size, context_length=context, top_k=10)
+    settings = ExtractionSettings(
+        layers=layers,
+        hooks=["residual", "mlp", "attention"],
+        batch_size=batch_size,
+        context_length=context,
+        top_k=10,
+    )
     start = time.perf_counter()
     extract(loaded.model, loaded.tokenizer, samples, settings, out)
     return len(samples) / (time.perf_counter() - start)
@@ -116,14 +169,35 @@ def memory_child(args) -> None:
     loaded = load(args.model, args.device)
     n = loaded.model.config.num_hidden_layers
     with tempfile.TemporaryDirectory(prefix="mistudio-bench-", dir=args.scratch) as out:
-        engine(loaded, texts(args.samples, args.words), args.batch_size, args.context, [0, n // 2, n - 1], Path(out))
+        engine(
+            loaded,
+            texts(args.samples, args.words),
+            args.batch_size,
+            args.context,
+            [0, n // 2, n - 1],
+            Path(out),
+        )
     print(json.dumps({"peak_rss_kib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss}))
 
 
 def peak_rss(model: Path, samples: int, args) -> int:
-    command = [sys.executable, __file__, "--child", "--model", str(model), "--samples", str(samples),
-               "--device", args.device, "--batch-size", str(args.batch_size),
-               "--context", str(args.context), "--words", str(args.words)]
+    command = [
+        sys.executable,
+        __file__,
+        "--child",
+        "--model",
+        str(model),
+        "--samples",
+        str(samples),
+        "--device",
+        args.device,
+        "--batch-size",
+        str(args.batch_size),
+        "--context",
+        str(args.context),
+        "--words",
+        str(args.words),
+    ]
     if args.scratch:
         command += ["--scratch", args.scratch]
     result = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
@@ -131,7 +205,9 @@ def peak_rss(model: Path, samples: int, args) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--shape", choices=SHAPES, default="small")
     parser.add_argument("--device", default=None)
     parser.add_argument("--samples", type=int, default=256)
@@ -170,21 +246,33 @@ def main() -> None:
             ten = peak_rss(scratch / "memory-model", 10 * args.memory_samples, args)
 
     device = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
-    print(f"{args.shape} Llama on {device}; {args.samples} samples x {args.context} tokens, batch {args.batch_size}\n")
+    print(
+        f"{args.shape} Llama on {device}; {args.samples} samples x {args.context} tokens, batch {args.batch_size}\n"
+    )
     print("| run | samples/s | vs bare forward |")
     print("|---|---|---|")
     print(f"| bare forward to layer {n - 1} | {bare:.1f} | 1.00x |")
     print(f"| engine, layers 0/{n // 2}/{n - 1} x 3 hooks | {last:.1f} | {last / bare:.2f}x |")
     print(f"| engine, layers 0-1 x 3 hooks | {early:.1f} | {early / bare:.2f}x |")
     if one is not None:
-        print(f"\nPeak RSS ({args.memory_shape} Llama, 3 layers x 3 hooks): {args.memory_samples} samples "
-              f"{one / 1024:.0f} MiB; {10 * args.memory_samples} samples {ten / 1024:.0f} MiB "
-              f"({100 * (ten - one) / one:+.1f}%)")
+        print(
+            f"\nPeak RSS ({args.memory_shape} Llama, 3 layers x 3 hooks): {args.memory_samples} samples "
+            f"{one / 1024:.0f} MiB; {10 * args.memory_samples} samples {ten / 1024:.0f} MiB "
+            f"({100 * (ten - one) / one:+.1f}%)"
+        )
     if args.json:
-        args.json.write_text(json.dumps({"device": device, "shape": args.shape, "samples": args.samples,
-                                         "samples_per_second": {"bare_forward": bare, "engine_last": last,
-                                                                "engine_early": early},
-                                         "peak_rss_kib": [one, ten]}, indent=2))
+        args.json.write_text(
+            json.dumps(
+                {
+                    "device": device,
+                    "shape": args.shape,
+                    "samples": args.samples,
+                    "samples_per_second": {"bare_forward": bare, "engine_last": last, "engine_early": early},
+                    "peak_rss_kib": [one, ten],
+                },
+                indent=2,
+            )
+        )
 
 
 if __name__ == "__main__":

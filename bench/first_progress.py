@@ -31,6 +31,7 @@ accept connections, to show that the workers' warm-up does not hold it up.
 The model kept in memory and the warm-up are measured together; MISTUDIO_WORKER_MODEL_CACHE_BYTES=0
 in the environment measures the warm-up alone.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -54,9 +55,20 @@ HOST = "127.0.0.1"
 POLL = 0.02
 # tiny: tests/tinymodels.py's Llama as it is (1.7 MB of weights). small: 168M parameters (670 MB
 # in float32), a model whose load takes seconds, as real ones do.
-SIZES = {"tiny": {}, "small": {"hidden_size": 1024, "intermediate_size": 2816, "num_hidden_layers": 8,
-                               "num_attention_heads": 16, "num_key_value_heads": 16, "vocab_size": 32000}}
-TEXTS = [f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(256)]
+SIZES = {
+    "tiny": {},
+    "small": {
+        "hidden_size": 1024,
+        "intermediate_size": 2816,
+        "num_hidden_layers": 8,
+        "num_attention_heads": 16,
+        "num_key_value_heads": 16,
+        "vocab_size": 32000,
+    },
+}
+TEXTS = [
+    f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(256)
+]
 
 
 def free_port() -> int:
@@ -74,8 +86,13 @@ class Studio:
         with log.open("ab") as out:
             self.process = subprocess.Popen(
                 [sys.executable, "manage.py", "run_studio", "--host", HOST, "--port", str(self.port)],
-                cwd=studio, env=env, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                start_new_session=True)
+                cwd=studio,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
         self.up_at = self._wait_for_port()
         self.listening = self.up_at - self.started
 
@@ -113,8 +130,9 @@ class Studio:
 
 def setup_django(data_dir: Path, endpoint: str) -> None:
     """The bench reads the studio's rows, so it uses the studio's settings and database."""
-    os.environ.update(DJANGO_SETTINGS_MODULE="mistudio_site.settings", MISTUDIO_DATA_DIR=str(data_dir),
-                      HF_ENDPOINT=endpoint)
+    os.environ.update(
+        DJANGO_SETTINGS_MODULE="mistudio_site.settings", MISTUDIO_DATA_DIR=str(data_dir), HF_ENDPOINT=endpoint
+    )
     for name in ("REDIS_URL", "DATABASE_URL", "SECRET_KEY"):
         os.environ.pop(name, None)
     import django
@@ -126,10 +144,20 @@ def setup_django(data_dir: Path, endpoint: str) -> None:
 
 def build_repo(folder: Path, size: str) -> None:
     """In a child process, so that torch stays out of the process that reads the rows."""
-    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                    "from tests.tinymodels import build_model; "
-                    f"build_model('llama', Path(sys.argv[1]), **{SIZES[size]!r})",
-                    str(folder)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from tests.tinymodels import build_model; "
+            f"build_model('llama', Path(sys.argv[1]), **{SIZES[size]!r})",
+            str(folder),
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 def watch(record_cls, pk: int, progressed, queued_at: float, timeout: float = 300.0) -> dict:
@@ -148,17 +176,25 @@ def watch(record_cls, pk: int, progressed, queued_at: float, timeout: float = 30
             first = now
         if not record.is_active:
             if record.status not in ("ready", "completed"):
-                raise RuntimeError(f"{record_cls.__name__} {pk} ended {record.status}: {record.error_message}")
-            return {"first": first, "done": now, "record": record,
-                    "loading": (loading_to - loading_from) if loading_from is not None and loading_to else None}
+                raise RuntimeError(
+                    f"{record_cls.__name__} {pk} ended {record.status}: {record.error_message}"
+                )
+            return {
+                "first": first,
+                "done": now,
+                "record": record,
+                "loading": (loading_to - loading_from) if loading_from is not None and loading_to else None,
+            }
         time.sleep(POLL)
     raise RuntimeError(f"{record_cls.__name__} {pk} did not finish within {timeout:g} s")
 
 
 def download(endpoint: str) -> dict:
-    from models_app.ml import hub, quantization as quant
+    from models_app.ml import hub
+    from models_app.ml import quantization as quant
     from models_app.models import LanguageModel
-    from models_app.services import downloads, models as model_services
+    from models_app.services import downloads
+    from models_app.services import models as model_services
 
     for old in LanguageModel.objects.all():  # the repository is downloaded afresh each round
         model_services.delete(old)
@@ -170,7 +206,9 @@ def download(endpoint: str) -> dict:
     if log.get("loading") and log.get("ready"):
         from datetime import datetime
 
-        result["loading"] = (datetime.fromisoformat(log["ready"]) - datetime.fromisoformat(log["loading"])).total_seconds()
+        result["loading"] = (
+            datetime.fromisoformat(log["ready"]) - datetime.fromisoformat(log["loading"])
+        ).total_seconds()
     result["from"] = ""
     return result
 
@@ -180,17 +218,30 @@ def extract(model, dataset) -> dict:
     from models_app.services import extractions
 
     queued_at = time.monotonic()
-    record = extractions.create(model=model, dataset=dataset, layers=[0, 1], hooks=["residual", "mlp"],
-                                batch_size=16, context_length=64, top_k=5)
+    record = extractions.create(
+        model=model,
+        dataset=dataset,
+        layers=[0, 1],
+        hooks=["residual", "mlp"],
+        batch_size=16,
+        context_length=64,
+        top_k=5,
+    )
     result = watch(Extraction, record.pk, lambda r: r.samples_done > 0, queued_at)
     result["from"] = ((result["record"].metadata or {}).get("model") or {}).get("loaded_from", "")
     return result
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--delay", type=float, default=0.0,
-                        help="seconds from a fresh studio's web server accepting connections to its first job")
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--delay",
+        type=float,
+        default=0.0,
+        help="seconds from a fresh studio's web server accepting connections to its first job",
+    )
     parser.add_argument("--rounds", type=int, default=1)
     parser.add_argument("--size", choices=SIZES, default="tiny", help="the model (see SIZES)")
     parser.add_argument("--studio", type=Path, default=ROOT, help="the checkout whose run_studio runs")
@@ -211,19 +262,27 @@ def main(argv: list[str] | None = None) -> int:
 
         (root / "texts.txt").write_text("\n".join(TEXTS) + "\n")
         dataset = datasets.add_from_file(root / "texts.txt", "texts")
-        env = {**os.environ, "HF_HOME": str(root / "hf-home"), "HF_HUB_DISABLE_TELEMETRY": "1",
-               "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "HF_HOME": str(root / "hf-home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         log = root / "studio.log"
         cache = os.environ.get("MISTUDIO_WORKER_MODEL_CACHE_BYTES", "default")
-        print(f"studio {args.studio}, {args.size} model, delay {args.delay:g} s, model cache {cache}, in {root}",
-              flush=True)
+        print(
+            f"studio {args.studio}, {args.size} model, delay {args.delay:g} s, model cache {cache}, in {root}",
+            flush=True,
+        )
         for round_ in range(args.rounds):
             studio = Studio(args.studio.resolve(), env, log)
             web = studio.listening
             studio.wait_until(args.delay)
             rows.setdefault("download, fresh studio", []).append({**download(hub.endpoint), "web": web})
             model = LanguageModel.objects.get()
-            rows.setdefault("extraction, gpu worker's first job (warmed at start)", []).append(extract(model, dataset))
+            rows.setdefault("extraction, gpu worker's first job (warmed at start)", []).append(
+                extract(model, dataset)
+            )
             rows.setdefault("extraction, the same model again (warm)", []).append(extract(model, dataset))
             studio.stop()
 
@@ -253,12 +312,16 @@ def report(rows: dict[str, list[dict]]) -> str:
         values = [run[key] for run in runs if run.get(key) is not None]
         return f"{statistics.median(values):.2f}" if values else "–"
 
-    lines = ["| job (queued → …) | first progress (s) | done (s) | loading (s) | model from | web server up (s) |",
-             "|---|---|---|---|---|---|"]
+    lines = [
+        "| job (queued → …) | first progress (s) | done (s) | loading (s) | model from | web server up (s) |",
+        "|---|---|---|---|---|---|",
+    ]
     for name, runs in rows.items():
         sources = sorted({run["from"] for run in runs if run["from"]}) or ["–"]
-        lines.append(f"| {name} | {median(runs, 'first')} | {median(runs, 'done')} | {median(runs, 'loading')} "
-                     f"| {', '.join(sources)} | {median(runs, 'web')} |")
+        lines.append(
+            f"| {name} | {median(runs, 'first')} | {median(runs, 'done')} | {median(runs, 'loading')} "
+            f"| {', '.join(sources)} | {median(runs, 'web')} |"
+        )
     return "\n".join(lines)
 
 

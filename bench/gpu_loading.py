@@ -10,6 +10,7 @@ copy the studio stores. Target: Q4 under 40% of FP16's VRAM.
     python bench/gpu_loading.py --device cpu --small  # smoke run anywhere
 Results go to stdout as a markdown table and, with --json PATH, as JSON.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -22,15 +23,30 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from models_app.ml import loading  # noqa: E402
+from models_app.ml import loading
 
-TINYLLAMA = dict(hidden_size=2048, intermediate_size=5632, num_hidden_layers=22,
-                 num_attention_heads=32, num_key_value_heads=4, vocab_size=32000,
-                 max_position_embeddings=2048, rope_theta=10000.0, tie_word_embeddings=False)
-SMALL = dict(TINYLLAMA, hidden_size=256, intermediate_size=704, num_hidden_layers=4,
-             num_attention_heads=8, num_key_value_heads=2, vocab_size=4096)
+TINYLLAMA = dict(
+    hidden_size=2048,
+    intermediate_size=5632,
+    num_hidden_layers=22,
+    num_attention_heads=32,
+    num_key_value_heads=4,
+    vocab_size=32000,
+    max_position_embeddings=2048,
+    rope_theta=10000.0,
+    tie_word_embeddings=False,
+)
+SMALL = dict(
+    TINYLLAMA,
+    hidden_size=256,
+    intermediate_size=704,
+    num_hidden_layers=4,
+    num_attention_heads=8,
+    num_key_value_heads=2,
+    vocab_size=4096,
+)
 
 
 def build(folder: Path, shape: dict, device: str) -> int:
@@ -69,8 +85,13 @@ def measure(folder: Path, fmt: str, device: str, stored: Path | None = None) -> 
     if device == "cuda":
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
-    row = {"format": fmt, "effective": loaded.effective_format, "load_s": round(seconds, 2),
-           "footprint_bytes": loaded.footprint_bytes, "note": loaded.fallback_reason}
+    row = {
+        "format": fmt,
+        "effective": loaded.effective_format,
+        "load_s": round(seconds, 2),
+        "footprint_bytes": loaded.footprint_bytes,
+        "note": loaded.fallback_reason,
+    }
     if device == "cuda":
         row["vram_bytes"] = torch.cuda.memory_allocated() - before
         row["peak_vram_bytes"] = torch.cuda.max_memory_allocated() - before
@@ -91,7 +112,9 @@ def measure_format(folder: Path, fmt: str, device: str) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--small", action="store_true", help="a 4-layer model for a smoke run")
     parser.add_argument("--formats", default="fp16,q8,q4,q2")
@@ -103,14 +126,22 @@ def main() -> None:
         rows = [measure_format(folder, fmt, args.device) for fmt in args.formats.split(",")]
     device_name = torch.cuda.get_device_name() if args.device == "cuda" else "cpu"
     print(f"{params:,} parameters on {device_name}; torch {torch.__version__}\n")
-    print("| format | effective | first load (s) | load of stored copy (s) | VRAM after load | peak VRAM | get_memory_footprint |")
+    print(
+        "| format | effective | first load (s) | load of stored copy (s) | VRAM after load | peak VRAM | get_memory_footprint |"
+    )
     print("|---|---|---|---|---|---|---|")
     fp16 = next((r for r in rows if r["format"] == "fp16"), None)
     for r in rows:
         vram = r.get("vram_bytes")
-        share = f" ({100 * vram / fp16['vram_bytes']:.0f}% of FP16)" if vram and fp16 and fp16.get("vram_bytes") else ""
-        print(f"| {r['format'].upper()} | {r['effective'].upper()} | {r['load_s']} | {r.get('reload_s', '—')} | "
-              f"{_gib(vram)}{share} | {_gib(r.get('peak_vram_bytes'))} | {_gib(r['footprint_bytes'])} |")
+        share = (
+            f" ({100 * vram / fp16['vram_bytes']:.0f}% of FP16)"
+            if vram and fp16 and fp16.get("vram_bytes")
+            else ""
+        )
+        print(
+            f"| {r['format'].upper()} | {r['effective'].upper()} | {r['load_s']} | {r.get('reload_s', '—')} | "
+            f"{_gib(vram)}{share} | {_gib(r.get('peak_vram_bytes'))} | {_gib(r['footprint_bytes'])} |"
+        )
     if args.json:
         args.json.write_text(json.dumps({"params": params, "device": device_name, "rows": rows}, indent=2))
 

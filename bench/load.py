@@ -42,6 +42,7 @@ websocket, a client that received no update, the job failing, an unmatched fragm
 
 Needs `websockets` (bench/requirements.txt; `make bench` installs it).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -72,13 +73,14 @@ if str(ROOT) not in sys.path:
 
 REPO_ID = "tiny/llama"
 USERNAME, PASSWORD = "bench", "bench-password-123"
-SETUP_BYTES_PER_SECOND = 16_000   # while the servers start and the clients connect
-TAIL_SECONDS = 10                 # the download goes on this long after the measurement
-POLL_INTERVAL = 0.05              # the bench's reads of the job row
+SETUP_BYTES_PER_SECOND = 16_000  # while the servers start and the clients connect
+TAIL_SECONDS = 10  # the download goes on this long after the measurement
+POLL_INTERVAL = 0.05  # the bench's reads of the job row
 HOST = "127.0.0.1"
 
 
 # -- the studio's processes ----------------------------------------------------------------------
+
 
 def free_port() -> int:
     with socket.socket() as probe:
@@ -101,8 +103,15 @@ def wait_for_port(port: int, process: subprocess.Popen, timeout: float = 60.0) -
 def spawn(command: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
     """A process in its own group, so that stopping it also stops the workers it forks."""
     with log.open("wb") as out:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                stdin=subprocess.DEVNULL, start_new_session=True)
+        return subprocess.Popen(
+            command,
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
 
 
 def stop(processes: list[subprocess.Popen], grace: float = 15.0) -> None:
@@ -144,13 +153,23 @@ def setup_django(data_dir: Path) -> None:
 
 def build_repo(folder: Path) -> None:
     """In a child process, so that torch stays out of the process that times the clients."""
-    subprocess.run([sys.executable, "-c", "import sys; from pathlib import Path; "
-                    "from tests.tinymodels import build_model; build_model('llama', Path(sys.argv[1]))",
-                    str(folder)], cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
-                   stderr=subprocess.DEVNULL)
+    subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pathlib import Path; "
+            "from tests.tinymodels import build_model; build_model('llama', Path(sys.argv[1]))",
+            str(folder),
+        ],
+        cwd=ROOT,
+        check=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 # -- HTTP: sign in, start the download -------------------------------------------------------------
+
 
 class Browser:
     """urllib with a cookie jar and no proxies (everything here is on 127.0.0.1)."""
@@ -158,8 +177,9 @@ class Browser:
     def __init__(self, base: str) -> None:
         self.base = base
         self.jar = http.cookiejar.CookieJar()
-        self.opener = urllib.request.build_opener(urllib.request.ProxyHandler({}),
-                                                  urllib.request.HTTPCookieProcessor(self.jar))
+        self.opener = urllib.request.build_opener(
+            urllib.request.ProxyHandler({}), urllib.request.HTTPCookieProcessor(self.jar)
+        )
 
     def cookie(self, name: str) -> str:
         for cookie in self.jar:
@@ -181,23 +201,29 @@ class Browser:
         token = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)
         if status != 200 or token is None:
             raise RuntimeError(f"GET /login/ answered {status} without a CSRF token")
-        status, _ = self.request("/login/", {"username": USERNAME, "password": PASSWORD,
-                                             "csrfmiddlewaretoken": token[1], "next": ""})
+        status, _ = self.request(
+            "/login/",
+            {"username": USERNAME, "password": PASSWORD, "csrfmiddlewaretoken": token[1], "next": ""},
+        )
         if status != 200:
             raise RuntimeError(f"signing in answered {status}")
         self.cookie("sessionid")
 
     def htmx_post(self, path: str, data: dict) -> tuple[int, str]:
-        return self.request(path, data, {"HX-Request": "true", "X-CSRFToken": self.cookie("csrftoken"),
-                                         "Referer": self.base + "/"})
+        return self.request(
+            path,
+            data,
+            {"HX-Request": "true", "X-CSRFToken": self.cookie("csrftoken"), "Referer": self.base + "/"},
+        )
 
 
 def start_download(browser: Browser) -> int:
     from models_app.ml import quantization as quant
     from models_app.models import LanguageModel
 
-    status, html = browser.htmx_post("/models/download/", {"repo_id": REPO_ID, "revision": "main",
-                                                           "quantization": quant.DEFAULT_FORMAT})
+    status, html = browser.htmx_post(
+        "/models/download/", {"repo_id": REPO_ID, "revision": "main", "quantization": quant.DEFAULT_FORMAT}
+    )
     found = re.search(r'id="model-(\d+)"', html)
     if status != 200 or found is None:
         raise RuntimeError(f"POST /models/download/ answered {status}: {html[:300]}")
@@ -215,18 +241,21 @@ def wait_until_downloading(pk: int, timeout: float = 120.0):
         if record.status == ModelStatus.DOWNLOADING and record.bytes_downloaded:
             return record
         if not record.is_active:
-            raise RuntimeError(f"the download ended before the measurement: {record.status} "
-                               f"{record.error_message}")
+            raise RuntimeError(
+                f"the download ended before the measurement: {record.status} {record.error_message}"
+            )
         time.sleep(0.2)
     raise RuntimeError("the download job did not start writing progress")
 
 
 # -- what a fragment shows -------------------------------------------------------------------------
 
-_SHOWN = [re.compile(r'class="card status-([\w-]+)"'),
-          re.compile(r'<div class="progress-text[^"]*">(.*?)</div>', re.S),
-          re.compile(r'<progress class="progress" max="100" value="([^"]*)"'),
-          re.compile(r'<div class="progress-meta[^"]*">(.*?)</div>', re.S)]
+_SHOWN = [
+    re.compile(r'class="card status-([\w-]+)"'),
+    re.compile(r'<div class="progress-text[^"]*">(.*?)</div>', re.S),
+    re.compile(r'<progress class="progress" max="100" value="([^"]*)"'),
+    re.compile(r'<div class="progress-meta[^"]*">(.*?)</div>', re.S),
+]
 
 
 def shown(html: str, pk: int) -> tuple | None:
@@ -235,13 +264,13 @@ def shown(html: str, pk: int) -> tuple | None:
     if start < 0:
         return None
     end = html.find("</article>", start)
-    card = html[start:end if end > 0 else len(html)]
+    card = html[start : end if end > 0 else len(html)]
     return tuple(" ".join(m[1].split()) if (m := pattern.search(card)) else None for pattern in _SHOWN)
 
 
 @dataclass
 class Version:
-    written: float        # updated_at, as a Unix time
+    written: float  # updated_at, as a Unix time
     shown: tuple | None
     status: str
 
@@ -268,8 +297,11 @@ class RowPoller(threading.Thread):
                 record = LanguageModel.objects.filter(pk=self.pk).first()
                 if record is not None and record.updated_at != last:
                     last = record.updated_at
-                    self.versions.append(Version(record.updated_at.timestamp(),
-                                                 shown(_model_card(record), self.pk), record.status))
+                    self.versions.append(
+                        Version(
+                            record.updated_at.timestamp(), shown(_model_card(record), self.pk), record.status
+                        )
+                    )
                 self.halt.wait(POLL_INTERVAL)
         except Exception as exc:  # reported as an error by the caller
             self.error = exc
@@ -278,6 +310,7 @@ class RowPoller(threading.Thread):
 
 
 # -- the load --------------------------------------------------------------------------------------
+
 
 @dataclass
 class Client:
@@ -294,8 +327,14 @@ async def run_client(client: Client, url: str, origin: str, cookie: str) -> None
     from websockets.exceptions import ConnectionClosed
 
     try:
-        async with connect(url, origin=origin, additional_headers={"Cookie": cookie}, proxy=None,
-                           open_timeout=30, max_size=None) as ws:
+        async with connect(
+            url,
+            origin=origin,
+            additional_headers={"Cookie": cookie},
+            proxy=None,
+            open_timeout=30,
+            max_size=None,
+        ) as ws:
             client.socket, client.connected = ws, True
             async for message in ws:
                 client.messages.append((time.time(), message))
@@ -312,8 +351,12 @@ async def fetch_page(port: int, cookie: str, pk: int) -> str | None:
     """GET / to the last byte; the error, or None for a 200 page with the model's card."""
     reader, writer = await asyncio.open_connection(HOST, port)
     try:
-        writer.write((f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nCookie: {cookie}\r\n"
-                      "Accept: text/html\r\nConnection: close\r\n\r\n").encode())
+        writer.write(
+            (
+                f"GET / HTTP/1.1\r\nHost: {HOST}:{port}\r\nCookie: {cookie}\r\n"
+                "Accept: text/html\r\nConnection: close\r\n\r\n"
+            ).encode()
+        )
         await writer.drain()
         head = await reader.readuntil(b"\r\n\r\n")
         length = re.search(rb"(?im)^content-length:\s*(\d+)", head)
@@ -328,15 +371,16 @@ async def fetch_page(port: int, cookie: str, pk: int) -> str | None:
     return None
 
 
-async def page_load(port: int, cookie: str, pk: int, rps: float, seconds: float,
-                    timeout: float) -> list[tuple[float, str | None]]:
+async def page_load(
+    port: int, cookie: str, pk: int, rps: float, seconds: float, timeout: float
+) -> list[tuple[float, str | None]]:
     loop = asyncio.get_running_loop()
     start = loop.time()
 
     async def one(due: float) -> tuple[float, str | None]:
         try:
             error = await asyncio.wait_for(fetch_page(port, cookie, pk), timeout)
-        except asyncio.TimeoutError:
+        except TimeoutError:
             error = f"no answer within {timeout:g} s"
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
@@ -356,8 +400,10 @@ async def measure(args, port: int, session: str, pk: int, repo) -> dict:
 
     cookie = f"sessionid={session}"
     clients = [Client(i) for i in range(args.clients)]
-    tasks = [asyncio.create_task(run_client(c, f"ws://{HOST}:{port}/ws/live/", f"http://{HOST}:{port}",
-                                            cookie)) for c in clients]
+    tasks = [
+        asyncio.create_task(run_client(c, f"ws://{HOST}:{port}/ws/live/", f"http://{HOST}:{port}", cookie))
+        for c in clients
+    ]
     deadline = time.monotonic() + 60
     while not all(c.connected or c.error for c in clients) and time.monotonic() < deadline:
         await asyncio.sleep(0.1)
@@ -378,16 +424,20 @@ async def measure(args, port: int, session: str, pk: int, repo) -> dict:
 
     for c in clients:
         c.closing = True
-    await asyncio.gather(*(c.socket.close() for c in clients if c.socket is not None),
-                         return_exceptions=True)
+    await asyncio.gather(*(c.socket.close() for c in clients if c.socket is not None), return_exceptions=True)
     done, pending = await asyncio.wait(tasks, timeout=10)
     for task in pending:
         task.cancel()
-    return {"clients": clients, "pages": pages, "window": (window_start, window_end),
-            "throttle": repo.bytes_per_second}
+    return {
+        "clients": clients,
+        "pages": pages,
+        "window": (window_start, window_end),
+        "throttle": repo.bytes_per_second,
+    }
 
 
 # -- results ---------------------------------------------------------------------------------------
+
 
 def percentile(values: list[float], p: float) -> float:
     ordered = sorted(values)
@@ -408,8 +458,14 @@ def match_updates(client: Client, versions: list[Version], pk: int, window: tupl
             repeats += counted
             continue
         previous = content
-        index = next((i for i in range(last + 1, len(versions))
-                      if versions[i].shown == content and versions[i].written <= arrival), None)
+        index = next(
+            (
+                i
+                for i in range(last + 1, len(versions))
+                if versions[i].shown == content and versions[i].written <= arrival
+            ),
+            None,
+        )
         if index is None:
             unmatched += counted
             continue
@@ -419,8 +475,15 @@ def match_updates(client: Client, versions: list[Version], pk: int, window: tupl
     return {"delays": delays, "updates": updates, "repeats": repeats, "unmatched": unmatched}
 
 
-def summarize(args, run: dict, versions: list[Version], pk: int, job_problem: str | None,
-              load_before: tuple, load_after: tuple) -> dict:
+def summarize(
+    args,
+    run: dict,
+    versions: list[Version],
+    pk: int,
+    job_problem: str | None,
+    load_before: tuple,
+    load_after: tuple,
+) -> dict:
     window = run["window"]
     latencies = [latency for latency, error in run["pages"] if error is None]
     page_errors = [error for _, error in run["pages"] if error is not None]
@@ -428,25 +491,43 @@ def summarize(args, run: dict, versions: list[Version], pk: int, job_problem: st
     delays = [d for m in matched for d in m["delays"]]
     updates = [m["updates"] for m in matched]
     ws_errors = [f"client {c.index}: {c.error}" for c in run["clients"] if c.error]
-    silent = [f"client {c.index}: no update in the window" for c, m in zip(run["clients"], matched)
-              if not c.error and m["updates"] == 0]
+    silent = [
+        f"client {c.index}: no update in the window"
+        for c, m in zip(run["clients"], matched)
+        if not c.error and m["updates"] == 0
+    ]
     unmatched = sum(m["unmatched"] for m in matched)
     writes = sum(window[0] <= v.written <= window[1] for v in versions)
-    errors = page_errors + ws_errors + silent + ([job_problem] if job_problem else []) + \
-        ([f"{unmatched} fragment(s) matched no row version"] if unmatched else [])
+    errors = (
+        page_errors
+        + ws_errors
+        + silent
+        + ([job_problem] if job_problem else [])
+        + ([f"{unmatched} fragment(s) matched no row version"] if unmatched else [])
+    )
     ms = lambda seconds: round(seconds * 1000, 1)  # noqa: E731
     return {
-        "seconds": args.seconds, "clients": args.clients, "rps": args.rps,
-        "pages_sent": len(run["pages"]), "pages_ok": len(latencies), "page_errors": len(page_errors),
+        "seconds": args.seconds,
+        "clients": args.clients,
+        "rps": args.rps,
+        "pages_sent": len(run["pages"]),
+        "pages_ok": len(latencies),
+        "page_errors": len(page_errors),
         "page_ms": {p: ms(percentile(latencies, q)) for p, q in (("p50", 50), ("p95", 95), ("max", 100))}
-        if latencies else None,
-        "ws_connected": sum(c.connected for c in run["clients"]), "ws_errors": len(ws_errors),
-        "row_writes": writes, "throttle_bps": run["throttle"],
-        "updates_per_client": {"min": min(updates), "median": statistics.median(updates),
-                               "max": max(updates)} if updates else None,
-        "repeats": sum(m["repeats"] for m in matched), "unmatched": unmatched,
+        if latencies
+        else None,
+        "ws_connected": sum(c.connected for c in run["clients"]),
+        "ws_errors": len(ws_errors),
+        "row_writes": writes,
+        "throttle_bps": run["throttle"],
+        "updates_per_client": {"min": min(updates), "median": statistics.median(updates), "max": max(updates)}
+        if updates
+        else None,
+        "repeats": sum(m["repeats"] for m in matched),
+        "unmatched": unmatched,
         "delay_ms": {p: ms(percentile(delays, q)) for p, q in (("p50", 50), ("p95", 95), ("max", 100))}
-        if delays else None,
+        if delays
+        else None,
         "delays_timed": len(delays),
         "load_average": {"before": load_before, "after": load_after},
         "errors": errors,
@@ -459,27 +540,41 @@ def report(result: dict) -> str:
 
     per_client = result["updates_per_client"]
     rows = [
-        ("page requests (GET /)", f"{result['pages_sent']} sent, {result['pages_ok']} × 200, "
-                                  f"{result['page_errors']} errors"),
+        (
+            "page requests (GET /)",
+            f"{result['pages_sent']} sent, {result['pages_ok']} × 200, {result['page_errors']} errors",
+        ),
         ("page latency p50 / p95 / max", trio(result["page_ms"], "ms")),
         ("websocket clients", f"{result['ws_connected']} connected, {result['ws_errors']} errors"),
-        ("job row versions in the window", f"{result['row_writes']} "
-                                         f"({result['row_writes'] / result['seconds']:.1f}/s)"),
-        ("updates per client min / median / max",
-         f"{per_client['min']} / {per_client['median']:g} / {per_client['max']}" if per_client else "—"),
-        ("update delay p50 / p95 / max", trio(result["delay_ms"], "ms") +
-         f" ({result['delays_timed']} timed, {result['repeats']} repeats, {result['unmatched']} unmatched)"),
-        ("load average before / after", f"{result['load_average']['before'][0]:.2f} / "
-                                        f"{result['load_average']['after'][0]:.2f}"),
+        (
+            "job row versions in the window",
+            f"{result['row_writes']} ({result['row_writes'] / result['seconds']:.1f}/s)",
+        ),
+        (
+            "updates per client min / median / max",
+            f"{per_client['min']} / {per_client['median']:g} / {per_client['max']}" if per_client else "—",
+        ),
+        (
+            "update delay p50 / p95 / max",
+            trio(result["delay_ms"], "ms")
+            + f" ({result['delays_timed']} timed, {result['repeats']} repeats, {result['unmatched']} unmatched)",
+        ),
+        (
+            "load average before / after",
+            f"{result['load_average']['before'][0]:.2f} / {result['load_average']['after'][0]:.2f}",
+        ),
         ("errors", str(len(result["errors"]))),
     ]
-    head = (f"{result['clients']} websocket clients, {result['rps']:g} GET / per second for "
-            f"{result['seconds']:g} s, one download job (throttle {result['throttle_bps']} B/s)\n\n")
+    head = (
+        f"{result['clients']} websocket clients, {result['rps']:g} GET / per second for "
+        f"{result['seconds']:g} s, one download job (throttle {result['throttle_bps']} B/s)\n\n"
+    )
     table = "| metric | value |\n| --- | --- |\n" + "\n".join(f"| {k} | {v} |" for k, v in rows)
     return head + table
 
 
 # -- main ------------------------------------------------------------------------------------------
+
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
@@ -511,11 +606,19 @@ def main(argv: list[str] | None = None) -> int:
         # Cancelling the job at the end breaks the transfer's pipe: expected, not worth a traceback.
         hub._server.handle_error = lambda request, address: None
         repo = hub.add(REPO_ID, root / "llama", bytes_per_second=SETUP_BYTES_PER_SECOND)
-        env = {**os.environ, "HF_ENDPOINT": hub.endpoint, "HF_HOME": str(root / "hf-home"),
-               "HF_HUB_DISABLE_TELEMETRY": "1", "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "HF_ENDPOINT": hub.endpoint,
+            "HF_HOME": str(root / "hf-home"),
+            "HF_HUB_DISABLE_TELEMETRY": "1",
+            "PYTHONUNBUFFERED": "1",
+        }
         port = free_port()
-        web = spawn([sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port),
-                     "mistudio_site.asgi:application"], env, logs["daphne"])
+        web = spawn(
+            [sys.executable, "-m", "daphne", "-b", HOST, "-p", str(port), "mistudio_site.asgi:application"],
+            env,
+            logs["daphne"],
+        )
         processes.append(web)
         processes.append(spawn([sys.executable, "manage.py", "qcluster"], env, logs["qcluster"]))
         wait_for_port(port, web)
@@ -526,8 +629,7 @@ def main(argv: list[str] | None = None) -> int:
         wait_until_downloading(pk)
         poller = RowPoller(pk)
         poller.start()
-        print(f"download of {REPO_ID} running (model {pk}); measuring for {args.seconds:g} s ...",
-              flush=True)
+        print(f"download of {REPO_ID} running (model {pk}); measuring for {args.seconds:g} s ...", flush=True)
         load_before = os.getloadavg()
         run = asyncio.run(measure(args, port, browser.cookie("sessionid"), pk, repo))
         load_after = os.getloadavg()

@@ -13,6 +13,7 @@ figure is the studio's own time, no network).
 Each page is requested --requests times after two warm-up requests; p50 and p95 in ms.
 Target: p95 under 100 ms for every GET.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -52,32 +53,78 @@ def populate(models: int, extractions: int) -> int:
     from templates_app.models import ExtractionTemplate
 
     rng = random.Random(0)
-    statistics_ = {f"layer_{layer}_{hook}": {"layer": layer, "hook": hook, "module": f"model.layers.{layer}.{hook}",
-                                              "shape": [1000, 128, 2048], "file": f"layer_{layer}_{hook}.npy",
-                                              "file_size": 524288128, "mean": 0.01, "mean_abs": 0.4, "std": 0.6,
-                                              "min": -9.0, "max": 11.0, "sparsity_percent": 2.0, "l2_norm_mean": 20.0,
-                                              "tokens": 100000,
-                                              "histogram": {"edges": [i / 4 for i in range(41)], "counts": [100] * 40,
-                                                            "below": 0, "above": 0, "nonfinite": 0}}
-                   for layer in (0, 5, 11) for hook in ("residual", "mlp", "attention")}
+    statistics_ = {
+        f"layer_{layer}_{hook}": {
+            "layer": layer,
+            "hook": hook,
+            "module": f"model.layers.{layer}.{hook}",
+            "shape": [1000, 128, 2048],
+            "file": f"layer_{layer}_{hook}.npy",
+            "file_size": 524288128,
+            "mean": 0.01,
+            "mean_abs": 0.4,
+            "std": 0.6,
+            "min": -9.0,
+            "max": 11.0,
+            "sparsity_percent": 2.0,
+            "l2_norm_mean": 20.0,
+            "tokens": 100000,
+            "histogram": {
+                "edges": [i / 4 for i in range(41)],
+                "counts": [100] * 40,
+                "below": 0,
+                "above": 0,
+                "nonfinite": 0,
+            },
+        }
+        for layer in (0, 5, 11)
+        for hook in ("residual", "mlp", "attention")
+    }
     LanguageModel.objects.bulk_create(
-        [LanguageModel(name=f"model-{i}", repo_id=f"org/model-{i}", status="ready", quantization="fp16",
-                       architecture=rng.choice(["llama", "gpt2", "qwen2"]), params_count=rng.randint(10**6, 10**10),
-                       disk_size_bytes=rng.randint(10**6, 10**10), architecture_config={"num_hidden_layers": 12,
-                                                                                        "hidden_size": 2048})
-         for i in range(models)], batch_size=1000)
-    Dataset.objects.bulk_create([Dataset(name=f"dataset-{i}", status="ready", num_samples=1000) for i in range(50)])
+        [
+            LanguageModel(
+                name=f"model-{i}",
+                repo_id=f"org/model-{i}",
+                status="ready",
+                quantization="fp16",
+                architecture=rng.choice(["llama", "gpt2", "qwen2"]),
+                params_count=rng.randint(10**6, 10**10),
+                disk_size_bytes=rng.randint(10**6, 10**10),
+                architecture_config={"num_hidden_layers": 12, "hidden_size": 2048},
+            )
+            for i in range(models)
+        ],
+        batch_size=1000,
+    )
+    Dataset.objects.bulk_create(
+        [Dataset(name=f"dataset-{i}", status="ready", num_samples=1000) for i in range(50)]
+    )
     model_ids = list(LanguageModel.objects.values_list("pk", flat=True))
     dataset_ids = list(Dataset.objects.values_list("pk", flat=True))
     Extraction.objects.bulk_create(
-        [Extraction(model_id=rng.choice(model_ids), dataset_id=rng.choice(dataset_ids), layers=[0, 5, 11],
-                    hooks=rng.choice([["residual"], ["mlp"], ["residual", "mlp", "attention"]]), status="completed",
-                    samples_total=1000, samples_done=1000, tokens_per_second=rng.uniform(100, 10000),
-                    size_bytes=rng.randint(10**6, 10**10),
-                    metadata={"statistics": statistics_, "files": ["metadata.json"], "samples": 1000})
-         for _ in range(extractions)], batch_size=500)
+        [
+            Extraction(
+                model_id=rng.choice(model_ids),
+                dataset_id=rng.choice(dataset_ids),
+                layers=[0, 5, 11],
+                hooks=rng.choice([["residual"], ["mlp"], ["residual", "mlp", "attention"]]),
+                status="completed",
+                samples_total=1000,
+                samples_done=1000,
+                tokens_per_second=rng.uniform(100, 10000),
+                size_bytes=rng.randint(10**6, 10**10),
+                metadata={"statistics": statistics_, "files": ["metadata.json"], "samples": 1000},
+            )
+            for _ in range(extractions)
+        ],
+        batch_size=500,
+    )
     ExtractionTemplate.objects.bulk_create(
-        [ExtractionTemplate(name=f"template-{i}", layer_indices=[0, 5], hook_types=["mlp"]) for i in range(200)])
+        [
+            ExtractionTemplate(name=f"template-{i}", layer_indices=[0, 5], hook_types=["mlp"])
+            for i in range(200)
+        ]
+    )
     get_user_model().objects.create_user("bench", password="bench", is_staff=True, is_superuser=True)
     return Extraction.objects.order_by("pk").values_list("pk", flat=True).first()
 
@@ -89,7 +136,6 @@ def fill(models: int, extractions: int) -> int:
 
     django.setup()
     from django.core.management import call_command
-
     from django.db import connection
 
     call_command("migrate", verbosity=0)
@@ -104,8 +150,9 @@ def measure(requests: int, extraction: int) -> dict[str, list[float]]:
     import django
 
     django.setup()
-    import mistudio_site.asgi  # noqa: F401  (the web process's start, as daphne does it)
     from django.test import Client
+
+    import mistudio_site.asgi  # noqa: F401  (the web process's start, as daphne does it)
 
     client = Client(HTTP_HOST="127.0.0.1")
     client.login(username="bench", password="bench")
@@ -132,7 +179,9 @@ def child(args) -> None:
 
 
 def _run_child(env: dict, *arguments: str):
-    result = subprocess.run([sys.executable, __file__, *arguments], env=env, cwd=ROOT, capture_output=True, text=True)
+    result = subprocess.run(
+        [sys.executable, __file__, *arguments], env=env, cwd=ROOT, capture_output=True, text=True
+    )
     if result.returncode:
         raise SystemExit(result.stderr[-3000:])
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -152,10 +201,12 @@ def run_on(database: str, args) -> dict[str, list[float]]:
                 admin.execute(f'CREATE DATABASE "{scratch_name}"')
             env["DATABASE_URL"] = server.rsplit("/", 1)[0] + "/" + scratch_name
         try:
-            extraction = _run_child(env, "--child", "fill", "--models", str(args.models),
-                                    "--extractions", str(args.extractions))
-            return _run_child(env, "--child", "measure", "--requests", str(args.requests),
-                              "--extraction", str(extraction))
+            extraction = _run_child(
+                env, "--child", "fill", "--models", str(args.models), "--extractions", str(args.extractions)
+            )
+            return _run_child(
+                env, "--child", "measure", "--requests", str(args.requests), "--extraction", str(extraction)
+            )
         finally:
             if database == "postgresql":
                 with psycopg.connect(server, autocommit=True) as admin:
@@ -167,8 +218,12 @@ def p95(samples: list[float]) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"])
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--databases", nargs="+", default=["sqlite", "postgresql"], choices=["sqlite", "postgresql"]
+    )
     parser.add_argument("--requests", type=int, default=40)
     parser.add_argument("--models", type=int, default=10_000)
     parser.add_argument("--extractions", type=int, default=10_000)

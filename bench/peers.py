@@ -15,6 +15,7 @@ Then the engine in a fresh process at N and 10 x N short samples, for its peak R
 Targets (2 cores): engine >= 1.3x nnsight on short texts, >= 1.0x on long; >= 0.9x the limit on
 both; peak RSS flat (within 10%) from 1x to 10x.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -31,11 +32,40 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-PYTHIA_70M = dict(hidden_size=512, intermediate_size=2048, num_hidden_layers=6, num_attention_heads=8,
-                  vocab_size=50304, max_position_embeddings=2048, rotary_pct=0.25)
+PYTHIA_70M = dict(
+    hidden_size=512,
+    intermediate_size=2048,
+    num_hidden_layers=6,
+    num_attention_heads=8,
+    vocab_size=50304,
+    max_position_embeddings=2048,
+    rotary_pct=0.25,
+)
 LAYERS, HOOKS, CONTEXT, BATCH = [0, 2, 4], ["residual", "mlp"], 128, 16
-WORDS = ("residual stream attention head neuron feature circuit token layer probe sparse dictionary "
-         "superposition embedding logit direction activation patching the a of model").split()
+WORDS = [
+    "residual",
+    "stream",
+    "attention",
+    "head",
+    "neuron",
+    "feature",
+    "circuit",
+    "token",
+    "layer",
+    "probe",
+    "sparse",
+    "dictionary",
+    "superposition",
+    "embedding",
+    "logit",
+    "direction",
+    "activation",
+    "patching",
+    "the",
+    "a",
+    "of",
+    "model",
+]
 
 
 def build(folder: Path) -> None:
@@ -101,7 +131,7 @@ def nnsight_run(loaded, texts: list[str]) -> float:
     with torch.no_grad():
         for i in range(0, len(texts), BATCH):
             saved = []
-            with lm.trace(texts[i:i + BATCH], truncation=True, max_length=CONTEXT) as tracer:
+            with lm.trace(texts[i : i + BATCH], truncation=True, max_length=CONTEXT) as tracer:
                 for layer in LAYERS:  # in the order the model computes them
                     saved.append(lm.gpt_neox.layers[layer].mlp.output.save())
                     saved.append(lm.gpt_neox.layers[layer].output.save())
@@ -120,20 +150,30 @@ def memory_child(args) -> None:
 
 
 def peak_rss(model: Path, samples: int) -> int:
-    result = subprocess.run([sys.executable, __file__, "--child", "--model", str(model), "--samples", str(samples)],
-                            capture_output=True, text=True, check=True, cwd=ROOT)
+    result = subprocess.run(
+        [sys.executable, __file__, "--child", "--model", str(model), "--samples", str(samples)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(result.stdout.strip().splitlines()[-1])["peak_rss_kib"]
 
 
 def compare(loaded, name: str, texts: list[str], scratch: Path) -> dict:
     tokens = real_tokens(loaded.tokenizer, texts)
-    seconds = {"limit": limit(loaded, texts), "engine": engine(loaded, texts, scratch / name),
-               "nnsight": nnsight_run(loaded, texts)}
+    seconds = {
+        "limit": limit(loaded, texts),
+        "engine": engine(loaded, texts, scratch / name),
+        "nnsight": nnsight_run(loaded, texts),
+    }
     return {"dataset": name, "samples": len(texts), "real_tokens": tokens, "seconds": seconds}
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--samples", type=int, default=2000, help="short texts")
     parser.add_argument("--long-samples", type=int, default=400, help="long texts")
     parser.add_argument("--memory-samples", type=int, default=500)
@@ -157,18 +197,24 @@ def main() -> None:
         one = peak_rss(scratch / "model", args.memory_samples)
         ten = peak_rss(scratch / "model", 10 * args.memory_samples)
 
-    print(f"pythia-70m-shaped GPT-NeoX (random), CPU x{torch.get_num_threads()} threads, torch {torch.__version__}; "
-          f"layers {LAYERS} x {HOOKS}, context {CONTEXT}, batch {BATCH}\n")
+    print(
+        f"pythia-70m-shaped GPT-NeoX (random), CPU x{torch.get_num_threads()} threads, torch {torch.__version__}; "
+        f"layers {LAYERS} x {HOOKS}, context {CONTEXT}, batch {BATCH}\n"
+    )
     print("| dataset | run | samples/s | real tokens/s | vs limit | vs nnsight |")
     print("|---|---|---|---|---|---|")
     for result in results:
         seconds = result["seconds"]
         for run in ("limit", "engine", "nnsight"):
-            print(f"| {result['dataset']} ({result['samples']}, {result['real_tokens'] / result['samples']:.0f} tokens avg) "
-                  f"| {run} | {result['samples'] / seconds[run]:.1f} | {result['real_tokens'] / seconds[run]:.0f} "
-                  f"| {seconds['limit'] / seconds[run]:.2f}x | {seconds['nnsight'] / seconds[run]:.2f}x |")
-    print(f"\nEngine peak RSS: {args.memory_samples} short samples {one / 1024:.0f} MiB; "
-          f"{10 * args.memory_samples} samples {ten / 1024:.0f} MiB ({100 * (ten - one) / one:+.1f}%)")
+            print(
+                f"| {result['dataset']} ({result['samples']}, {result['real_tokens'] / result['samples']:.0f} tokens avg) "
+                f"| {run} | {result['samples'] / seconds[run]:.1f} | {result['real_tokens'] / seconds[run]:.0f} "
+                f"| {seconds['limit'] / seconds[run]:.2f}x | {seconds['nnsight'] / seconds[run]:.2f}x |"
+            )
+    print(
+        f"\nEngine peak RSS: {args.memory_samples} short samples {one / 1024:.0f} MiB; "
+        f"{10 * args.memory_samples} samples {ten / 1024:.0f} MiB ({100 * (ten - one) / one:+.1f}%)"
+    )
     if args.json:
         args.json.write_text(json.dumps({"results": results, "peak_rss_kib": [one, ten]}, indent=2))
 

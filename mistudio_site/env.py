@@ -1,4 +1,5 @@
 """Tiny helpers that read settings from the environment and fail loudly on bad values."""
+
 from __future__ import annotations
 
 import os
@@ -66,14 +67,19 @@ def token_keys_from(data_dir: Path) -> list[str]:
     from cryptography.fernet import Fernet
 
     raw = os.environ.get("MISTUDIO_TOKEN_KEY")
-    keys = [k.strip() for k in raw.split(",") if k.strip()] if raw else [
-        private_file(data_dir / "token_key", lambda: Fernet.generate_key().decode())]
+    keys = (
+        [k.strip() for k in raw.split(",") if k.strip()]
+        if raw
+        else [private_file(data_dir / "token_key", lambda: Fernet.generate_key().decode())]
+    )
     for key in keys:
         try:
             Fernet(key)
         except ValueError:
-            raise BadSetting("MISTUDIO_TOKEN_KEY must be Fernet keys (32 url-safe base64 bytes), "
-                             "comma-separated; make one with `manage.py rotate_token_key --new-key`.") from None
+            raise BadSetting(
+                "MISTUDIO_TOKEN_KEY must be Fernet keys (32 url-safe base64 bytes), "
+                "comma-separated; make one with `manage.py rotate_token_key --new-key`."
+            ) from None
     return keys
 
 

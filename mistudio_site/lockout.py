@@ -1,5 +1,6 @@
 """Login lockout (django-axes, configured in settings.py): which address a login comes from, and
 the page a locked-out login gets."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -21,9 +22,11 @@ def client_address(request: HttpRequest) -> str:
 
 def lockout_message() -> str:
     minutes = settings.LOGIN_COOLOFF_MINUTES
-    return (f"Too many failed logins for this account or from this address: logging in is paused. "
-            f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to "
-            "clear the lock.")
+    return (
+        f"Too many failed logins for this account or from this address: logging in is paused. "
+        f"Try again in {minutes} minute{'s' if minutes != 1 else ''}, or ask an administrator to "
+        "clear the lock."
+    )
 
 
 def lockout_page(request: HttpRequest, *_: object) -> HttpResponse:
@@ -32,6 +35,9 @@ def lockout_page(request: HttpRequest, *_: object) -> HttpResponse:
     after the request, so none of them is read."""
     username = request.POST.get("username", "")[:150]
     form = AuthenticationForm(request, initial={"username": username})
-    return render(request, "registration/login.html",
-                  {"form": form, "locked_out": lockout_message(), "next": request.POST.get("next", "")},
-                  status=429)
+    return render(
+        request,
+        "registration/login.html",
+        {"form": form, "locked_out": lockout_message(), "next": request.POST.get("next", "")},
+        status=429,
+    )

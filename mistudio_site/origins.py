@@ -9,6 +9,7 @@ studio's own, as Django's CSRF check judges a form's Origin: the scheme the brow
 behind a TLS proxy, MISTUDIO_HTTPS=1) with the Host it connected to (which must be an allowed
 host), or one of CSRF_TRUSTED_ORIGINS (a proxy that rewrites the Host; `https://*.example.org`
 for subdomains)."""
+
 from __future__ import annotations
 
 from urllib.parse import urlsplit
@@ -29,8 +30,14 @@ def origin_of(url: str) -> tuple[str, str, int] | None:
     except ValueError:
         return None
     scheme = parts.scheme.lower()
-    if scheme not in DEFAULT_PORTS or not parts.hostname or parts.path not in ("", "/") \
-            or parts.query or parts.fragment or parts.username is not None:
+    if (
+        scheme not in DEFAULT_PORTS
+        or not parts.hostname
+        or parts.path not in ("", "/")
+        or parts.query
+        or parts.fragment
+        or parts.username is not None
+    ):
         return None
     return scheme, parts.hostname.lower(), port or DEFAULT_PORTS[scheme]
 
@@ -51,7 +58,9 @@ def allowed(origin: str, host: str, secure: bool) -> bool:
         if "*" in trusted:  # https://*.example.org: that domain and its subdomains, as Django reads it
             pattern = urlsplit(trusted)
             netloc = urlsplit(origin.strip()).netloc.lower()
-            if pattern.scheme.lower() == theirs[0] and is_same_domain(netloc, pattern.netloc.lstrip("*").lower()):
+            if pattern.scheme.lower() == theirs[0] and is_same_domain(
+                netloc, pattern.netloc.lstrip("*").lower()
+            ):
                 return True
         elif origin_of(trusted) == theirs:
             return True
@@ -72,8 +81,11 @@ class SameOriginValidator:
         # Behind a TLS proxy (MISTUDIO_HTTPS=1) the server sees ws: while the browser used https.
         secure = settings.HTTPS or scope.get("scheme") == "wss"
         try:
-            ok = len(origins) == 1 and len(hosts) == 1 and allowed(
-                origins[0].decode("latin1"), hosts[0].decode("latin1"), secure)
+            ok = (
+                len(origins) == 1
+                and len(hosts) == 1
+                and allowed(origins[0].decode("latin1"), hosts[0].decode("latin1"), secure)
+            )
         except UnicodeError:
             ok = False
         if not ok:

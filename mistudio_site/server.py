@@ -25,9 +25,8 @@ never reads: that is switched off.
 Run as `python -m mistudio_site.server [daphne's options] mistudio_site.asgi:application`;
 run_studio does (see `web_server_command`).
 """
-from __future__ import annotations
 
-import daphne.server  # noqa: F401  (first: it installs the asyncio reactor the rest runs on)
+from __future__ import annotations
 
 import logging
 import os
@@ -35,6 +34,7 @@ import sys
 import time
 from io import BytesIO
 
+import daphne.server
 from daphne.http_protocol import HTTPFactory, WebRequest
 from twisted.internet import reactor, threads
 from twisted.python.failure import Failure
@@ -45,8 +45,7 @@ log = logging.getLogger("mistudio.server")
 ANONYMOUS_BODY_LIMIT = 64 * 1024  # a login or any small form
 FORM_OVERHEAD = 1 << 20  # multipart headers and the other fields around an uploaded file
 LINGER_SECONDS = 2.0
-REASONS = {403: b"Forbidden", 408: b"Request Timeout", 413: b"Content Too Large",
-           503: b"Service Unavailable"}
+REASONS = {403: b"Forbidden", 408: b"Request Timeout", 413: b"Content Too Large", 503: b"Service Unavailable"}
 
 
 def body_limit() -> int:
@@ -82,11 +81,13 @@ class GuardedRequest(WebRequest):
             return super().gotLength(length)
         self.stage, self.content = "judging", BytesIO()
         # "Continue" is sent (by HTTP/1.1, as Twisted does) only to a client that may send its body.
-        self.expects_continue = (self._take_header(b"expect", b"100-continue")
-                                 and self.channel._version == b"HTTP/1.1")
+        self.expects_continue = (
+            self._take_header(b"expect", b"100-continue") and self.channel._version == b"HTTP/1.1"
+        )
         self.transport.pauseProducing()
-        headers = {name: self.requestHeaders.getRawHeaders(name, [b""])[0]
-                   for name in (b"cookie", b"authorization")}
+        headers = {
+            name: self.requestHeaders.getRawHeaders(name, [b""])[0] for name in (b"cookie", b"authorization")
+        }
         threads.deferToThread(signed_in, **{k.decode(): v for k, v in headers.items()}).addBoth(self._judged)
 
     def _judged(self, outcome) -> None:
@@ -165,9 +166,10 @@ def _refuse_on(transport, status: int, text: str) -> None:
     still sends for LINGER_SECONDS: closing with unread data would reset the connection, and the
     client would see the reset instead of the answer."""
     body = text.encode()
-    transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
-                    b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                    % (status, REASONS[status], len(body), body))
+    transport.write(
+        b"HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        b"Content-Length: %d\r\nConnection: close\r\n\r\n%s" % (status, REASONS[status], len(body), body)
+    )
     log.info("Refused a request from %s: %d %s", getattr(transport.getPeer(), "host", "?"), status, text)
     transport.resumeProducing()
     if hasattr(transport, "loseWriteConnection"):

@@ -1,15 +1,26 @@
 """miStudio settings: one module, driven by environment variables (see README "Configuration")."""
+
 from __future__ import annotations
 
-from datetime import timedelta
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
 from csp.constants import NONE, SELF
 
-from .env import (BadSetting, env_bool, env_int, env_list, env_path, env_str, make_private, private_dir,
-                  secret_key_from, token_keys_from)
+from .env import (
+    BadSetting,
+    env_bool,
+    env_int,
+    env_list,
+    env_path,
+    env_str,
+    make_private,
+    private_dir,
+    secret_key_from,
+    token_keys_from,
+)
 
 # What the studio writes is for its own user alone: the database holds sessions, password hashes
 # and encrypted tokens, next to the secret key, the models and the activations. Set before any
@@ -114,8 +125,12 @@ REDIS_URL = env_str("REDIS_URL")
 if REDIS_URL:
     # channels_redis waits for messages with a 5 s blocking pop; redis-py's default 5 s read
     # timeout races it and drops idle pages' consumers, so the socket timeout is longer.
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels_redis.core.RedisChannelLayer",
-                                  "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]}}}
+    CHANNEL_LAYERS = {
+        "default": {
+            "BACKEND": "channels_redis.core.RedisChannelLayer",
+            "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 15}]},
+        }
+    }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
 
@@ -152,12 +167,19 @@ if REDIS_URL:
 else:
     _Q_COMMON["orm"] = "default"
     _Q_COMMON["poll"] = 0.5
-Q_CLUSTER = {"name": DOWNLOAD_CLUSTER, "workers": env_int("MISTUDIO_DOWNLOAD_WORKERS", 1), **_Q_COMMON,
-             "ALT_CLUSTERS": {GPU_CLUSTER: {"workers": 1}}}
+Q_CLUSTER = {
+    "name": DOWNLOAD_CLUSTER,
+    "workers": env_int("MISTUDIO_DOWNLOAD_WORKERS", 1),
+    **_Q_COMMON,
+    "ALT_CLUSTERS": {GPU_CLUSTER: {"workers": 1}},
+}
 # Models a worker keeps loaded between extractions (footprint bytes, least recently used released
 # first; 0: none). Unset: a quarter of the machine's memory, half the GPU's on a GPU worker.
-WORKER_MODEL_CACHE_BYTES = (env_int("MISTUDIO_WORKER_MODEL_CACHE_BYTES", 0)
-                            if env_str("MISTUDIO_WORKER_MODEL_CACHE_BYTES").strip() else None)
+WORKER_MODEL_CACHE_BYTES = (
+    env_int("MISTUDIO_WORKER_MODEL_CACHE_BYTES", 0)
+    if env_str("MISTUDIO_WORKER_MODEL_CACHE_BYTES").strip()
+    else None
+)
 if WORKER_MODEL_CACHE_BYTES is not None and WORKER_MODEL_CACHE_BYTES < 0:
     raise BadSetting("MISTUDIO_WORKER_MODEL_CACHE_BYTES must be 0 or more")
 
@@ -249,7 +271,8 @@ if HTTPS:
     SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("MISTUDIO_HSTS_SUBDOMAINS", True)
     SECURE_HSTS_PRELOAD = env_bool("MISTUDIO_HSTS_PRELOAD", True)
     CSRF_TRUSTED_ORIGINS = CSRF_TRUSTED_ORIGINS + [
-        f"https://{host.lstrip('.')}" for host in ALLOWED_HOSTS if host != "*"]
+        f"https://{host.lstrip('.')}" for host in ALLOWED_HOSTS if host != "*"
+    ]
 
 LOGGING = {
     "version": 1,

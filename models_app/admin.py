@@ -7,12 +7,33 @@ from .models import ApiToken, Dataset, Extraction, LanguageModel
 # Rows per admin list page: the time of a list page is rendering its rows, and 50 keep it well
 # inside the pages' 100 ms budget (bench/pages.py) at any history size.
 LIST_PER_PAGE = 50
-JOB_FIELDS = ("status", "progress", "phase_detail", "bytes_downloaded", "bytes_total", "speed_bps",
-              "eta_seconds", "error_message", "phase_log", "cancel_requested", "commit_sha",
-              "effective_quantization", "quantization_note", "params_count", "file_path",
-              "quantized_path", "memory_required_bytes", "memory_footprint_bytes",
-              "disk_size_bytes", "architecture_config", "architecture_summary", "started_at",
-              "completed_at", "created_at", "updated_at")
+JOB_FIELDS = (
+    "status",
+    "progress",
+    "phase_detail",
+    "bytes_downloaded",
+    "bytes_total",
+    "speed_bps",
+    "eta_seconds",
+    "error_message",
+    "phase_log",
+    "cancel_requested",
+    "commit_sha",
+    "effective_quantization",
+    "quantization_note",
+    "params_count",
+    "file_path",
+    "quantized_path",
+    "memory_required_bytes",
+    "memory_footprint_bytes",
+    "disk_size_bytes",
+    "architecture_config",
+    "architecture_summary",
+    "started_at",
+    "completed_at",
+    "created_at",
+    "updated_at",
+)
 
 
 class EditableAfterCreation:
@@ -20,15 +41,21 @@ class EditableAfterCreation:
     read or asked for (repository, revision, format, files, model, dataset, layers...) and what
     the job made of it; the files on disk follow them, so an edit would make the record describe
     files it does not have."""
+
     editable: tuple[str, ...] = ("owner",)
 
     def get_readonly_fields(self, request, obj=None) -> tuple[str, ...]:
         readonly = tuple(super().get_readonly_fields(request, obj))
         if obj is None:
             return readonly
-        return readonly + tuple(field.name for field in self.model._meta.fields
-                                if field.editable and not field.primary_key
-                                and field.name not in self.editable and field.name not in readonly)
+        return readonly + tuple(
+            field.name
+            for field in self.model._meta.fields
+            if field.editable
+            and not field.primary_key
+            and field.name not in self.editable
+            and field.name not in readonly
+        )
 
     def has_delete_permission(self, request, obj=None) -> bool:
         # A row deleted here would leave its files on disk and its job running: records are
@@ -49,8 +76,19 @@ class EditableAfterCreation:
 class LanguageModelAdmin(EditableAfterCreation, admin.ModelAdmin):
     editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
-    list_display = ("id", "name", "repo_id", "revision", "quantization", "effective_quantization",
-                    "status", "architecture", "params_count", "owner", "created_at")
+    list_display = (
+        "id",
+        "name",
+        "repo_id",
+        "revision",
+        "quantization",
+        "effective_quantization",
+        "status",
+        "architecture",
+        "params_count",
+        "owner",
+        "created_at",
+    )
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)  # staff hand a record to its owner (one made from the terminal has none)
     list_filter = ("status", "quantization", "architecture")
@@ -67,14 +105,34 @@ class LanguageModelAdmin(EditableAfterCreation, admin.ModelAdmin):
 class DatasetAdmin(EditableAfterCreation, admin.ModelAdmin):
     editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
-    list_display = ("id", "name", "source", "source_detail", "file_format", "num_samples", "size_bytes",
-                    "status", "owner", "created_at")
+    list_display = (
+        "id",
+        "name",
+        "source",
+        "source_detail",
+        "file_format",
+        "num_samples",
+        "size_bytes",
+        "status",
+        "owner",
+        "created_at",
+    )
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
     list_filter = ("status", "source", "file_format")
     search_fields = ("name", "source_detail")
-    readonly_fields = ("source", "source_detail", "file_format", "status", "error_message", "num_samples",
-                       "size_bytes", "preview", "file_path", "created_at")
+    readonly_fields = (
+        "source",
+        "source_detail",
+        "file_format",
+        "status",
+        "error_message",
+        "num_samples",
+        "size_bytes",
+        "preview",
+        "file_path",
+        "created_at",
+    )
 
     def has_add_permission(self, request) -> bool:
         return False  # datasets are added from the Datasets tab or `manage.py add_dataset`
@@ -83,8 +141,17 @@ class DatasetAdmin(EditableAfterCreation, admin.ModelAdmin):
 @admin.register(Extraction)
 class ExtractionAdmin(EditableAfterCreation, admin.ModelAdmin):
     list_per_page = LIST_PER_PAGE
-    list_display = ("id", "model", "dataset", "status", "samples_done", "samples_total", "dtype", "owner",
-                    "created_at")
+    list_display = (
+        "id",
+        "model",
+        "dataset",
+        "status",
+        "samples_done",
+        "samples_total",
+        "dtype",
+        "owner",
+        "created_at",
+    )
     list_select_related = ("model", "dataset", "owner")
     list_filter = ("status", "dtype")
     search_fields = ("model__name", "model__repo_id", "dataset__name")
@@ -94,7 +161,9 @@ class ExtractionAdmin(EditableAfterCreation, admin.ModelAdmin):
     def get_queryset(self, request):
         queryset = super().get_queryset(request)
         # The list shows no metadata (statistics, histograms): do not load it for 100 rows.
-        return queryset.defer("metadata") if request.resolver_match.url_name.endswith("changelist") else queryset
+        return (
+            queryset.defer("metadata") if request.resolver_match.url_name.endswith("changelist") else queryset
+        )
 
     def has_add_permission(self, request) -> bool:
         return False  # extractions start from a model card or `manage.py extract_activations`
@@ -103,6 +172,7 @@ class ExtractionAdmin(EditableAfterCreation, admin.ModelAdmin):
 @admin.register(ApiToken)
 class ApiTokenAdmin(admin.ModelAdmin):
     """Staff make a token for a user (shown once, in the message after saving) or revoke one."""
+
     list_display = ("name", "user", "hint", "created_at", "last_used_at")
     list_select_related = ("user",)
     search_fields = ("name", "user__username")
@@ -117,9 +187,16 @@ class ApiTokenAdmin(admin.ModelAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def has_change_permission(self, request, obj=None) -> bool:
-        return obj is None and super().has_change_permission(request)  # a token is made or revoked, not edited
+        return obj is None and super().has_change_permission(
+            request
+        )  # a token is made or revoked, not edited
 
     def save_model(self, request, obj: ApiToken, form, change: bool) -> None:
         record, token = ApiToken.issue(obj.user, obj.name)
-        obj.pk, obj.digest, obj.hint, obj.created_at = record.pk, record.digest, record.hint, record.created_at
+        obj.pk, obj.digest, obj.hint, obj.created_at = (
+            record.pk,
+            record.digest,
+            record.hint,
+            record.created_at,
+        )
         messages.warning(request, f"The token for {obj.user}: {token} — copy it now, it is not shown again.")

@@ -1,5 +1,6 @@
 """Charts of an extraction's statistics, drawn on the server as inline SVG (no JS build, readable
 without script, printable). Every label is escaped; numbers are formatted here."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -32,11 +33,13 @@ def _number(value: float) -> str:
 def _frame(css_class: str, title: str, top_label: str) -> list[str]:
     """The opening of a chart: the svg element with its accessible title, the baseline and the
     label of the top of the value axis (`top_label` is already escaped or a number)."""
-    return [f'<svg class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
-            f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
-            f"<title>{escape(title)}</title>",
-            f'<line class="axis" x1="{LEFT}" y1="{TOP + PLOT_H}" x2="{WIDTH - 8}" y2="{TOP + PLOT_H}"/>',
-            f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{top_label}</text>']
+    return [
+        f'<svg class="{css_class}" viewBox="0 0 {WIDTH} {HEIGHT}" role="img" '
+        f'aria-label="{escape(title)}" xmlns="http://www.w3.org/2000/svg">',
+        f"<title>{escape(title)}</title>",
+        f'<line class="axis" x1="{LEFT}" y1="{TOP + PLOT_H}" x2="{WIDTH - 8}" y2="{TOP + PLOT_H}"/>',
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + 4}" text-anchor="end">{top_label}</text>',
+    ]
 
 
 def bar_chart(title: str, bars: list[Bar], unit: str = "") -> SafeString:
@@ -45,16 +48,21 @@ def bar_chart(title: str, bars: list[Bar], unit: str = "") -> SafeString:
     top = max([v for v in values if v > 0], default=1.0)
     slot = PLOT_W / max(len(bars), 1)
     parts = _frame("chart", title, f"{_number(top)}{escape(unit)}") + [
-        f'<text class="tick" x="{LEFT - 6}" y="{TOP + PLOT_H}" text-anchor="end">0</text>']
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + PLOT_H}" text-anchor="end">0</text>'
+    ]
     for i, bar in enumerate(bars):
         x = LEFT + i * slot + slot * 0.15
         if bar.value is not None:
             h = max(PLOT_H * max(bar.value, 0) / top, 0.5)
             tip = bar.title or f"{bar.label}: {_number(bar.value)}{unit}"
-            parts.append(f'<rect class="bar" x="{x:.1f}" y="{TOP + PLOT_H - h:.1f}" width="{slot * 0.7:.1f}" '
-                         f'height="{h:.1f}"><title>{escape(tip)}</title></rect>')
-        parts.append(f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - 10}" '
-                     f'text-anchor="middle">{escape(bar.label)}</text>')
+            parts.append(
+                f'<rect class="bar" x="{x:.1f}" y="{TOP + PLOT_H - h:.1f}" width="{slot * 0.7:.1f}" '
+                f'height="{h:.1f}"><title>{escape(tip)}</title></rect>'
+            )
+        parts.append(
+            f'<text class="tick" x="{x + slot * 0.35:.1f}" y="{HEIGHT - 10}" '
+            f'text-anchor="middle">{escape(bar.label)}</text>'
+        )
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
@@ -71,11 +79,15 @@ def histogram_chart(title: str, histogram: dict | None) -> SafeString:
     for i, count in enumerate(counts):
         h = PLOT_H * (count / top) ** 0.5 if count else 0
         tip = f"[{_number(edges[i])}, {_number(edges[i + 1])}): {count:,} values"
-        parts.append(f'<rect class="bin" x="{LEFT + i * slot:.1f}" y="{TOP + PLOT_H - h:.1f}" '
-                     f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{escape(tip)}</title></rect>')
-    parts += [f'<text class="tick" x="{LEFT}" y="{HEIGHT - 10}">{_number(edges[0])}</text>',
-              f'<text class="tick" x="{WIDTH - 8}" y="{HEIGHT - 10}" text-anchor="end">{_number(edges[-1])}</text>',
-              "</svg>"]
+        parts.append(
+            f'<rect class="bin" x="{LEFT + i * slot:.1f}" y="{TOP + PLOT_H - h:.1f}" '
+            f'width="{max(slot - 1, 0.5):.1f}" height="{h:.1f}"><title>{escape(tip)}</title></rect>'
+        )
+    parts += [
+        f'<text class="tick" x="{LEFT}" y="{HEIGHT - 10}">{_number(edges[0])}</text>',
+        f'<text class="tick" x="{WIDTH - 8}" y="{HEIGHT - 10}" text-anchor="end">{_number(edges[-1])}</text>',
+        "</svg>",
+    ]
     return mark_safe("".join(parts))
 
 
@@ -87,11 +99,18 @@ def layer_charts(statistics: dict) -> list[dict]:
     charts = []
     for hook, rows in by_hook.items():
         rows.sort(key=lambda s: s["layer"])
-        charts.append({
-            "hook": hook,
-            "mean_abs": bar_chart(f"Mean |x| by layer, {hook_label(hook)}",
-                                  [Bar(f"L{s['layer']}", s.get("mean_abs")) for s in rows]),
-            "sparsity": bar_chart(f"Sparsity by layer, {hook_label(hook)}",
-                                  [Bar(f"L{s['layer']}", s.get("sparsity_percent")) for s in rows], "%"),
-        })
+        charts.append(
+            {
+                "hook": hook,
+                "mean_abs": bar_chart(
+                    f"Mean |x| by layer, {hook_label(hook)}",
+                    [Bar(f"L{s['layer']}", s.get("mean_abs")) for s in rows],
+                ),
+                "sparsity": bar_chart(
+                    f"Sparsity by layer, {hook_label(hook)}",
+                    [Bar(f"L{s['layer']}", s.get("sparsity_percent")) for s in rows],
+                    "%",
+                ),
+            }
+        )
     return charts

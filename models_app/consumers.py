@@ -10,6 +10,7 @@ How a change reaches the consumers (progress.publish):
   every WATCH_INTERVAL, by `updated_at`) and fans out in memory, whatever the number of pages.
 The watcher also fails jobs whose worker died (JobRecord.fail_stale) every REAP_INTERVAL.
 """
+
 from __future__ import annotations
 
 import asyncio
@@ -31,9 +32,9 @@ from .services.models import check_lost_jobs
 
 log = logging.getLogger(__name__)
 
-WATCH_INTERVAL = 0.5   # seconds between the embedded watcher's looks at the database
+WATCH_INTERVAL = 0.5  # seconds between the embedded watcher's looks at the database
 WATCH_MARGIN = timedelta(seconds=2)  # rows written just before a look may commit just after it
-REAP_INTERVAL = 10.0   # seconds between lost-worker checks
+REAP_INTERVAL = 10.0  # seconds between lost-worker checks
 RENDER_CACHE_SIZE = 256
 
 
@@ -60,7 +61,8 @@ class LiveConsumer(AsyncWebsocketConsumer):
         # A private studio's model card counts only the viewer's own extractions.
         viewer = user if settings.PRIVATE and not user.is_staff else None
         fragments, owner_id = await database_sync_to_async(render_update)(
-            event["kind"], event["pk"], event.get("deleted", False), event.get("version"), viewer)
+            event["kind"], event["pk"], event.get("deleted", False), event.get("version"), viewer
+        )
         if settings.PRIVATE and not user.is_staff and owner_id not in (None, user.pk):
             return  # a private studio: the record is not this user's to see
         for html in fragments:  # one message each: a table row parses only as the first element
@@ -70,8 +72,9 @@ class LiveConsumer(AsyncWebsocketConsumer):
 _render_cache: dict[tuple, tuple[list[str], int | None]] = {}
 
 
-def render_update(kind: str, pk: int, deleted: bool = False, version: str | None = None,
-                  viewer=None) -> tuple[list[str], int | None]:
+def render_update(
+    kind: str, pk: int, deleted: bool = False, version: str | None = None, viewer=None
+) -> tuple[list[str], int | None]:
     """The out-of-band fragments that bring a page up to date with one record, and who may see
     them in a private studio: the record's owner's id (0 when it has none: staff only), or None
     for a removal, which anyone may get (removing what a page does not show does nothing).
@@ -93,15 +96,18 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
         record = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
         if record is None:
             return [], None
-        return [render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True}),
-                render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True}),
-                _model_card(record.model, viewer)], record.owner_id or 0
+        return [
+            render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True}),
+            render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True}),
+            _model_card(record.model, viewer),
+        ], record.owner_id or 0
     if kind == Dataset.KIND:
         record = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or record is None:
             return [f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>'], None
-        return [render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})], \
-            record.owner_id or 0
+        return [
+            render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})
+        ], record.owner_id or 0
     record = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
     if deleted or record is None:
         return [f'<div id="model-{pk}" hx-swap-oob="delete"></div>'], None
@@ -110,15 +116,21 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
 
 def _model_card(record: LanguageModel, viewer) -> str:
     LanguageModel.summarize_extractions([record], viewer)
-    return render_to_string("models_app/index.html#model-card",
-                            {"m": record, "oob": True, "formats": quant.FORMATS, "format_labels": quant.LABELS})
+    return render_to_string(
+        "models_app/index.html#model-card",
+        {"m": record, "oob": True, "formats": quant.FORMATS, "format_labels": quant.LABELS},
+    )
 
 
 def changed_rows(since: datetime) -> list[tuple[str, int, datetime]]:
     rows = []
     for kind, cls in JOB_KINDS.items():
-        rows += [(kind, pk, at) for pk, at in
-                 cls.objects.filter(updated_at__gte=since - WATCH_MARGIN).values_list("pk", "updated_at")]
+        rows += [
+            (kind, pk, at)
+            for pk, at in cls.objects.filter(updated_at__gte=since - WATCH_MARGIN).values_list(
+                "pk", "updated_at"
+            )
+        ]
     return rows
 
 
@@ -161,8 +173,10 @@ class Watcher:
                 for kind, pk, at in await database_sync_to_async(changed_rows)(since):
                     if seen.get((kind, pk)) != at:
                         seen[(kind, pk)] = at
-                        await layer.group_send(LIVE_GROUP, {"type": "record.changed", "kind": kind,
-                                                            "pk": pk, "version": at.isoformat()})
+                        await layer.group_send(
+                            LIVE_GROUP,
+                            {"type": "record.changed", "kind": kind, "pk": pk, "version": at.isoformat()},
+                        )
                 since = looked_at
                 horizon = since - WATCH_MARGIN
                 seen = {key: at for key, at in seen.items() if at >= horizon}

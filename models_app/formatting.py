@@ -1,5 +1,6 @@
 """How numbers are written for people: parameters ("1.1B"), bytes, speeds, durations and layer
 lists. Pure functions, used by records, forms and the template filters alike."""
+
 from __future__ import annotations
 
 
@@ -54,6 +55,6 @@ def format_layers(layers: list[int]) -> str:
         if end - start >= 2:
             pieces.append(f"{ordered[start]}-{ordered[end]}")
         else:
-            pieces.extend(str(i) for i in ordered[start:end + 1])
+            pieces.extend(str(i) for i in ordered[start : end + 1])
         start = end + 1
     return ", ".join(pieces)

@@ -5,6 +5,7 @@ JSONDecodeError, near a thousand levels; whatever walks the value later (saving,
 rendering) recurses as well. So the nesting is measured on the text, without recursion, before
 anything is parsed, and a value deeper than MAX_DEPTH is refused. A number too long for int()
 (over 4,300 digits) is refused too, since the parser then raises a plain ValueError."""
+
 from __future__ import annotations
 
 import json

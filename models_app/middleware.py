@@ -1,4 +1,5 @@
 """Answers for failures no single view can show where the user is looking."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -25,7 +26,9 @@ class QueueUnavailableMiddleware:
         if not isinstance(exception, QueueUnavailable):
             return None
         if getattr(request, "htmx", False):
-            return reswap(render(request, "toast.html", {"message": exception.message, "warning": True}), "none")
+            return reswap(
+                render(request, "toast.html", {"message": exception.message, "warning": True}), "none"
+            )
         messages.error(request, exception.message)
         back = request.headers.get("Referer", "")
         safe = url_has_allowed_host_and_scheme(back, {request.get_host()}, request.is_secure())

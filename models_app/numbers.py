@@ -1,6 +1,7 @@
 """Whole numbers typed by people or found in names. str.isdigit() is true for "²" and for 5,000
 digits, which int() then refuses (or no database column holds): read them here or with a form
 field, never with isdigit() and int()."""
+
 from __future__ import annotations
 
 MAX_ID = 2**63 - 1  # the largest primary key every database holds

@@ -6,6 +6,7 @@ about four a second per record; phase changes and final states are always writte
 Every write stamps `updated_at` and is published (see `publish`), so a live page shows what a
 reload would.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,7 +37,8 @@ class Tracker:
         else (a cancel of a queued job, a lost-worker check), is left as it is."""
         now = timezone.now()
         written = self.record_cls.objects.filter(pk=self.pk, status__in=self.record_cls.ACTIVE).update(
-            updated_at=now, heartbeat_at=now, **fields)
+            updated_at=now, heartbeat_at=now, **fields
+        )
         self._last_write = time.monotonic()
         if written:
             publish(self.record_cls.KIND, self.pk, version=now.isoformat())
@@ -61,18 +63,29 @@ class Tracker:
 
     def finish(self, status: str, error_message: str = "", **fields: Any) -> bool:
         """The final state; False when the job no longer held the record."""
-        return self._write(self._logged(status, error_message[:255], {
-            "error_message": error_message, "completed_at": timezone.now(), **fields}))
+        return self._write(
+            self._logged(
+                status,
+                error_message[:255],
+                {"error_message": error_message, "completed_at": timezone.now(), **fields},
+            )
+        )
 
 
-def download_fields(done: int, total: int, speed: float, eta: float | None, file: str,
-                    idle_seconds: float = 0.0) -> dict:
+def download_fields(
+    done: int, total: int, speed: float, eta: float | None, file: str, idle_seconds: float = 0.0
+) -> dict:
     fraction = done / total if total else 0.0
     stalled = idle_seconds >= STALL_SECONDS and done < total
-    return {"bytes_downloaded": done, "bytes_total": total, "speed_bps": speed,
-            "eta_seconds": eta, "progress": overall_progress(ModelStatus.DOWNLOADING, fraction),
-            "phase_detail": f"Downloading {file}"[:255] if file else "Downloading",
-            "stalled_since": timezone.now() - timedelta(seconds=idle_seconds) if stalled else None}
+    return {
+        "bytes_downloaded": done,
+        "bytes_total": total,
+        "speed_bps": speed,
+        "eta_seconds": eta,
+        "progress": overall_progress(ModelStatus.DOWNLOADING, fraction),
+        "phase_detail": f"Downloading {file}"[:255] if file else "Downloading",
+        "stalled_since": timezone.now() - timedelta(seconds=idle_seconds) if stalled else None,
+    }
 
 
 def publish(kind: str, pk: int, deleted: bool = False, version: str | None = None) -> None:

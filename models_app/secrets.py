@@ -5,6 +5,7 @@ put first and `manage.py rotate_token_key` re-encrypts what is stored before the
 A token lives only between the request that starts a download and the end of that job: the job
 reads it by model id (so it is never a task argument or result) and erases it when it finishes.
 """
+
 from __future__ import annotations
 
 import re
@@ -73,12 +74,15 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
     to mark its functions, and this covers its frames by the same names; the Authorization
     header (an API token) is hidden too, and so is any POST field by the same names and shapes."""
 
-    hidden_settings = re.compile(r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|AUTHORIZATION|CREDENTIAL",
-                                 flags=re.IGNORECASE)
+    hidden_settings = re.compile(
+        r"API|TOKEN|KEY|SECRET|PASS|SIGNATURE|HTTP_COOKIE|AUTHORIZATION|CREDENTIAL", flags=re.IGNORECASE
+    )
 
     def get_traceback_frame_variables(self, request, tb_frame):
-        return [(name, self.cleanse_setting(name, value))
-                for name, value in super().get_traceback_frame_variables(request, tb_frame)]
+        return [
+            (name, self.cleanse_setting(name, value))
+            for name, value in super().get_traceback_frame_variables(request, tb_frame)
+        ]
 
     def get_post_parameters(self, request):
         # Django hides only the fields a view marks with sensitive_post_parameters; a token
@@ -102,7 +106,9 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
 
 
 # A Hub token, a studio API token, or an Authorization header's credentials, wherever they are.
-_TOKEN_SHAPED = re.compile(_HF_TOKEN.pattern + r"|\bmist_[A-Za-z0-9_-]{16,}|\b(?:Bearer|Basic)\s+\S+", re.IGNORECASE)
+_TOKEN_SHAPED = re.compile(
+    _HF_TOKEN.pattern + r"|\bmist_[A-Za-z0-9_-]{16,}|\b(?:Bearer|Basic)\s+\S+", re.IGNORECASE
+)
 
 
 def _carries_token(value) -> bool:

@@ -1,6 +1,19 @@
 from django.urls import path
 
-from .views import api_tokens, datasets as dataset_views, extractions as extraction_views, history, modal_templates, models as views
+from .views import (
+    api_tokens,
+    history,
+    modal_templates,
+)
+from .views import (
+    datasets as dataset_views,
+)
+from .views import (
+    extractions as extraction_views,
+)
+from .views import (
+    models as views,
+)
 
 app_name = "models_app"
 

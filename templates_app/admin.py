@@ -1,5 +1,6 @@
 """Templates in the admin: favorites editable in the list, JSON export as an action, and an
 import page linked from the changelist (the same transfer code as the tab and the commands)."""
+
 from __future__ import annotations
 
 from django import forms
@@ -19,8 +20,17 @@ from .models import ExtractionTemplate
 class ExtractionTemplateAdmin(admin.ModelAdmin):
     form = TemplateForm
     change_list_template = "admin/templates_app/extractiontemplate/change_list.html"
-    list_display = ("name", "is_favorite", "layers", "hooks", "max_samples", "batch_size", "dtype", "owner",
-                    "updated_at")
+    list_display = (
+        "name",
+        "is_favorite",
+        "layers",
+        "hooks",
+        "max_samples",
+        "batch_size",
+        "dtype",
+        "owner",
+        "updated_at",
+    )
     list_select_related = ("owner",)
     raw_id_fields = ("owner",)
     list_display_links = ("name",)
@@ -49,8 +59,13 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
         return transfer.export_response(queryset.order_by("pk"))
 
     def get_urls(self):
-        extra = [path("import/", self.admin_site.admin_view(self.import_view),
-                      name="templates_app_extractiontemplate_import")]
+        extra = [
+            path(
+                "import/",
+                self.admin_site.admin_view(self.import_view),
+                name="templates_app_extractiontemplate_import",
+            )
+        ]
         return extra + super().get_urls()
 
     def import_view(self, request: HttpRequest) -> HttpResponse:
@@ -68,9 +83,15 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
                 problems = exc.problems
             else:
                 detail = "; ".join(summary.lines())
-                self.message_user(request, f"Imported: {summary}." + (f" {detail}." if detail else ""),
-                                  messages.SUCCESS)
+                self.message_user(
+                    request, f"Imported: {summary}." + (f" {detail}." if detail else ""), messages.SUCCESS
+                )
                 return redirect("admin:templates_app_extractiontemplate_changelist")
-        context = {**self.admin_site.each_context(request), "opts": self.model._meta, "form": form,
-                   "problems": problems, "title": "Import templates from JSON"}
+        context = {
+            **self.admin_site.each_context(request),
+            "opts": self.model._meta,
+            "form": form,
+            "problems": problems,
+            "title": "Import templates from JSON",
+        }
         return TemplateResponse(request, "admin/templates_app/extractiontemplate/import.html", context)

@@ -1,5 +1,6 @@
 """/api/v1/templates: extraction templates for scripts (list, create, get, change, delete,
 favorite, duplicate, export, import), validated by the same TemplateForm as the Templates tab."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -10,7 +11,17 @@ from django.shortcuts import get_object_or_404
 from ninja import Body, Field, Query, Router, Schema
 from ninja.params import Path
 
-from models_app.api.common import MAX_ID, Page, Paging, Refused, form_data, invalid, may_change, page_of, responses
+from models_app.api.common import (
+    MAX_ID,
+    Page,
+    Paging,
+    Refused,
+    form_data,
+    invalid,
+    may_change,
+    page_of,
+    responses,
+)
 from models_app.api.schemas import Owned
 from models_app.ml.vocabulary import hooks_described
 
@@ -49,6 +60,7 @@ class TemplatePage(Page):
 class TemplateIn(Schema):
     """Any field left out keeps its value (a new template: the default). Layers may be a list or
     text such as "0, 2, 5-7"."""
+
     name: str | None = None
     description: str | None = None
     layer_indices: list[int] | str | None = None
@@ -88,8 +100,9 @@ class ImportSummaryOut(Schema):
 
 
 def _visible(request: HttpRequest, template_id: int) -> ExtractionTemplate:
-    return get_object_or_404(ExtractionTemplate.objects.visible_to(request.user).select_related("owner"),
-                             pk=template_id)
+    return get_object_or_404(
+        ExtractionTemplate.objects.visible_to(request.user).select_related("owner"), pk=template_id
+    )
 
 
 def _saved(form: TemplateForm) -> ExtractionTemplate:
@@ -100,7 +113,9 @@ def _saved(form: TemplateForm) -> ExtractionTemplate:
 
 @router.get("", response=responses(200, TemplatePage))
 def list_templates(request: HttpRequest, filters: Query[TemplateFilters]):
-    form = TemplateFilterForm(form_data({"q": filters.q, "sort": filters.sort, "favorites": filters.favorites}))
+    form = TemplateFilterForm(
+        form_data({"q": filters.q, "sort": filters.sort, "favorites": filters.favorites})
+    )
     if not form.is_valid():
         raise invalid(form)
     records = form.apply(ExtractionTemplate.objects.visible_to(request.user).select_related("owner"))
@@ -124,16 +139,24 @@ def export(request: HttpRequest, query: Query[ExportQuery]):
 
 
 @router.post("/import", response=responses(200, ImportSummaryOut))
-def import_templates(request: HttpRequest, payload: dict[str, Any] | list[Any] = Body(...),
-                     on_duplicate: Literal[transfer.POLICIES] = "skip"):  # type: ignore[valid-type]
+def import_templates(
+    request: HttpRequest,
+    payload: dict[str, Any] | list[Any] = Body(...),
+    on_duplicate: Literal[transfer.POLICIES] = "skip",
+):  # type: ignore[valid-type]
     """An exported file's JSON as the body. Nothing is written if any template is invalid."""
     try:
         summary = transfer.import_payload(payload, on_duplicate, user=request.user)
     except transfer.ImportRefused as exc:
-        raise Refused(422, "Nothing was imported: see errors.",
-                      [{"field": "", "message": problem} for problem in exc.problems]) from None
-    return {kind: [{"index": i.index, "name": i.name, "note": i.note} for i in getattr(summary, kind)]
-            for kind in ("created", "updated", "skipped")}
+        raise Refused(
+            422,
+            "Nothing was imported: see errors.",
+            [{"field": "", "message": problem} for problem in exc.problems],
+        ) from None
+    return {
+        kind: [{"index": i.index, "name": i.name, "note": i.note} for i in getattr(summary, kind)]
+        for kind in ("created", "updated", "skipped")
+    }
 
 
 @router.get("/{template_id}", response=responses(200, TemplateOut))

@@ -7,6 +7,7 @@ import and other views build them: layer_indices may be a list of ints, hook_typ
 strings, extra_metadata a dict). A key missing from the data keeps the instance's value, which for
 a new template is the model default; see TemplateForm.__init__.
 """
+
 from __future__ import annotations
 
 import copy
@@ -17,32 +18,54 @@ from collections.abc import Mapping
 from typing import Any
 
 from django import forms
-from django.forms.fields import InvalidJSONInput, JSONString
 from django.db.models import Q
 from django.db.models.functions import Lower
+from django.forms.fields import InvalidJSONInput, JSONString
 
 from models_app.json_input import UnreadableJson, parse_json_limited
 from models_app.ml.vocabulary import HOOK_CHOICES, HOOK_TYPES
+
 from .models import DTYPES, MAX_BATCH, ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
 ON_DUPLICATE = [("skip", "Skip it"), ("overwrite", "Overwrite it"), ("rename", "Import as “name (2)”")]
 # Other names for the same settings: the original tool's older exports and the Extraction record.
-ALIASES = {"layers": "layer_indices", "hooks": "hook_types", "top_k": "top_k_examples",
-           "favorite": "is_favorite", "metadata": "extra_metadata", "max_length": "context_length",
-           "output_dtype": "dtype"}
-FIELDS = ["name", "description", "layer_indices", "hook_types", "max_samples", "batch_size",
-          "micro_batch_size", "context_length", "top_k_examples", "context_prefix_tokens",
-          "context_suffix_tokens", "dtype", "is_favorite", "extra_metadata"]
+ALIASES = {
+    "layers": "layer_indices",
+    "hooks": "hook_types",
+    "top_k": "top_k_examples",
+    "favorite": "is_favorite",
+    "metadata": "extra_metadata",
+    "max_length": "context_length",
+    "output_dtype": "dtype",
+}
+FIELDS = [
+    "name",
+    "description",
+    "layer_indices",
+    "hook_types",
+    "max_samples",
+    "batch_size",
+    "micro_batch_size",
+    "context_length",
+    "top_k_examples",
+    "context_prefix_tokens",
+    "context_suffix_tokens",
+    "dtype",
+    "is_favorite",
+    "extra_metadata",
+]
 # An unchecked box is absent from an HTML post, so absence there means "none", not "unchanged".
 CHECKBOXES = {"hook_types", "is_favorite"}
 _PIECE = re.compile(r"([0-9]+)(?:-([0-9]+))?")
 
 
 def size_refusal(size: int) -> str:
-    return (f"The file is {size / 1e6:.1f} MB; templates are imported from files of at most "
-            f"{MAX_IMPORT_BYTES / 1e6:.0f} MB.")
+    return (
+        f"The file is {size / 1e6:.1f} MB; templates are imported from files of at most "
+        f"{MAX_IMPORT_BYTES / 1e6:.0f} MB."
+    )
 
 
 def _layer_piece(piece: Any) -> range:
@@ -67,7 +90,7 @@ def _layer_piece(piece: Any) -> range:
 
 
 def parse_layers(value: str | list | tuple) -> list[int]:
-    """"0, 2, 5-7" or [0, 2, "5-7"] -> [0, 2, 5, 6, 7], sorted without repeats. One error lists
+    """ "0, 2, 5-7" or [0, 2, "5-7"] -> [0, 2, 5, 6, 7], sorted without repeats. One error lists
     every bad piece, so a user fixes them all at once."""
     if isinstance(value, str):
         pieces = [p for p in re.split(r"[,;\s]+", re.sub(r"\s*-\s*", "-", value.strip())) if p]
@@ -133,8 +156,9 @@ class MetadataField(forms.JSONField):
         except UnreadableJson as exc:
             raise forms.ValidationError(f"This value {exc.reason}.", code="invalid") from None
         except json.JSONDecodeError:
-            raise forms.ValidationError(self.error_messages["invalid"], code="invalid",
-                                        params={"value": value}) from None
+            raise forms.ValidationError(
+                self.error_messages["invalid"], code="invalid", params={"value": value}
+            ) from None
         return JSONString(converted) if isinstance(converted, str) else converted
 
     def bound_data(self, data, initial):
@@ -165,11 +189,23 @@ def _storable_json_problem(value: Any) -> str | None:
     return None
 
 
-def _count(label: str, low: int, high: int | None, required: bool = True, help_text: str = "") -> forms.IntegerField:
+def _count(
+    label: str, low: int, high: int | None, required: bool = True, help_text: str = ""
+) -> forms.IntegerField:
     bounds = f"Must be between {low} and {high}." if high is not None else f"Must be at least {low}."
-    return forms.IntegerField(label=label, min_value=low, max_value=high, required=required, help_text=help_text,
-                              error_messages={"min_value": bounds, "max_value": bounds, "required": "Enter a number.",
-                                              "invalid": "Enter a whole number."})
+    return forms.IntegerField(
+        label=label,
+        min_value=low,
+        max_value=high,
+        required=required,
+        help_text=help_text,
+        error_messages={
+            "min_value": bounds,
+            "max_value": bounds,
+            "required": "Enter a number.",
+            "invalid": "Enter a whole number.",
+        },
+    )
 
 
 class TemplateForm(forms.ModelForm):
@@ -177,38 +213,62 @@ class TemplateForm(forms.ModelForm):
     A new template's owner is set on `instance` before validation: names are unique among the
     templates it must not repeat (Owned.alike_for)."""
 
-    layer_indices = LayerIndicesField(label="Layers", help_text="e.g. 0, 2, 5-7",
-                                      widget=LayerInput(attrs={"placeholder": "e.g. 0, 2, 5-7"}))
-    hook_types = HookTypesField(label="Hook types", choices=HOOK_CHOICES,
-                                widget=forms.CheckboxSelectMultiple,
-                                error_messages={"required": "Choose at least one hook type.",
-                                                "invalid_choice": "“%(value)s” is not a hook type: choose residual, mlp or attention.",
-                                                "invalid_list": "Give the hook types as a list."})
-    max_samples = _count("Max samples", 1, 2_147_483_647, required=False, help_text="Empty: the whole dataset")
+    layer_indices = LayerIndicesField(
+        label="Layers", help_text="e.g. 0, 2, 5-7", widget=LayerInput(attrs={"placeholder": "e.g. 0, 2, 5-7"})
+    )
+    hook_types = HookTypesField(
+        label="Hook types",
+        choices=HOOK_CHOICES,
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={
+            "required": "Choose at least one hook type.",
+            "invalid_choice": "“%(value)s” is not a hook type: choose residual, mlp or attention.",
+            "invalid_list": "Give the hook types as a list.",
+        },
+    )
+    max_samples = _count(
+        "Max samples", 1, 2_147_483_647, required=False, help_text="Empty: the whole dataset"
+    )
     batch_size = _count("Batch size", 1, MAX_BATCH)
-    micro_batch_size = _count("Micro-batch", 1, MAX_BATCH, required=False,
-                              help_text="Samples per forward pass; empty: the batch size")
+    micro_batch_size = _count(
+        "Micro-batch",
+        1,
+        MAX_BATCH,
+        required=False,
+        help_text="Samples per forward pass; empty: the batch size",
+    )
     context_length = _count("Context length", 1, 1_000_000, help_text="Tokens per sample")
     top_k_examples = _count("Top-k examples", 1, 1000)
     context_prefix_tokens = _count("Tokens before peak", 0, 500)
     context_suffix_tokens = _count("Tokens after peak", 0, 500)
-    extra_metadata = MetadataField(label="Extra metadata", required=False, help_text="A JSON object",
-                                   widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"note": "…"}'}),
-                                   error_messages={"invalid": 'Not valid JSON: write an object such as {"note": "baseline"}.'})
+    extra_metadata = MetadataField(
+        label="Extra metadata",
+        required=False,
+        help_text="A JSON object",
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": '{"note": "…"}'}),
+        error_messages={"invalid": 'Not valid JSON: write an object such as {"note": "baseline"}.'},
+    )
 
     class Meta:
         model = ExtractionTemplate
         fields = FIELDS
         labels = {"dtype": "Output dtype", "is_favorite": "Favorite"}
         widgets = {"description": forms.Textarea(attrs={"rows": 2})}
-        error_messages = {"name": {"required": "Give the template a name.",
-                                   "max_length": "Keep the name under %(limit_value)d characters."},
-                          "dtype": {"invalid_choice": f"Choose {' or '.join(DTYPES)}."}}
+        error_messages = {
+            "name": {
+                "required": "Give the template a name.",
+                "max_length": "Keep the name under %(limit_value)d characters.",
+            },
+            "dtype": {"invalid_choice": f"Choose {' or '.join(DTYPES)}."},
+        }
 
-    GROUPS = [("", ["name", "description"]), ("What to capture", ["layer_indices", "hook_types"]),
-              ("How much", ["max_samples", "batch_size", "micro_batch_size", "context_length"]),
-              ("Top examples", ["top_k_examples", "context_prefix_tokens", "context_suffix_tokens"]),
-              ("Output", ["dtype", "is_favorite", "extra_metadata"])]
+    GROUPS = [
+        ("", ["name", "description"]),
+        ("What to capture", ["layer_indices", "hook_types"]),
+        ("How much", ["max_samples", "batch_size", "micro_batch_size", "context_length"]),
+        ("Top examples", ["top_k_examples", "context_prefix_tokens", "context_suffix_tokens"]),
+        ("Output", ["dtype", "is_favorite", "extra_metadata"]),
+    ]
 
     def __init__(self, data=None, *args, check_unique: bool = True, **kwargs):
         super().__init__(data, *args, **kwargs)
@@ -249,11 +309,16 @@ class TemplateForm(forms.ModelForm):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"]  # CharField has already stripped it
         if self.check_unique:
-            clash = (ExtractionTemplate.objects.alike_for(self.instance.owner).filter(name__iexact=name)
-                     .exclude(pk=self.instance.pk).first())
+            clash = (
+                ExtractionTemplate.objects.alike_for(self.instance.owner)
+                .filter(name__iexact=name)
+                .exclude(pk=self.instance.pk)
+                .first()
+            )
             if clash:
-                raise forms.ValidationError(f"A template named “{clash.name}” already exists; choose another name.",
-                                            code="unique")
+                raise forms.ValidationError(
+                    f"A template named “{clash.name}” already exists; choose another name.", code="unique"
+                )
         return name
 
     def clean_extra_metadata(self) -> dict:
@@ -263,8 +328,9 @@ class TemplateForm(forms.ModelForm):
         if not isinstance(value, dict):
             kinds = ((bool, "true/false"), (str, "a string"), (list, "a list"))  # bool before int
             kind = next((label for cls, label in kinds if isinstance(value, cls)), "a number")
-            raise forms.ValidationError(f'Must be a JSON object such as {{"note": "baseline"}}, not {kind}.',
-                                        code="invalid")
+            raise forms.ValidationError(
+                f'Must be a JSON object such as {{"note": "baseline"}}, not {kind}.', code="invalid"
+            )
         problem = _storable_json_problem(value)
         if problem:
             raise forms.ValidationError(problem, code="invalid")
@@ -283,11 +349,17 @@ class TemplateForm(forms.ModelForm):
 
 
 class ImportForm(forms.Form):
-    file = forms.FileField(label="JSON file", error_messages={"required": "Choose a JSON file to import.",
-                                                              "empty": "The file is empty."},
-                           widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}))
-    on_duplicate = forms.ChoiceField(label="When a template with the same name exists", choices=ON_DUPLICATE,
-                                     initial="skip", widget=forms.RadioSelect)
+    file = forms.FileField(
+        label="JSON file",
+        error_messages={"required": "Choose a JSON file to import.", "empty": "The file is empty."},
+        widget=forms.ClearableFileInput(attrs={"accept": ".json,application/json"}),
+    )
+    on_duplicate = forms.ChoiceField(
+        label="When a template with the same name exists",
+        choices=ON_DUPLICATE,
+        initial="skip",
+        widget=forms.RadioSelect,
+    )
 
     def clean_file(self):
         uploaded = self.cleaned_data["file"]
@@ -306,11 +378,23 @@ SORTS = {
 
 
 class TemplateFilterForm(forms.Form):
-    q = forms.CharField(required=False, max_length=200, widget=forms.TextInput(
-        attrs={"type": "search", "placeholder": "Search name or description", "aria-label": "Search templates"}))
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        widget=forms.TextInput(
+            attrs={
+                "type": "search",
+                "placeholder": "Search name or description",
+                "aria-label": "Search templates",
+            }
+        ),
+    )
     favorites = forms.BooleanField(required=False, label="Favorites only")
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
-                             widget=forms.Select(attrs={"aria-label": "Sort"}))
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(k, v[0]) for k, v in SORTS.items()],
+        widget=forms.Select(attrs={"aria-label": "Sort"}),
+    )
 
     def __init__(self, *args, **kwargs):
         kwargs.setdefault("auto_id", "filter-%s")  # apart from the template form's ids on the same page

@@ -1,5 +1,6 @@
 """Saved extraction settings. Field names follow the original tool's export format, so a file
 exported there imports here unchanged (see templates_app/transfer.py)."""
+
 from __future__ import annotations
 
 import json
@@ -22,23 +23,23 @@ class ExtractionTemplate(Owned):
     description = models.TextField(blank=True)
     layer_indices = models.JSONField(default=list)
     hook_types = models.JSONField(default=list)
-    max_samples = models.PositiveIntegerField(null=True, blank=True,
-                                              help_text="Empty: the whole dataset")
-    batch_size = models.PositiveIntegerField(default=8, validators=[MinValueValidator(1),
-                                                                    MaxValueValidator(MAX_BATCH)])
+    max_samples = models.PositiveIntegerField(null=True, blank=True, help_text="Empty: the whole dataset")
+    batch_size = models.PositiveIntegerField(
+        default=8, validators=[MinValueValidator(1), MaxValueValidator(MAX_BATCH)]
+    )
     # The forward pass runs at most this many samples at once (memory); batch_size is the step
     # of reading, writing and progress. Empty: the batch size.
-    micro_batch_size = models.PositiveIntegerField(null=True, blank=True,
-                                                   validators=[MinValueValidator(1),
-                                                               MaxValueValidator(MAX_BATCH)])
+    micro_batch_size = models.PositiveIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(MAX_BATCH)]
+    )
     context_length = models.PositiveIntegerField(default=128, validators=[MinValueValidator(1)])
-    top_k_examples = models.PositiveIntegerField(default=10, validators=[MinValueValidator(1),
-                                                                         MaxValueValidator(1000)])
+    top_k_examples = models.PositiveIntegerField(
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+    )
     # Tokens shown before / after the peak token of a top example.
     context_prefix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
     context_suffix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
-    dtype = models.CharField(max_length=10, default="float16",
-                             choices=[(d, d) for d in DTYPES])
+    dtype = models.CharField(max_length=10, default="float16", choices=[(d, d) for d in DTYPES])
     is_favorite = models.BooleanField(default=False, db_index=True)
     extra_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -49,8 +50,12 @@ class ExtractionTemplate(Owned):
         constraints = [
             # Per owner: a private studio keeps each user's names apart (Owned.alike_for); a
             # shared one checks the whole studio before saving (forms.TemplateForm.clean_name).
-            models.UniqueConstraint(Coalesce("owner", Value(0)), Lower("name"), name="unique_template_name_owner",
-                                    violation_error_message="A template with this name already exists."),
+            models.UniqueConstraint(
+                Coalesce("owner", Value(0)),
+                Lower("name"),
+                name="unique_template_name_owner",
+                violation_error_message="A template with this name already exists.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -75,8 +80,15 @@ class ExtractionTemplate(Owned):
     def extraction_settings(self) -> dict:
         """The settings under the names an Extraction record uses (layers, hooks, top_k), so
         applying a template to the extraction form is one dict update."""
-        return {"layers": list(self.layer_indices), "hooks": list(self.hook_types),
-                "max_samples": self.max_samples, "batch_size": self.batch_size,
-                "micro_batch_size": self.micro_batch_size, "context_length": self.context_length,
-                "top_k": self.top_k_examples, "context_prefix_tokens": self.context_prefix_tokens,
-                "context_suffix_tokens": self.context_suffix_tokens, "dtype": self.dtype}
+        return {
+            "layers": list(self.layer_indices),
+            "hooks": list(self.hook_types),
+            "max_samples": self.max_samples,
+            "batch_size": self.batch_size,
+            "micro_batch_size": self.micro_batch_size,
+            "context_length": self.context_length,
+            "top_k": self.top_k_examples,
+            "context_prefix_tokens": self.context_prefix_tokens,
+            "context_suffix_tokens": self.context_suffix_tokens,
+            "dtype": self.dtype,
+        }

@@ -1,14 +1,16 @@
 """What the views, admin, import and the extraction modal share: naming, copying, favorites."""
+
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from itertools import count
 
 from django.db import IntegrityError, transaction
 
 from models_app.numbers import whole_number_in
+
 from .models import ExtractionTemplate
 
 NAME_MAX = ExtractionTemplate._meta.get_field("name").max_length
@@ -25,7 +27,7 @@ def _candidates(name: str) -> Iterator[str]:
         base, last = numbered[1], int(numbered[2])
     for number in count(max(last + 1, 2)):
         suffix = f" ({number})"
-        yield base[:NAME_MAX - len(suffix)] + suffix
+        yield base[: NAME_MAX - len(suffix)] + suffix
 
 
 def available_name(base: str, owner=None) -> str:
@@ -79,11 +81,18 @@ def suggest_name(hooks: list[str], layers: list[int], samples: int | None, now: 
 
 
 # The extraction form's field -> the template's field.
-FROM_EXTRACTION = {"layers": "layer_indices", "hooks": "hook_types", "batch_size": "batch_size",
-                   "micro_batch_size": "micro_batch_size", "max_samples": "max_samples",
-                   "context_length": "context_length", "top_k": "top_k_examples",
-                   "context_prefix_tokens": "context_prefix_tokens",
-                   "context_suffix_tokens": "context_suffix_tokens", "dtype": "dtype"}
+FROM_EXTRACTION = {
+    "layers": "layer_indices",
+    "hooks": "hook_types",
+    "batch_size": "batch_size",
+    "micro_batch_size": "micro_batch_size",
+    "max_samples": "max_samples",
+    "context_length": "context_length",
+    "top_k": "top_k_examples",
+    "context_prefix_tokens": "context_prefix_tokens",
+    "context_suffix_tokens": "context_suffix_tokens",
+    "dtype": "dtype",
+}
 
 
 def form_from_extraction(post, name: str):

@@ -13,6 +13,7 @@ An import is all or nothing: every template is validated (through TemplateForm) 
 is written, and a file with any problem is refused with every problem listed. Names that already
 exist are then handled by the policy: skip, overwrite, or rename to "name (2)".
 """
+
 from __future__ import annotations
 
 import json
@@ -25,9 +26,10 @@ from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from models_app.json_input import UnreadableJson, parse_json_limited
+
 from . import services
 from .forms import ALIASES, FIELDS, MAX_IMPORT_BYTES, ON_DUPLICATE, TemplateForm, size_refusal
-from models_app.json_input import UnreadableJson, parse_json_limited
 from .models import ExtractionTemplate
 
 FORMAT_VERSION = "1.0"
@@ -65,8 +67,15 @@ class ImportSummary:
         return f"{len(self.created)} created, {len(self.updated)} updated, {len(self.skipped)} skipped"
 
     def lines(self) -> list[str]:
-        return [f"{label}: {item}" for label, items in (("Created", self.created), ("Updated", self.updated),
-                                                          ("Skipped", self.skipped)) for item in items]
+        return [
+            f"{label}: {item}"
+            for label, items in (
+                ("Created", self.created),
+                ("Updated", self.updated),
+                ("Skipped", self.skipped),
+            )
+            for item in items
+        ]
 
 
 def _iso(moment: datetime) -> str:
@@ -80,8 +89,12 @@ def template_dict(template: ExtractionTemplate) -> dict[str, Any]:
 
 def export_payload(queryset) -> dict[str, Any]:
     templates = [template_dict(t) for t in queryset]
-    return {"version": FORMAT_VERSION, "export_date": _iso(timezone.now()), "count": len(templates),
-            "templates": templates}
+    return {
+        "version": FORMAT_VERSION,
+        "export_date": _iso(timezone.now()),
+        "count": len(templates),
+        "templates": templates,
+    }
 
 
 def export_bytes(queryset) -> bytes:
@@ -113,8 +126,9 @@ def _load(data: Any) -> Any:
         except UnreadableJson as exc:
             raise ImportRefused([f"The file {exc.reason}."]) from None
         except json.JSONDecodeError as exc:
-            raise ImportRefused([f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, "
-                                 f"column {exc.colno}."]) from None
+            raise ImportRefused(
+                [f"The file is not valid JSON: {exc.msg} at line {exc.lineno}, column {exc.colno}."]
+            ) from None
     return data
 
 
@@ -153,8 +167,13 @@ def _read_keys(raw: dict, label: str, problems: list[str]) -> tuple[dict, dict, 
 def _check_types(values: dict, keys: dict, label: str, problems: list[str]) -> set[str]:
     """Reports and drops values of the wrong JSON type: Django's fields would quietly turn 5 into
     "5" or "yes" into True, and a file should say what it means."""
-    bad = {name for name in ("name", "description", "dtype") if name in values
-           and not isinstance(values[name], str) and not (name == "description" and values[name] is None)}
+    bad = {
+        name
+        for name in ("name", "description", "dtype")
+        if name in values
+        and not isinstance(values[name], str)
+        and not (name == "description" and values[name] is None)
+    }
     problems.extend(f"{label}: {keys[name]}: must be a string" for name in sorted(bad))
     if "is_favorite" in values and not isinstance(values["is_favorite"], bool):
         problems.append(f"{label}: {keys['is_favorite']}: must be true or false")
@@ -195,8 +214,9 @@ def validate_payload(payload: Any) -> list[_Entry]:
     if "version" not in payload:
         problems.append(f'The file has no "version"; this studio reads version {FORMAT_VERSION} files.')
     elif payload["version"] != FORMAT_VERSION:
-        problems.append(f"The file is version {payload['version']!r}; this studio reads version "
-                        f"{FORMAT_VERSION} files.")
+        problems.append(
+            f"The file is version {payload['version']!r}; this studio reads version {FORMAT_VERSION} files."
+        )
     templates = payload.get("templates")
     if not isinstance(templates, list):
         raise ImportRefused(problems + ['The file has no "templates" list.'])
@@ -208,8 +228,10 @@ def validate_payload(payload: Any) -> list[_Entry]:
             continue
         name = entry.form.cleaned_data["name"]
         if name.casefold() in seen:
-            problems.append(f"template {index} ({name!r}): name: the file already has a template named "
-                            f"{name!r} (template {seen[name.casefold()]})")
+            problems.append(
+                f"template {index} ({name!r}): name: the file already has a template named "
+                f"{name!r} (template {seen[name.casefold()]})"
+            )
         seen.setdefault(name.casefold(), index)
         entries.append(entry)
     if problems:
@@ -220,6 +242,7 @@ def validate_payload(payload: Any) -> list[_Entry]:
 @dataclass
 class _Plan:
     """What an import will write, decided before the first write."""
+
     summary: ImportSummary = field(default_factory=ImportSummary)
     creates: list[ExtractionTemplate] = field(default_factory=list)
     stamps: list[tuple[ExtractionTemplate, dict[str, datetime]]] = field(default_factory=list)
@@ -252,10 +275,16 @@ class _Plan:
         updated = [meta.get_field(name) for name in [*FIELDS, "updated_at"]]
         columns, table = ", ".join(quote(f.column) for f in inserted), quote(meta.db_table)
         assignments = ", ".join(f"{quote(f.column)} = %s" for f in updated)
-        return [(f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(inserted))})",
-                 [_values(t, inserted) for t in self.creates]),
-                (f"UPDATE {table} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
-                 [_values(t, updated) + [t.pk] for t in self.updates])]
+        return [
+            (
+                f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(inserted))})",
+                [_values(t, inserted) for t in self.creates],
+            ),
+            (
+                f"UPDATE {table} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
+                [_values(t, updated) + [t.pk] for t in self.updates],
+            ),
+        ]
 
 
 def _values(template: ExtractionTemplate, fields: list) -> list:
@@ -272,9 +301,12 @@ def _write(statements: list[tuple[str, list[list]]]) -> None:
 def _plan(entries: list[_Entry], on_duplicate: str, user, owner) -> _Plan:
     """Match the file's names against those `user`'s templates must not repeat (case-insensitively,
     one read of the names; Owned.alike_for), and decide each template's fate by the policy."""
-    existing = {name.casefold(): ExtractionTemplate(pk=pk, name=name, owner_id=owner_id)
-                for pk, name, owner_id in ExtractionTemplate.objects.alike_for(user)
-                .values_list("pk", "name", "owner_id")}
+    existing = {
+        name.casefold(): ExtractionTemplate(pk=pk, name=name, owner_id=owner_id)
+        for pk, name, owner_id in ExtractionTemplate.objects.alike_for(user).values_list(
+            "pk", "name", "owner_id"
+        )
+    }
     taken = set(existing) | {entry.form.cleaned_data["name"].casefold() for entry in entries}
     plan, overwrites = _Plan(), {}
     for entry in entries:
@@ -285,8 +317,9 @@ def _plan(entries: list[_Entry], on_duplicate: str, user, owner) -> _Plan:
         elif on_duplicate == "skip":
             plan.summary.skipped.append(Imported(entry.index, found.name, "a template with this name exists"))
         elif on_duplicate == "overwrite" and user is not None and not found.may_change(user):
-            plan.summary.skipped.append(Imported(entry.index, found.name,
-                                                 "a template with this name belongs to someone else"))
+            plan.summary.skipped.append(
+                Imported(entry.index, found.name, "a template with this name belongs to someone else")
+            )
         elif on_duplicate == "overwrite":
             overwrites[found.pk] = entry
             plan.summary.updated.append(Imported(entry.index, name))
@@ -296,7 +329,7 @@ def _plan(entries: list[_Entry], on_duplicate: str, user, owner) -> _Plan:
             plan.create(entry, new_name, owner, f"renamed from {name!r}")
     pks = list(overwrites)
     for start in range(0, len(pks), READ_BATCH):
-        for template in ExtractionTemplate.objects.filter(pk__in=pks[start:start + READ_BATCH]):
+        for template in ExtractionTemplate.objects.filter(pk__in=pks[start : start + READ_BATCH]):
             for field_name in FIELDS:
                 setattr(template, field_name, overwrites[template.pk].form.cleaned_data[field_name])
             plan.updates.append(template)
@@ -322,5 +355,4 @@ def import_payload(data: Any, on_duplicate: str = "skip", user=None) -> ImportSu
             return plan.summary
         except IntegrityError:
             continue  # someone took one of these names meanwhile: plan again with theirs
-    raise ImportRefused(["Templates with these names kept appearing while the file was imported: "
-                         "try again."])
+    raise ImportRefused(["Templates with these names kept appearing while the file was imported: try again."])

@@ -1,5 +1,6 @@
 """Shared fixtures: a local Hub-protocol server with tiny models of every family, isolated
 storage per test, and users (owner, other user, anonymous)."""
+
 from __future__ import annotations
 
 import os
@@ -15,9 +16,9 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="mistudio-hf-home-")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # replaced by the hub fixture; never the internet
 
-from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer  # noqa: E402
-from .tinymodels import FAMILIES, build_model, build_non_causal, build_remote_code_model  # noqa: E402
-from .tinydatasets import CORPUS, build_corpus  # noqa: E402
+from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer
+from .tinydatasets import CORPUS, build_corpus
+from .tinymodels import FAMILIES, build_model, build_non_causal, build_remote_code_model
 
 HTMX = {"HTTP_HX_REQUEST": "true"}
 
@@ -66,7 +67,9 @@ def slow_dataset_repo(hub, tmp_path):
     """A Hub dataset repository with one 3 MB data file, sent at 300 KB/s."""
     folder = tmp_path / "big-corpus"
     folder.mkdir()
-    (folder / "train.jsonl").write_text("".join(f'{{"text": "sample {i} {"x" * 60}"}}\n' for i in range(40_000)))
+    (folder / "train.jsonl").write_text(
+        "".join(f'{{"text": "sample {i} {"x" * 60}"}}\n' for i in range(40_000))
+    )
     hub.add("data/big-corpus", folder, repo_type="dataset", bytes_per_second=300_000)
     yield "data/big-corpus"
     del hub.repos["datasets/data/big-corpus"]
@@ -128,4 +131,4 @@ def copy_repo(source: Path, target: Path) -> Path:
     return target
 
 
-__all__ = ["CORPUS", "GOOD_TOKEN", "NO_ACCESS_TOKEN", "HTMX", "copy_repo", "run_async"]
+__all__ = ["CORPUS", "GOOD_TOKEN", "HTMX", "NO_ACCESS_TOKEN", "copy_repo", "run_async"]

@@ -8,6 +8,7 @@ with the Hub's error codes (RepoNotFound, RevisionNotFound, EntryNotFound, Gated
 can be switched on per repository: a connection dropped after N bytes of a file, or a slow
 transfer, to exercise retries, progress and cancellation.
 """
+
 from __future__ import annotations
 
 import hashlib
@@ -32,15 +33,16 @@ class Repo:
     folder: Path
     gated: bool = False
     tags: dict[str, str] = field(default_factory=dict)
-    drop_after_bytes: int | None = None   # close the connection after this many bytes of a file
-    drop_times: int = 0                   # how many requests get dropped (-1: all)
-    bytes_per_second: int | None = None   # throttle weight and data transfers
+    drop_after_bytes: int | None = None  # close the connection after this many bytes of a file
+    drop_times: int = 0  # how many requests get dropped (-1: all)
+    bytes_per_second: int | None = None  # throttle weight and data transfers
     repo_type: str = "model"
 
     @property
     def files(self) -> dict[str, Path]:
-        return {p.relative_to(self.folder).as_posix(): p
-                for p in sorted(self.folder.rglob("*")) if p.is_file()}
+        return {
+            p.relative_to(self.folder).as_posix(): p for p in sorted(self.folder.rglob("*")) if p.is_file()
+        }
 
     @property
     def sha(self) -> str:
@@ -86,7 +88,7 @@ class HubServer:
     def _key(repo_type: str, repo_id: str) -> str:
         return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
 
-    def start(self) -> "HubServer":
+    def start(self) -> HubServer:
         self._thread.start()
         return self
 
@@ -114,9 +116,15 @@ class HubServer:
         return Handler
 
     # -- routing ---------------------------------------------------------------------------
-    INFO = re.compile(r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$")
-    TREE = re.compile(r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$")
-    RESOLVE = re.compile(r"^/(?P<kind>datasets/)?(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$")
+    INFO = re.compile(
+        r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)(?:/revision/(?P<rev>[^/]+))?$"
+    )
+    TREE = re.compile(
+        r"^/api/(?P<kind>models|datasets)/(?P<repo>[^/]+(?:/[^/]+)?)/tree/(?P<rev>[^/]+)(?:/(?P<path>.*))?$"
+    )
+    RESOLVE = re.compile(
+        r"^/(?P<kind>datasets/)?(?P<repo>[^/]+/[^/]+|[^/]+)/resolve/(?P<rev>[^/]+)/(?P<path>.+)$"
+    )
 
     def route(self, req: BaseHTTPRequestHandler, head: bool) -> None:
         path = unquote(urlparse(req.path).path)
@@ -152,7 +160,11 @@ class HubServer:
         if not repo.gated:
             return None
         if not token:
-            return 401, "GatedRepo", "Access to model is restricted. You must have access to it and be authenticated to access it."
+            return (
+                401,
+                "GatedRepo",
+                "Access to model is restricted. You must have access to it and be authenticated to access it.",
+            )
         if token == NO_ACCESS_TOKEN:
             return 403, "GatedRepo", "Access to model is restricted and you are not in the authorized list."
         return None
@@ -164,21 +176,33 @@ class HubServer:
         problem = self._authorization_problem(req, repo)
         if problem and problem[1] != "GatedRepo":  # the Hub shows gated repos' info to anyone
             return self._error(req, problem[0], problem[1], problem[2], head=False)
-        config = json.loads((repo.folder / "config.json").read_text()) if (repo.folder / "config.json").exists() else {}
+        config = (
+            json.loads((repo.folder / "config.json").read_text())
+            if (repo.folder / "config.json").exists()
+            else {}
+        )
         siblings = []
         for name, file in repo.files.items():
             entry = {"rfilename": name, "size": file.stat().st_size, "blobId": _file_sha256(file)[:40]}
             if name.endswith((".safetensors", ".bin")):
-                entry["lfs"] = {"sha256": _file_sha256(file), "size": file.stat().st_size,
-                                "pointerSize": 134}
+                entry["lfs"] = {"sha256": _file_sha256(file), "size": file.stat().st_size, "pointerSize": 134}
             siblings.append(entry)
         body = {
-            "_id": repo.sha[:24], "id": repo.repo_id, "modelId": repo.repo_id, "sha": repo.sha,
-            "private": False, "gated": "manual" if repo.gated else False, "disabled": False,
-            "downloads": 0, "likes": 0, "tags": ["transformers"], "library_name": "transformers",
+            "_id": repo.sha[:24],
+            "id": repo.repo_id,
+            "modelId": repo.repo_id,
+            "sha": repo.sha,
+            "private": False,
+            "gated": "manual" if repo.gated else False,
+            "disabled": False,
+            "downloads": 0,
+            "likes": 0,
+            "tags": ["transformers"],
+            "library_name": "transformers",
             "pipeline_tag": "text-generation" if repo.repo_type == "model" else None,
             "config": {k: config[k] for k in ("architectures", "model_type") if k in config},
-            "siblings": siblings, "lastModified": "2026-01-01T00:00:00.000Z",
+            "siblings": siblings,
+            "lastModified": "2026-01-01T00:00:00.000Z",
             "createdAt": "2026-01-01T00:00:00.000Z",
         }
         self._send_json(req, 200, body)
@@ -192,7 +216,12 @@ class HubServer:
             return self._error(req, *problem, head=False)
         entries = []
         for name, file in repo.files.items():
-            entry = {"type": "file", "path": name, "size": file.stat().st_size, "oid": _file_sha256(file)[:40]}
+            entry = {
+                "type": "file",
+                "path": name,
+                "size": file.stat().st_size,
+                "oid": _file_sha256(file)[:40],
+            }
             if name.endswith((".safetensors", ".bin")):
                 entry["lfs"] = {"oid": _file_sha256(file), "size": file.stat().st_size, "pointerSize": 134}
             entries.append(entry)
@@ -241,8 +270,12 @@ class HubServer:
     def _stream(self, req, repo: Repo, file: Path, start: int, end: int) -> None:
         is_weight = file.suffix in PAYLOAD_SUFFIXES
         drop_at = None
-        if is_weight and repo.drop_after_bytes is not None and repo.drop_times != 0 \
-                and end - start + 1 > repo.drop_after_bytes:
+        if (
+            is_weight
+            and repo.drop_after_bytes is not None
+            and repo.drop_times != 0
+            and end - start + 1 > repo.drop_after_bytes
+        ):
             drop_at = start + repo.drop_after_bytes
             if repo.drop_times > 0:
                 repo.drop_times -= 1

@@ -7,6 +7,7 @@ over the Hub protocol, for demos:
 gated/llama (and the dataset data/gated-corpus) answer only the token DEMO_TOKEN;
 NO_ACCESS_TOKEN is a valid token without access, to see how the studio tells the two apart.
 """
+
 from __future__ import annotations
 
 import argparse
@@ -38,7 +39,9 @@ def add_repositories(server: HubServer, root: Path, slow: int | None = None) -> 
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--port", type=int, default=8900)
     parser.add_argument("--dir", type=Path, default=None, help="where to build the models")
     parser.add_argument("--slow", type=int, default=0, help="throttle weights to N bytes/s")
@@ -50,8 +53,11 @@ def main() -> None:
     models = [r.repo_id for r in server.repos.values() if r.repo_type == "model"]
     print(f"Serving {', '.join(models)} on {server.endpoint}", flush=True)
     print("Datasets: data/corpus and data/gated-corpus (text field 'text')", flush=True)
-    print(f"Gated: gated/llama and data/gated-corpus; token {DEMO_TOKEN} has access, "
-          f"{NO_ACCESS_TOKEN} is valid without access", flush=True)
+    print(
+        f"Gated: gated/llama and data/gated-corpus; token {DEMO_TOKEN} has access, "
+        f"{NO_ACCESS_TOKEN} is valid without access",
+        flush=True,
+    )
     try:
         while True:
             time.sleep(3600)

@@ -1,6 +1,7 @@
 """Test settings: the real settings module with a throwaway data dir, a file-based SQLite
 database (so a real qcluster subprocess can share it), synchronous Django-Q2 and the
 in-memory channel layer."""
+
 import os
 import tempfile
 
@@ -9,8 +10,8 @@ if not os.environ.get("MISTUDIO_DATA_DIR"):  # a studio subprocess of a test is 
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_URL", None)
 
-from mistudio_site.settings import *  # noqa: E402,F401,F403
-from mistudio_site.settings import DATA_DIR, Q_CLUSTER  # noqa: E402
+from mistudio_site.settings import *  # noqa: F403
+from mistudio_site.settings import DATA_DIR, Q_CLUSTER
 
 TEST_DB = os.environ.setdefault("MISTUDIO_TEST_DB", str(DATA_DIR / "test-db.sqlite3"))
 DATABASES = {
@@ -18,8 +19,11 @@ DATABASES = {
         "ENGINE": "django.db.backends.sqlite3",
         "NAME": TEST_DB,
         "TEST": {"NAME": TEST_DB},
-        "OPTIONS": {"timeout": 30, "transaction_mode": "IMMEDIATE",
-                    "init_command": "PRAGMA journal_mode=WAL;"},
+        "OPTIONS": {
+            "timeout": 30,
+            "transaction_mode": "IMMEDIATE",
+            "init_command": "PRAGMA journal_mode=WAL;",
+        },
     }
 }
 Q_CLUSTER = {**Q_CLUSTER, "sync": os.environ.get("MISTUDIO_Q_SYNC", "1") == "1"}

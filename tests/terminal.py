@@ -1,6 +1,7 @@
 """A command run as a terminal runs it: in a new pseudo-terminal whose controlling process it is,
 as a shell's foreground job is. A typed Ctrl-C then reaches its whole process group (children
 included), and closing the terminal hangs it up, as closing a terminal window does."""
+
 from __future__ import annotations
 
 import fcntl
@@ -21,8 +22,16 @@ class Terminal:
     def __init__(self, args: list[str], cwd, env: dict[str, str]) -> None:
         self._master, slave = pty.openpty()
         try:
-            self.process = subprocess.Popen(args, cwd=cwd, env=env, stdin=slave, stdout=slave, stderr=slave,
-                                            start_new_session=True, preexec_fn=_take_terminal)
+            self.process = subprocess.Popen(
+                args,
+                cwd=cwd,
+                env=env,
+                stdin=slave,
+                stdout=slave,
+                stderr=slave,
+                start_new_session=True,
+                preexec_fn=_take_terminal,
+            )
         finally:
             os.close(slave)
         self.output = bytearray()

@@ -1,10 +1,13 @@
 """A small text dataset repository laid out as on the Hub, for tests and the demo hub."""
+
 from __future__ import annotations
 
 import json
 from pathlib import Path
 
-CORPUS = [f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(40)]
+CORPUS = [
+    f"Sample {i}: the residual stream at layer {i % 4} carries feature {i * 7 % 11}." for i in range(40)
+]
 
 
 def build_corpus(folder: Path) -> Path:
@@ -14,8 +17,10 @@ def build_corpus(folder: Path) -> Path:
     import pyarrow.parquet as pq
 
     (folder / "data").mkdir(parents=True, exist_ok=True)
-    pq.write_table(pa.table({"text": CORPUS, "id": list(range(len(CORPUS)))}),
-                   folder / "data" / "train-00000-of-00001.parquet")
+    pq.write_table(
+        pa.table({"text": CORPUS, "id": list(range(len(CORPUS)))}),
+        folder / "data" / "train-00000-of-00001.parquet",
+    )
     (folder / "extra.jsonl").write_text("\n".join(json.dumps({"content": t}) for t in CORPUS[:5]))
     (folder / "README.md").write_text("# corpus\n")
     return folder

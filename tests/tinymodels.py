@@ -1,5 +1,6 @@
 """Tiny random causal LMs of every supported family, with a real BPE tokenizer, saved the way the
 Hub stores them (config.json, model.safetensors, tokenizer files)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,8 +9,14 @@ VOCAB = 512
 COMMON = dict(vocab_size=VOCAB, max_position_embeddings=256)
 # hidden 128 and intermediate 256 keep every linear layer a multiple of the 64-element
 # quantization groups (bitsandbytes 4-bit blocks and HQQ's group size).
-LLAMA_LIKE = dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                  num_attention_heads=4, num_key_value_heads=2, **COMMON)
+LLAMA_LIKE = dict(
+    hidden_size=128,
+    intermediate_size=256,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    num_key_value_heads=2,
+    **COMMON,
+)
 
 FAMILIES: dict[str, dict] = {
     "llama": dict(LLAMA_LIKE, tie_word_embeddings=False),
@@ -21,19 +28,35 @@ FAMILIES: dict[str, dict] = {
     "gemma2": dict(LLAMA_LIKE, head_dim=32),
     "gemma3_text": dict(LLAMA_LIKE, head_dim=32, sliding_window=64),
     # Gemma 3 from 4B up is multimodal: a causal LM around the text decoder, plus a vision tower.
-    "gemma3": dict(text_config=dict(LLAMA_LIKE, head_dim=32, sliding_window=64),
-                   vision_config=dict(hidden_size=64, intermediate_size=128, num_hidden_layers=1,
-                                      num_attention_heads=2, image_size=32, patch_size=8),
-                   mm_tokens_per_image=4, image_token_index=500, boi_token_index=501,
-                   eoi_token_index=502),
-    "phi": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                num_attention_heads=4, **COMMON),
+    "gemma3": dict(
+        text_config=dict(LLAMA_LIKE, head_dim=32, sliding_window=64),
+        vision_config=dict(
+            hidden_size=64,
+            intermediate_size=128,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            image_size=32,
+            patch_size=8,
+        ),
+        mm_tokens_per_image=4,
+        image_token_index=500,
+        boi_token_index=501,
+        eoi_token_index=502,
+    ),
+    "phi": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, **COMMON),
     "phi3": dict(LLAMA_LIKE, pad_token_id=0),
     "gpt2": dict(n_embd=128, n_layer=2, n_head=4, n_positions=256, vocab_size=VOCAB),
-    "gpt_neox": dict(hidden_size=128, intermediate_size=256, num_hidden_layers=2,
-                     num_attention_heads=4, **COMMON),
-    "falcon": dict(hidden_size=128, num_hidden_layers=2, num_attention_heads=4,
-                   new_decoder_architecture=False, multi_query=True, vocab_size=VOCAB),
+    "gpt_neox": dict(
+        hidden_size=128, intermediate_size=256, num_hidden_layers=2, num_attention_heads=4, **COMMON
+    ),
+    "falcon": dict(
+        hidden_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        new_decoder_architecture=False,
+        multi_query=True,
+        vocab_size=VOCAB,
+    ),
 }
 
 _TRAINING_TEXT = [
@@ -53,11 +76,15 @@ def build_tokenizer(target: Path) -> None:
     tok = Tokenizer(models.BPE(unk_token="<unk>"))
     tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=VOCAB, special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    trainer = trainers.BpeTrainer(
+        vocab_size=VOCAB,
+        special_tokens=["<pad>", "<s>", "</s>", "<unk>"],
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+    )
     tok.train_from_iterator(_TRAINING_TEXT, trainer=trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>",
-                                   unk_token="<unk>", pad_token="<pad>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>", pad_token="<pad>"
+    )
     fast.save_pretrained(target)
 
 
@@ -78,12 +105,19 @@ def build_non_causal(target: Path) -> Path:
     """A BERT encoder: a real transformers model that is not a causal LM."""
     from transformers import BertConfig, BertModel
 
-    BertModel(BertConfig(vocab_size=VOCAB, hidden_size=64, num_hidden_layers=1,
-                         num_attention_heads=2, intermediate_size=128)).save_pretrained(target)
+    BertModel(
+        BertConfig(
+            vocab_size=VOCAB,
+            hidden_size=64,
+            num_hidden_layers=1,
+            num_attention_heads=2,
+            intermediate_size=128,
+        )
+    ).save_pretrained(target)
     return target
 
 
-REMOTE_CONFIG = '''
+REMOTE_CONFIG = """
 from transformers import PretrainedConfig
 
 
@@ -96,9 +130,9 @@ class TinyDecoderConfig(PretrainedConfig):
         self.num_hidden_layers = num_hidden_layers
         self.block_style = block_style
         super().__init__(**kwargs)
-'''
+"""
 
-REMOTE_MODEL = '''
+REMOTE_MODEL = """
 import torch
 from torch import nn
 from transformers import PreTrainedModel
@@ -151,7 +185,7 @@ class TinyDecoderForCausalLM(PreTrainedModel):
         for block in self.blocks:
             x = block(x)
         return CausalLMOutput(logits=self.head(x))
-'''
+"""
 
 
 def build_remote_code_model(target: Path, block_style: str = "standard") -> Path:
@@ -163,19 +197,21 @@ def build_remote_code_model(target: Path, block_style: str = "standard") -> Path
     (target / "configuration_tiny_decoder.py").write_text(REMOTE_CONFIG)
     (target / "modeling_tiny_decoder.py").write_text(REMOTE_MODEL)
     package = f"tiny_decoder_{block_style}"
-    spec = importlib.util.spec_from_file_location(package, target / "__init__.py",
-                                                  submodule_search_locations=[str(target)])
+    spec = importlib.util.spec_from_file_location(
+        package, target / "__init__.py", submodule_search_locations=[str(target)]
+    )
     (target / "__init__.py").write_text("")
     module = importlib.util.module_from_spec(spec)
     sys.modules[package] = module
     config_mod = importlib.import_module(f"{package}.configuration_tiny_decoder")
     model_mod = importlib.import_module(f"{package}.modeling_tiny_decoder")
     config = config_mod.TinyDecoderConfig(block_style=block_style)
-    config.auto_map = {"AutoConfig": "configuration_tiny_decoder.TinyDecoderConfig",
-                       "AutoModelForCausalLM": "modeling_tiny_decoder.TinyDecoderForCausalLM"}
+    config.auto_map = {
+        "AutoConfig": "configuration_tiny_decoder.TinyDecoderConfig",
+        "AutoModelForCausalLM": "modeling_tiny_decoder.TinyDecoderForCausalLM",
+    }
     config.architectures = ["TinyDecoderForCausalLM"]
     model_mod.TinyDecoderForCausalLM(config).save_pretrained(target)
     (target / "__init__.py").unlink()
     build_tokenizer(target)
     return target
-

@@ -1,5 +1,6 @@
 """Real studio processes for tests (Django-Q2 workers, the web server, run_studio itself), sharing
 the test database and storage."""
+
 from __future__ import annotations
 
 import os
@@ -13,23 +14,35 @@ ROOT = Path(__file__).resolve().parents[1]
 def studio_env(settings, hf_endpoint: str, **extra: str) -> dict[str, str]:
     """The environment of a studio process (worker, web server, command) sharing this test's
     database, storage and secret key (tasks and sessions are signed with it)."""
-    return {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings", "MISTUDIO_Q_SYNC": "0",
-            "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
-            "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent), "HF_ENDPOINT": hf_endpoint,
-            "SECRET_KEY": settings.SECRET_KEY,
-            "MISTUDIO_HEARTBEAT_SECONDS": str(settings.JOB_HEARTBEAT_SECONDS),
-            "MISTUDIO_STALE_SECONDS": str(settings.JOB_STALE_SECONDS), **extra}
+    return {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "tests.settings",
+        "MISTUDIO_Q_SYNC": "0",
+        "MISTUDIO_TEST_DB": str(settings.DATABASES["default"]["NAME"]),
+        "MISTUDIO_DATA_DIR": str(settings.MODELS_DIR.parent),
+        "HF_ENDPOINT": hf_endpoint,
+        "SECRET_KEY": settings.SECRET_KEY,
+        "MISTUDIO_HEARTBEAT_SECONDS": str(settings.JOB_HEARTBEAT_SECONDS),
+        "MISTUDIO_STALE_SECONDS": str(settings.JOB_STALE_SECONDS),
+        **extra,
+    }
 
 
-def start_qcluster(settings, hf_endpoint: str, cluster: str | None = None, log: Path | None = None,
-                   **extra_env: str) -> subprocess.Popen:
+def start_qcluster(
+    settings, hf_endpoint: str, cluster: str | None = None, log: Path | None = None, **extra_env: str
+) -> subprocess.Popen:
     """A qcluster on the ORM broker of the test database (`cluster`: an ALT_CLUSTERS name),
     its output written to `log` when given."""
     env = studio_env(settings, hf_endpoint, **({"Q_CLUSTER_NAME": cluster} if cluster else {}), **extra_env)
     out = open(log, "wb") if log else subprocess.DEVNULL
     try:
-        return subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                                stdout=out, stderr=subprocess.STDOUT if log else subprocess.DEVNULL)
+        return subprocess.Popen(
+            [sys.executable, "manage.py", "qcluster"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
+        )
     finally:
         if log:
             out.close()  # the child has its own copy
@@ -46,9 +59,13 @@ def start_daphne(settings, hf_endpoint: str, port: int = 0) -> tuple[subprocess.
             port = probe.getsockname()[1]
     from models_app.management.commands.run_studio import web_server_command
 
-    process = subprocess.Popen(web_server_command("127.0.0.1", port), cwd=ROOT,
-                               env=studio_env(settings, hf_endpoint),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        web_server_command("127.0.0.1", port),
+        cwd=ROOT,
+        env=studio_env(settings, hf_endpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     url = f"http://127.0.0.1:{port}"
     _wait_for_port(port, process)
     return process, url
@@ -88,9 +105,14 @@ def start_studio(settings, hf_endpoint: str, *options: str, **env: str) -> tuple
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "manage.py", "run_studio", "--port", str(port), *options],
-                               cwd=ROOT, env=studio_env(settings, hf_endpoint, **env),
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    process = subprocess.Popen(
+        [sys.executable, "manage.py", "run_studio", "--port", str(port), *options],
+        cwd=ROOT,
+        env=studio_env(settings, hf_endpoint, **env),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     _wait_for_port(port, process)
     return process, f"http://127.0.0.1:{port}"
 
@@ -152,14 +174,26 @@ class Studio:
 
         browser = requests.Session()
         browser.get(f"{self.url}/login/")
-        signed_in = browser.post(f"{self.url}/login/", data={
-            "username": username, "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-            headers={"Referer": f"{self.url}/login/"})
+        signed_in = browser.post(
+            f"{self.url}/login/",
+            data={
+                "username": username,
+                "password": password,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{self.url}/login/"},
+        )
         assert signed_in.url == f"{self.url}/", signed_in.text[:2000]
         return browser
 
     def upload(self, browser, filename: str, content: bytes, text_field: str = "text"):
-        return browser.post(f"{self.url}/datasets/upload/", files={"file": (filename, content)},
-                            data={"name": Path(filename).stem, "text_field": text_field,
-                                  "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-                            headers={"Referer": f"{self.url}/datasets/"})
+        return browser.post(
+            f"{self.url}/datasets/upload/",
+            files={"file": (filename, content)},
+            data={
+                "name": Path(filename).stem,
+                "text_field": text_field,
+                "csrfmiddlewaretoken": browser.cookies["csrftoken"],
+            },
+            headers={"Referer": f"{self.url}/datasets/"},
+        )

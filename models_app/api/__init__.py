@@ -2,6 +2,7 @@
 at /api/v1/docs). Each endpoint calls the same forms and service functions as the pages, and the
 same owner rules apply (models_app/models/owned.py). Sign in with a session, or send
 `Authorization: Bearer <token>` with a token from the API tokens page."""
+
 from __future__ import annotations
 
 from csp.decorators import csp_update
@@ -11,18 +12,24 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from templates_app.api import router as templates_router
-from ..json_input import UnreadableJson
 
 from ..jobs.queue import QueueUnavailable
+from ..json_input import UnreadableJson
 from .common import AUTH, BoundedJson, Refused
 from .datasets import router as datasets_router
 from .extractions import router as extractions_router
 from .models import router as models_router
 
 # Swagger UI's stylesheet draws its icons from data: URLs: the docs page alone may load those.
-api = NinjaAPI(title="miStudio API", version="1", urls_namespace="api", auth=AUTH,
-               description="Models, datasets, activation extractions and extraction templates.",
-               docs_decorator=csp_update({"img-src": ["data:"]}), parser=BoundedJson())
+api = NinjaAPI(
+    title="miStudio API",
+    version="1",
+    urls_namespace="api",
+    auth=AUTH,
+    description="Models, datasets, activation extractions and extraction templates.",
+    docs_decorator=csp_update({"img-src": ["data:"]}),
+    parser=BoundedJson(),
+)
 api.add_router("/models", models_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("/extractions", extractions_router)
@@ -51,7 +58,9 @@ def queue_unavailable(request: HttpRequest, exc: QueueUnavailable):
 
 @api.exception_handler(RequestDataTooBig)
 def too_big(request: HttpRequest, exc: RequestDataTooBig):
-    return api.create_response(request, {"detail": "The request body is too large.", "errors": []}, status=413)
+    return api.create_response(
+        request, {"detail": "The request body is too large.", "errors": []}, status=413
+    )
 
 
 @api.exception_handler(ValidationError)
@@ -59,10 +68,15 @@ def invalid_input(request: HttpRequest, exc: ValidationError):
     """Schema errors in the same shape as form errors: the field's name and the message."""
     errors = []
     for error in exc.errors:
-        where = [str(part) for part in error.get("loc", ()) if part not in ("body", "query", "path", "form", "file")]
+        where = [
+            str(part)
+            for part in error.get("loc", ())
+            if part not in ("body", "query", "path", "form", "file")
+        ]
         # Query and body schemas are passed as one named parameter: drop that name too.
         if len(where) > 1 and where[0] in ("filters", "paging", "query", "payload"):
             where = where[1:]
         errors.append({"field": ".".join(where), "message": error.get("msg", "Invalid value.")})
-    return api.create_response(request, {"detail": "The request is invalid: see errors.", "errors": errors},
-                               status=422)
+    return api.create_response(
+        request, {"detail": "The request is invalid: see errors.", "errors": errors}, status=422
+    )

@@ -1,6 +1,7 @@
 """What every endpoint of the JSON API shares: authentication, the error shape, form input,
 paging and the owner rules. Endpoints validate through the same Django forms as the pages, so
 a rule lives in one place and a refusal reads the same in the page and in a script."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -14,7 +15,6 @@ from ninja.parser import Parser
 from ninja.security import HttpBearer, SessionAuth
 
 from ..json_input import parse_json_limited
-
 from ..models import ApiToken
 
 MAX_PAGE_SIZE = 100
@@ -66,8 +66,16 @@ class Problem(Schema):
 
 
 # Every operation may answer these; listed so the OpenAPI document tells the whole truth.
-ERRORS: dict[int, Any] = {400: Problem, 401: Problem, 403: Problem, 404: Problem, 409: Problem, 413: Problem,
-                          422: Problem, 503: Problem}
+ERRORS: dict[int, Any] = {
+    400: Problem,
+    401: Problem,
+    403: Problem,
+    404: Problem,
+    409: Problem,
+    413: Problem,
+    422: Problem,
+    503: Problem,
+}
 
 
 def responses(ok: int, schema: Any) -> dict[int, Any]:
@@ -84,8 +92,11 @@ class Refused(HttpError):
 
 def invalid(form) -> Refused:
     """A form's errors as a 422 with field names (the form's own names; "" for the whole)."""
-    errors = [{"field": "" if field == "__all__" else field, "message": str(message)}
-              for field, messages in form.errors.items() for message in messages]
+    errors = [
+        {"field": "" if field == "__all__" else field, "message": str(message)}
+        for field, messages in form.errors.items()
+        for message in messages
+    ]
     return Refused(422, "The request is invalid: see errors.", errors)
 
 
@@ -133,5 +144,9 @@ class Page(Schema):
 def page_of(queryset, page: int, page_size: int) -> dict[str, Any]:
     paginator = Paginator(queryset, page_size)  # Paging bounds it
     current = paginator.get_page(page)
-    return {"count": paginator.count, "page": current.number, "pages": paginator.num_pages,
-            "items": list(current.object_list)}
+    return {
+        "count": paginator.count,
+        "page": current.number,
+        "pages": paginator.num_pages,
+        "items": list(current.object_list),
+    }

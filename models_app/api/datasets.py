@@ -1,4 +1,5 @@
 """/api/v1/datasets: list, add from the Hub, upload a file, get, cancel, delete."""
+
 from __future__ import annotations
 
 from django.http import HttpRequest
@@ -12,7 +13,8 @@ from ..forms.datasets import HubDatasetForm, UploadDatasetForm
 from ..ml.datasets import DatasetError
 from ..ml.hub import HubError
 from ..models import Dataset
-from ..services import datasets as dataset_services, models as model_services
+from ..services import datasets as dataset_services
+from ..services import models as model_services
 from .common import MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
 from .schemas import DatasetOut, DatasetPage, Freed
 
@@ -23,8 +25,9 @@ DatasetId = Path(..., ge=1, le=MAX_ID)
 class HubDatasetIn(Schema):
     repo_id: str = Field(..., examples=["stanfordnlp/imdb"])
     revision: str = "main"
-    files: str = Field("", description="A glob of the files to read, e.g. data/train-*.parquet; "
-                                       "empty: every supported file")
+    files: str = Field(
+        "", description="A glob of the files to read, e.g. data/train-*.parquet; empty: every supported file"
+    )
     text_field: str = "text"
     name: str = ""
     token: str | None = None
@@ -50,9 +53,15 @@ def add_from_hub(request: HttpRequest, body: HubDatasetIn):
     data = form.cleaned_data
     try:
         record = dataset_services.queue_from_hub(
-            data["repo_id"], data["name"], data["revision"] or "main", data["files"], data["text_field"],
-            data["token"] or None, use_operator_token=secrets.may_use_operator_token(request.user),
-            owner=request.user)
+            data["repo_id"],
+            data["name"],
+            data["revision"] or "main",
+            data["files"],
+            data["text_field"],
+            data["token"] or None,
+            use_operator_token=secrets.may_use_operator_token(request.user),
+            owner=request.user,
+        )
     except HubError as exc:
         field = exc.field if exc.field in form.fields else ""
         raise Refused(422, exc.message, [{"field": field, "message": exc.message}]) from None
@@ -63,7 +72,9 @@ def add_from_hub(request: HttpRequest, body: HubDatasetIn):
 
 
 @router.post("/upload", response={**responses(201, DatasetOut), 202: DatasetOut})
-def upload(request: HttpRequest, file: File[UploadedFile], name: Form[str] = "", text_field: Form[str] = "text"):
+def upload(
+    request: HttpRequest, file: File[UploadedFile], name: Form[str] = "", text_field: Form[str] = "text"
+):
     """A .txt, .jsonl, .json, .csv or .parquet file. A small text file is read before the answer
     comes back (201); a larger one, or any Parquet file, is read by a job (202: follow it with
     GET /datasets/{id})."""
@@ -71,8 +82,12 @@ def upload(request: HttpRequest, file: File[UploadedFile], name: Form[str] = "",
     if not form.is_valid():
         raise invalid(form)
     try:
-        record = dataset_services.add_upload(form.cleaned_data["file"], form.cleaned_data["name"],
-                                             form.cleaned_data["text_field"], owner=request.user)
+        record = dataset_services.add_upload(
+            form.cleaned_data["file"],
+            form.cleaned_data["name"],
+            form.cleaned_data["text_field"],
+            owner=request.user,
+        )
     except DatasetError as exc:  # the file, or its text field / column
         field = exc.field if exc.field in form.fields else "file"
         raise Refused(422, str(exc), [{"field": field, "message": str(exc)}]) from None

@@ -1,5 +1,6 @@
 """/api/v1/extractions: list, start, get (with statistics and files), cancel, delete, download a
 file, and the top examples of a neuron."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -13,10 +14,22 @@ from ..forms.extractions import ExtractionForm
 from ..forms.history import SORTS, ExtractionFilterForm, NeuronForm
 from ..ml.vocabulary import HOOK_TYPES, hooks_described
 from ..models import Extraction, LanguageModel
-from ..services import examples as example_services, extractions as extraction_services
+from ..services import examples as example_services
+from ..services import extractions as extraction_services
 from ..services import models as model_services
 from ..services.estimate import check_room
-from .common import ERRORS, MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
+from .common import (
+    ERRORS,
+    MAX_ID,
+    Paging,
+    Refused,
+    cancelled,
+    form_data,
+    invalid,
+    may_change,
+    page_of,
+    responses,
+)
 from .schemas import ExamplesOut, ExtractionDetail, ExtractionOut, ExtractionPage, Freed
 
 router = Router(tags=["extractions"])
@@ -75,8 +88,9 @@ def start(request: HttpRequest, body: ExtractionIn):
     """Queue an extraction; follow it with GET /extractions/{id}."""
     model = LanguageModel.objects.visible_to(request.user).filter(pk=body.model).first()
     if model is None:
-        raise Refused(422, "The request is invalid: see errors.",
-                      [{"field": "model", "message": "No such model."}])
+        raise Refused(
+            422, "The request is invalid: see errors.", [{"field": "model", "message": "No such model."}]
+        )
     data = form_data(body.dict(exclude={"model"}))
     form = ExtractionForm(data, model=model, user=request.user)
     check_room(form)
@@ -119,11 +133,19 @@ def delete(request: HttpRequest, extraction_id: int = ExtractionId):
     return {"freed_bytes": freed}
 
 
-FILE_RESPONSE = {"responses": {200: {"description": "The file's bytes", "content": {
-    "application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}}}
+FILE_RESPONSE = {
+    "responses": {
+        200: {
+            "description": "The file's bytes",
+            "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}},
+        }
+    }
+}
 
 
-@router.get("/{extraction_id}/files/{name}", response=ERRORS, url_name="extraction_file", openapi_extra=FILE_RESPONSE)
+@router.get(
+    "/{extraction_id}/files/{name}", response=ERRORS, url_name="extraction_file", openapi_extra=FILE_RESPONSE
+)
 def download_file(request: HttpRequest, name: str, extraction_id: int = ExtractionId):
     """One of its files (.npy opens with numpy.load; .npz too; metadata.json)."""
     record = get_object_or_404(_visible(request), pk=extraction_id)
@@ -131,8 +153,9 @@ def download_file(request: HttpRequest, name: str, extraction_id: int = Extracti
     if path is None:
         raise Http404("No such file in this extraction.")
     # Its own name, as on the page: the one metadata.json lists.
-    return FileResponse(open(path, "rb"), as_attachment=True, filename=name,
-                        content_type="application/octet-stream")
+    return FileResponse(
+        open(path, "rb"), as_attachment=True, filename=name, content_type="application/octet-stream"
+    )
 
 
 @router.get("/{extraction_id}/examples", response=responses(200, ExamplesOut))
@@ -147,9 +170,14 @@ def examples(request: HttpRequest, query: Query[ExamplesQuery], extraction_id: i
     try:
         if data["neuron"] is None:
             strongest = example_services.strongest_neurons(record, data["target"])
-            return {"target": data["target"], "neuron": None,
-                    "strongest": [{"neuron": n, "max_activation": v} for n, v in strongest]}
-        found = example_services.top_examples(record, data["target"], data["neuron"], data["prefix"], data["suffix"])
+            return {
+                "target": data["target"],
+                "neuron": None,
+                "strongest": [{"neuron": n, "max_activation": v} for n, v in strongest],
+            }
+        found = example_services.top_examples(
+            record, data["target"], data["neuron"], data["prefix"], data["suffix"]
+        )
     except example_services.ExamplesUnavailable as exc:
         raise Refused(409, str(exc)) from None
     return {"target": data["target"], "neuron": data["neuron"], "examples": found}

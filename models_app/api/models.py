@@ -1,5 +1,6 @@
 """/api/v1/models: the Models page for scripts (list, preview, download, rename, cancel,
 retry, delete, architecture)."""
+
 from __future__ import annotations
 
 from typing import Literal
@@ -13,9 +14,11 @@ from ninja.params import Path
 from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import SORTS, ModelFilterForm, RenameForm
-from ..ml import hub, quantization as quant
+from ..ml import hub
+from ..ml import quantization as quant
 from ..models import LanguageModel
-from ..services import downloads, models as model_services
+from ..services import downloads
+from ..services import models as model_services
 from .common import MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
 from .schemas import ArchitectureOut, Freed, ModelOut, ModelPage, PreviewOut
 
@@ -35,8 +38,9 @@ class ModelFilters(Paging):
 class RepoIn(Schema):
     repo_id: str = Field(..., examples=["TinyLlama/TinyLlama-1.1B-Chat-v1.0"])
     revision: str = "main"
-    token: str | None = Field(None, description="A Hub access token for a gated repository; "
-                                                "used for this request (and job) only")
+    token: str | None = Field(
+        None, description="A Hub access token for a gated repository; used for this request (and job) only"
+    )
 
 
 class DownloadIn(RepoIn):
@@ -54,8 +58,9 @@ class RetryIn(Schema):
 
 
 def _visible(request: HttpRequest, model_id: int) -> LanguageModel:
-    return get_object_or_404(LanguageModel.objects.visible_to(request.user).select_related("owner"),
-                             pk=model_id)
+    return get_object_or_404(
+        LanguageModel.objects.visible_to(request.user).select_related("owner"), pk=model_id
+    )
 
 
 @router.get("", response=responses(200, ModelPage))
@@ -75,11 +80,18 @@ def preview(request: HttpRequest, body: RepoIn):
     if not form.is_valid():
         raise invalid(form)
     pre = form.preflight
-    return {"repo_id": pre.repo_id, "revision": pre.revision, "commit_sha": pre.commit_sha,
-            "gated": pre.gated, "architecture": pre.summary.get("model_type", ""),
-            "params_count": pre.params_count, "params_exact": pre.params_exact,
-            "download_bytes": pre.download_bytes, "memory_by_format": pre.memory_by_format,
-            "free_disk_bytes": hub.free_disk_bytes(settings.HF_CACHE_DIR)}
+    return {
+        "repo_id": pre.repo_id,
+        "revision": pre.revision,
+        "commit_sha": pre.commit_sha,
+        "gated": pre.gated,
+        "architecture": pre.summary.get("model_type", ""),
+        "params_count": pre.params_count,
+        "params_exact": pre.params_exact,
+        "download_bytes": pre.download_bytes,
+        "memory_by_format": pre.memory_by_format,
+        "free_disk_bytes": hub.free_disk_bytes(settings.HF_CACHE_DIR),
+    }
 
 
 @router.post("", response=responses(202, ModelOut))
@@ -90,9 +102,14 @@ def start_download(request: HttpRequest, body: DownloadIn):
         raise invalid(form)
     data = form.cleaned_data
     try:
-        record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
-                                           trust_remote_code=data["trust_remote_code"],
-                                           use_operator_token=form.operator_token_allowed, owner=request.user)
+        record = downloads.create_download(
+            form.preflight,
+            data["quantization"],
+            data.get("token") or None,
+            trust_remote_code=data["trust_remote_code"],
+            use_operator_token=form.operator_token_allowed,
+            owner=request.user,
+        )
     except downloads.AlreadyInStudio as exc:
         raise Refused(409, str(exc), [{"field": "repo_id", "message": str(exc)}]) from None
     return 202, record
@@ -125,8 +142,10 @@ def retry(request: HttpRequest, body: RetryIn, model_id: int = ModelId):
     """Retry a failed or cancelled download, or download a ready model again in another format."""
     record = _visible(request, model_id)
     may_change(record, request.user)
-    form = RestartForm(form_data({"quantization": body.quantization or record.quantization, "token": body.token}),
-                       record=record)
+    form = RestartForm(
+        form_data({"quantization": body.quantization or record.quantization, "token": body.token}),
+        record=record,
+    )
     if not form.is_valid():
         raise invalid(form)
     downloads.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
@@ -150,5 +169,9 @@ def delete(request: HttpRequest, model_id: int = ModelId):
 @router.get("/{model_id}/architecture", response=responses(200, ArchitectureOut))
 def architecture(request: HttpRequest, model_id: int = ModelId):
     record = _visible(request, model_id)
-    return {"id": record.pk, "architecture": record.architecture, "summary": record.architecture_summary,
-            "config": record.architecture_config}
+    return {
+        "id": record.pk,
+        "architecture": record.architecture,
+        "summary": record.architecture_summary,
+        "config": record.architecture_config,
+    }

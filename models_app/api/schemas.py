@@ -1,4 +1,5 @@
 """What the API returns: the records as scripts read them (sizes in bytes, times in ISO 8601)."""
+
 from __future__ import annotations
 
 from datetime import datetime
@@ -139,15 +140,21 @@ class ExtractionPage(Page):
 class ExtractionDetail(ExtractionOut):
     """One extraction: its files (with the API's download URL) and per-(layer, hook) statistics,
     keyed like the files: "layer_3_residual"."""
+
     files: list[FileOut]
     statistics: dict[str, Any]
     hidden_size: int | None
 
     @staticmethod
     def resolve_files(record) -> list[dict]:
-        return [{"name": name, "size_bytes": size,
-                 "url": reverse("api:extraction_file", kwargs={"extraction_id": record.pk, "name": name})}
-                for name, size in record.files()]
+        return [
+            {
+                "name": name,
+                "size_bytes": size,
+                "url": reverse("api:extraction_file", kwargs={"extraction_id": record.pk, "name": name}),
+            }
+            for name, size in record.files()
+        ]
 
     @staticmethod
     def resolve_hidden_size(record) -> int | None:
@@ -163,6 +170,7 @@ class TokenOut(Schema):
 class ExampleOut(Schema):
     """One of a neuron's top activations: its value, where it is (sample row, token position
     in the files) and the decoded tokens around it with their activations."""
+
     rank: int
     value: float
     sample: int

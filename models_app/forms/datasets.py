@@ -7,10 +7,18 @@ from .downloads import HubInputs
 
 
 class UploadDatasetForm(forms.Form):
-    file = forms.FileField(label="File", help_text=".txt (one sample per line), .jsonl, .json, .csv or .parquet")
-    name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"}))
-    text_field = forms.CharField(max_length=200, initial="text", label="Text field / column",
-                                 help_text="For .jsonl, .json, .csv and .parquet")
+    file = forms.FileField(
+        label="File", help_text=".txt (one sample per line), .jsonl, .json, .csv or .parquet"
+    )
+    name = forms.CharField(
+        max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"})
+    )
+    text_field = forms.CharField(
+        max_length=200,
+        initial="text",
+        label="Text field / column",
+        help_text="For .jsonl, .json, .csv and .parquet",
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         # Both dataset forms share a page and field names (name, text_field): ids stay apart.
@@ -22,17 +30,28 @@ class UploadDatasetForm(forms.Form):
 
 
 class HubDatasetForm(HubInputs, forms.Form):
-    repo_id = forms.CharField(max_length=400, label="Dataset repository",
-                              widget=forms.TextInput(attrs={"placeholder": "e.g., roneneldan/TinyStories"}))
+    repo_id = forms.CharField(
+        max_length=400,
+        label="Dataset repository",
+        widget=forms.TextInput(attrs={"placeholder": "e.g., roneneldan/TinyStories"}),
+    )
     revision = forms.CharField(max_length=255, initial="main", required=False)
-    files = forms.CharField(max_length=300, required=False, label="Files",
-                            widget=forms.TextInput(attrs={"placeholder": "e.g., data/train-*.parquet (optional)"}))
+    files = forms.CharField(
+        max_length=300,
+        required=False,
+        label="Files",
+        widget=forms.TextInput(attrs={"placeholder": "e.g., data/train-*.parquet (optional)"}),
+    )
     text_field = forms.CharField(max_length=200, initial="text", label="Text field / column")
-    name = forms.CharField(max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"}))
-    token = forms.CharField(required=False, label="Access token",
-                            widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "hf_… (gated datasets)"}))
+    name = forms.CharField(
+        max_length=200, required=False, widget=forms.TextInput(attrs={"placeholder": "Name (optional)"})
+    )
+    token = forms.CharField(
+        required=False,
+        label="Access token",
+        widget=forms.PasswordInput(render_value=False, attrs={"placeholder": "hf_… (gated datasets)"}),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("auto_id", "hub-%s")  # apart from the upload form's ids (see above)
         super().__init__(*args, **kwargs)
-

@@ -1,13 +1,15 @@
 """Forms own validation: field rules here, and the Hub pre-flight in DownloadForm.clean so an
 unknown repo, a gated repo or a missing revision is reported next to its field before anything
 is created."""
+
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 
 from .. import secrets
-from ..ml import hub, quantization as quant
+from ..ml import hub
+from ..ml import quantization as quant
 from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
 
 FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS]
@@ -34,23 +36,41 @@ class HubInputs:
 
 class RepoForm(HubInputs, forms.Form):
     repo_id = forms.CharField(
-        label="Repository", max_length=400, strip=True,
-        widget=forms.TextInput(attrs={"placeholder": "e.g., TinyLlama/TinyLlama-1.1B-Chat-v1.0",
-                                      "autocomplete": "off", "spellcheck": "false"}))
-    revision = forms.CharField(label="Revision", max_length=255, required=False, initial="main",
-                               widget=forms.TextInput(attrs={"placeholder": "main"}))
-    quantization = forms.ChoiceField(label="Quantization", choices=FORMAT_WIDGET_CHOICES,
-                                     initial=quant.DEFAULT_FORMAT)
+        label="Repository",
+        max_length=400,
+        strip=True,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "e.g., TinyLlama/TinyLlama-1.1B-Chat-v1.0",
+                "autocomplete": "off",
+                "spellcheck": "false",
+            }
+        ),
+    )
+    revision = forms.CharField(
+        label="Revision",
+        max_length=255,
+        required=False,
+        initial="main",
+        widget=forms.TextInput(attrs={"placeholder": "main"}),
+    )
+    quantization = forms.ChoiceField(
+        label="Quantization", choices=FORMAT_WIDGET_CHOICES, initial=quant.DEFAULT_FORMAT
+    )
     token = forms.CharField(
-        label="Access token", required=False, strip=True,
+        label="Access token",
+        required=False,
+        strip=True,
         help_text="Optional — for gated models like Llama or Gemma. Used for this download only, "
-                  "stored encrypted until the job ends.",
-        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off",
-                                                              "placeholder": "hf_…"}))
+        "stored encrypted until the job ends.",
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "off", "placeholder": "hf_…"}),
+    )
     trust_remote_code = forms.BooleanField(
-        label="Trust remote code", required=False,
+        label="Trust remote code",
+        required=False,
         help_text="Runs Python code from the repository on this machine. Only enable it for "
-                  "repositories you trust.")
+        "repositories you trust.",
+    )
 
     preflight: hub.Preflight | None = None
 
@@ -67,8 +87,9 @@ class RepoForm(HubInputs, forms.Form):
 
     def clean_trust_remote_code(self) -> bool:
         # A disabled field ignores what was sent; read it anyway to refuse it out loud.
-        wanted = forms.CheckboxInput().value_from_datadict(self.data, self.files,
-                                                           self.add_prefix("trust_remote_code"))
+        wanted = forms.CheckboxInput().value_from_datadict(
+            self.data, self.files, self.add_prefix("trust_remote_code")
+        )
         if wanted and self.remote_code_refusal:
             raise forms.ValidationError(self.remote_code_refusal)
         return wanted
@@ -86,11 +107,13 @@ class RepoForm(HubInputs, forms.Form):
             return
         data = self.cleaned_data
         try:
-            self.preflight = hub.preflight(data["repo_id"], data["revision"],
-                                           token=secrets.hub_token(data.get("token") or None,
-                                                                   self.operator_token_allowed),
-                                           endpoint=settings.HF_ENDPOINT,
-                                           trust_remote_code=data.get("trust_remote_code", False))
+            self.preflight = hub.preflight(
+                data["repo_id"],
+                data["revision"],
+                token=secrets.hub_token(data.get("token") or None, self.operator_token_allowed),
+                endpoint=settings.HF_ENDPOINT,
+                trust_remote_code=data.get("trust_remote_code", False),
+            )
         except hub.HubError as exc:
             self.add_error(exc.field if exc.field in self.fields else None, exc.message)
 
@@ -98,8 +121,10 @@ class RepoForm(HubInputs, forms.Form):
 def remote_code_refusal(user) -> str:
     """Why this user may not run repository code here, or "" when they may."""
     if not settings.ALLOW_REMOTE_CODE:
-        return ("Repository code is turned off on this studio: the operator can allow it with "
-                "MISTUDIO_ALLOW_REMOTE_CODE=1 (staff accounts only).")
+        return (
+            "Repository code is turned off on this studio: the operator can allow it with "
+            "MISTUDIO_ALLOW_REMOTE_CODE=1 (staff accounts only)."
+        )
     if user is not None and not user.is_staff:
         return "Only staff accounts may run repository code on this studio."
     return ""
@@ -117,8 +142,9 @@ class DownloadForm(RepoForm):
         cleaned = super().clean()
         if self.errors:
             return cleaned
-        duplicate = LanguageModel.duplicate_of(cleaned["repo_id"], cleaned["revision"],
-                                               cleaned["quantization"], owner=self.user)
+        duplicate = LanguageModel.duplicate_of(
+            cleaned["repo_id"], cleaned["revision"], cleaned["quantization"], owner=self.user
+        )
         if duplicate:
             # On the repository field, fact first: that is where the user looks and what they change.
             self.add_error("repo_id", duplicate_message(duplicate))
@@ -131,8 +157,11 @@ class DownloadForm(RepoForm):
     def _check_disk(self, pre: hub.Preflight) -> None:
         free = hub.free_disk_bytes(settings.HF_CACHE_DIR)
         if pre.download_bytes > free:
-            self.add_error(None, f"Not enough disk space: the download needs "
-                                 f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.")
+            self.add_error(
+                None,
+                f"Not enough disk space: the download needs "
+                f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.",
+            )
 
 
 def duplicate_message(duplicate: LanguageModel) -> str:
@@ -161,9 +190,12 @@ class RestartForm(HubInputs, forms.Form):
         if not token and not self.record.gated:
             return
         try:
-            hub.preflight(self.record.repo_id, self.record.revision,
-                          token=secrets.hub_token(token or None, self.record.use_operator_token),
-                          endpoint=settings.HF_ENDPOINT)
+            hub.preflight(
+                self.record.repo_id,
+                self.record.revision,
+                token=secrets.hub_token(token or None, self.record.use_operator_token),
+                endpoint=settings.HF_ENDPOINT,
+            )
         except hub.HubError as exc:
             self.add_error("token" if exc.field in ("token", "repo_id") else None, exc.message)
 
@@ -173,13 +205,15 @@ class RestartForm(HubInputs, forms.Form):
             raise forms.ValidationError("This model is still being processed.")
         running = self.record.running_extractions.first()  # queued ones too
         if running is not None:  # it reads this model's files: they must not change under it
-            raise forms.ValidationError(f"Extraction {running.pk} of this model is "
-                                        f"{running.get_status_display().lower()}: cancel it first.")
-        fmt = cleaned.get("quantization")
-        if fmt and LanguageModel.duplicate_of(self.record.repo_id, self.record.revision, fmt,
-                                              owner=self.record.owner, exclude_pk=self.record.pk):
             raise forms.ValidationError(
-                f"This revision is already in the studio in {quant.LABELS[fmt]}.")
+                f"Extraction {running.pk} of this model is "
+                f"{running.get_status_display().lower()}: cancel it first."
+            )
+        fmt = cleaned.get("quantization")
+        if fmt and LanguageModel.duplicate_of(
+            self.record.repo_id, self.record.revision, fmt, owner=self.record.owner, exclude_pk=self.record.pk
+        ):
+            raise forms.ValidationError(f"This revision is already in the studio in {quant.LABELS[fmt]}.")
         if not self.errors:
             self._check_access(cleaned.get("token") or "")
         return cleaned

@@ -1,4 +1,5 @@
 """Validation of an extraction request: the modal's form, also used by the CLI."""
+
 from __future__ import annotations
 
 from django import forms
@@ -17,34 +18,66 @@ CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
 
 
 class ExtractionForm(forms.Form):
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), label="Select Dataset",
-                                     empty_label="Choose a dataset…",
-                                     error_messages={"required": "Choose a dataset.",
-                                                     "invalid_choice": "That dataset is not ready."})
-    layers = forms.TypedMultipleChoiceField(coerce=int, label="Select Layers",
-                                            widget=forms.CheckboxSelectMultiple,
-                                            error_messages={"required": "Select at least one layer."})
-    hooks = forms.MultipleChoiceField(choices=HOOK_CHOICES, label="Hook types",
-                                      widget=forms.CheckboxSelectMultiple,
-                                      error_messages={"required": "Select at least one hook type."})
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.none(),
+        label="Select Dataset",
+        empty_label="Choose a dataset…",
+        error_messages={"required": "Choose a dataset.", "invalid_choice": "That dataset is not ready."},
+    )
+    layers = forms.TypedMultipleChoiceField(
+        coerce=int,
+        label="Select Layers",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Select at least one layer."},
+    )
+    hooks = forms.MultipleChoiceField(
+        choices=HOOK_CHOICES,
+        label="Hook types",
+        widget=forms.CheckboxSelectMultiple,
+        error_messages={"required": "Select at least one hook type."},
+    )
     # Each required message says what is missing on its own: the live estimate lists them.
-    batch_size = forms.IntegerField(initial=8, label="Batch Size", error_messages={"required": "Give a batch size."})
-    max_samples = forms.IntegerField(required=False, label="Max Samples",
-                                     help_text="Empty: the whole dataset")
-    context_length = forms.IntegerField(initial=128, label="Context Length (tokens)",
-                                        error_messages={"required": "Give a context length."})
-    top_k = forms.IntegerField(initial=10, min_value=1, max_value=MAX_TOP_K, label="Top K Examples",
-                               error_messages={"required": "Give a number of top examples."})
-    dtype = forms.ChoiceField(choices=DTYPE_CHOICES, initial="float16", label="Output dtype",
-                              error_messages={"required": "Choose an output dtype."})
-    micro_batch_size = forms.IntegerField(required=False, label="Micro Batch Size",
-                                          help_text="Samples per forward pass; empty: the batch size")
-    context_prefix_tokens = forms.IntegerField(initial=25, min_value=0, max_value=500, required=False,
-                                               label="Tokens before peak",
-                                               help_text="Context shown before a top example's peak")
-    context_suffix_tokens = forms.IntegerField(initial=25, min_value=0, max_value=500, required=False,
-                                               label="Tokens after peak",
-                                               help_text="Context shown after a top example's peak")
+    batch_size = forms.IntegerField(
+        initial=8, label="Batch Size", error_messages={"required": "Give a batch size."}
+    )
+    max_samples = forms.IntegerField(
+        required=False, label="Max Samples", help_text="Empty: the whole dataset"
+    )
+    context_length = forms.IntegerField(
+        initial=128, label="Context Length (tokens)", error_messages={"required": "Give a context length."}
+    )
+    top_k = forms.IntegerField(
+        initial=10,
+        min_value=1,
+        max_value=MAX_TOP_K,
+        label="Top K Examples",
+        error_messages={"required": "Give a number of top examples."},
+    )
+    dtype = forms.ChoiceField(
+        choices=DTYPE_CHOICES,
+        initial="float16",
+        label="Output dtype",
+        error_messages={"required": "Choose an output dtype."},
+    )
+    micro_batch_size = forms.IntegerField(
+        required=False, label="Micro Batch Size", help_text="Samples per forward pass; empty: the batch size"
+    )
+    context_prefix_tokens = forms.IntegerField(
+        initial=25,
+        min_value=0,
+        max_value=500,
+        required=False,
+        label="Tokens before peak",
+        help_text="Context shown before a top example's peak",
+    )
+    context_suffix_tokens = forms.IntegerField(
+        initial=25,
+        min_value=0,
+        max_value=500,
+        required=False,
+        label="Tokens after peak",
+        help_text="Context shown after a top example's peak",
+    )
 
     @staticmethod
     def layer_count(model: LanguageModel) -> int:
@@ -62,7 +95,8 @@ class ExtractionForm(forms.Form):
         self.fields["dataset"].label_from_instance = lambda d: d.label
         self.fields["layers"].choices = [(i, f"L{i}") for i in range(self.num_layers)]
         self.fields["layers"].error_messages["invalid_choice"] = (
-            f"Layer %(value)s does not exist: this model has layers 0 to {self.num_layers - 1}.")
+            f"Layer %(value)s does not exist: this model has layers 0 to {self.num_layers - 1}."
+        )
 
     def clean_batch_size(self) -> int:
         value = self.cleaned_data["batch_size"]
@@ -100,8 +134,9 @@ class ExtractionForm(forms.Form):
         if micro and batch and micro > batch:
             self.add_error("micro_batch_size", "A micro batch cannot be larger than the batch size.")
         if self.model.status != ModelStatus.READY:
-            raise forms.ValidationError(f"{self.model.name} is not ready "
-                                        f"({self.model.get_status_display().lower()}).")
+            raise forms.ValidationError(
+                f"{self.model.name} is not ready ({self.model.get_status_display().lower()})."
+            )
         if self.model.remote_code_refusal:
             raise forms.ValidationError(self.model.remote_code_refusal)
         self._check_top_k_memory(cleaned)
@@ -111,34 +146,54 @@ class ExtractionForm(forms.Form):
     def _check_top_k_memory(self, cleaned: dict) -> None:
         """The running top-K of every neuron of every output stays on the device."""
         outputs = len(cleaned.get("layers") or []) * len(cleaned.get("hooks") or [])
-        top_k, hidden = cleaned.get("top_k"), int(dimensions(self.model.architecture_config or {}).get("hidden_size") or 0)
+        top_k, hidden = (
+            cleaned.get("top_k"),
+            int(dimensions(self.model.architecture_config or {}).get("hidden_size") or 0),
+        )
         if top_k and outputs and topk_memory_bytes(outputs, hidden, top_k) > MAX_TOPK_MEMORY:
-            self.add_error("top_k", f"Top-{top_k} of {hidden:,} neurons for {outputs} outputs would hold "
-                                    f"{topk_memory_bytes(outputs, hidden, top_k) / 2**30:.1f} GiB on the device "
-                                    f"(at most {MAX_TOPK_MEMORY / 2**30:.0f} GiB): lower top-K or choose fewer "
-                                    "layers or hook types.")
+            self.add_error(
+                "top_k",
+                f"Top-{top_k} of {hidden:,} neurons for {outputs} outputs would hold "
+                f"{topk_memory_bytes(outputs, hidden, top_k) / 2**30:.1f} GiB on the device "
+                f"(at most {MAX_TOPK_MEMORY / 2**30:.0f} GiB): lower top-K or choose fewer "
+                "layers or hook types.",
+            )
 
     def _check_duplicate(self, cleaned: dict) -> None:
         """The same extraction already queued or running: say so rather than run it twice."""
         if self.errors or not cleaned.get("dataset"):
             return
         fields = self.extraction_fields()
-        extractions = Extraction.objects.visible_to(self.user) if self.user is not None else Extraction.objects
-        same = extractions.filter(status__in=Extraction.ACTIVE, **{
-            k: v for k, v in fields.items() if k not in ("context_prefix_tokens", "context_suffix_tokens")}).first()
+        extractions = (
+            Extraction.objects.visible_to(self.user) if self.user is not None else Extraction.objects
+        )
+        same = extractions.filter(
+            status__in=Extraction.ACTIVE,
+            **{
+                k: v for k, v in fields.items() if k not in ("context_prefix_tokens", "context_suffix_tokens")
+            },
+        ).first()
         if same is not None:
-            raise forms.ValidationError(f"Extraction {same.pk} with these settings is already "
-                                        f"{same.get_status_display().lower()}.")
+            raise forms.ValidationError(
+                f"Extraction {same.pk} with these settings is already {same.get_status_display().lower()}."
+            )
 
     def extraction_fields(self) -> dict:
         data = self.cleaned_data
-        return {"model": self.model, "dataset": data["dataset"], "layers": sorted(set(data["layers"])),
-                "hooks": [h for h, _ in HOOK_CHOICES if h in data["hooks"]],
-                "batch_size": data["batch_size"], "max_samples": data["max_samples"],
-                "context_length": data["context_length"], "top_k": data["top_k"], "dtype": data["dtype"],
-                "micro_batch_size": data["micro_batch_size"],
-                "context_prefix_tokens": _or_default(data["context_prefix_tokens"], CONTEXT_TOKENS),
-                "context_suffix_tokens": _or_default(data["context_suffix_tokens"], CONTEXT_TOKENS)}
+        return {
+            "model": self.model,
+            "dataset": data["dataset"],
+            "layers": sorted(set(data["layers"])),
+            "hooks": [h for h, _ in HOOK_CHOICES if h in data["hooks"]],
+            "batch_size": data["batch_size"],
+            "max_samples": data["max_samples"],
+            "context_length": data["context_length"],
+            "top_k": data["top_k"],
+            "dtype": data["dtype"],
+            "micro_batch_size": data["micro_batch_size"],
+            "context_prefix_tokens": _or_default(data["context_prefix_tokens"], CONTEXT_TOKENS),
+            "context_suffix_tokens": _or_default(data["context_suffix_tokens"], CONTEXT_TOKENS),
+        }
 
 
 def _or_default(value: int | None, default: int) -> int:

@@ -1,4 +1,5 @@
 """The Extractions tab's filters and sort, the top-examples chooser and importing a found folder."""
+
 from __future__ import annotations
 
 from django import forms
@@ -35,19 +36,41 @@ def _has_hook(hook: str) -> Q:
 
 
 class ExtractionFilterForm(forms.Form):
-    q = forms.CharField(required=False, widget=forms.TextInput(
-        attrs={"placeholder": "Search model or dataset", "type": "search", "aria-label": "Search model or dataset"}))
+    q = forms.CharField(
+        required=False,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Search model or dataset",
+                "type": "search",
+                "aria-label": "Search model or dataset",
+            }
+        ),
+    )
     # A model's History link; hidden (a menu of every model would not scale), shown as a chip.
-    model = forms.ModelChoiceField(queryset=LanguageModel.objects.none(), required=False,
-                                   widget=forms.HiddenInput)
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.none(), required=False,
-                                     empty_label="Any dataset", widget=forms.Select(attrs={"aria-label": "Dataset"}))
-    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ExtractionStatus.choices),
-                               widget=forms.Select(attrs={"aria-label": "Status"}))
-    hook = forms.ChoiceField(required=False, choices=[("", "Any hook")] + HOOK_CHOICES,
-                             widget=forms.Select(attrs={"aria-label": "Hook"}))
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
-                             widget=forms.Select(attrs={"aria-label": "Sort by"}))
+    model = forms.ModelChoiceField(
+        queryset=LanguageModel.objects.none(), required=False, widget=forms.HiddenInput
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.none(),
+        required=False,
+        empty_label="Any dataset",
+        widget=forms.Select(attrs={"aria-label": "Dataset"}),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status")] + list(ExtractionStatus.choices),
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
+    hook = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any hook")] + HOOK_CHOICES,
+        widget=forms.Select(attrs={"aria-label": "Hook"}),
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(k, v[0]) for k, v in SORTS.items()],
+        widget=forms.Select(attrs={"aria-label": "Sort by"}),
+    )
 
     def __init__(self, *args, user, **kwargs):
         kwargs.setdefault("auto_id", "filter-%s")  # apart from the ids of any form beside it
@@ -59,10 +82,11 @@ class ExtractionFilterForm(forms.Form):
     def apply(self, queryset):
         """Each valid filter applies on its own: a stale or mistyped parameter does not drop
         the others."""
-        queryset = queryset.annotate(run_time=ExpressionWrapper(F("completed_at") - F("started_at"),
-                                                                output_field=DurationField()),
-                                     layer_count=JSONArrayLength("layers"),
-                                     hook_count=JSONArrayLength("hooks"))
+        queryset = queryset.annotate(
+            run_time=ExpressionWrapper(F("completed_at") - F("started_at"), output_field=DurationField()),
+            layer_count=JSONArrayLength("layers"),
+            hook_count=JSONArrayLength("hooks"),
+        )
         self.is_valid()
         data = getattr(self, "cleaned_data", {})
         for field in ("model", "dataset", "status"):
@@ -70,8 +94,11 @@ class ExtractionFilterForm(forms.Form):
                 queryset = queryset.filter(**{field: data[field]})
         if data.get("q"):
             text = data["q"]
-            queryset = queryset.filter(Q(model__name__icontains=text) | Q(model__repo_id__icontains=text)
-                                       | Q(dataset__name__icontains=text))
+            queryset = queryset.filter(
+                Q(model__name__icontains=text)
+                | Q(model__repo_id__icontains=text)
+                | Q(dataset__name__icontains=text)
+            )
         if data.get("hook"):
             queryset = queryset.filter(_has_hook(data["hook"]))
         return queryset.order_by(*SORTS[data.get("sort") or "newest"][1])
@@ -79,6 +106,7 @@ class ExtractionFilterForm(forms.Form):
 
 class JSONArrayLength(Func):
     """The number of elements of a JSON array column, on SQLite and PostgreSQL."""
+
     function = "json_array_length"
     output_field = IntegerField()
 
@@ -89,6 +117,7 @@ class JSONArrayLength(Func):
 class NeuronForm(forms.Form):
     """Which top examples to show: a (layer, hook) of the extraction, and a neuron of it (empty:
     the neurons with the highest maximum activation)."""
+
     target = forms.ChoiceField(label="Layer and hook")
     neuron = forms.IntegerField(required=False, min_value=0, label="Neuron")
     prefix = forms.IntegerField(required=False, min_value=0, max_value=500, label="Tokens before")
@@ -97,12 +126,14 @@ class NeuronForm(forms.Form):
     def __init__(self, *args, extraction, **kwargs):
         super().__init__(*args, **kwargs)
         self.extraction = extraction
-        self.fields["target"].choices = [(key, f"Layer {s['layer']} · {hook_label(s['hook'])}")
-                                         for key, s in extraction.statistics.items()]
+        self.fields["target"].choices = [
+            (key, f"Layer {s['layer']} · {hook_label(s['hook'])}") for key, s in extraction.statistics.items()
+        ]
         self.hidden_size = int(extraction.metadata.get("hidden_size") or 0)
         last = self.hidden_size - 1
         self.fields["neuron"].validators.append(
-            MaxValueValidator(last, message=f"This extraction has neurons 0 to {last}."))
+            MaxValueValidator(last, message=f"This extraction has neurons 0 to {last}.")
+        )
         self.fields["neuron"].widget.attrs["max"] = last
 
     def clean(self):
@@ -116,11 +147,18 @@ class NeuronForm(forms.Form):
 
 class ImportFolderForm(forms.Form):
     """Attach a folder found on disk to a model and a dataset, so it becomes a record."""
+
     folder = forms.CharField(widget=forms.HiddenInput)
-    model = forms.ModelChoiceField(queryset=LanguageModel.objects.all(), empty_label="Choose a model…",
-                                   error_messages={"required": "Choose the model these activations came from."})
-    dataset = forms.ModelChoiceField(queryset=Dataset.objects.all(), empty_label="Choose a dataset…",
-                                     error_messages={"required": "Choose the dataset they were read from."})
+    model = forms.ModelChoiceField(
+        queryset=LanguageModel.objects.all(),
+        empty_label="Choose a model…",
+        error_messages={"required": "Choose the model these activations came from."},
+    )
+    dataset = forms.ModelChoiceField(
+        queryset=Dataset.objects.all(),
+        empty_label="Choose a dataset…",
+        error_messages={"required": "Choose the dataset they were read from."},
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)

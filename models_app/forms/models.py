@@ -1,4 +1,5 @@
 """The Models list's filters and the rename form."""
+
 from __future__ import annotations
 
 from django import forms
@@ -30,24 +31,48 @@ SORTS = {
 
 class ModelFilterForm(forms.Form):
     # The filters show no labels: each field names itself to a screen reader (aria-label).
-    q = forms.CharField(required=False, widget=forms.TextInput(
-        attrs={"placeholder": "Search name or repository", "type": "search",
-               "aria-label": "Search name or repository"}))
-    status = forms.ChoiceField(required=False, choices=[("", "Any status")] + list(ModelStatus.choices),
-                               widget=forms.Select(attrs={"aria-label": "Status"}))
-    quantization = forms.ChoiceField(required=False, choices=[("", "Any format")] + FORMAT_CHOICES,
-                                     widget=forms.Select(attrs={"aria-label": "Format"}))
-    architecture = forms.ChoiceField(required=False, choices=[("", "Any architecture")],
-                                     widget=forms.Select(attrs={"aria-label": "Architecture"}))
-    sort = forms.ChoiceField(required=False, choices=[(k, v[0]) for k, v in SORTS.items()],
-                             widget=forms.Select(attrs={"aria-label": "Sort by"}))
+    q = forms.CharField(
+        required=False,
+        widget=forms.TextInput(
+            attrs={
+                "placeholder": "Search name or repository",
+                "type": "search",
+                "aria-label": "Search name or repository",
+            }
+        ),
+    )
+    status = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any status")] + list(ModelStatus.choices),
+        widget=forms.Select(attrs={"aria-label": "Status"}),
+    )
+    quantization = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any format")] + FORMAT_CHOICES,
+        widget=forms.Select(attrs={"aria-label": "Format"}),
+    )
+    architecture = forms.ChoiceField(
+        required=False,
+        choices=[("", "Any architecture")],
+        widget=forms.Select(attrs={"aria-label": "Architecture"}),
+    )
+    sort = forms.ChoiceField(
+        required=False,
+        choices=[(k, v[0]) for k, v in SORTS.items()],
+        widget=forms.Select(attrs={"aria-label": "Sort by"}),
+    )
 
     def __init__(self, *args, user, **kwargs):
         # Its own ids: the download form on the same page has a `quantization` field too.
         kwargs.setdefault("auto_id", "filter-%s")
         super().__init__(*args, **kwargs)
-        architectures = (LanguageModel.objects.visible_to(user).exclude(architecture="").order_by("architecture")
-                         .values_list("architecture", flat=True).distinct())
+        architectures = (
+            LanguageModel.objects.visible_to(user)
+            .exclude(architecture="")
+            .order_by("architecture")
+            .values_list("architecture", flat=True)
+            .distinct()
+        )
         self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
 
     def apply(self, queryset):

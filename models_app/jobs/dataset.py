@@ -1,11 +1,12 @@
 """Dataset jobs: a Hub dataset fetched on the downloads queue, and the ingest (reading samples
 into datasets/{id}/) of uploads: on the downloads queue, or inline through the same runner for
 the CLI and small uploads."""
+
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator
 from itertools import chain
 from pathlib import Path
-from typing import Iterable, Iterator
 
 from django.conf import settings
 
@@ -25,6 +26,7 @@ def ingest_files(dataset_pk: int, files: list[Path], failed: list | None = None)
     """Read local files into a queued dataset record, in this process, as a job. `failed`, if
     given, receives the DatasetError that failed the read: the record keeps only its message, and
     a caller in this process (a form) also shows it at the field it is about."""
+
     def body(job: Job) -> dict:
         try:
             return _ingest(job, Dataset.objects.get(pk=job.pk), files)
@@ -62,9 +64,15 @@ def _fetch(job: Job) -> dict:
         raise datasets.DatasetError(refusal)
     job.tracker.update(force=True, progress_detail=f"Downloading {len(files)} file(s)")
     paths = transfer.download_dataset_in_child(
-        options["repo_id"], options["commit"], files, record.incoming_folder, token=token,
-        endpoint=settings.HF_ENDPOINT, should_cancel=job.should_cancel,
-        on_progress=lambda p: job.tracker.update(progress_detail=_downloaded(p)))
+        options["repo_id"],
+        options["commit"],
+        files,
+        record.incoming_folder,
+        token=token,
+        endpoint=settings.HF_ENDPOINT,
+        should_cancel=job.should_cancel,
+        on_progress=lambda p: job.tracker.update(progress_detail=_downloaded(p)),
+    )
     fields = _ingest(job, record, paths)
     storage.remove_tree(record.incoming_folder)
     return fields
@@ -76,11 +84,17 @@ def _downloaded(progress: hub.DownloadProgress) -> str:
 
 def _ingest(job: Job, record: Dataset, files: list[Path]) -> dict:
     job.tracker.update(force=True, progress_detail="Reading samples")
-    samples = chain.from_iterable(datasets.iter_samples(f, record.file_format, record.text_field)
-                                  for f in files)
+    samples = chain.from_iterable(
+        datasets.iter_samples(f, record.file_format, record.text_field) for f in files
+    )
     stored = datasets.store(_checked(job, samples), record.folder)
-    return {"num_samples": stored.samples, "size_bytes": stored.size_bytes, "preview": stored.preview,
-            "file_path": str(record.folder), "progress_detail": ""}
+    return {
+        "num_samples": stored.samples,
+        "size_bytes": stored.size_bytes,
+        "preview": stored.preview,
+        "file_path": str(record.folder),
+        "progress_detail": "",
+    }
 
 
 def _checked(job: Job, samples: Iterable[str]) -> Iterator[str]:

@@ -1,6 +1,7 @@
 """The extraction task (GPU queue): loads the model in its stored format (or finds it still loaded
 in this worker, models_app/jobs/resident.py) and runs the engine, recording queued -> loading ->
 extracting -> saving -> completed / failed / cancelled."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,15 +27,22 @@ def _extract(job: Job) -> dict:
     fmt, device = model.effective_quantization or model.quantization, loading.default_device()
 
     def load() -> loading.LoadedModel:
-        return loading.load(Path(model.file_path), fmt, device=device, trust_remote_code=model.trust_remote_code,
-                            should_cancel=job.should_cancel,
-                            quantized_dir=Path(model.quantized_path) if model.quantized_path else None)
+        return loading.load(
+            Path(model.file_path),
+            fmt,
+            device=device,
+            trust_remote_code=model.trust_remote_code,
+            should_cancel=job.should_cancel,
+            quantized_dir=Path(model.quantized_path) if model.quantized_path else None,
+        )
 
     with resident.loaded_model(model, fmt, device, load) as (loaded, from_memory):
         job.check()
         texts = datasets.TextDataset(Path(record.dataset.file_path))
         total = len(texts) if record.max_samples is None else min(len(texts), record.max_samples)
-        job.tracker.phase(ExtractionStatus.EXTRACTING, samples_total=total, output_path=str(record.output_dir))
+        job.tracker.phase(
+            ExtractionStatus.EXTRACTING, samples_total=total, output_path=str(record.output_dir)
+        )
 
         first = True  # the first samples done are written at once, not held back by the throttle
 
@@ -42,26 +50,62 @@ def _extract(job: Job) -> dict:
             nonlocal first
             finishing = p.samples_done == p.samples_total
             extra = {"status": ExtractionStatus.SAVING} if finishing else {}
-            job.tracker.update(force=finishing or first, **extra, samples_done=p.samples_done,
-                               progress=round(100 * p.samples_done / p.samples_total, 2),
-                               tokens_per_second=p.tokens_per_second, eta_seconds=p.eta_seconds,
-                               bytes_written=p.bytes_written, current_batch_size=p.batch_size)
+            job.tracker.update(
+                force=finishing or first,
+                **extra,
+                samples_done=p.samples_done,
+                progress=round(100 * p.samples_done / p.samples_total, 2),
+                tokens_per_second=p.tokens_per_second,
+                eta_seconds=p.eta_seconds,
+                bytes_written=p.bytes_written,
+                current_batch_size=p.batch_size,
+            )
             first = False
 
         settings = extraction.ExtractionSettings(
-            layers=record.layers, hooks=record.hooks, batch_size=record.batch_size,
-            micro_batch_size=record.micro_batch_size, max_samples=record.max_samples,
-            context_length=record.context_length, top_k=record.top_k, dtype=record.dtype)
-        context = {"model": {"id": model.pk, "repo_id": model.repo_id, "revision": model.revision,
-                             "commit_sha": model.commit_sha, "requested_quantization": model.quantization,
-                             "effective_quantization": loaded.effective_format, "device": loaded.device,
-                             # "memory": kept loaded by this worker since an earlier job
-                             "loaded_from": "memory" if from_memory else "disk"},
-                   "dataset": {"id": record.dataset.pk, "name": record.dataset.name,
-                               "source": f"{record.dataset.source}:{record.dataset.source_detail}"},
-                   "extraction_id": job.pk}
-        meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, record.output_dir,
-                                  on_progress=on_progress, should_cancel=job.should_cancel, metadata=context)
-    return {"progress": 100.0, "samples_done": meta["samples"], "metadata": meta, "eta_seconds": None,
-            "tokens_per_second": meta["timings"]["tokens_per_second"] or 0.0,
-            "size_bytes": storage.disk_usage(record.output_dir)}
+            layers=record.layers,
+            hooks=record.hooks,
+            batch_size=record.batch_size,
+            micro_batch_size=record.micro_batch_size,
+            max_samples=record.max_samples,
+            context_length=record.context_length,
+            top_k=record.top_k,
+            dtype=record.dtype,
+        )
+        context = {
+            "model": {
+                "id": model.pk,
+                "repo_id": model.repo_id,
+                "revision": model.revision,
+                "commit_sha": model.commit_sha,
+                "requested_quantization": model.quantization,
+                "effective_quantization": loaded.effective_format,
+                "device": loaded.device,
+                # "memory": kept loaded by this worker since an earlier job
+                "loaded_from": "memory" if from_memory else "disk",
+            },
+            "dataset": {
+                "id": record.dataset.pk,
+                "name": record.dataset.name,
+                "source": f"{record.dataset.source}:{record.dataset.source_detail}",
+            },
+            "extraction_id": job.pk,
+        }
+        meta = extraction.extract(
+            loaded.model,
+            loaded.tokenizer,
+            texts,
+            settings,
+            record.output_dir,
+            on_progress=on_progress,
+            should_cancel=job.should_cancel,
+            metadata=context,
+        )
+    return {
+        "progress": 100.0,
+        "samples_done": meta["samples"],
+        "metadata": meta,
+        "eta_seconds": None,
+        "tokens_per_second": meta["timings"]["tokens_per_second"] or 0.0,
+        "size_bytes": storage.disk_usage(record.output_dir),
+    }

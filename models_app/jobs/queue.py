@@ -1,5 +1,6 @@
 """The job queue (Django-Q2's broker: Redis, or the database in the embedded default), as the
 records see it: sending a job, and which jobs it still holds."""
+
 from __future__ import annotations
 
 import logging
@@ -42,7 +43,9 @@ def waiting_task_names(cluster: str) -> set[str]:
         if Conf.ORM:
             return {task.name() for task in OrmQ.objects.using(Conf.ORM).filter(key=cluster)}
         broker = get_broker(list_key=cluster)
-        return {SignedPackage.loads(payload).get("name")
-                for payload in broker.connection.lrange(broker.list_key, 0, -1)}
+        return {
+            SignedPackage.loads(payload).get("name")
+            for payload in broker.connection.lrange(broker.list_key, 0, -1)
+        }
     except Exception as exc:  # Redis down: nothing can be known, or queued again, now
         raise QueueUnavailable() from exc

@@ -12,13 +12,15 @@ Only worker processes keep models (`enable` runs in their warm-up, models_app/jo
 the terminal commands and synchronous runs load for each job as before. The budget is
 MISTUDIO_WORKER_MODEL_CACHE_BYTES (settings.WORKER_MODEL_CACHE_BYTES), 0 to keep none.
 """
+
 from __future__ import annotations
 
 import logging
 import threading
 import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, Callable, Iterator
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -58,8 +60,9 @@ def disable() -> None:
 
 
 @contextmanager
-def loaded_model(record: LanguageModel, fmt: str, device: str,
-                 load: Callable[[], Any]) -> Iterator[tuple[Any, bool]]:
+def loaded_model(
+    record: LanguageModel, fmt: str, device: str, load: Callable[[], Any]
+) -> Iterator[tuple[Any, bool]]:
     """(the LoadedModel, whether it came from this worker's memory) for one job's use. After a
     use that ended well or was cancelled, the model stays for the next job if it is as it was
     handed out (no hook left on it); after any other failure it is released."""
@@ -104,9 +107,15 @@ def forget_stale() -> list[tuple[int, str]]:
 
     def stale(key, identity) -> bool:
         record = records.get(key[0])
-        why = ("the model was deleted" if record is None
-               else "the model is being downloaded again" if record.status != ModelStatus.READY
-               else "the model's download or files changed" if _identity(record) != identity else "")
+        why = (
+            "the model was deleted"
+            if record is None
+            else "the model is being downloaded again"
+            if record.status != ModelStatus.READY
+            else "the model's download or files changed"
+            if _identity(record) != identity
+            else ""
+        )
         if why:
             released.append((key[0], why))
         return bool(why)
@@ -118,8 +127,15 @@ def forget_stale() -> list[tuple[int, str]]:
 
 
 def _identity(record: LanguageModel) -> tuple:
-    download = (record.status, record.commit_sha, record.file_path, record.quantized_path,
-                record.quantization, record.effective_quantization, record.completed_at)
+    download = (
+        record.status,
+        record.commit_sha,
+        record.file_path,
+        record.quantized_path,
+        record.quantization,
+        record.effective_quantization,
+        record.completed_at,
+    )
     return download, files_identity(record.file_path, record.quantized_path)
 
 

@@ -5,6 +5,7 @@ going from a watcher thread, gives the body one cancel check (`job.check()`), ma
 to the message a user reads, removes partial files of a cancelled or failed job, and leaves the
 record in a final state whatever happens, KeyboardInterrupt included.
 """
+
 from __future__ import annotations
 
 import logging
@@ -12,7 +13,8 @@ import os
 import socket
 import threading
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -50,13 +52,21 @@ def user_message(exc: BaseException) -> str:
 
 def _is_ml_error(exc: BaseException) -> bool:
     # Named, not imported: importing them would pull torch into whoever formats a message.
-    return type(exc).__name__ in {"LoadError", "UnsupportedArchitecture", "ExtractionError",
-                                  "FormatUnavailable"}
+    return type(exc).__name__ in {
+        "LoadError",
+        "UnsupportedArchitecture",
+        "ExtractionError",
+        "FormatUnavailable",
+    }
 
 
 def _is_cancel(exc: BaseException) -> bool:
     return isinstance(exc, Cancelled) or type(exc).__name__ in {
-        "DownloadCancelled", "ExtractionCancelled", "LoadCancelled", "IngestCancelled"}
+        "DownloadCancelled",
+        "ExtractionCancelled",
+        "LoadCancelled",
+        "IngestCancelled",
+    }
 
 
 def worker_name() -> str:
@@ -109,7 +119,8 @@ class Job:
         if time.monotonic() - self._last_beat >= settings.JOB_HEARTBEAT_SECONDS:
             self._last_beat = time.monotonic()
             self.record_cls.objects.filter(pk=self.pk, status__in=self.record_cls.ACTIVE).update(
-                heartbeat_at=timezone.now())
+                heartbeat_at=timezone.now()
+            )
 
     def _watch(self) -> None:
         try:
@@ -148,8 +159,9 @@ def run(record_cls: type[JobRecord], pk: int, body: Callable[[Job], dict[str, An
         if record is not None:
             record.on_job_ended()
             if record.is_active:  # nothing above managed to end it
-                record_cls.set(pk, status=record_cls.FAILED, error_message=STOPPED,
-                               completed_at=timezone.now())
+                record_cls.set(
+                    pk, status=record_cls.FAILED, error_message=STOPPED, completed_at=timezone.now()
+                )
     return outcome
 
 
@@ -158,8 +170,13 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
     record = record_cls.objects.filter(pk=pk).first()
     # A failure that follows a cancel or a delete (its files removed under the job) is the
     # cancel's doing, even before the watcher has seen it.
-    cancelled = (_is_cancel(exc) or job.should_cancel() or isinstance(exc, KeyboardInterrupt)
-                 or record is None or record.cancel_requested)
+    cancelled = (
+        _is_cancel(exc)
+        or job.should_cancel()
+        or isinstance(exc, KeyboardInterrupt)
+        or record is None
+        or record.cancel_requested
+    )
     # A record deleted while its job ran (a dataset) still has files here: they go too.
     (record or record_cls(pk=pk)).discard_partial_files()
     if cancelled:

@@ -7,6 +7,7 @@ while it already takes jobs, so a download starts transferring at once, and only
 waits for them (`wait`). The web process and the terminal commands never send that signal, so
 they never import torch this way.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -19,10 +20,17 @@ log = logging.getLogger(__name__)
 
 # What a model load and an extraction import (transformers' modeling_utils alone is half of it),
 # so the first job finds them in sys.modules. bitsandbytes (Q8, Q4) is optional.
-MODULES = ("torch", "transformers", "transformers.modeling_utils",
-           "transformers.models.auto.modeling_auto", "transformers.models.auto.tokenization_auto",
-           "models_app.ml.loading", "models_app.ml.hooks", "models_app.ml.architecture",
-           "models_app.ml.extraction")
+MODULES = (
+    "torch",
+    "transformers",
+    "transformers.modeling_utils",
+    "transformers.models.auto.modeling_auto",
+    "transformers.models.auto.tokenization_auto",
+    "models_app.ml.loading",
+    "models_app.ml.hooks",
+    "models_app.ml.architecture",
+    "models_app.ml.extraction",
+)
 OPTIONAL = ("bitsandbytes",)
 # The task modules, imported on the worker's own thread before the warm-up starts: a job's own
 # imports then never run beside the warm-up's (two threads importing into the same packages at

@@ -5,54 +5,112 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='LanguageModel',
+            name="LanguageModel",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('repo_id', models.CharField(db_index=True, max_length=96)),
-                ('revision', models.CharField(default='main', max_length=255)),
-                ('commit_sha', models.CharField(blank=True, max_length=64)),
-                ('architecture', models.CharField(blank=True, db_index=True, max_length=100)),
-                ('params_count', models.BigIntegerField(blank=True, null=True)),
-                ('quantization', models.CharField(choices=[('fp32', 'FP32'), ('fp16', 'FP16'), ('q8', 'Q8'), ('q4', 'Q4'), ('q2', 'Q2')], default='q4', max_length=8)),
-                ('effective_quantization', models.CharField(blank=True, choices=[('fp32', 'FP32'), ('fp16', 'FP16'), ('q8', 'Q8'), ('q4', 'Q4'), ('q2', 'Q2')], max_length=8)),
-                ('quantization_note', models.TextField(blank=True, help_text='Why the effective format differs')),
-                ('trust_remote_code', models.BooleanField(default=False)),
-                ('gated', models.BooleanField(default=False, help_text='The repository needs an accepted license and a token')),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('downloading', 'Downloading'), ('loading', 'Loading'), ('quantizing', 'Quantizing'), ('ready', 'Ready'), ('error', 'Error'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=16)),
-                ('progress', models.FloatField(default=0.0)),
-                ('phase_detail', models.CharField(blank=True, max_length=255)),
-                ('bytes_downloaded', models.BigIntegerField(default=0)),
-                ('bytes_total', models.BigIntegerField(default=0)),
-                ('speed_bps', models.FloatField(default=0.0)),
-                ('eta_seconds', models.FloatField(blank=True, null=True)),
-                ('error_message', models.TextField(blank=True)),
-                ('phase_log', models.JSONField(blank=True, default=list)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('file_path', models.CharField(blank=True, max_length=1024)),
-                ('quantized_path', models.CharField(blank=True, max_length=1024)),
-                ('architecture_config', models.JSONField(blank=True, default=dict)),
-                ('architecture_summary', models.JSONField(blank=True, default=dict)),
-                ('memory_required_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('memory_footprint_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('disk_size_bytes', models.BigIntegerField(blank=True, null=True)),
-                ('encrypted_token', models.BinaryField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                ("repo_id", models.CharField(db_index=True, max_length=96)),
+                ("revision", models.CharField(default="main", max_length=255)),
+                ("commit_sha", models.CharField(blank=True, max_length=64)),
+                ("architecture", models.CharField(blank=True, db_index=True, max_length=100)),
+                ("params_count", models.BigIntegerField(blank=True, null=True)),
+                (
+                    "quantization",
+                    models.CharField(
+                        choices=[
+                            ("fp32", "FP32"),
+                            ("fp16", "FP16"),
+                            ("q8", "Q8"),
+                            ("q4", "Q4"),
+                            ("q2", "Q2"),
+                        ],
+                        default="q4",
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "effective_quantization",
+                    models.CharField(
+                        blank=True,
+                        choices=[
+                            ("fp32", "FP32"),
+                            ("fp16", "FP16"),
+                            ("q8", "Q8"),
+                            ("q4", "Q4"),
+                            ("q2", "Q2"),
+                        ],
+                        max_length=8,
+                    ),
+                ),
+                (
+                    "quantization_note",
+                    models.TextField(blank=True, help_text="Why the effective format differs"),
+                ),
+                ("trust_remote_code", models.BooleanField(default=False)),
+                (
+                    "gated",
+                    models.BooleanField(
+                        default=False, help_text="The repository needs an accepted license and a token"
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("downloading", "Downloading"),
+                            ("loading", "Loading"),
+                            ("quantizing", "Quantizing"),
+                            ("ready", "Ready"),
+                            ("error", "Error"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=16,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0)),
+                ("phase_detail", models.CharField(blank=True, max_length=255)),
+                ("bytes_downloaded", models.BigIntegerField(default=0)),
+                ("bytes_total", models.BigIntegerField(default=0)),
+                ("speed_bps", models.FloatField(default=0.0)),
+                ("eta_seconds", models.FloatField(blank=True, null=True)),
+                ("error_message", models.TextField(blank=True)),
+                ("phase_log", models.JSONField(blank=True, default=list)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("file_path", models.CharField(blank=True, max_length=1024)),
+                ("quantized_path", models.CharField(blank=True, max_length=1024)),
+                ("architecture_config", models.JSONField(blank=True, default=dict)),
+                ("architecture_summary", models.JSONField(blank=True, default=dict)),
+                ("memory_required_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("memory_footprint_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("disk_size_bytes", models.BigIntegerField(blank=True, null=True)),
+                ("encrypted_token", models.BinaryField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
-                'constraints': [models.UniqueConstraint(fields=('repo_id', 'revision', 'quantization'), name='unique_model_repo_revision_format')],
+                "ordering": ["-created_at", "-pk"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("repo_id", "revision", "quantization"),
+                        name="unique_model_repo_revision_format",
+                    )
+                ],
             },
         ),
     ]

@@ -6,66 +6,121 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0002_config_gin_index'),
+        ("models_app", "0002_config_gin_index"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='Dataset',
+            name="Dataset",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=200)),
-                ('source', models.CharField(choices=[('upload', 'Upload'), ('hub', 'HuggingFace Hub')], max_length=10)),
-                ('source_detail', models.CharField(help_text='File name, or repo@revision:file', max_length=500)),
-                ('text_field', models.CharField(blank=True, default='text', max_length=200)),
-                ('file_format', models.CharField(max_length=10)),
-                ('status', models.CharField(choices=[('processing', 'Processing'), ('ready', 'Ready'), ('error', 'Error')], db_index=True, default='processing', max_length=12)),
-                ('error_message', models.TextField(blank=True)),
-                ('num_samples', models.IntegerField(default=0)),
-                ('size_bytes', models.BigIntegerField(default=0)),
-                ('preview', models.JSONField(blank=True, default=list)),
-                ('file_path', models.CharField(blank=True, max_length=1024)),
-                ('hub_options', models.JSONField(blank=True, default=dict)),
-                ('encrypted_token', models.BinaryField(blank=True, null=True)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=200)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("upload", "Upload"), ("hub", "HuggingFace Hub")], max_length=10
+                    ),
+                ),
+                (
+                    "source_detail",
+                    models.CharField(help_text="File name, or repo@revision:file", max_length=500),
+                ),
+                ("text_field", models.CharField(blank=True, default="text", max_length=200)),
+                ("file_format", models.CharField(max_length=10)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[("processing", "Processing"), ("ready", "Ready"), ("error", "Error")],
+                        db_index=True,
+                        default="processing",
+                        max_length=12,
+                    ),
+                ),
+                ("error_message", models.TextField(blank=True)),
+                ("num_samples", models.IntegerField(default=0)),
+                ("size_bytes", models.BigIntegerField(default=0)),
+                ("preview", models.JSONField(blank=True, default=list)),
+                ("file_path", models.CharField(blank=True, max_length=1024)),
+                ("hub_options", models.JSONField(blank=True, default=dict)),
+                ("encrypted_token", models.BinaryField(blank=True, null=True)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
         migrations.CreateModel(
-            name='Extraction',
+            name="Extraction",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('layers', models.JSONField(default=list)),
-                ('hooks', models.JSONField(default=list)),
-                ('batch_size', models.IntegerField(default=8)),
-                ('max_samples', models.IntegerField(blank=True, null=True)),
-                ('context_length', models.IntegerField(default=128)),
-                ('top_k', models.IntegerField(default=10)),
-                ('dtype', models.CharField(default='float16', max_length=10)),
-                ('status', models.CharField(choices=[('queued', 'Queued'), ('loading', 'Loading'), ('extracting', 'Extracting'), ('saving', 'Saving'), ('completed', 'Completed'), ('failed', 'Failed'), ('cancelled', 'Cancelled')], db_index=True, default='queued', max_length=12)),
-                ('progress', models.FloatField(default=0.0)),
-                ('samples_done', models.IntegerField(default=0)),
-                ('samples_total', models.IntegerField(default=0)),
-                ('tokens_per_second', models.FloatField(default=0.0)),
-                ('eta_seconds', models.FloatField(blank=True, null=True)),
-                ('bytes_written', models.BigIntegerField(default=0)),
-                ('current_batch_size', models.IntegerField(blank=True, null=True)),
-                ('error_message', models.TextField(blank=True)),
-                ('cancel_requested', models.BooleanField(default=False)),
-                ('output_path', models.CharField(blank=True, max_length=1024)),
-                ('metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(default=django.utils.timezone.now)),
-                ('started_at', models.DateTimeField(blank=True, null=True)),
-                ('completed_at', models.DateTimeField(blank=True, null=True)),
-                ('dataset', models.ForeignKey(on_delete=django.db.models.deletion.PROTECT, related_name='extractions', to='models_app.dataset')),
-                ('model', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='extractions', to='models_app.languagemodel')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("layers", models.JSONField(default=list)),
+                ("hooks", models.JSONField(default=list)),
+                ("batch_size", models.IntegerField(default=8)),
+                ("max_samples", models.IntegerField(blank=True, null=True)),
+                ("context_length", models.IntegerField(default=128)),
+                ("top_k", models.IntegerField(default=10)),
+                ("dtype", models.CharField(default="float16", max_length=10)),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("queued", "Queued"),
+                            ("loading", "Loading"),
+                            ("extracting", "Extracting"),
+                            ("saving", "Saving"),
+                            ("completed", "Completed"),
+                            ("failed", "Failed"),
+                            ("cancelled", "Cancelled"),
+                        ],
+                        db_index=True,
+                        default="queued",
+                        max_length=12,
+                    ),
+                ),
+                ("progress", models.FloatField(default=0.0)),
+                ("samples_done", models.IntegerField(default=0)),
+                ("samples_total", models.IntegerField(default=0)),
+                ("tokens_per_second", models.FloatField(default=0.0)),
+                ("eta_seconds", models.FloatField(blank=True, null=True)),
+                ("bytes_written", models.BigIntegerField(default=0)),
+                ("current_batch_size", models.IntegerField(blank=True, null=True)),
+                ("error_message", models.TextField(blank=True)),
+                ("cancel_requested", models.BooleanField(default=False)),
+                ("output_path", models.CharField(blank=True, max_length=1024)),
+                ("metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(default=django.utils.timezone.now)),
+                ("started_at", models.DateTimeField(blank=True, null=True)),
+                ("completed_at", models.DateTimeField(blank=True, null=True)),
+                (
+                    "dataset",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.PROTECT,
+                        related_name="extractions",
+                        to="models_app.dataset",
+                    ),
+                ),
+                (
+                    "model",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="extractions",
+                        to="models_app.languagemodel",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['-created_at', '-pk'],
+                "ordering": ["-created_at", "-pk"],
             },
         ),
     ]

@@ -4,30 +4,29 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0004_job_records'),
+        ("models_app", "0004_job_records"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='extraction',
-            name='context_prefix_tokens',
+            model_name="extraction",
+            name="context_prefix_tokens",
             field=models.IntegerField(default=25),
         ),
         migrations.AddField(
-            model_name='extraction',
-            name='context_suffix_tokens',
+            model_name="extraction",
+            name="context_suffix_tokens",
             field=models.IntegerField(default=25),
         ),
         migrations.AddField(
-            model_name='extraction',
-            name='micro_batch_size',
+            model_name="extraction",
+            name="micro_batch_size",
             field=models.IntegerField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='extraction',
-            name='size_bytes',
-            field=models.BigIntegerField(default=0, help_text='Disk used by its files when completed'),
+            model_name="extraction",
+            name="size_bytes",
+            field=models.BigIntegerField(default=0, help_text="Disk used by its files when completed"),
         ),
     ]

@@ -1,5 +1,6 @@
 """Completed extractions from before size_bytes existed get their size on disk, so the history
 shows it and sorts by it."""
+
 from pathlib import Path
 
 from django.conf import settings

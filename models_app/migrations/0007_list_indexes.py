@@ -5,42 +5,43 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0006_extraction_sizes'),
+        ("models_app", "0006_extraction_sizes"),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='dataset',
-            name='created_at',
+            model_name="dataset",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
         migrations.AlterField(
-            model_name='extraction',
-            name='created_at',
+            model_name="extraction",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
         migrations.AlterField(
-            model_name='extraction',
-            name='dtype',
-            field=models.CharField(choices=[('float16', 'float16'), ('float32', 'float32')], default='float16', max_length=10),
+            model_name="extraction",
+            name="dtype",
+            field=models.CharField(
+                choices=[("float16", "float16"), ("float32", "float32")], default="float16", max_length=10
+            ),
         ),
         migrations.AlterField(
-            model_name='languagemodel',
-            name='created_at',
+            model_name="languagemodel",
+            name="created_at",
             field=models.DateTimeField(db_index=True, default=django.utils.timezone.now),
         ),
         migrations.AddIndex(
-            model_name='extraction',
-            index=models.Index(fields=['model', 'status'], name='models_app__model_i_be320a_idx'),
+            model_name="extraction",
+            index=models.Index(fields=["model", "status"], name="models_app__model_i_be320a_idx"),
         ),
         migrations.AddIndex(
-            model_name='extraction',
-            index=models.Index(fields=['size_bytes'], name='models_app__size_by_26a59a_idx'),
+            model_name="extraction",
+            index=models.Index(fields=["size_bytes"], name="models_app__size_by_26a59a_idx"),
         ),
         migrations.AddIndex(
-            model_name='extraction',
-            index=models.Index(fields=['tokens_per_second'], name='models_app__tokens__ce4001_idx'),
+            model_name="extraction",
+            index=models.Index(fields=["tokens_per_second"], name="models_app__tokens__ce4001_idx"),
         ),
     ]

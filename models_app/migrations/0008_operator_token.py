@@ -4,20 +4,25 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0007_list_indexes'),
+        ("models_app", "0007_list_indexes"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dataset',
-            name='use_operator_token',
-            field=models.BooleanField(default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials"),
+            model_name="dataset",
+            name="use_operator_token",
+            field=models.BooleanField(
+                default=False,
+                help_text="Without a token of its own, the job may use the operator's Hub credentials",
+            ),
         ),
         migrations.AddField(
-            model_name='languagemodel',
-            name='use_operator_token',
-            field=models.BooleanField(default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials"),
+            model_name="languagemodel",
+            name="use_operator_token",
+            field=models.BooleanField(
+                default=False,
+                help_text="Without a token of its own, the job may use the operator's Hub credentials",
+            ),
         ),
     ]

@@ -6,26 +6,46 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0008_operator_token'),
+        ("models_app", "0008_operator_token"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='dataset',
-            name='owner',
-            field=models.ForeignKey(blank=True, help_text='Who added it: they and staff may change it', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="dataset",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who added it: they and staff may change it",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='extraction',
-            name='owner',
-            field=models.ForeignKey(blank=True, help_text='Who added it: they and staff may change it', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="extraction",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who added it: they and staff may change it",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
         migrations.AddField(
-            model_name='languagemodel',
-            name='owner',
-            field=models.ForeignKey(blank=True, help_text='Who added it: they and staff may change it', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="languagemodel",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who added it: they and staff may change it",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

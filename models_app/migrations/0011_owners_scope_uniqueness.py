@@ -6,19 +6,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('models_app', '0010_api_tokens'),
+        ("models_app", "0010_api_tokens"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='languagemodel',
-            name='unique_model_repo_revision_format',
+            model_name="languagemodel",
+            name="unique_model_repo_revision_format",
         ),
         migrations.AddConstraint(
-            model_name='languagemodel',
-            constraint=models.UniqueConstraint(django.db.models.functions.comparison.Coalesce('owner', models.Value(0)), models.F('repo_id'), models.F('revision'), models.F('quantization'), name='unique_model_repo_revision_format_owner'),
+            model_name="languagemodel",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.comparison.Coalesce("owner", models.Value(0)),
+                models.F("repo_id"),
+                models.F("revision"),
+                models.F("quantization"),
+                name="unique_model_repo_revision_format_owner",
+            ),
         ),
     ]

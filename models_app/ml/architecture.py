@@ -2,14 +2,32 @@
 
 Pure Python on purpose: the web process renders previews from this without importing torch.
 """
+
 from __future__ import annotations
 
 from typing import Any
 
 # Families whose MLP is gated (gate, up and down projections) rather than up and down only.
 GATED_MLP_FAMILIES = frozenset(
-    {"llama", "mistral", "mixtral", "qwen2", "qwen2_moe", "qwen3", "qwen3_moe", "gemma", "gemma2",
-     "gemma3", "gemma3_text", "phi3", "olmo", "olmo2", "granite", "cohere", "starcoder2x"}
+    {
+        "llama",
+        "mistral",
+        "mixtral",
+        "qwen2",
+        "qwen2_moe",
+        "qwen3",
+        "qwen3_moe",
+        "gemma",
+        "gemma2",
+        "gemma3",
+        "gemma3_text",
+        "phi3",
+        "olmo",
+        "olmo2",
+        "granite",
+        "cohere",
+        "starcoder2x",
+    }
 )
 
 # Families with a learned position-embedding table (the others use rotary or ALiBi positions).
@@ -68,12 +86,15 @@ def dimensions(config: dict[str, Any]) -> dict[str, Any]:
         "num_kv_heads": kv_heads,
         "head_dim": _first(cfg, "head_dim", default=(hidden // heads) if heads else 0),
         "vocab_size": _first(cfg, "vocab_size", "padded_vocab_size", default=0),
-        "max_position": _first(cfg, "max_position_embeddings", "n_positions", "n_ctx",
-                               "max_sequence_length", "seq_length"),
+        "max_position": _first(
+            cfg, "max_position_embeddings", "n_positions", "n_ctx", "max_sequence_length", "seq_length"
+        ),
         "intermediate_size": intermediate,
         "num_experts": experts,
         "experts_per_token": _first(cfg, "num_experts_per_tok", "num_experts_per_token"),
-        "tied_embeddings": bool(_first(config, "tie_word_embeddings", default=_first(cfg, "tie_word_embeddings", default=True))),
+        "tied_embeddings": bool(
+            _first(config, "tie_word_embeddings", default=_first(cfg, "tie_word_embeddings", default=True))
+        ),
         "rope_theta": rope_theta(cfg),
         "dtype": _first(config, "dtype", "torch_dtype", default=_first(cfg, "dtype", "torch_dtype")),
         "gated_mlp": (cfg.get("model_type") or config.get("model_type")) in GATED_MLP_FAMILIES,
@@ -106,8 +127,9 @@ def layer_list(config: dict[str, Any]) -> list[dict[str, str]]:
         mlp += f"; {d['num_experts']} experts, {d['experts_per_token']} active per token"
     layers = [{"name": "Embedding", "kind": "embedding", "detail": f"{vocab:,} × {hidden:,}"}]
     for index in range(d["num_layers"]):
-        layers.append({"name": f"TransformerBlock_{index}", "kind": "block",
-                       "attention": attention, "mlp": mlp})
+        layers.append(
+            {"name": f"TransformerBlock_{index}", "kind": "block", "attention": attention, "mlp": mlp}
+        )
     layers.append({"name": "FinalNorm", "kind": "norm", "detail": f"{hidden:,}"})
     tied = "tied to the embedding" if d["tied_embeddings"] else "separate weights"
     layers.append({"name": "Output", "kind": "output", "detail": f"{hidden:,} × {vocab:,} ({tied})"})

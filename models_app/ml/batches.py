@@ -6,12 +6,14 @@ its samples' indices, so results go back to their own rows and the files keep th
 The next window is tokenized by a background thread while the current one runs through the
 model. The window bounds memory (a few thousand samples of token ids) and keeps progress smooth.
 """
+
 from __future__ import annotations
 
 import queue
 import threading
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import torch
 
@@ -21,16 +23,16 @@ JOIN_TIMEOUT = 1.0  # seconds a stopped run waits for the tokenizing thread (can
 
 @dataclass
 class Window:
-    start: int                 # index of its first sample
-    ids: list[list[int]]       # token ids of each sample, truncated to the context
-    order: list[int]           # positions in `ids`, longest first
+    start: int  # index of its first sample
+    ids: list[list[int]]  # token ids of each sample, truncated to the context
+    order: list[int]  # positions in `ids`, longest first
 
 
 @dataclass
 class Batch:
-    rows: list[int]            # sample indices (rows of the files)
-    lengths: list[int]         # real tokens of each row
-    input_ids: torch.Tensor    # [rows, longest], right-padded
+    rows: list[int]  # sample indices (rows of the files)
+    lengths: list[int]  # real tokens of each row
+    input_ids: torch.Tensor  # [rows, longest], right-padded
     attention_mask: torch.Tensor
 
     @property
@@ -43,7 +45,9 @@ class Batch:
         longest = self.input_ids.shape[1]
         positions = torch.cat([torch.arange(n) for n in self.lengths])
         rows = torch.repeat_interleave(torch.tensor(self.rows), torch.tensor(self.lengths))
-        starts = torch.repeat_interleave(torch.arange(len(self.lengths)) * longest, torch.tensor(self.lengths))
+        starts = torch.repeat_interleave(
+            torch.arange(len(self.lengths)) * longest, torch.tensor(self.lengths)
+        )
         return starts + positions, rows, positions
 
 
@@ -68,8 +72,14 @@ def pad(window: Window, positions: list[int], pad_id: int) -> Batch:
     return Batch([window.start + i for i in picked], lengths, input_ids, attention_mask)
 
 
-def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
-            should_stop: Callable[[], bool], size: int | None = None) -> Iterator[Window]:
+def windows(
+    tokenizer: Any,
+    texts: Sequence[str],
+    total: int,
+    context: int,
+    should_stop: Callable[[], bool],
+    size: int | None = None,
+) -> Iterator[Window]:
     """The windows over texts[:total] (`size` samples each, WINDOW by default), each tokenized
     one step ahead in a background thread."""
     size = size or WINDOW
@@ -90,7 +100,9 @@ def windows(tokenizer: Any, texts: Sequence[str], total: int, context: int,
     def produce() -> None:
         try:
             for start in range(0, total, size):
-                if not hand_over(tokenize_window(tokenizer, texts[start:min(start + size, total)], start, context)):
+                if not hand_over(
+                    tokenize_window(tokenizer, texts[start : min(start + size, total)], start, context)
+                ):
                     return
             hand_over(done)
         except BaseException as exc:  # handed to the consumer, raised there

@@ -7,6 +7,7 @@ in one normalized form the extraction engine reads with O(1) random access and b
 Supported inputs: .txt (one sample per line), .jsonl / .json (a named text field), .csv (a named
 column), .parquet (a named column). Nothing here reads a whole file into memory.
 """
+
 from __future__ import annotations
 
 import csv
@@ -15,10 +16,9 @@ import json
 import os
 import shutil
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 import numpy as np
 
@@ -69,8 +69,10 @@ def room_refusal(download_bytes: int, free_bytes: int) -> str | None:
     read from them (about as much again) must fit on the disk."""
     if 2 * download_bytes <= free_bytes:
         return None
-    return (f"The files take {bytesize(download_bytes)} and the samples read from them about as much "
-            f"again; the disk has {bytesize(free_bytes)} free.")
+    return (
+        f"The files take {bytesize(download_bytes)} and the samples read from them about as much "
+        f"again; the disk has {bytesize(free_bytes)} free."
+    )
 
 
 def detect_format(filename: str) -> str:
@@ -96,8 +98,10 @@ def _text_lines(path: Path) -> Iterator[tuple[int, str]]:
                     return
                 number += 1
                 if len(line) > MAX_SAMPLE_CHARS:
-                    raise DatasetError(f"Line {number} is longer than {MAX_SAMPLE_CHARS:,} characters: "
-                                       "split it into samples, one per line.")
+                    raise DatasetError(
+                        f"Line {number} is longer than {MAX_SAMPLE_CHARS:,} characters: "
+                        "split it into samples, one per line."
+                    )
                 yield number, line.rstrip("\r\n")
         except UnicodeDecodeError as exc:
             raise DatasetError(f"The file is not UTF-8 text (an invalid byte in line {number + 1}).") from exc
@@ -115,8 +119,9 @@ def _field(record: object, field: str, where: str) -> str:
     return value
 
 
-def iter_samples(path: Path, fmt: str, text_field: str = "text",
-                 max_text_bytes: int = MAX_TEXT_BYTES) -> Iterator[str]:
+def iter_samples(
+    path: Path, fmt: str, text_field: str = "text", max_text_bytes: int = MAX_TEXT_BYTES
+) -> Iterator[str]:
     """Yield the samples of a file, raising DatasetError with the line or row at fault.
     `max_text_bytes` bounds what a compressed file may hold (text files hold their size)."""
     path = Path(path)
@@ -157,8 +162,9 @@ def _json_array(path: Path, text_field: str) -> Iterator[str]:
             return
         yield from _json_items(path, text_field)
     except UnicodeDecodeError as exc:
-        raise DatasetError(f"The file is not UTF-8 text (an invalid byte near byte {exc.start:,} "
-                           "of a block).") from exc
+        raise DatasetError(
+            f"The file is not UTF-8 text (an invalid byte near byte {exc.start:,} of a block)."
+        ) from exc
 
 
 def _json_items(path: Path, text_field: str) -> Iterator[str]:
@@ -185,13 +191,17 @@ def _json_items(path: Path, text_field: str) -> Iterator[str]:
                     break
                 except json.JSONDecodeError as exc:
                     if len(buffer) - position > 2 * MAX_SAMPLE_CHARS:
-                        raise DatasetError(f"Item {index + 1} of the JSON array is larger than "
-                                           f"{2 * MAX_SAMPLE_CHARS:,} characters.") from exc
+                        raise DatasetError(
+                            f"Item {index + 1} of the JSON array is larger than "
+                            f"{2 * MAX_SAMPLE_CHARS:,} characters."
+                        ) from exc
                     # Read as much again as is pending: an item takes a few decoding attempts,
                     # not one per 64 KiB (which made a large item quadratic).
                     more = handle.read(max(1 << 16, len(buffer) - position))
                     if not more:
-                        raise DatasetError(f"Item {index + 1} of the JSON array is not valid JSON ({exc.msg}).") from exc
+                        raise DatasetError(
+                            f"Item {index + 1} of the JSON array is not valid JSON ({exc.msg})."
+                        ) from exc
                     buffer, position = buffer[position:] + more, 0
                 except (RecursionError, ValueError) as exc:
                     raise DatasetError(f"Item {index + 1} of the JSON array {_unreadable(exc)}.") from exc
@@ -203,7 +213,11 @@ def _json_items(path: Path, text_field: str) -> Iterator[str]:
 def _unreadable(exc: BaseException) -> str:
     """What Python's JSON reader refuses beyond JSON's own syntax: nesting deeper than the
     interpreter's stack, and integers longer than it converts (4,300 digits)."""
-    return "nests JSON too deeply to read" if isinstance(exc, RecursionError) else "holds a number too long to read"
+    return (
+        "nests JSON too deeply to read"
+        if isinstance(exc, RecursionError)
+        else "holds a number too long to read"
+    )
 
 
 def _csv_rows(path: Path, column: str) -> Iterator[str]:
@@ -213,8 +227,9 @@ def _csv_rows(path: Path, column: str) -> Iterator[str]:
         try:
             if not reader.fieldnames or column not in reader.fieldnames:
                 names = ", ".join(reader.fieldnames or [])
-                raise DatasetError(f"The CSV has no column “{column}” (it has: {names or 'no header'}).",
-                                   TEXT_FIELD)
+                raise DatasetError(
+                    f"The CSV has no column “{column}” (it has: {names or 'no header'}).", TEXT_FIELD
+                )
             for row in reader:
                 value = row.get(column)
                 if value and value.strip():
@@ -222,7 +237,9 @@ def _csv_rows(path: Path, column: str) -> Iterator[str]:
         except csv.Error as exc:
             raise DatasetError(f"Line {reader.line_num + 1} of the CSV cannot be read ({exc}).") from exc
         except UnicodeDecodeError as exc:
-            raise DatasetError(f"The file is not UTF-8 text (an invalid byte after line {reader.line_num}).") from exc
+            raise DatasetError(
+                f"The file is not UTF-8 text (an invalid byte after line {reader.line_num})."
+            ) from exc
 
 
 def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]:
@@ -240,8 +257,9 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
         raise DatasetError(f"The file is not a readable Parquet file ({exc}).") from exc
     names = parquet.schema_arrow.names
     if column not in names:
-        raise DatasetError(f"The Parquet file has no column “{column}” (it has: {', '.join(names)}).",
-                           TEXT_FIELD)
+        raise DatasetError(
+            f"The Parquet file has no column “{column}” (it has: {', '.join(names)}).", TEXT_FIELD
+        )
     kind = parquet.schema_arrow.field(column).type
     kind = kind.value_type if pa.types.is_dictionary(kind) else kind
     if not (pa.types.is_string(kind) or pa.types.is_large_string(kind)):
@@ -256,15 +274,21 @@ def _parquet_rows(path: Path, column: str, max_text_bytes: int) -> Iterator[str]
         chars, sizes = _lengths(values)
         too_long = np.flatnonzero(chars > MAX_SAMPLE_CHARS)
         if too_long.size:
-            raise DatasetError(f"Row {row + int(too_long[0]) + 1:,} of the Parquet file is longer than "
-                               f"{MAX_SAMPLE_CHARS:,} characters.")
+            raise DatasetError(
+                f"Row {row + int(too_long[0]) + 1:,} of the Parquet file is longer than "
+                f"{MAX_SAMPLE_CHARS:,} characters."
+            )
         total += int(sizes.sum())
         if total > max_text_bytes:
-            raise DatasetError(f"The Parquet file holds more than {bytesize(max_text_bytes)} of text "
-                               "once decompressed: split it into smaller files.")
+            raise DatasetError(
+                f"The Parquet file holds more than {bytesize(max_text_bytes)} of text "
+                "once decompressed: split it into smaller files."
+            )
         if total > expansion_cap:
-            raise DatasetError(f"The Parquet file holds over {MAX_EXPANSION} times its own size in text "
-                               "once decompressed, more than real text compresses: it is refused.")
+            raise DatasetError(
+                f"The Parquet file holds over {MAX_EXPANSION} times its own size in text "
+                "once decompressed, more than real text compresses: it is refused."
+            )
         for start, stop in _pieces(sizes, PARQUET_PIECE_BYTES):
             for value in values.slice(start, stop - start).to_pylist():
                 if isinstance(value, str) and value.strip():
@@ -281,7 +305,8 @@ def _check_row_groups(parquet, column: str) -> None:
             raise DatasetError(
                 f"Row group {group + 1} of the Parquet file holds {size / 1e6:,.0f} MB of “{column}” once "
                 f"decompressed; the studio reads at most {MAX_ROW_GROUP_BYTES / 1e6:,.0f} MB at a time: "
-                "write it with smaller row groups (pyarrow: row_group_size=10_000).")
+                "write it with smaller row groups (pyarrow: row_group_size=10_000)."
+            )
 
 
 def _lengths(values) -> tuple[np.ndarray, np.ndarray]:
@@ -339,15 +364,17 @@ def store(samples: Iterator[str], folder: Path) -> StoredDataset:
         os.replace(partial, folder)
     finally:
         shutil.rmtree(partial, ignore_errors=True)
-    return StoredDataset(folder=folder, samples=count, size_bytes=(folder / TEXTS).stat().st_size,
-                         preview=preview)
+    return StoredDataset(
+        folder=folder, samples=count, size_bytes=(folder / TEXTS).stat().st_size, preview=preview
+    )
 
 
 def _as_npy(raw: Path, target: Path, count: int) -> None:
     """int64 values written back to back become a .npy file, copied through a small buffer."""
     with open(target, "wb") as out, open(raw, "rb") as values:
-        np.lib.format.write_array_header_1_0(out, {"descr": np.dtype(np.int64).str, "fortran_order": False,
-                                                   "shape": (count,)})
+        np.lib.format.write_array_header_1_0(
+            out, {"descr": np.dtype(np.int64).str, "fortran_order": False, "shape": (count,)}
+        )
         shutil.copyfileobj(values, out, 1 << 20)
     raw.unlink()
 

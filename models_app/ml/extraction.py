@@ -9,16 +9,18 @@ Semantics (see DESIGN): residual = output of decoder block i; mlp / attention = 
 block i's MLP / attention module before it is added back. Rows are samples, columns token
 positions (right-padded to the context length); padding is zero and in no statistic.
 """
+
 from __future__ import annotations
 
 import json
 import math
 import os
 import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -112,8 +114,9 @@ def _first(output: Any) -> torch.Tensor:
 
 
 @contextmanager
-def capturing(model: nn.Module, targets: list[_Target], stop_after: str,
-              dtype: torch.dtype = torch.float32) -> Iterator[None]:
+def capturing(
+    model: nn.Module, targets: list[_Target], stop_after: str, dtype: torch.dtype = torch.float32
+) -> Iterator[None]:
     """Forward hooks that keep a copy of each target module's output in `dtype`, plus one that
     ends the forward pass after the deepest requested block. A copy, because a block may add to
     its MLP's output in place before it returns (Falcon's parallel attention does); converting
@@ -158,10 +161,18 @@ def _is_oom(exc: BaseException) -> bool:
     return isinstance(exc, torch.OutOfMemoryError) or "out of memory" in str(exc).lower()
 
 
-def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: ExtractionSettings,
-            output_dir: Path, *, on_progress: Callable[[ExtractionProgress], None] = lambda p: None,
-            should_cancel: Callable[[], bool] = lambda: False, metadata: dict | None = None,
-            forward: Callable[..., Any] | None = None) -> dict[str, Any]:
+def extract(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: Sequence[str],
+    settings: ExtractionSettings,
+    output_dir: Path,
+    *,
+    on_progress: Callable[[ExtractionProgress], None] = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    metadata: dict | None = None,
+    forward: Callable[..., Any] | None = None,
+) -> dict[str, Any]:
     """Run the extraction and return the metadata written to output_dir/metadata.json.
     `forward` replaces model(...) (tests use it to inject an out-of-memory error)."""
     points: HookPoints = find_hook_points(model)
@@ -173,14 +184,34 @@ def extract(model: nn.Module, tokenizer: Any, texts: Sequence[str], settings: Ex
     device, hidden = _device(model), _hidden_size(model)
     layers = sorted(set(settings.layers))
     hooks = [h for h in HOOK_TYPES if h in settings.hooks]
-    targets = [_Target(activation_key(layer, hook), layer, hook, points.path(hook, layer),
-                       topk=RunningTopK(settings.top_k, hidden, device))
-               for layer in layers for hook in hooks]
-    run = _Run(model, _prepare_tokenizer(tokenizer), settings, targets, total, hidden, device,
-               output_dir, forward or (lambda **inputs: model(**inputs)), should_cancel)
+    targets = [
+        _Target(
+            activation_key(layer, hook),
+            layer,
+            hook,
+            points.path(hook, layer),
+            topk=RunningTopK(settings.top_k, hidden, device),
+        )
+        for layer in layers
+        for hook in hooks
+    ]
+    run = _Run(
+        model,
+        _prepare_tokenizer(tokenizer),
+        settings,
+        targets,
+        total,
+        hidden,
+        device,
+        output_dir,
+        forward or (lambda **inputs: model(**inputs)),
+        should_cancel,
+    )
     try:
-        with capturing(model, targets, points.path("residual", layers[-1]), run.torch_dtype), \
-                torch.inference_mode():
+        with (
+            capturing(model, targets, points.path("residual", layers[-1]), run.torch_dtype),
+            torch.inference_mode(),
+        ):
             run.all(texts, on_progress)
         sizes = run.outputs.finish()
     except BaseException:
@@ -197,20 +228,37 @@ class _Run:
     longest -> forward passes (micro batches, halved on out-of-memory) -> statistics and top-K on
     the device, rows staged to the host and written by the writer thread."""
 
-    def __init__(self, model, tokenizer, settings: ExtractionSettings, targets: list[_Target], total: int,
-                 hidden: int, device: torch.device, output_dir: Path, forward: Callable[..., Any],
-                 should_cancel: Callable[[], bool]):
+    def __init__(
+        self,
+        model,
+        tokenizer,
+        settings: ExtractionSettings,
+        targets: list[_Target],
+        total: int,
+        hidden: int,
+        device: torch.device,
+        output_dir: Path,
+        forward: Callable[..., Any],
+        should_cancel: Callable[[], bool],
+    ):
         self.tokenizer, self.settings, self.targets, self.total = tokenizer, settings, targets, total
         self.device, self.forward, self.should_cancel = device, forward, should_cancel
         self.torch_dtype, np_dtype = DTYPES[settings.dtype]
         context = settings.context_length
         batch = settings.forward_batch_size
         # Staging first: if its pinned memory cannot be had, no writer thread is left behind.
-        self.staging = HostStaging(device, {
-            **{t.key: ((batch, context, hidden), self.torch_dtype) for t in targets},
-            "tokens": ((batch, context), torch.int32), "attention_mask": ((batch, context), torch.int8)})
+        self.staging = HostStaging(
+            device,
+            {
+                **{t.key: ((batch, context, hidden), self.torch_dtype) for t in targets},
+                "tokens": ((batch, context), torch.int32),
+                "attention_mask": ((batch, context), torch.int8),
+            },
+        )
         files = {f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets}
-        files.update({"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))})
+        files.update(
+            {"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))}
+        )
         self.outputs = Outputs(output_dir, files)
         self.batch_size = batch  # samples per forward pass; halved on out-of-memory
         self.oom_events: list[dict[str, int]] = []
@@ -219,7 +267,9 @@ class _Run:
 
     def all(self, texts, on_progress) -> None:
         step = self.settings.batch_size
-        for window in windows(self.tokenizer, texts, self.total, self.settings.context_length, self.should_cancel):
+        for window in windows(
+            self.tokenizer, texts, self.total, self.settings.context_length, self.should_cancel
+        ):
             for first in range(0, len(window.order), step):
                 positions = list(range(first, min(first + step, len(window.order))))
                 self._batch(window, positions)
@@ -237,7 +287,7 @@ class _Run:
             if self.should_cancel():  # every forward pass: micro batches or halving make many a step
                 raise ExtractionCancelled()
             size = self.batch_size
-            span = positions[offset:offset + size]
+            span = positions[offset : offset + size]
             chunk = [p for p in span if window.ids[window.order[p]]]  # a sample may have no tokens
             if chunk:
                 try:
@@ -245,8 +295,9 @@ class _Run:
                 except _ForwardOutOfMemory as exc:
                     if size == 1:
                         raise exc.__cause__
-                    self.oom_events.append({"at_sample": self.done + offset, "batch_size": size,
-                                            "retried_with": size // 2})
+                    self.oom_events.append(
+                        {"at_sample": self.done + offset, "batch_size": size, "retried_with": size // 2}
+                    )
                     self.batch_size = size // 2
                     for target in self.targets:
                         target.captured = None
@@ -298,10 +349,13 @@ class _Run:
         elapsed = time.perf_counter() - self.started
         rate = self.done / elapsed if elapsed > 0 else 0.0
         return ExtractionProgress(
-            samples_done=self.done, samples_total=self.total,
+            samples_done=self.done,
+            samples_total=self.total,
             tokens_per_second=self.real_tokens / elapsed if elapsed > 0 else 0.0,
             eta_seconds=(self.total - self.done) / rate if rate > 0 else None,
-            bytes_written=self.outputs.bytes_written, batch_size=self.batch_size)
+            bytes_written=self.outputs.bytes_written,
+            batch_size=self.batch_size,
+        )
 
 
 def _save_topk(folder: Path, targets: list[_Target]) -> None:
@@ -318,10 +372,16 @@ def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra)
     statistics = {}
     for t in targets:
         logical, on_disk = sizes[f"{t.key}.npy"]
-        statistics[t.key] = {"layer": t.layer, "hook": t.hook, "module": t.module_path,
-                             "shape": [total, settings.context_length, hidden],
-                             "file": f"{t.key}.npy", "file_size": logical, "disk_size": on_disk,
-                             **t.stats.summary()}
+        statistics[t.key] = {
+            "layer": t.layer,
+            "hook": t.hook,
+            "module": t.module_path,
+            "shape": [total, settings.context_length, hidden],
+            "file": f"{t.key}.npy",
+            "file_size": logical,
+            "disk_size": on_disk,
+            **t.stats.summary(),
+        }
     return {
         "complete": True,
         "settings": asdict(settings),
@@ -334,11 +394,16 @@ def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra)
         "decoder_layers": points.layers_path,
         "statistics": statistics,
         "files": sorted([*sizes, *(f"topk_{t.key}.npz" for t in targets), "metadata.json"]),
-        "size": {"logical_bytes": sum(size for size, _ in sizes.values()),
-                 "disk_bytes": sum(disk for _, disk in sizes.values())},
-        "timings": {"started": run.started_wall, "seconds": seconds,
-                    "samples_per_second": total / seconds if seconds else None,
-                    "tokens_per_second": run.real_tokens / seconds if seconds else None},
+        "size": {
+            "logical_bytes": sum(size for size, _ in sizes.values()),
+            "disk_bytes": sum(disk for _, disk in sizes.values()),
+        },
+        "timings": {
+            "started": run.started_wall,
+            "seconds": seconds,
+            "samples_per_second": total / seconds if seconds else None,
+            "tokens_per_second": run.real_tokens / seconds if seconds else None,
+        },
         "oom_events": run.oom_events,
         "final_batch_size": run.batch_size,
         **extra,

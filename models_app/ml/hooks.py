@@ -4,6 +4,7 @@ Found generically from the module tree (the ModuleList holding one entry per dec
 each block's attention and MLP children), so a family this file has never heard of still works
 when it follows the usual shape.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -66,15 +67,21 @@ def _child(block: nn.Module, names: tuple[str, ...], class_words: tuple[str, ...
 
 def find_hook_points(model: nn.Module) -> HookPoints:
     expected = _expected_layers(model)
-    candidates = [(path, module) for path, module in model.named_modules()
-                  if isinstance(module, nn.ModuleList) and len(module) > 0
-                  and "vision" not in path and "audio" not in path]
+    candidates = [
+        (path, module)
+        for path, module in model.named_modules()
+        if isinstance(module, nn.ModuleList)
+        and len(module) > 0
+        and "vision" not in path
+        and "audio" not in path
+    ]
     if expected is not None:
         matching = [c for c in candidates if len(c[1]) == expected]
         candidates = matching or candidates
     if not candidates:
         raise UnsupportedArchitecture(
-            f"{type(model).__name__} has no list of decoder layers that miStudio can find.")
+            f"{type(model).__name__} has no list of decoder layers that miStudio can find."
+        )
     # The decoder stack is the shallowest list of the right length (expert lists sit deeper).
     layers_path, layers = min(candidates, key=lambda c: (c[0].count("."), -len(c[1])))
     block = layers[0]
@@ -84,9 +91,9 @@ def find_hook_points(model: nn.Module) -> HookPoints:
         missing = "attention" if attention is None else "MLP"
         raise UnsupportedArchitecture(
             f"{type(model).__name__}: the {missing} module of a decoder block "
-            f"({type(block).__name__}) could not be identified, so hooks cannot attach.")
-    return HookPoints(layers_path=layers_path, attention_name=attention, mlp_name=mlp,
-                      num_layers=len(layers))
+            f"({type(block).__name__}) could not be identified, so hooks cannot attach."
+        )
+    return HookPoints(layers_path=layers_path, attention_name=attention, mlp_name=mlp, num_layers=len(layers))
 
 
 def hook_points_for_folder(folder: Path, trust_remote_code: bool = False) -> HookPoints:
@@ -107,11 +114,15 @@ def hook_points_for_folder(folder: Path, trust_remote_code: bool = False) -> Hoo
 def _why_unbuildable(exc: BaseException, trust_remote_code: bool) -> str:
     text = str(exc)
     if "trust_remote_code" in text and not trust_remote_code:
-        return ("This repository ships its own model code: download it again with "
-                "“Trust remote code” enabled if you trust its authors.")
+        return (
+            "This repository ships its own model code: download it again with "
+            "“Trust remote code” enabled if you trust its authors."
+        )
     if "does not recognize this architecture" in text or "Unrecognized" in text:
         import transformers
 
-        return (f"transformers {transformers.__version__} does not know this architecture and the "
-                "repository ships no model code for it.")
+        return (
+            f"transformers {transformers.__version__} does not know this architecture and the "
+            "repository ships no model code for it."
+        )
     return f"transformers cannot build this model as a causal LM: {text.splitlines()[0][:200]}"

@@ -3,6 +3,7 @@ pre-flight look at a repository, and the download itself with progress and cance
 
 No torch here: the web process calls `check_repo_id` and `preflight` directly.
 """
+
 from __future__ import annotations
 
 import json
@@ -10,12 +11,14 @@ import re
 import shutil
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import httpx2
-from huggingface_hub import HfApi, constants as hf_constants, hf_hub_download
+from huggingface_hub import HfApi, hf_hub_download
+from huggingface_hub import constants as hf_constants
 from huggingface_hub import errors as hf_errors
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from tqdm.auto import tqdm
@@ -92,8 +95,7 @@ def check_repo_id(repo_id: str) -> str | None:
     try:
         validate_repo_id(repo_id)
     except HFValidationError:
-        return ("Use letters, digits, '-', '_' and '.' only; each part must not start or end "
-                "with '-' or '.'.")
+        return "Use letters, digits, '-', '_' and '.' only; each part must not start or end with '-' or '.'."
     return None
 
 
@@ -110,10 +112,17 @@ def check_revision(revision: str) -> str | None:
         return None
     if len(revision) > MAX_REVISION_LENGTH:
         return f"A revision is at most {MAX_REVISION_LENGTH} characters."
-    if (_BAD_IN_REF.search(revision) or revision.startswith(("/", "-", "."))
-            or revision.endswith(("/", ".", ".lock")) or "/." in revision or revision == "@"):
-        return ("A revision is a branch, tag or commit id: no spaces, no '..', no leading '/' or "
-                "'-', none of ~ ^ : ? * [ \\.")
+    if (
+        _BAD_IN_REF.search(revision)
+        or revision.startswith(("/", "-", "."))
+        or revision.endswith(("/", ".", ".lock"))
+        or "/." in revision
+        or revision == "@"
+    ):
+        return (
+            "A revision is a branch, tag or commit id: no spaces, no '..', no leading '/' or "
+            "'-', none of ~ ^ : ? * [ \\."
+        )
     return None
 
 
@@ -130,8 +139,9 @@ def check_token(token: str) -> str | None:
     return None
 
 
-def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool,
-            kind: str = "model") -> HubError:
+def explain(
+    exc: BaseException, repo_id: str, revision: str, token_given: bool, kind: str = "model"
+) -> HubError:
     """Translate a huggingface_hub / network failure into one sentence a researcher understands."""
     if isinstance(exc, HubError):
         return exc
@@ -139,31 +149,43 @@ def explain(exc: BaseException, repo_id: str, revision: str, token_given: bool,
     server_message = getattr(exc, "server_message", "") or ""
     if isinstance(exc, hf_errors.GatedRepoError):
         if status == 403 or token_given:
-            return HubError(f"Your access token does not grant access to the gated {kind} {repo_id}. "
-                            "Accept its license on the model page with the same account, then retry.",
-                            field="token")
-        return HubError(f"{repo_id} is a gated {kind}: accept its license on the Hub and enter an "
-                        "access token.", field="token")
+            return HubError(
+                f"Your access token does not grant access to the gated {kind} {repo_id}. "
+                "Accept its license on the model page with the same account, then retry.",
+                field="token",
+            )
+        return HubError(
+            f"{repo_id} is a gated {kind}: accept its license on the Hub and enter an access token.",
+            field="token",
+        )
     if isinstance(exc, hf_errors.RevisionNotFoundError):
         return HubError(f"Revision '{revision}' does not exist in {repo_id}.", field="revision")
     if isinstance(exc, hf_errors.RepositoryNotFoundError):
-        return HubError(f"Repository {repo_id} was not found on the Hub. Check the id; a private "
-                        "repository also needs an access token.", field="repo_id")
+        return HubError(
+            f"Repository {repo_id} was not found on the Hub. Check the id; a private "
+            "repository also needs an access token.",
+            field="repo_id",
+        )
     if isinstance(exc, hf_errors.RemoteEntryNotFoundError):
-        return HubError(f"{repo_id} has no config.json at {revision}: it is not a transformers model.",
-                        field="repo_id")
+        return HubError(
+            f"{repo_id} has no config.json at {revision}: it is not a transformers model.", field="repo_id"
+        )
     if status == 401:
-        return HubError("The access token was rejected by the Hub (401): check that it is a valid "
-                        "read token.", field="token")
+        return HubError(
+            "The access token was rejected by the Hub (401): check that it is a valid read token.",
+            field="token",
+        )
     if status == 403:
         return HubError(f"The Hub refused access to {repo_id} (403).", field="token")
     if isinstance(exc, hf_errors.HfHubHTTPError):
-        return HubError(f"The Hub answered with an error{f' ({status})' if status else ''}: "
-                        f"{server_message or exc}".strip())
-    if isinstance(exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError,
-                        ConnectionError)):
-        return HubError("The connection to the Hub was lost while downloading. Check the network "
-                        "and retry.")
+        return HubError(
+            f"The Hub answered with an error{f' ({status})' if status else ''}: "
+            f"{server_message or exc}".strip()
+        )
+    if isinstance(
+        exc, (httpx2.ConnectError, httpx2.TimeoutException, httpx2.RemoteProtocolError, ConnectionError)
+    ):
+        return HubError("The connection to the Hub was lost while downloading. Check the network and retry.")
     if isinstance(exc, OSError) and exc.errno == 28:
         return HubError("The disk is full: free some space and retry.")
     if isinstance(exc, OSError) and "Consistency check failed" in str(exc):
@@ -207,8 +229,15 @@ class _SilentBar(tqdm):
 
 def _fetch_config(repo_id: str, commit: str, token: str | None, endpoint: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mistudio-config-") as scratch:
-        path = hf_hub_download(repo_id, "config.json", revision=commit, cache_dir=scratch,
-                               token=token, endpoint=endpoint, tqdm_class=_SilentBar)
+        path = hf_hub_download(
+            repo_id,
+            "config.json",
+            revision=commit,
+            cache_dir=scratch,
+            token=token,
+            endpoint=endpoint,
+            tqdm_class=_SilentBar,
+        )
         try:
             return json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
@@ -225,8 +254,13 @@ def _parameter_count(api: HfApi, info: Any, commit: str, config: dict[str, Any])
         return architecture.estimate_parameters(config), False
 
 
-def preflight(repo_id: str, revision: str = "main", token: str | None = None,
-              endpoint: str | None = None, trust_remote_code: bool = False) -> Preflight:
+def preflight(
+    repo_id: str,
+    revision: str = "main",
+    token: str | None = None,
+    endpoint: str | None = None,
+    trust_remote_code: bool = False,
+) -> Preflight:
     """Everything known about a repository before any weight is fetched (Hub API + config.json)."""
     problem = check_repo_id(repo_id)
     if problem:
@@ -236,8 +270,10 @@ def preflight(repo_id: str, revision: str = "main", token: str | None = None,
         api = HfApi(endpoint=endpoint, token=token)
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
         if not is_commit_sha(info.sha or ""):  # it names folders of the cache: hex, or nothing
-            raise HubError(f"The Hub answered with a malformed commit id for {repo_id}; try again later.",
-                           field="repo_id")
+            raise HubError(
+                f"The Hub answered with a malformed commit id for {repo_id}; try again later.",
+                field="repo_id",
+            )
         config = _fetch_config(repo_id, info.sha, token, endpoint)
         params, exact = _parameter_count(api, info, info.sha, config)
     except HubError:
@@ -246,13 +282,21 @@ def preflight(repo_id: str, revision: str = "main", token: str | None = None,
         raise explain(exc, repo_id, revision, token_given=bool(token)) from exc
     if not is_causal_lm(config):
         names = ", ".join(config.get("architectures") or [config.get("model_type") or "unknown"])
-        raise HubError(f"{repo_id} is not a causal language model (its architecture is {names}).",
-                       field="repo_id")
+        raise HubError(
+            f"{repo_id} is not a causal language model (its architecture is {names}).", field="repo_id"
+        )
     files = select_files(info.siblings or [], include_code=trust_remote_code)
-    return Preflight(repo_id=repo_id, revision=revision, commit_sha=info.sha,
-                     gated=bool(info.gated), config=config,
-                     summary=architecture.summarize(config), params_count=params,
-                     params_exact=exact, files=files)
+    return Preflight(
+        repo_id=repo_id,
+        revision=revision,
+        commit_sha=info.sha,
+        gated=bool(info.gated),
+        config=config,
+        summary=architecture.summarize(config),
+        params_count=params,
+        params_exact=exact,
+        files=files,
+    )
 
 
 def free_disk_bytes(path: Path) -> int:
@@ -302,8 +346,9 @@ class DownloadProgress:
 ProgressCallback = Callable[[DownloadProgress], None]
 
 
-def _progress_bar_class(progress: DownloadProgress, on_progress: ProgressCallback,
-                        should_cancel: Callable[[], bool]) -> type:
+def _progress_bar_class(
+    progress: DownloadProgress, on_progress: ProgressCallback, should_cancel: Callable[[], bool]
+) -> type:
     class _StudioBar(_SilentBar):
         """huggingface_hub reports every chunk through its tqdm bar; this one forwards the bytes
         to the job and is where cancellation interrupts a file mid-stream."""
@@ -317,14 +362,20 @@ def _progress_bar_class(progress: DownloadProgress, on_progress: ProgressCallbac
     return _StudioBar
 
 
-def download(pre: Preflight, cache_dir: Path, token: str | None = None, endpoint: str | None = None,
-             on_progress: ProgressCallback = lambda p: None,
-             should_cancel: Callable[[], bool] = lambda: False) -> Path:
+def download(
+    pre: Preflight,
+    cache_dir: Path,
+    token: str | None = None,
+    endpoint: str | None = None,
+    on_progress: ProgressCallback = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> Path:
     """Fetch the pre-flight's files into the HF cache layout and return the snapshot folder."""
     snapshot = snapshot_dir(cache_dir, pre.repo_id, pre.commit_sha)
     cached = {f.path for f in pre.files if (snapshot / f.path).exists()}
-    progress = DownloadProgress(total=pre.download_bytes,
-                                done=sum(f.size for f in pre.files if f.path in cached))
+    progress = DownloadProgress(
+        total=pre.download_bytes, done=sum(f.size for f in pre.files if f.path in cached)
+    )
     bar = _progress_bar_class(progress, on_progress, should_cancel)
     on_progress(progress)
     # Small files first so the tokenizer and config are there before the long weight transfer.
@@ -335,8 +386,15 @@ def download(pre: Preflight, cache_dir: Path, token: str | None = None, endpoint
             continue
         progress.file = repo_file.path
         try:
-            hf_hub_download(pre.repo_id, repo_file.path, revision=pre.commit_sha, cache_dir=cache_dir,
-                            token=token, endpoint=endpoint, tqdm_class=bar)
+            hf_hub_download(
+                pre.repo_id,
+                repo_file.path,
+                revision=pre.commit_sha,
+                cache_dir=cache_dir,
+                token=token,
+                endpoint=endpoint,
+                tqdm_class=bar,
+            )
         except DownloadCancelled:
             raise
         except Exception as exc:
@@ -361,8 +419,9 @@ def _write_ref(cache_dir: Path, pre: Preflight) -> None:
 DATASET_FILE_PREFERENCE = ("*.parquet", "*.jsonl", "*.json", "*.csv", "*.txt")
 
 
-def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str | None = None,
-                          endpoint: str | None = None) -> tuple[str, list[RepoFile]]:
+def resolve_dataset_files(
+    repo_id: str, revision: str, pattern: str, token: str | None = None, endpoint: str | None = None
+) -> tuple[str, list[RepoFile]]:
     """(commit, files with their sizes) of a Hub dataset repository matching `pattern`, or, when
     it is empty, its first kind of data file (parquet preferred). Reads the Hub API only."""
     from fnmatch import fnmatch
@@ -372,8 +431,9 @@ def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str 
         raise HubError(problem, field="repo_id")
     revision = revision or "main"
     try:
-        info = HfApi(endpoint=endpoint, token=token).dataset_info(repo_id, revision=revision,
-                                                                  files_metadata=True)
+        info = HfApi(endpoint=endpoint, token=token).dataset_info(
+            repo_id, revision=revision, files_metadata=True
+        )
     except Exception as exc:
         raise explain(exc, repo_id, revision, token_given=bool(token), kind="dataset") from exc
     files = {s.rfilename: RepoFile(s.rfilename, s.size or 0) for s in info.siblings or []}
@@ -385,10 +445,16 @@ def resolve_dataset_files(repo_id: str, revision: str, pattern: str, token: str 
     raise HubError(f"{repo_id} has no file matching {wanted}.", field="files")
 
 
-def download_dataset_files(repo_id: str, commit: str, files: list[RepoFile], target: Path,
-                           token: str | None = None, endpoint: str | None = None,
-                           on_progress: ProgressCallback = lambda p: None,
-                           should_cancel: Callable[[], bool] = lambda: False) -> list[Path]:
+def download_dataset_files(
+    repo_id: str,
+    commit: str,
+    files: list[RepoFile],
+    target: Path,
+    token: str | None = None,
+    endpoint: str | None = None,
+    on_progress: ProgressCallback = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> list[Path]:
     """Fetch the resolved files of a Hub dataset repository into `target`."""
     progress = DownloadProgress(total=sum(f.size for f in files))
     bar = _progress_bar_class(progress, on_progress, should_cancel)
@@ -396,8 +462,20 @@ def download_dataset_files(repo_id: str, commit: str, files: list[RepoFile], tar
     for repo_file in files:
         progress.file = repo_file.path
         try:
-            paths.append(Path(hf_hub_download(repo_id, repo_file.path, repo_type="dataset", revision=commit,
-                                              local_dir=target, token=token, endpoint=endpoint, tqdm_class=bar)))
+            paths.append(
+                Path(
+                    hf_hub_download(
+                        repo_id,
+                        repo_file.path,
+                        repo_type="dataset",
+                        revision=commit,
+                        local_dir=target,
+                        token=token,
+                        endpoint=endpoint,
+                        tqdm_class=bar,
+                    )
+                )
+            )
         except DownloadCancelled:
             raise
         except Exception as exc:

@@ -4,20 +4,21 @@ FP32 / FP16 are dtypes of the downloaded weights; Q8 and Q4 are bitsandbytes int
 double quantization); Q2 replaces every decoder linear layer with HQQ's 2-bit HQQLinear (group
 size 64), because bitsandbytes has no 2-bit mode.
 """
+
 from __future__ import annotations
 
 import json
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
 
 from . import quantization as q
-
 
 HQQ_STATE = "hqq_layers.safetensors"
 HQQ_META = "hqq.json"
@@ -55,7 +56,8 @@ def _is_unavailable(exc: BaseException) -> bool:
         return True
     text = str(exc).lower()
     return isinstance(exc, (RuntimeError, ValueError)) and any(
-        word in text for word in ("bitsandbytes", "hqq", "not supported", "no gpu", "backend"))
+        word in text for word in ("bitsandbytes", "hqq", "not supported", "no gpu", "backend")
+    )
 
 
 def _bnb_config(fmt: str, device: str) -> Any:
@@ -64,15 +66,20 @@ def _bnb_config(fmt: str, device: str) -> Any:
     if fmt == q.Q8:
         return BitsAndBytesConfig(load_in_8bit=True)
     compute = torch.float16 if device == "cuda" else torch.float32
-    return BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4",
-                              bnb_4bit_use_double_quant=True, bnb_4bit_compute_dtype=compute)
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=True,
+        bnb_4bit_compute_dtype=compute,
+    )
 
 
 def _conv1d_to_linear(module: nn.Module) -> nn.Linear:
     """GPT-2 style Conv1D stores the transposed weight of an equivalent Linear."""
     n_in, n_out = module.weight.shape
-    linear = nn.Linear(n_in, n_out, bias=module.bias is not None, dtype=module.weight.dtype,
-                       device=module.weight.device)
+    linear = nn.Linear(
+        n_in, n_out, bias=module.bias is not None, dtype=module.weight.dtype, device=module.weight.device
+    )
     with torch.no_grad():
         linear.weight.copy_(module.weight.T)
         if module.bias is not None:
@@ -92,8 +99,9 @@ class LoadCancelled(Exception):
     pass
 
 
-def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64,
-                      should_cancel: Callable[[], bool] = lambda: False) -> int:
+def quantize_hqq_2bit(
+    model: nn.Module, device: str, group_size: int = 64, should_cancel: Callable[[], bool] = lambda: False
+) -> int:
     """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many. HQQ on a
     CPU takes minutes for a 1B model, so cancellation is checked before each layer."""
     config = _hqq_config(2, group_size)
@@ -116,8 +124,11 @@ def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64,
                 if should_cancel():
                     raise LoadCancelled()
                 dtype = child.weight.dtype
-                setattr(parent, name, HQQLinear(child, quant_config=config, compute_dtype=dtype,
-                                                device=device, del_orig=True))
+                setattr(
+                    parent,
+                    name,
+                    HQQLinear(child, quant_config=config, compute_dtype=dtype, device=device, del_orig=True),
+                )
                 swapped += 1
             else:
                 visit(child)
@@ -128,8 +139,14 @@ def quantize_hqq_2bit(model: nn.Module, device: str, group_size: int = 64,
     return swapped
 
 
-def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: bool,
-                     quantize: bool = True, should_cancel: Callable[[], bool] = lambda: False) -> Any:
+def _from_pretrained(
+    source: Path,
+    fmt: str,
+    device: str,
+    trust_remote_code: bool,
+    quantize: bool = True,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> Any:
     from transformers import AutoModelForCausalLM
 
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code}
@@ -140,8 +157,9 @@ def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: boo
     elif fmt in (q.Q8, q.Q4):
         if device == "mps":
             raise FormatUnavailable("bitsandbytes does not run on Apple MPS")
-        kwargs.update(dtype=torch.float16, quantization_config=_bnb_config(fmt, device),
-                      device_map={"": device})
+        kwargs.update(
+            dtype=torch.float16, quantization_config=_bnb_config(fmt, device), device_map={"": device}
+        )
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if fmt in (q.FP32, q.FP16, q.Q2):
         model.to(device)
@@ -150,8 +168,9 @@ def _from_pretrained(source: Path, fmt: str, device: str, trust_remote_code: boo
     if fmt in (q.Q8, q.Q4) and quantized_layer_count(model) == 0:
         # transformers only swaps exact nn.Linear modules for bitsandbytes ones; a family with its
         # own Linear subclass (falcon) would silently stay FP16 while claiming to be quantized.
-        raise FormatUnavailable(f"bitsandbytes found no linear layer it can quantize in "
-                                f"{type(model).__name__}")
+        raise FormatUnavailable(
+            f"bitsandbytes found no linear layer it can quantize in {type(model).__name__}"
+        )
     model.eval()
     return model
 
@@ -180,8 +199,12 @@ def save_hqq_layers(model: nn.Module, folder: Path) -> None:
             state[f"{name}.{key}"] = value.contiguous()
     first = model.get_submodule(names[0])
     save_file(state, Path(folder) / HQQ_STATE)
-    meta = {"method": "hqq", "nbits": int(first.meta["nbits"]),
-            "group_size": int(first.meta["group_size"]), "modules": names}
+    meta = {
+        "method": "hqq",
+        "nbits": int(first.meta["nbits"]),
+        "group_size": int(first.meta["group_size"]),
+        "modules": names,
+    }
     (Path(folder) / HQQ_META).write_text(json.dumps(meta, indent=1))
 
 
@@ -195,24 +218,32 @@ def _load_hqq_copy(model_dir: Path, quantized_dir: Path, device: str, trust_remo
     state = load_file(quantized_dir / HQQ_STATE, device=device)
     for name in meta["modules"]:
         parent, _, child = name.rpartition(".")
-        layer = HQQLinear(None, quant_config=config, compute_dtype=torch.float16, device=device,
-                          initialize=False)
+        layer = HQQLinear(
+            None, quant_config=config, compute_dtype=torch.float16, device=device, initialize=False
+        )
         prefix = name + "."
-        layer.load_state_dict({k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)})
+        layer.load_state_dict({k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)})
         setattr(model.get_submodule(parent) if parent else model, child, layer)
     return model.eval()
 
 
-def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool = False,
-               quantized_dir: Path | None = None, should_cancel: Callable[[], bool] = lambda: False) -> Any:
+def load_exact(
+    model_dir: Path,
+    fmt: str,
+    device: str,
+    trust_remote_code: bool = False,
+    quantized_dir: Path | None = None,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> Any:
     """Load in exactly `fmt` (no fallback); from the stored quantized copy when there is one."""
     if fmt == q.Q2 and quantized_dir and (Path(quantized_dir) / HQQ_META).exists():
         return _load_hqq_copy(Path(model_dir), Path(quantized_dir), device, trust_remote_code)
     if fmt in q.SERIALIZED_FORMATS and _is_quantized_copy(quantized_dir):
         from transformers import AutoModelForCausalLM
 
-        model = AutoModelForCausalLM.from_pretrained(quantized_dir, device_map={"": device},
-                                                     trust_remote_code=trust_remote_code)
+        model = AutoModelForCausalLM.from_pretrained(
+            quantized_dir, device_map={"": device}, trust_remote_code=trust_remote_code
+        )
         return model.eval()
     return _from_pretrained(Path(model_dir), fmt, device, trust_remote_code, should_cancel=should_cancel)
 
@@ -220,10 +251,16 @@ def load_exact(model_dir: Path, fmt: str, device: str, trust_remote_code: bool =
 Loader = Callable[[Path, str, str, bool, "Path | None"], Any]
 
 
-def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code: bool = False,
-         quantized_dir: Path | None = None, loader: Loader = load_exact,
-         on_attempt: Callable[[str], None] = lambda fmt: None,
-         should_cancel: Callable[[], bool] = lambda: False) -> LoadedModel:
+def load(
+    model_dir: Path,
+    fmt: str,
+    device: str | None = None,
+    trust_remote_code: bool = False,
+    quantized_dir: Path | None = None,
+    loader: Loader = load_exact,
+    on_attempt: Callable[[str], None] = lambda fmt: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+) -> LoadedModel:
     """Load `fmt`, walking the fallback chains when the format cannot run here or does not fit."""
     from transformers import AutoTokenizer
 
@@ -239,8 +276,14 @@ def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code
             raise LoadCancelled()
         try:
             if loader is load_exact:
-                model = load_exact(Path(model_dir), current, device, trust_remote_code, quantized_dir,
-                                   should_cancel=should_cancel)
+                model = load_exact(
+                    Path(model_dir),
+                    current,
+                    device,
+                    trust_remote_code,
+                    quantized_dir,
+                    should_cancel=should_cancel,
+                )
             else:
                 model = loader(Path(model_dir), current, device, trust_remote_code, quantized_dir)
         except Exception as exc:
@@ -254,9 +297,15 @@ def load(model_dir: Path, fmt: str, device: str | None = None, trust_remote_code
             else:
                 raise
             continue
-        return LoadedModel(model=model, tokenizer=tokenizer, requested_format=fmt,
-                           effective_format=current, fallback_reason=_explain(reasons),
-                           footprint_bytes=int(model.get_memory_footprint()), device=device)
+        return LoadedModel(
+            model=model,
+            tokenizer=tokenizer,
+            requested_format=fmt,
+            effective_format=current,
+            fallback_reason=_explain(reasons),
+            footprint_bytes=int(model.get_memory_footprint()),
+            device=device,
+        )
     raise LoadError("No format could be loaded: " + _explain(reasons))
 
 

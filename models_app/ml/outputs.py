@@ -12,14 +12,16 @@ overlaps the file writes of this one while memory stays bounded (the queue's dep
 activations reach the host through pinned buffers copied with non_blocking=True; the writer waits
 for each copy's event, so the copy overlaps the next forward pass too.
 """
+
 from __future__ import annotations
 
 import math
 import os
 import queue
 import threading
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -138,10 +140,16 @@ class HostStaging:
             # transfer (a strided view would go through an unpinned temporary, synchronously).
             # Fewer slots than the writer's queue holds only make the loop wait for the writer.
             for _ in range(STAGING_SLOTS):
-                self._free.put({name: torch.empty(math.prod(shape), dtype=dtype, pin_memory=True)
-                                for name, (shape, dtype) in shapes.items()})
+                self._free.put(
+                    {
+                        name: torch.empty(math.prod(shape), dtype=dtype, pin_memory=True)
+                        for name, (shape, dtype) in shapes.items()
+                    }
+                )
 
-    def stage(self, tensors: dict[str, torch.Tensor]) -> tuple[dict[str, np.ndarray], Callable[[], None], Callable[[], None]]:
+    def stage(
+        self, tensors: dict[str, torch.Tensor]
+    ) -> tuple[dict[str, np.ndarray], Callable[[], None], Callable[[], None]]:
         """(host arrays, wait: call before reading them, release: call after)."""
         if not self.cuda:
             arrays = {name: t.numpy() for name, t in tensors.items()}
@@ -149,10 +157,13 @@ class HostStaging:
         slot = self._free.get()
         views, device = {}, None
         for name, tensor in tensors.items():
-            view = slot[name][:tensor.numel()].view(tensor.shape)
+            view = slot[name][: tensor.numel()].view(tensor.shape)
             view.copy_(tensor, non_blocking=True)
             views[name], device = view, tensor.device
         event = torch.cuda.Event()
         event.record(torch.cuda.current_stream(device))  # the stream the copies were queued on
-        return ({name: v.numpy() for name, v in views.items()}, event.synchronize,
-                lambda: self._free.put(slot))
+        return (
+            {name: v.numpy() for name, v in views.items()},
+            event.synchronize,
+            lambda: self._free.put(slot),
+        )

@@ -1,4 +1,5 @@
 """Quantization formats, memory estimates and fallback chains (no torch import here)."""
+
 from __future__ import annotations
 
 FP32, FP16, Q8, Q4, Q2 = "fp32", "fp16", "q8", "q4", "q2"

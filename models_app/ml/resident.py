@@ -13,15 +13,17 @@ whose identity no longer matches is released, never handed out. Django-free: the
     ...use it...
     cache.put(key, identity, loaded, loaded.footprint_bytes, loaded.model, hooks)
 """
+
 from __future__ import annotations
 
 import gc
 import os
 import threading
 from collections import OrderedDict
+from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Hashable, Iterable
+from typing import Any
 
 
 @dataclass
@@ -71,8 +73,9 @@ class ResidentModels:
             self.discard(key)
         return None
 
-    def put(self, key: Hashable, identity: Hashable, value: Any, nbytes: int, model: Any,
-            hooks_before: int) -> bool:
+    def put(
+        self, key: Hashable, identity: Hashable, value: Any, nbytes: int, model: Any, hooks_before: int
+    ) -> bool:
         """Keep `value` (whose model is `model`) after a use that began with `hooks_before`
         hooks on it (count_hooks). Refused, and the key's older entry released, when the use
         left a hook behind or the model in training mode, or when it alone exceeds the budget;
@@ -135,10 +138,11 @@ def count_hooks(model: Any) -> int:
     its hooks inside a context manager that removes them; loaders (accelerate) may add their own,
     which is why the count is compared, not required to be zero."""
     modules = model.modules() if hasattr(model, "modules") else ()
-    return sum(len(getattr(module, name, ()))
-               for module in modules
-               for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks",
-                            "_backward_pre_hooks"))
+    return sum(
+        len(getattr(module, name, ()))
+        for module in modules
+        for name in ("_forward_hooks", "_forward_pre_hooks", "_backward_hooks", "_backward_pre_hooks")
+    )
 
 
 def files_identity(*folders: str | os.PathLike | None) -> tuple:
@@ -157,8 +161,9 @@ def files_identity(*folders: str | os.PathLike | None) -> tuple:
                 found.append((str(path), None))
                 continue
             if path.is_file():
-                found.append((str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns,
-                              stat.st_ino, stat.st_dev))
+                found.append(
+                    (str(path.relative_to(root)), stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev)
+                )
     return tuple(found)
 
 

@@ -12,6 +12,7 @@ Memory stays one batch either way. Nothing is read back to the host until `summa
 histogram's range, once, on the first batch): on a GPU the forward pass of the next batch is not
 held up waiting for statistics.
 """
+
 from __future__ import annotations
 
 import math
@@ -40,7 +41,7 @@ class _Moments:
     """float32 values: moments merged batch by batch (Chan), histogram counted per batch."""
 
     def __init__(self) -> None:
-        self.count = 0   # values (tokens x hidden)
+        self.count = 0  # values (tokens x hidden)
         self.tokens = 0
         self.histogram: Histogram | None = None
         self._sums: dict[str, torch.Tensor] | None = None
@@ -77,8 +78,17 @@ class _Moments:
 
     def summary(self) -> dict[str, float | int | dict | None]:
         if self.count == 0 or self._sums is None:
-            return {"tokens": 0, "mean": None, "mean_abs": None, "std": None, "min": None,
-                    "max": None, "sparsity_percent": None, "l2_norm_mean": None, "histogram": None}
+            return {
+                "tokens": 0,
+                "mean": None,
+                "mean_abs": None,
+                "std": None,
+                "min": None,
+                "max": None,
+                "sparsity_percent": None,
+                "l2_norm_mean": None,
+                "histogram": None,
+            }
         sums = {name: value.item() for name, value in self._sums.items()}
         return {
             "tokens": self.tokens,
@@ -118,8 +128,17 @@ class RunningStats:
 
     def summary(self) -> dict[str, float | int | dict | None]:
         if self._way is None:
-            return {"tokens": 0, "mean": None, "mean_abs": None, "std": None, "min": None,
-                    "max": None, "sparsity_percent": None, "l2_norm_mean": None, "histogram": None}
+            return {
+                "tokens": 0,
+                "mean": None,
+                "mean_abs": None,
+                "std": None,
+                "min": None,
+                "max": None,
+                "sparsity_percent": None,
+                "l2_norm_mean": None,
+                "histogram": None,
+            }
         return self._way.summary()
 
 
@@ -144,8 +163,12 @@ class _ValueCounts:
         if self.histogram is None:  # the bins: the first batch's finite range (one read-back)
             seen, numbers = self._seen()
             finite = numbers[np.isfinite(numbers)]
-            self.histogram = _CountedHistogram(*_bins_around(float(finite.min()) if finite.size else math.inf,
-                                                             float(finite.max()) if finite.size else math.inf))
+            self.histogram = _CountedHistogram(
+                *_bins_around(
+                    float(finite.min()) if finite.size else math.inf,
+                    float(finite.max()) if finite.size else math.inf,
+                )
+            )
 
     def _seen(self) -> tuple[np.ndarray, np.ndarray]:
         counts = self.counts.cpu().numpy()
@@ -181,13 +204,17 @@ class _CountedHistogram:
     def summary(self, counts: np.ndarray, numbers: np.ndarray) -> dict:
         finite = np.isfinite(numbers)
         inside = finite & (numbers >= self.low) & (numbers <= self.high)
-        index = np.minimum(((numbers[inside] - self.low) / (self.high - self.low) * self.bins).astype(np.int64),
-                           self.bins - 1)
-        return {"edges": _edges(self.low, self.high, self.bins),
-                "counts": [int(c) for c in np.bincount(index, weights=counts[inside], minlength=self.bins)],
-                "below": int(counts[finite & (numbers < self.low)].sum()),
-                "above": int(counts[finite & (numbers > self.high)].sum()),
-                "nonfinite": int(counts[~finite].sum())}
+        index = np.minimum(
+            ((numbers[inside] - self.low) / (self.high - self.low) * self.bins).astype(np.int64),
+            self.bins - 1,
+        )
+        return {
+            "edges": _edges(self.low, self.high, self.bins),
+            "counts": [int(c) for c in np.bincount(index, weights=counts[inside], minlength=self.bins)],
+            "below": int(counts[finite & (numbers < self.low)].sum()),
+            "above": int(counts[finite & (numbers > self.high)].sum()),
+            "nonfinite": int(counts[~finite].sum()),
+        }
 
 
 class Histogram:
@@ -203,7 +230,7 @@ class Histogram:
         self.values = 0
 
     @classmethod
-    def spanning(cls, x: torch.Tensor) -> "Histogram":
+    def spanning(cls, x: torch.Tensor) -> Histogram:
         finite = x[torch.isfinite(x)]  # once, on the first batch
         low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
         return cls(*_bins_around(low, high), x.device)
@@ -219,9 +246,13 @@ class Histogram:
     def summary(self) -> dict:
         counts = [int(c) for c in self.counts.tolist()]
         below, nonfinite = int(self.below.item()), int(self.nonfinite.item())
-        return {"edges": _edges(self.low, self.high, len(counts)), "counts": counts,
-                "below": below, "above": self.values - sum(counts) - below - nonfinite,
-                "nonfinite": nonfinite}
+        return {
+            "edges": _edges(self.low, self.high, len(counts)),
+            "counts": counts,
+            "below": below,
+            "above": self.values - sum(counts) - below - nonfinite,
+            "nonfinite": nonfinite,
+        }
 
 
 class RunningTopK:
@@ -250,7 +281,7 @@ class RunningTopK:
         else:
             self.samples, self.tokens = samples[in_batch], tokens[in_batch]
 
-    def arrays(self) -> dict[str, "numpy.ndarray"]:  # noqa: F821
+    def arrays(self) -> dict[str, numpy.ndarray]:  # noqa: F821
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than
         K, or NaN values) have value -inf and position -1."""
         missing = self.k - self.values.shape[0]

@@ -4,6 +4,7 @@ The HF cache layout (models--org--name/{blobs,snapshots/<commit>,refs}) is kept 
 HuggingFace tools reuse the files; snapshot entries are symlinks into blobs/, which several
 snapshots (revisions) of one repository can share.
 """
+
 from __future__ import annotations
 
 import os

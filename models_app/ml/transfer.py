@@ -5,6 +5,7 @@ exception cannot interrupt it; a child process can always be terminated. The chi
 request, token included, on stdin (never its command line or environment, which other local
 users can read) and reports progress as JSON lines on stdout.
 """
+
 from __future__ import annotations
 
 import dataclasses
@@ -14,46 +15,73 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from . import hub
 
 ROOT = Path(__file__).resolve().parents[2]
 REPORT_INTERVAL = 0.1  # seconds between progress lines from the child
-STOP_GRACE = 1.0       # after SIGTERM, seconds before SIGKILL
+STOP_GRACE = 1.0  # after SIGTERM, seconds before SIGKILL
 
 
-def download_in_child(pre: hub.Preflight, cache_dir: Path, token: str | None = None,
-                      endpoint: str | None = None,
-                      on_progress: hub.ProgressCallback = lambda p: None,
-                      should_cancel: Callable[[], bool] = lambda: False,
-                      poll: float = 0.2) -> Path:
+def download_in_child(
+    pre: hub.Preflight,
+    cache_dir: Path,
+    token: str | None = None,
+    endpoint: str | None = None,
+    on_progress: hub.ProgressCallback = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    poll: float = 0.2,
+) -> Path:
     """`hub.download` run by a child process; cancelling terminates it within `poll` seconds."""
     request = {"kind": "model", "pre": dataclasses.asdict(pre), "cache_dir": str(cache_dir)}
     _run_child(request, pre.download_bytes, token, endpoint, on_progress, should_cancel, poll)
     return hub.snapshot_dir(cache_dir, pre.repo_id, pre.commit_sha)
 
 
-def download_dataset_in_child(repo_id: str, commit: str, files: list[hub.RepoFile], target: Path,
-                              token: str | None = None, endpoint: str | None = None,
-                              on_progress: hub.ProgressCallback = lambda p: None,
-                              should_cancel: Callable[[], bool] = lambda: False,
-                              poll: float = 0.2) -> list[Path]:
+def download_dataset_in_child(
+    repo_id: str,
+    commit: str,
+    files: list[hub.RepoFile],
+    target: Path,
+    token: str | None = None,
+    endpoint: str | None = None,
+    on_progress: hub.ProgressCallback = lambda p: None,
+    should_cancel: Callable[[], bool] = lambda: False,
+    poll: float = 0.2,
+) -> list[Path]:
     """`hub.download_dataset_files` run by a child process, stopped the same way."""
-    request = {"kind": "dataset", "repo_id": repo_id, "commit": commit, "target": str(target),
-               "files": [dataclasses.asdict(f) for f in files]}
+    request = {
+        "kind": "dataset",
+        "repo_id": repo_id,
+        "commit": commit,
+        "target": str(target),
+        "files": [dataclasses.asdict(f) for f in files],
+    }
     _run_child(request, sum(f.size for f in files), token, endpoint, on_progress, should_cancel, poll)
     return [Path(target) / f.path for f in files]
 
 
-def _run_child(request: dict, total: int, token: str | None, endpoint: str | None,
-               on_progress: hub.ProgressCallback, should_cancel: Callable[[], bool], poll: float) -> None:
+def _run_child(
+    request: dict,
+    total: int,
+    token: str | None,
+    endpoint: str | None,
+    on_progress: hub.ProgressCallback,
+    should_cancel: Callable[[], bool],
+    poll: float,
+) -> None:
     # In a session of its own, the child gets none of the terminal's signals (Ctrl-C, a hang-up):
     # stopping it is its parent's business, and it exits when that parent is gone.
-    child = subprocess.Popen([sys.executable, "-m", "models_app.ml.transfer"], cwd=ROOT,
-                             stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
-                             start_new_session=True)
+    child = subprocess.Popen(
+        [sys.executable, "-m", "models_app.ml.transfer"],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     reader = threading.Thread(target=_read_lines, args=(child.stdout, lines), daemon=True)
     reader.start()
@@ -134,9 +162,13 @@ def _child() -> int:
     access = {"token": request["token"], "endpoint": request["endpoint"], "on_progress": report}
     try:
         if request["kind"] == "dataset":
-            hub.download_dataset_files(request["repo_id"], request["commit"],
-                                       [hub.RepoFile(**f) for f in request["files"]], Path(request["target"]),
-                                       **access)
+            hub.download_dataset_files(
+                request["repo_id"],
+                request["commit"],
+                [hub.RepoFile(**f) for f in request["files"]],
+                Path(request["target"]),
+                **access,
+            )
         else:
             fields = request["pre"]
             pre = hub.Preflight(**{**fields, "files": [hub.RepoFile(**f) for f in fields["files"]]})

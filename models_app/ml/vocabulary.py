@@ -4,6 +4,7 @@ the terminal) and the one label a person reads for it on every screen.
 Plain data with no imports, so forms, templates, the API and the ML code share it without pulling
 torch or Django into each other.
 """
+
 from __future__ import annotations
 
 HOOK_LABELS = {"residual": "Residual Stream", "mlp": "MLP Output", "attention": "Attention Output"}
@@ -17,7 +18,7 @@ def hook_label(value: str) -> str:
 
 
 def hook_labels(values) -> str:
-    """"Residual Stream, MLP Output" for ["residual", "mlp"], in the order given."""
+    """ "Residual Stream, MLP Output" for ["residual", "mlp"], in the order given."""
     return ", ".join(hook_label(v) for v in values or [])
 
 

@@ -2,18 +2,39 @@
 job: the worker writes its phase, progress and heartbeat there, and every page (and every live
 update) renders from it. The paths a job writes and the cleanup of what it leaves behind live
 on the records too."""
+
 from __future__ import annotations
 
 from .api_token import ApiToken
 from .dataset import Dataset, DatasetStatus
 from .extraction import Extraction, ExtractionStatus
 from .job import LOST_WORKER_MESSAGE, JobRecord
+from .language_model import (
+    DOWNLOAD_PHASES,
+    FORMAT_CHOICES,
+    STALL_SECONDS,
+    LanguageModel,
+    ModelStatus,
+    overall_progress,
+)
 from .owned import Owned
-from .language_model import (DOWNLOAD_PHASES, FORMAT_CHOICES, STALL_SECONDS, LanguageModel, ModelStatus,
-                             overall_progress)
 
 JOB_KINDS: dict[str, type[JobRecord]] = {cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction)}
 
-__all__ = ["ApiToken", "DOWNLOAD_PHASES", "FORMAT_CHOICES", "JOB_KINDS",
-           "LOST_WORKER_MESSAGE", "STALL_SECONDS", "Dataset", "DatasetStatus", "Extraction",
-           "ExtractionStatus", "JobRecord", "LanguageModel", "Owned", "ModelStatus", "overall_progress"]
+__all__ = [
+    "DOWNLOAD_PHASES",
+    "FORMAT_CHOICES",
+    "JOB_KINDS",
+    "LOST_WORKER_MESSAGE",
+    "STALL_SECONDS",
+    "ApiToken",
+    "Dataset",
+    "DatasetStatus",
+    "Extraction",
+    "ExtractionStatus",
+    "JobRecord",
+    "LanguageModel",
+    "ModelStatus",
+    "Owned",
+    "overall_progress",
+]

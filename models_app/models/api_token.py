@@ -1,4 +1,5 @@
 """Personal tokens for scripts and notebooks that call /api/v1/ (models_app/api)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -25,7 +26,9 @@ class ApiToken(models.Model):
     user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens")
     name = models.CharField(max_length=100, help_text="What it is for, e.g. the notebook server")
     digest = models.CharField(max_length=64, unique=True, editable=False)
-    hint = models.CharField(max_length=16, editable=False, help_text="Its first characters, to tell tokens apart")
+    hint = models.CharField(
+        max_length=16, editable=False, help_text="Its first characters, to tell tokens apart"
+    )
     created_at = models.DateTimeField(default=timezone.now)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
 
@@ -40,8 +43,9 @@ class ApiToken(models.Model):
     def issue(cls, user, name: str) -> tuple[ApiToken, str]:
         """A new token for `user`: the record, and the token to show once."""
         token = TOKEN_PREFIX + random_secrets.token_urlsafe(32)
-        record = cls.objects.create(user=user, name=name, digest=digest_of(token),
-                                    hint=token[:len(TOKEN_PREFIX) + 6])
+        record = cls.objects.create(
+            user=user, name=name, digest=digest_of(token), hint=token[: len(TOKEN_PREFIX) + 6]
+        )
         return record, token
 
     @classmethod

@@ -1,4 +1,5 @@
 """A text dataset and the job that reads it into datasets/{id}/."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,8 +35,9 @@ class Dataset(JobRecord):
     source_detail = models.CharField(max_length=500, help_text="File name, or repo@revision:file")
     text_field = models.CharField(max_length=200, blank=True, default="text")
     file_format = models.CharField(max_length=10)
-    status = models.CharField(max_length=12, choices=DatasetStatus.choices,
-                              default=DatasetStatus.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=DatasetStatus.choices, default=DatasetStatus.QUEUED, db_index=True
+    )
     progress_detail = models.CharField(max_length=255, blank=True)
     num_samples = models.IntegerField(default=0)
     size_bytes = models.BigIntegerField(default=0)
@@ -45,7 +47,8 @@ class Dataset(JobRecord):
     hub_options = models.JSONField(default=dict, blank=True)
     encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
     use_operator_token = models.BooleanField(
-        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials")
+        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials"
+    )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.num_samples} samples)"
@@ -70,7 +73,9 @@ class Dataset(JobRecord):
     @property
     def hub_files(self) -> list[RepoFile]:
         # Records queued before sizes were kept name their files only.
-        return [RepoFile(f, 0) if isinstance(f, str) else RepoFile(**f) for f in self.hub_options.get("files", [])]
+        return [
+            RepoFile(f, 0) if isinstance(f, str) else RepoFile(**f) for f in self.hub_options.get("files", [])
+        ]
 
     def job_task(self) -> tuple[str, str]:
         # Downloads' queue: reading a file is disk work, like fetching one.
@@ -86,4 +91,3 @@ class Dataset(JobRecord):
     @property
     def cancel_confirmation(self) -> str:
         return f"Stop adding {self.name}? What was read so far is deleted."
-

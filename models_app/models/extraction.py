@@ -1,4 +1,5 @@
 """An activation extraction job and, once completed, its files and statistics."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -7,8 +8,8 @@ from pathlib import Path
 from django.conf import settings
 from django.db import models
 
-from ..ml import storage
 from ..formatting import bytesize
+from ..ml import storage
 from .dataset import Dataset
 from .job import JobRecord
 from .language_model import LanguageModel
@@ -24,18 +25,30 @@ class ExtractionStatus(models.TextChoices):
     CANCELLED = "cancelled", "Cancelled"
 
 
-
 class Extraction(JobRecord):
     """One activation extraction job and, once completed, its files and statistics."""
 
     KIND = "extraction"
-    PROGRESS_FIELDS = {"progress": 0.0, "samples_done": 0, "tokens_per_second": 0.0, "eta_seconds": None,
-                       "bytes_written": 0, "current_batch_size": None}
+    PROGRESS_FIELDS = {
+        "progress": 0.0,
+        "samples_done": 0,
+        "tokens_per_second": 0.0,
+        "eta_seconds": None,
+        "bytes_written": 0,
+        "current_batch_size": None,
+    }
     QUEUED, RUNNING = ExtractionStatus.QUEUED, ExtractionStatus.LOADING
-    ACTIVE = (ExtractionStatus.QUEUED, ExtractionStatus.LOADING, ExtractionStatus.EXTRACTING,
-              ExtractionStatus.SAVING)
-    DONE, FAILED, CANCELLED = (ExtractionStatus.COMPLETED, ExtractionStatus.FAILED,
-                               ExtractionStatus.CANCELLED)
+    ACTIVE = (
+        ExtractionStatus.QUEUED,
+        ExtractionStatus.LOADING,
+        ExtractionStatus.EXTRACTING,
+        ExtractionStatus.SAVING,
+    )
+    DONE, FAILED, CANCELLED = (
+        ExtractionStatus.COMPLETED,
+        ExtractionStatus.FAILED,
+        ExtractionStatus.CANCELLED,
+    )
 
     model = models.ForeignKey(LanguageModel, on_delete=models.CASCADE, related_name="extractions")
     dataset = models.ForeignKey(Dataset, on_delete=models.PROTECT, related_name="extractions")
@@ -47,14 +60,16 @@ class Extraction(JobRecord):
     max_samples = models.IntegerField(null=True, blank=True)
     context_length = models.IntegerField(default=128)
     top_k = models.IntegerField(default=10)
-    dtype = models.CharField(max_length=10, default="float16",
-                             choices=[("float16", "float16"), ("float32", "float32")])
+    dtype = models.CharField(
+        max_length=10, default="float16", choices=[("float16", "float16"), ("float32", "float32")]
+    )
     # Tokens shown before / after the peak token of a top example (the page can change them).
     context_prefix_tokens = models.IntegerField(default=25)
     context_suffix_tokens = models.IntegerField(default=25)
 
-    status = models.CharField(max_length=12, choices=ExtractionStatus.choices,
-                              default=ExtractionStatus.QUEUED, db_index=True)
+    status = models.CharField(
+        max_length=12, choices=ExtractionStatus.choices, default=ExtractionStatus.QUEUED, db_index=True
+    )
     progress = models.FloatField(default=0.0)
     samples_done = models.IntegerField(default=0)
     samples_total = models.IntegerField(default=0)
@@ -69,8 +84,11 @@ class Extraction(JobRecord):
     class Meta(JobRecord.Meta):
         # The lists: a model's completed extractions (History counts), and the sorts that a long
         # history would otherwise sort in full.
-        indexes = [models.Index(fields=["model", "status"]), models.Index(fields=["size_bytes"]),
-                   models.Index(fields=["tokens_per_second"])]
+        indexes = [
+            models.Index(fields=["model", "status"]),
+            models.Index(fields=["size_bytes"]),
+            models.Index(fields=["tokens_per_second"]),
+        ]
 
     def __str__(self) -> str:
         return f"Extraction {self.pk} of {self.model.name}"
@@ -106,8 +124,9 @@ class Extraction(JobRecord):
         """For a page of a list loaded with defer("metadata"): each one's file list, in one
         query for the page only (a sort must not read every row's metadata first)."""
         records = list(records)
-        names = dict(cls.objects.filter(pk__in=[r.pk for r in records])
-                     .values_list("pk", models.F("metadata__files")))
+        names = dict(
+            cls.objects.filter(pk__in=[r.pk for r in records]).values_list("pk", models.F("metadata__files"))
+        )
         for record in records:
             record.listed_files = names.get(record.pk)
 
@@ -148,8 +167,9 @@ class Extraction(JobRecord):
             return f"Delete extraction {self.pk}? It has no files on disk."
         total = sum(size for _name, size in files)
         names = ", ".join(name for name, _size in files[:6]) + (" …" if len(files) > 6 else "")
-        return (f"Delete extraction {self.pk}? Its {len(files)} files ({bytesize(total)}) are "
-                f"deleted: {names}.")
+        return (
+            f"Delete extraction {self.pk}? Its {len(files)} files ({bytesize(total)}) are deleted: {names}."
+        )
 
     def delete_with_files(self) -> int | None:
         """Remove the record and its folder; bytes freed. None if it is running: the row is
@@ -190,4 +210,3 @@ class Extraction(JobRecord):
     @property
     def cancel_confirmation(self) -> str:
         return f"Cancel extraction {self.pk}? Its activation files written so far are deleted."
-

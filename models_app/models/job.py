@@ -1,4 +1,5 @@
 """The base of every job's record: what the runner (models_app.jobs.runner) needs of it."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -68,9 +69,18 @@ class JobRecord(Owned):
         """Queued -> first running phase, atomically: False when another worker has it or it was
         cancelled while it waited."""
         now = timezone.now()
-        return cls.objects.filter(pk=pk, status=cls.QUEUED, cancel_requested=False).update(
-            status=cls.RUNNING, started_at=now, heartbeat_at=now, updated_at=now, worker=worker,
-            attempts=models.F("attempts") + 1, error_message="") == 1
+        return (
+            cls.objects.filter(pk=pk, status=cls.QUEUED, cancel_requested=False).update(
+                status=cls.RUNNING,
+                started_at=now,
+                heartbeat_at=now,
+                updated_at=now,
+                worker=worker,
+                attempts=models.F("attempts") + 1,
+                error_message="",
+            )
+            == 1
+        )
 
     @classmethod
     def fail_stale(cls) -> list[int]:
@@ -80,14 +90,19 @@ class JobRecord(Owned):
         failed one loses what its dead worker can no longer finish (`discard_lost_files`)."""
         cutoff = timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS)
         candidates = cls.objects.filter(status__in=cls.running_statuses()).filter(
-            models.Q(heartbeat_at__lt=cutoff) | models.Q(heartbeat_at__isnull=True, updated_at__lt=cutoff))
+            models.Q(heartbeat_at__lt=cutoff) | models.Q(heartbeat_at__isnull=True, updated_at__lt=cutoff)
+        )
         ended = []
         for record in candidates:
             cancelled = record.cancel_requested
-            fields = {"status": cls.CANCELLED} if cancelled else {
-                "status": cls.FAILED, "error_message": LOST_WORKER_MESSAGE}
-            won = cls.objects.filter(pk=record.pk, status=record.status, heartbeat_at=record.heartbeat_at) \
-                .update(completed_at=timezone.now(), updated_at=timezone.now(), **fields)
+            fields = (
+                {"status": cls.CANCELLED}
+                if cancelled
+                else {"status": cls.FAILED, "error_message": LOST_WORKER_MESSAGE}
+            )
+            won = cls.objects.filter(
+                pk=record.pk, status=record.status, heartbeat_at=record.heartbeat_at
+            ).update(completed_at=timezone.now(), updated_at=timezone.now(), **fields)
             if won:
                 ended.append(record.pk)
                 if cancelled:
@@ -119,7 +134,9 @@ class JobRecord(Owned):
             queue.send(task, self.pk, cluster, self.task_name)
         except queue.QueueUnavailable as exc:
             # Its files stay: a re-download's model is still whole, and Retry or delete decides.
-            type(self).set(self.pk, status=self.FAILED, error_message=exc.message, completed_at=timezone.now())
+            type(self).set(
+                self.pk, status=self.FAILED, error_message=exc.message, completed_at=timezone.now()
+            )
             self.on_job_ended()
             raise
 
@@ -142,7 +159,8 @@ class JobRecord(Owned):
             # One process wins the row (another checking at once finds it fresh), and the row
             # waits another JOB_STALE_SECONDS before it is judged again.
             if cls.objects.filter(pk=record.pk, status=cls.QUEUED, updated_at__lt=cutoff).update(
-                    updated_at=timezone.now()):
+                updated_at=timezone.now()
+            ):
                 queue.send(task, record.pk, cluster, record.task_name)
                 requeued.append(record.pk)
         return requeued
@@ -151,13 +169,19 @@ class JobRecord(Owned):
         """Cancel now if queued, else ask the running job to stop; the refusal message if the job
         has already finished."""
         if not self.is_active:
-            return (f"This job has already ended ({self.get_status_display().lower()}): "
-                    "there is nothing to cancel.")
+            return (
+                f"This job has already ended ({self.get_status_display().lower()}): "
+                "there is nothing to cancel."
+            )
         type(self).objects.filter(pk=self.pk, status=self.QUEUED).update(
-            status=self.CANCELLED, cancel_requested=True, completed_at=timezone.now(),
-            updated_at=timezone.now())
+            status=self.CANCELLED,
+            cancel_requested=True,
+            completed_at=timezone.now(),
+            updated_at=timezone.now(),
+        )
         type(self).objects.filter(pk=self.pk, status__in=self.running_statuses()).update(
-            cancel_requested=True, updated_at=timezone.now())
+            cancel_requested=True, updated_at=timezone.now()
+        )
         self.refresh_from_db()
         if self.status == self.CANCELLED:
             self.on_job_ended()
@@ -190,4 +214,3 @@ class JobRecord(Owned):
     @property
     def cancel_confirmation(self) -> str:
         return "Cancel this job?"
-

@@ -1,4 +1,5 @@
 """A downloaded model: its download job, its formats and the files it holds in the HF cache."""
+
 from __future__ import annotations
 
 from functools import cached_property
@@ -10,7 +11,8 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce
 from django.urls import reverse
 
-from ..ml import quantization as quant, storage
+from ..ml import quantization as quant
+from ..ml import storage
 from .job import JobRecord
 
 FORMAT_CHOICES = [(fmt, quant.LABELS[fmt]) for fmt in quant.FORMATS]
@@ -27,13 +29,23 @@ class ModelStatus(models.TextChoices):
 
 
 STALL_SECONDS = 10
-REMOTE_CODE_OFF = ("Repository code is not allowed on this studio (the operator has not set "
-                   "MISTUDIO_ALLOW_REMOTE_CODE=1), and this model runs its repository's own code.")
-DOWNLOAD_PHASES = (ModelStatus.QUEUED, ModelStatus.DOWNLOADING, ModelStatus.LOADING,
-                   ModelStatus.QUANTIZING, ModelStatus.READY)
+REMOTE_CODE_OFF = (
+    "Repository code is not allowed on this studio (the operator has not set "
+    "MISTUDIO_ALLOW_REMOTE_CODE=1), and this model runs its repository's own code."
+)
+DOWNLOAD_PHASES = (
+    ModelStatus.QUEUED,
+    ModelStatus.DOWNLOADING,
+    ModelStatus.LOADING,
+    ModelStatus.QUANTIZING,
+    ModelStatus.READY,
+)
 # One bar for the whole job: each phase fills its own stretch, so the bar never goes back.
-PHASE_SPAN = {ModelStatus.DOWNLOADING: (0.0, 85.0), ModelStatus.LOADING: (85.0, 92.0),
-              ModelStatus.QUANTIZING: (92.0, 100.0)}
+PHASE_SPAN = {
+    ModelStatus.DOWNLOADING: (0.0, 85.0),
+    ModelStatus.LOADING: (85.0, 92.0),
+    ModelStatus.QUANTIZING: (92.0, 100.0),
+}
 
 
 def overall_progress(status: str, fraction: float) -> float:
@@ -43,8 +55,13 @@ def overall_progress(status: str, fraction: float) -> float:
 
 class LanguageModel(JobRecord):
     KIND = "model"
-    PROGRESS_FIELDS = {"progress": 0.0, "bytes_downloaded": 0, "speed_bps": 0.0, "eta_seconds": None,
-                       "phase_detail": ""}
+    PROGRESS_FIELDS = {
+        "progress": 0.0,
+        "bytes_downloaded": 0,
+        "speed_bps": 0.0,
+        "eta_seconds": None,
+        "phase_detail": "",
+    }
     QUEUED, RUNNING = ModelStatus.QUEUED, ModelStatus.DOWNLOADING
     ACTIVE = DOWNLOAD_PHASES[:-1]  # every phase before ready
     DONE, FAILED, CANCELLED = ModelStatus.READY, ModelStatus.ERROR, ModelStatus.CANCELLED
@@ -59,12 +76,16 @@ class LanguageModel(JobRecord):
     effective_quantization = models.CharField(max_length=8, choices=FORMAT_CHOICES, blank=True)
     quantization_note = models.TextField(blank=True, help_text="Why the effective format differs")
     trust_remote_code = models.BooleanField(default=False)
-    gated = models.BooleanField(default=False, help_text="The repository needs an accepted license and a token")
+    gated = models.BooleanField(
+        default=False, help_text="The repository needs an accepted license and a token"
+    )
     use_operator_token = models.BooleanField(
-        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials")
+        default=False, help_text="Without a token of its own, the job may use the operator's Hub credentials"
+    )
 
-    status = models.CharField(max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED,
-                              db_index=True)
+    status = models.CharField(
+        max_length=16, choices=ModelStatus.choices, default=ModelStatus.QUEUED, db_index=True
+    )
     progress = models.FloatField(default=0.0)
     phase_detail = models.CharField(max_length=255, blank=True)
     bytes_downloaded = models.BigIntegerField(default=0)
@@ -84,13 +105,17 @@ class LanguageModel(JobRecord):
     # The access token for a gated repo, encrypted (see models_app.secrets); erased when the job ends.
     encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
 
-
     class Meta(JobRecord.Meta):
         constraints = [
             # Per owner: a private studio keeps each user's downloads apart (Owned.alike_for);
             # a shared one checks the whole studio before creating.
-            models.UniqueConstraint(Coalesce("owner", Value(0)), "repo_id", "revision", "quantization",
-                                    name="unique_model_repo_revision_format_owner"),
+            models.UniqueConstraint(
+                Coalesce("owner", Value(0)),
+                "repo_id",
+                "revision",
+                "quantization",
+                name="unique_model_repo_revision_format_owner",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -113,11 +138,18 @@ class LanguageModel(JobRecord):
         records = list(records)
         visible = Extraction.objects.all() if viewer is None else Extraction.objects.visible_to(viewer)
         mine = visible.filter(model__in=records)
-        counts = dict(mine.filter(status="completed").values("model").annotate(n=models.Count("pk"))
-                      .values_list("model", "n"))
+        counts = dict(
+            mine.filter(status="completed")
+            .values("model")
+            .annotate(n=models.Count("pk"))
+            .values_list("model", "n")
+        )
         newest = visible.filter(model=models.OuterRef("pk")).order_by("-created_at", "-pk").values("pk")[:1]
-        latest = dict(cls.objects.filter(pk__in=[r.pk for r in records])
-                      .annotate(latest=models.Subquery(newest)).values_list("pk", "latest"))
+        latest = dict(
+            cls.objects.filter(pk__in=[r.pk for r in records])
+            .annotate(latest=models.Subquery(newest))
+            .values_list("pk", "latest")
+        )
         found = Extraction.objects.select_related("dataset").in_bulk([pk for pk in latest.values() if pk])
         for record in records:
             record.completed_extraction_count = counts.get(record.pk, 0)
@@ -185,13 +217,17 @@ class LanguageModel(JobRecord):
 
     @property
     def cancel_confirmation(self) -> str:
-        return (f"Cancel the download of {self.name}? The files downloaded so far and any "
-                "quantized copy are deleted.")
+        return (
+            f"Cancel the download of {self.name}? The files downloaded so far and any "
+            "quantized copy are deleted."
+        )
 
     @classmethod
     def duplicate_of(cls, repo_id: str, revision: str, fmt: str, owner=None, exclude_pk: int | None = None):
         """The record a download of this repository, revision and format by `owner` would repeat."""
-        found = cls.objects.alike_for(owner).filter(repo_id=repo_id, revision=revision or "main", quantization=fmt)
+        found = cls.objects.alike_for(owner).filter(
+            repo_id=repo_id, revision=revision or "main", quantization=fmt
+        )
         if exclude_pk:
             found = found.exclude(pk=exclude_pk)
         return found.first()
@@ -234,14 +270,20 @@ class LanguageModel(JobRecord):
         That download's own end sweeps them then."""
         if not self.repo_id:
             return 0
-        elsewhere = LanguageModel.objects.filter(repo_id=self.repo_id, status=ModelStatus.DOWNLOADING) \
-            .exclude(pk=self.pk).exists()
+        elsewhere = (
+            LanguageModel.objects.filter(repo_id=self.repo_id, status=ModelStatus.DOWNLOADING)
+            .exclude(pk=self.pk)
+            .exists()
+        )
         return 0 if elsewhere else storage.remove_unfinished_blobs(settings.HF_CACHE_DIR, self.repo_id)
 
     def _partial_quantized_dirs(self) -> list[Path]:
         # loading.save_quantized writes a copy under this name and renames it when complete.
-        return [path for fmt in quant.SERIALIZED_FORMATS
-                if (path := settings.QUANTIZED_DIR / f"{self.pk}_{fmt}.partial").exists()]
+        return [
+            path
+            for fmt in quant.SERIALIZED_FORMATS
+            if (path := settings.QUANTIZED_DIR / f"{self.pk}_{fmt}.partial").exists()
+        ]
 
     @cached_property
     def unfinished_bytes(self) -> int:
@@ -250,8 +292,9 @@ class LanguageModel(JobRecord):
         if not self.repo_id:
             return 0
         blobs = storage.unfinished_blobs(settings.HF_CACHE_DIR, self.repo_id)
-        return (sum(storage.file_disk_usage(blob) for blob in blobs)
-                + sum(storage.disk_usage(path) for path in self._partial_quantized_dirs()))
+        return sum(storage.file_disk_usage(blob) for blob in blobs) + sum(
+            storage.disk_usage(path) for path in self._partial_quantized_dirs()
+        )
 
     @cached_property
     def disk_bytes(self) -> int | None:
@@ -259,8 +302,12 @@ class LanguageModel(JobRecord):
         download running, stopped or lost), the files complete so far; plus unfinished work."""
         done = self.disk_size_bytes
         if done is None and self.commit_sha:
-            done = storage.snapshot_size(storage.snapshot_dir(settings.HF_CACHE_DIR, self.repo_id,
-                                                              self.commit_sha)) or None
+            done = (
+                storage.snapshot_size(
+                    storage.snapshot_dir(settings.HF_CACHE_DIR, self.repo_id, self.commit_sha)
+                )
+                or None
+            )
         if done is None and not self.unfinished_bytes:
             return None
         return (done or 0) + self.unfinished_bytes
@@ -270,4 +317,3 @@ class LanguageModel(JobRecord):
         # A transfer stopped or lost while another download of the repository ran left its blob
         # for the last one to end.
         self.release_unfinished_blobs()
-

@@ -6,6 +6,7 @@ delete, edit) is for its owner and for staff only. With MISTUDIO_PRIVATE=1 each 
 their own records (staff still see all). A record without an owner (made from the terminal,
 or before owners were recorded) belongs to the operator: staff change it, and in a private
 studio only staff see it."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -30,8 +31,14 @@ class OwnedQuerySet(models.QuerySet):
 
 
 class Owned(models.Model):
-    owner = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
-                              related_name="+", help_text="Who added it: they and staff may change it")
+    owner = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        help_text="Who added it: they and staff may change it",
+    )
 
     objects = OwnedQuerySet.as_manager()
 
@@ -51,5 +58,6 @@ class Owned(models.Model):
         return "Only staff can change it: it has no owner."
 
     def may_see(self, user) -> bool:
-        return bool(user.is_authenticated and
-                    (not settings.PRIVATE or user.is_staff or self.owner_id == user.pk))
+        return bool(
+            user.is_authenticated and (not settings.PRIVATE or user.is_staff or self.owner_id == user.pk)
+        )

@@ -1,13 +1,14 @@
 """Adding datasets from a file or a Hub dataset repository, shared by the page, the API and the
 CLI. Reading the samples always runs as a job (jobs.dataset): inline for the CLI and small
 uploads, on the downloads queue for larger uploads and Hub repositories."""
+
 from __future__ import annotations
 
 import dataclasses
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 from django.conf import settings
 from django.db import transaction
@@ -50,8 +51,14 @@ def _ready_or_removed(record: Dataset, cancelled: str, field: str | None = None)
     return record
 
 
-def add_from_file(path: Path, name: str, text_field: str = "text", filename: str | None = None,
-                  owner=None, run: JobRun = _run_here) -> Dataset:
+def add_from_file(
+    path: Path,
+    name: str,
+    text_field: str = "text",
+    filename: str | None = None,
+    owner=None,
+    run: JobRun = _run_here,
+) -> Dataset:
     """Read a local file now (the CLI, and small uploads): the ready record, or nothing left
     behind and the reason raised."""
     filename = filename or Path(path).name
@@ -82,11 +89,18 @@ def add_upload(uploaded, name: str, text_field: str = "text", owner=None) -> Dat
 def _upload_record(filename: str, size: int, name: str, text_field: str, owner) -> Dataset:
     fmt = datasets.detect_format(filename)
     if size > settings.MAX_UPLOAD_BYTES:
-        raise datasets.DatasetError(f"The file is {size / 1e9:.2f} GB; the studio accepts at most "
-                                    f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
-    return Dataset.objects.create(name=name or Path(filename).stem, source="upload",
-                                  source_detail=filename, text_field=text_field or "text",
-                                  file_format=fmt, owner=owner)
+        raise datasets.DatasetError(
+            f"The file is {size / 1e9:.2f} GB; the studio accepts at most "
+            f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file."
+        )
+    return Dataset.objects.create(
+        name=name or Path(filename).stem,
+        source="upload",
+        source_detail=filename,
+        text_field=text_field or "text",
+        file_format=fmt,
+        owner=owner,
+    )
 
 
 def _save(uploaded, folder: Path) -> Path:
@@ -104,33 +118,58 @@ def _save(uploaded, folder: Path) -> Path:
     return target
 
 
-def _hub_record(repo_id: str, name: str, revision: str, pattern: str, text_field: str,
-                token: str | None, keep_token: bool, use_operator_token: bool = True,
-                owner=None) -> Dataset:
+def _hub_record(
+    repo_id: str,
+    name: str,
+    revision: str,
+    pattern: str,
+    text_field: str,
+    token: str | None,
+    keep_token: bool,
+    use_operator_token: bool = True,
+    owner=None,
+) -> Dataset:
     """Check the repository on the Hub (API only; never inside a transaction) and create the
     dataset record, queued. `keep_token`: store the token encrypted for the job (it erases it).
     `use_operator_token`: whether, without a token, the operator's Hub credentials may be used."""
-    commit, files = hub.resolve_dataset_files(repo_id, revision, pattern,
-                                              token=secrets.hub_token(token, use_operator_token),
-                                              endpoint=settings.HF_ENDPOINT)
+    commit, files = hub.resolve_dataset_files(
+        repo_id,
+        revision,
+        pattern,
+        token=secrets.hub_token(token, use_operator_token),
+        endpoint=settings.HF_ENDPOINT,
+    )
     formats = {datasets.detect_format(f.path) for f in files}
     if len(formats) > 1:
-        raise datasets.DatasetError(f"The matching files mix formats ({', '.join(sorted(formats))}): "
-                                    "narrow the file pattern.")
+        raise datasets.DatasetError(
+            f"The matching files mix formats ({', '.join(sorted(formats))}): narrow the file pattern."
+        )
     refusal = datasets.room_refusal(sum(f.size for f in files), hub.free_disk_bytes(settings.DATASETS_DIR))
     if refusal:
         raise datasets.DatasetError(refusal)
     detail = f"{repo_id}@{revision or 'main'}" + (f":{pattern}" if pattern else "")
     return Dataset.objects.create(
-        name=name or repo_id.split("/")[-1], source="hub", source_detail=detail[:500],
-        text_field=text_field or "text", file_format=formats.pop(),
+        name=name or repo_id.split("/")[-1],
+        source="hub",
+        source_detail=detail[:500],
+        text_field=text_field or "text",
+        file_format=formats.pop(),
         hub_options={"repo_id": repo_id, "commit": commit, "files": [dataclasses.asdict(f) for f in files]},
         encrypted_token=secrets.encrypt(token) if token and keep_token else None,
-        use_operator_token=use_operator_token, owner=owner)
+        use_operator_token=use_operator_token,
+        owner=owner,
+    )
 
 
-def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
-                 text_field: str = "text", token: str | None = None, run: JobRun = _run_here) -> Dataset:
+def add_from_hub(
+    repo_id: str,
+    name: str = "",
+    revision: str = "main",
+    pattern: str = "",
+    text_field: str = "text",
+    token: str | None = None,
+    run: JobRun = _run_here,
+) -> Dataset:
     """Synchronously (the CLI): check, download and store, as the job does."""
     from ..jobs.dataset import fetch_hub_dataset
 
@@ -143,12 +182,28 @@ def add_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: 
     return _ready_or_removed(record, "Adding the dataset was cancelled.")
 
 
-def queue_from_hub(repo_id: str, name: str = "", revision: str = "main", pattern: str = "",
-                   text_field: str = "text", token: str | None = None,
-                   use_operator_token: bool = True, owner=None) -> Dataset:
+def queue_from_hub(
+    repo_id: str,
+    name: str = "",
+    revision: str = "main",
+    pattern: str = "",
+    text_field: str = "text",
+    token: str | None = None,
+    use_operator_token: bool = True,
+    owner=None,
+) -> Dataset:
     """From the page and the API: check now (errors at the field), download and store in a job."""
-    record = _hub_record(repo_id, name, revision, pattern, text_field, token, keep_token=True,
-                         use_operator_token=use_operator_token, owner=owner)
+    record = _hub_record(
+        repo_id,
+        name,
+        revision,
+        pattern,
+        text_field,
+        token,
+        keep_token=True,
+        use_operator_token=use_operator_token,
+        owner=owner,
+    )
     record.enqueue()
     return record
 
@@ -158,9 +213,13 @@ def retry(record: Dataset, token: str | None = None, text_field: str | None = No
     (what was wrong may have been the field). Its files are looked up on the Hub first, with the
     token the job will use: a wrong token or a repository gone is a HubError now."""
     options = record.hub_options
-    hub.resolve_dataset_files(options["repo_id"], options["commit"], "",
-                              token=secrets.hub_token(token, record.use_operator_token),
-                              endpoint=settings.HF_ENDPOINT)
+    hub.resolve_dataset_files(
+        options["repo_id"],
+        options["commit"],
+        "",
+        token=secrets.hub_token(token, record.use_operator_token),
+        endpoint=settings.HF_ENDPOINT,
+    )
     record.discard_partial_files()
     with transaction.atomic():
         record.prepare_retry()

@@ -1,4 +1,5 @@
 """Starting and restarting model downloads (the page, the CLI and the admin share these)."""
+
 from __future__ import annotations
 
 from django.db import IntegrityError, transaction
@@ -7,14 +8,22 @@ from .. import secrets
 from ..ml import hub
 from ..models import LanguageModel, ModelStatus
 
+
 class AlreadyInStudio(Exception):
     """The same repository, revision and format was added meanwhile (two submits at once): the
     database's unique constraint refused the second."""
 
 
-def create_download(pre: hub.Preflight, fmt: str, token: str | None,
-                    trust_remote_code: bool = False, name: str = "", queue: bool = True,
-                    use_operator_token: bool = True, owner=None) -> LanguageModel:
+def create_download(
+    pre: hub.Preflight,
+    fmt: str,
+    token: str | None,
+    trust_remote_code: bool = False,
+    name: str = "",
+    queue: bool = True,
+    use_operator_token: bool = True,
+    owner=None,
+) -> LanguageModel:
     """Create the queued record; `queue=False` when the caller runs the job itself (the CLI).
     `use_operator_token`: whether the job may fall back to the operator's Hub credentials."""
     try:
@@ -23,20 +32,40 @@ def create_download(pre: hub.Preflight, fmt: str, token: str | None,
         from ..forms.downloads import duplicate_message
 
         duplicate = LanguageModel.duplicate_of(pre.repo_id, pre.revision, fmt, owner=owner)
-        raise AlreadyInStudio(duplicate_message(duplicate) if duplicate else
-                              "This repository, revision and format was just added.") from None
+        raise AlreadyInStudio(
+            duplicate_message(duplicate)
+            if duplicate
+            else "This repository, revision and format was just added."
+        ) from None
 
 
-def _create(pre: hub.Preflight, fmt: str, token: str | None, trust_remote_code: bool, name: str,
-            queue: bool, use_operator_token: bool, owner) -> LanguageModel:
+def _create(
+    pre: hub.Preflight,
+    fmt: str,
+    token: str | None,
+    trust_remote_code: bool,
+    name: str,
+    queue: bool,
+    use_operator_token: bool,
+    owner,
+) -> LanguageModel:
     with transaction.atomic():
         record = LanguageModel.objects.create(
-            name=name or pre.repo_id.split("/")[-1], repo_id=pre.repo_id, revision=pre.revision,
-            commit_sha=pre.commit_sha, architecture=pre.summary.get("model_type", ""),
-            params_count=pre.params_count, quantization=fmt, trust_remote_code=trust_remote_code,
-            gated=pre.gated, use_operator_token=use_operator_token, owner=owner,
-            architecture_config=pre.config, architecture_summary=pre.summary,
-            memory_required_bytes=pre.memory_by_format[fmt], bytes_total=pre.download_bytes,
+            name=name or pre.repo_id.split("/")[-1],
+            repo_id=pre.repo_id,
+            revision=pre.revision,
+            commit_sha=pre.commit_sha,
+            architecture=pre.summary.get("model_type", ""),
+            params_count=pre.params_count,
+            quantization=fmt,
+            trust_remote_code=trust_remote_code,
+            gated=pre.gated,
+            use_operator_token=use_operator_token,
+            owner=owner,
+            architecture_config=pre.config,
+            architecture_summary=pre.summary,
+            memory_required_bytes=pre.memory_by_format[fmt],
+            bytes_total=pre.download_bytes,
             encrypted_token=secrets.encrypt(token) if token else None,
             phase_log=[{"status": ModelStatus.QUEUED, "at": None, "detail": ""}],
         )

@@ -5,6 +5,7 @@ tokens of its samples, not samples x context. The share of real tokens comes fro
 a completed extraction of the same model, dataset and context (measured); the model's tokenizer
 over a sample of the dataset (sampled); or, without a tokenizer.json, the full context (assumed).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -14,7 +15,8 @@ from pathlib import Path
 from django.conf import settings
 from django.core.exceptions import NON_FIELD_ERRORS
 
-from ..ml import hub, quantization as quant
+from ..ml import hub
+from ..ml import quantization as quant
 from ..ml.architecture import dimensions
 
 BYTES = {"float16": 2, "float32": 4}
@@ -28,11 +30,11 @@ CHARS_PER_TOKEN = 8  # read this many per position of context: enough to fill it
 class Estimate:
     samples: int
     files: int
-    bytes_per_file: int       # logical: samples x context x hidden
-    total_bytes: int          # logical size of everything
-    disk_bytes: int           # what the disk must hold: real tokens only
-    real_share: float         # real tokens / (samples x context)
-    share_source: str         # measured / sampled / assumed
+    bytes_per_file: int  # logical: samples x context x hidden
+    total_bytes: int  # logical size of everything
+    disk_bytes: int  # what the disk must hold: real tokens only
+    real_share: float  # real tokens / (samples x context)
+    share_source: str  # measured / sampled / assumed
     free_bytes: int
     batch_memory_bytes: int
 
@@ -45,28 +47,49 @@ class Estimate:
         return not self.refused and self.disk_bytes > DISK_WARNING_SHARE * self.free_bytes
 
 
-def estimate(samples: int, layers: int, hooks: int, context: int, hidden: int, dtype: str,
-             batch_size: int, top_k: int, model_memory: int, free_bytes: int,
-             real_share: float = 1.0, share_source: str = "assumed") -> Estimate:
+def estimate(
+    samples: int,
+    layers: int,
+    hooks: int,
+    context: int,
+    hidden: int,
+    dtype: str,
+    batch_size: int,
+    top_k: int,
+    model_memory: int,
+    free_bytes: int,
+    real_share: float = 1.0,
+    share_source: str = "assumed",
+) -> Estimate:
     files = layers * hooks
     per_file = samples * context * hidden * BYTES.get(dtype, 2)
     token_files = samples * context * (4 + 1)  # tokens.npy (int32) + attention_mask.npy (int8)
     topk = files * hidden * top_k * (4 + 8 + 8)
     # Each captured activation in float32 for the batch, plus as much again for the forward pass.
     batch = batch_size * context * hidden * 4 * (files + max(hooks, 1) * 4)
-    return Estimate(samples=samples, files=files, bytes_per_file=per_file,
-                    total_bytes=files * per_file + token_files + topk,
-                    disk_bytes=int((files * per_file + token_files) * real_share) + topk,
-                    real_share=real_share, share_source=share_source, free_bytes=free_bytes,
-                    batch_memory_bytes=batch + model_memory + topk)  # the top-K stays on the device
+    return Estimate(
+        samples=samples,
+        files=files,
+        bytes_per_file=per_file,
+        total_bytes=files * per_file + token_files + topk,
+        disk_bytes=int((files * per_file + token_files) * real_share) + topk,
+        real_share=real_share,
+        share_source=share_source,
+        free_bytes=free_bytes,
+        batch_memory_bytes=batch + model_memory + topk,
+    )  # the top-K stays on the device
 
 
 def real_token_share(model, dataset, context: int) -> tuple[float, str]:
     """(share of positions that hold real tokens, where the figure comes from)."""
     from ..models import Extraction
 
-    done = (Extraction.objects.filter(model=model, dataset=dataset, context_length=context, status="completed")
-            .order_by("-completed_at").values_list("metadata__real_tokens", "metadata__padded_tokens").first())
+    done = (
+        Extraction.objects.filter(model=model, dataset=dataset, context_length=context, status="completed")
+        .order_by("-completed_at")
+        .values_list("metadata__real_tokens", "metadata__padded_tokens")
+        .first()
+    )
     if done and done[1]:  # the two counts only, not the whole metadata (statistics, histograms)
         return done[0] / done[1], "measured"
     if not model.file_path or not dataset.file_path:
@@ -98,14 +121,24 @@ def estimate_for(form) -> Estimate:
     data, model = form.cleaned_data, form.model
     dataset, max_samples = data["dataset"], data["max_samples"]
     samples = min(dataset.num_samples, max_samples) if max_samples else dataset.num_samples
-    memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(model.params_count or 0,
-                                                                         model.quantization)
+    memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(
+        model.params_count or 0, model.quantization
+    )
     share, source = real_token_share(model, dataset, data["context_length"])
-    return estimate(samples=samples, layers=len(set(data["layers"])), hooks=len(set(data["hooks"])),
-                    context=data["context_length"], real_share=share, share_source=source,
-                    hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
-                    dtype=data["dtype"], batch_size=data["batch_size"], top_k=data["top_k"],
-                    model_memory=memory, free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR))
+    return estimate(
+        samples=samples,
+        layers=len(set(data["layers"])),
+        hooks=len(set(data["hooks"])),
+        context=data["context_length"],
+        real_share=share,
+        share_source=source,
+        hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
+        dtype=data["dtype"],
+        batch_size=data["batch_size"],
+        top_k=data["top_k"],
+        model_memory=memory,
+        free_bytes=hub.free_disk_bytes(settings.ACTIVATIONS_DIR),
+    )
 
 
 def live(form, attempted: bool) -> dict:
@@ -122,14 +155,22 @@ def live(form, attempted: bool) -> dict:
             waiting = error.code == "required" and not attempted
             (missing if waiting else field_errors.setdefault(name, [])).extend(error.messages)
     whole_form_errors = form.non_field_errors()
-    return {"est": estimate_for(form) if valid else None, "missing": missing, "field_errors": field_errors,
-            "whole_form_errors": whole_form_errors, "invalid": bool(field_errors or whole_form_errors)}
+    return {
+        "est": estimate_for(form) if valid else None,
+        "missing": missing,
+        "field_errors": field_errors,
+        "whole_form_errors": whole_form_errors,
+        "invalid": bool(field_errors or whole_form_errors),
+    }
 
 
 def check_room(form) -> Estimate | None:
     """The estimate, and the extraction form refused when its files would not fit on the disk."""
     est = estimate_for(form) if form.is_valid() else None
     if est is not None and est.refused:
-        form.add_error(None, "Not enough disk space for this extraction: reduce samples, layers, "
-                             "hook types or context length, or use float16.")
+        form.add_error(
+            None,
+            "Not enough disk space for this extraction: reduce samples, layers, "
+            "hook types or context length, or use float16.",
+        )
     return est

@@ -5,6 +5,7 @@ topk_{layer}_{hook}.npz holds, per neuron, the K highest activations and their (
 positions; tokens.npy and attention_mask.npy give the text around each. Decoding uses the
 `tokenizers` library on the model's tokenizer.json, so the web process never imports torch or
 transformers."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -68,11 +69,14 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
         arrays[name] = np.load(path, mmap_mode="r")
     decode = _decoder(record.model.file_path)
     if decode is None:
-        raise ExamplesUnavailable(f"{record.model.name} has no tokenizer.json, so its tokens cannot be "
-                                  "decoded here; the positions are in topk_{key}.npz.".replace("{key}", key))
+        raise ExamplesUnavailable(
+            f"{record.model.name} has no tokenizer.json, so its tokens cannot be "
+            "decoded here; the positions are in topk_{key}.npz.".replace("{key}", key)
+        )
     examples = []
-    for rank, (value, sample, token) in enumerate(zip(topk["values"][neuron], topk["sample_index"][neuron],
-                                                      topk["token_index"][neuron]), start=1):
+    for rank, (value, sample, token) in enumerate(
+        zip(topk["values"][neuron], topk["sample_index"][neuron], topk["token_index"][neuron]), start=1
+    ):
         if sample < 0:
             continue  # fewer real tokens than K
         length = int(arrays["attention_mask.npy"][sample].sum())
@@ -80,8 +84,10 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
         ids = [int(i) for i in arrays["tokens.npy"][sample, start:stop]]
         acts = np.asarray(arrays[f"{key}.npy"][sample, start:stop, neuron], dtype=np.float64)
         peak = float(value) if value > 0 else 1.0
-        pieces = [Piece(text, float(a), start + i == token, float(min(max(a / peak, 0.0), 1.0)))
-                  for i, (text, a) in enumerate(zip(decode(ids), acts))]
+        pieces = [
+            Piece(text, float(a), start + i == token, float(min(max(a / peak, 0.0), 1.0)))
+            for i, (text, a) in enumerate(zip(decode(ids), acts))
+        ]
         examples.append(Example(rank, float(value), int(sample), int(token), pieces))
     return examples
 
@@ -106,10 +112,10 @@ def _decoder(model_dir: str):
             if text.endswith(REPLACEMENT) and end < len(ids):
                 out.append("")
                 continue
-            out.append(text[len(known):] if text.startswith(known) else text)
+            out.append(text[len(known) :] if text.startswith(known) else text)
             known = text
             if end - start >= RESTART_AFTER:
-                anchor = decode(ids[end - 1:end])
+                anchor = decode(ids[end - 1 : end])
                 if REPLACEMENT not in anchor:
                     start, known = end - 1, anchor
         return out

@@ -1,10 +1,12 @@
 """Starting and retrying activation extractions (pages and CLI); folders found on disk are found.py's."""
+
 from __future__ import annotations
 
 from django.db import transaction
 
 from ..models import Extraction
 from . import found
+
 
 def create(queue: bool = True, **fields) -> Extraction:
     """`fields`: model, dataset, layers, hooks, batch_size, max_samples, context_length, top_k, dtype,

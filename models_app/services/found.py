@@ -6,6 +6,7 @@ A folder's metadata.json is untrusted input. It is read with a size bound (never
 or from anything but a regular file), and every value that the record, the pages or the file
 views use is checked for its type and range; file names must be plain names inside the folder. A
 folder that fails is listed as unusable, with the reason, and can only be deleted."""
+
 from __future__ import annotations
 
 import json
@@ -15,7 +16,7 @@ import time
 import uuid
 from contextlib import suppress
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone as dt_timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ MAX_FILES = 10_000
 MAX_BINS = 10_000
 MAX_INT = 2**31 - 1  # what the record's integer columns hold on every database
 MAX_BYTES = 2**62
-EARLIEST = datetime(2000, 1, 1, tzinfo=dt_timezone.utc).timestamp()
+EARLIEST = datetime(2000, 1, 1, tzinfo=UTC).timestamp()
 MAX_SECONDS = 10 * 365 * 86400
 
 
@@ -50,6 +51,7 @@ class Refused(Exception):
 class FoundFolder:
     """A folder under ACTIVATIONS_DIR with a metadata.json and no record; `problem` says why it
     cannot be imported ("" when it can), and then `metadata` is empty."""
+
     name: str
     metadata: dict = field(default_factory=dict)
     problem: str = ""
@@ -87,8 +89,12 @@ def _record_number(name: str) -> int | None:
 def _candidate(folder: Path) -> bool:
     """A folder of its own (not a link) that says it holds an extraction; hidden names are
     the studio's own work in progress."""
-    return (not folder.name.startswith(".") and folder.is_dir() and not folder.is_symlink()
-            and os.path.lexists(folder / METADATA))
+    return (
+        not folder.name.startswith(".")
+        and folder.is_dir()
+        and not folder.is_symlink()
+        and os.path.lexists(folder / METADATA)
+    )
 
 
 def find(name: str) -> FoundFolder | None:
@@ -156,11 +162,19 @@ def check_metadata(meta: dict, folder: Path) -> None:
     _require(meta.get("complete") is True, "metadata.json does not say the extraction completed.")
     options = _mapping(meta, "settings", required=True)
     layers, hooks = options.get("layers"), options.get("hooks")
-    _require(isinstance(layers, list) and 0 < len(layers) <= MAX_LAYER
-             and all(_is_int(n) and 0 <= n < MAX_LAYER for n in layers),
-             f"settings.layers must be a list of layer numbers from 0 to {MAX_LAYER - 1}.")
-    _require(isinstance(hooks, list) and hooks and all(h in HOOKS for h in hooks) and len(set(hooks)) == len(hooks),
-             f"settings.hooks must list hook types among {', '.join(HOOKS)}.")
+    _require(
+        isinstance(layers, list)
+        and 0 < len(layers) <= MAX_LAYER
+        and all(_is_int(n) and 0 <= n < MAX_LAYER for n in layers),
+        f"settings.layers must be a list of layer numbers from 0 to {MAX_LAYER - 1}.",
+    )
+    _require(
+        isinstance(hooks, list)
+        and hooks
+        and all(h in HOOKS for h in hooks)
+        and len(set(hooks)) == len(hooks),
+        f"settings.hooks must list hook types among {', '.join(HOOKS)}.",
+    )
     _int(options, "batch_size", "settings.", 1, 512, optional=True)
     _int(options, "micro_batch_size", "settings.", 1, 512, optional=True)
     _int(options, "max_samples", "settings.", 1, MAX_INT, optional=True)
@@ -188,19 +202,26 @@ def check_metadata(meta: dict, folder: Path) -> None:
     for key, limit in (("model", 255), ("dataset", 1000)):
         described = _mapping(meta, key)
         for name, value in described.items():
-            _require(name == "id" and (value is None or _is_int(value))
-                     or value is None or isinstance(value, str) and len(value) <= limit,
-                     f"{key}.{name} must be text of at most {limit} characters.")
+            _require(
+                (name == "id" and (value is None or _is_int(value)))
+                or value is None
+                or (isinstance(value, str) and len(value) <= limit),
+                f"{key}.{name} must be text of at most {limit} characters.",
+            )
     files = _files(meta, folder)
     _statistics(meta, files)
 
 
 def _files(meta: dict, folder: Path) -> set[str]:
     files = meta.get("files")
-    _require(isinstance(files, list) and len(files) <= MAX_FILES and all(isinstance(n, str) for n in files),
-             "files must be a list of file names.")
+    _require(
+        isinstance(files, list) and len(files) <= MAX_FILES and all(isinstance(n, str) for n in files),
+        "files must be a list of file names.",
+    )
     for name in files:
-        _require(_plain_name(name), f"files lists {name[:80]!r}, which is not a plain file name inside the folder.")
+        _require(
+            _plain_name(name), f"files lists {name[:80]!r}, which is not a plain file name inside the folder."
+        )
         _require(not (folder / name).is_symlink(), f"{name} is a link, not a file of the folder.")
     _require(len(set(files)) == len(files), "files lists a name twice.")
     return set(files)
@@ -208,19 +229,32 @@ def _files(meta: dict, folder: Path) -> set[str]:
 
 def _statistics(meta: dict, files: set[str]) -> None:
     statistics = meta.get("statistics")
-    _require(isinstance(statistics, dict) and len(statistics) <= MAX_LAYER * len(HOOKS),
-             "statistics must be an object with one entry per (layer, hook).")
+    _require(
+        isinstance(statistics, dict) and len(statistics) <= MAX_LAYER * len(HOOKS),
+        "statistics must be an object with one entry per (layer, hook).",
+    )
     for key, stats in statistics.items():
         _require(isinstance(stats, dict), f"statistics.{key[:80]} must be an object.")
         where = f"statistics.{key[:80]}."
         _int(stats, "layer", where, 0, MAX_LAYER - 1)
-        _require(stats.get("hook") in HOOKS and key == f"layer_{stats['layer']}_{stats['hook']}",
-                 f"{where}hook must be one of {', '.join(HOOKS)}, and the key layer_<layer>_<hook>.")
-        _require(stats.get("file") == f"{key}.npy" and stats["file"] in files,
-                 f"{where}file must be {key}.npy, listed in files.")
+        _require(
+            stats.get("hook") in HOOKS and key == f"layer_{stats['layer']}_{stats['hook']}",
+            f"{where}hook must be one of {', '.join(HOOKS)}, and the key layer_<layer>_<hook>.",
+        )
+        _require(
+            stats.get("file") == f"{key}.npy" and stats["file"] in files,
+            f"{where}file must be {key}.npy, listed in files.",
+        )
         shape = stats.get("shape")
-        _require(shape is None or isinstance(shape, list) and len(shape) == 3
-                 and all(_is_int(n) and 0 <= n <= MAX_BYTES for n in shape), f"{where}shape must be three sizes.")
+        _require(
+            shape is None
+            or (
+                isinstance(shape, list)
+                and len(shape) == 3
+                and all(_is_int(n) and 0 <= n <= MAX_BYTES for n in shape)
+            ),
+            f"{where}shape must be three sizes.",
+        )
         for name in ("file_size", "disk_size", "tokens"):
             _int(stats, name, where, 0, MAX_BYTES, optional=True)
         for name in ("mean", "mean_abs", "std", "min", "max", "sparsity_percent", "l2_norm_mean"):
@@ -234,10 +268,15 @@ def _histogram(histogram: Any, where: str) -> None:
         return
     _require(isinstance(histogram, dict), f"{where}histogram must be an object.")
     counts, edges = histogram.get("counts"), histogram.get("edges")
-    _require(isinstance(counts, list) and len(counts) <= MAX_BINS
-             and all(_is_int(c) and 0 <= c <= MAX_BYTES for c in counts)
-             and isinstance(edges, list) and len(edges) == len(counts) + 1 and all(_is_number(e) for e in edges),
-             f"{where}histogram must have counts and one more edge than counts.")
+    _require(
+        isinstance(counts, list)
+        and len(counts) <= MAX_BINS
+        and all(_is_int(c) and 0 <= c <= MAX_BYTES for c in counts)
+        and isinstance(edges, list)
+        and len(edges) == len(counts) + 1
+        and all(_is_number(e) for e in edges),
+        f"{where}histogram must have counts and one more edge than counts.",
+    )
     for name in ("below", "above", "nonfinite"):
         _int(histogram, name, f"{where}histogram.", 0, MAX_BYTES, optional=True)
 
@@ -259,7 +298,10 @@ def _int(mapping: dict, key: str, where: str, low: int, high: int, optional: boo
     value = mapping.get(key)
     if value is None and optional:
         return
-    _require(_is_int(value) and low <= value <= high, f"{where}{key} must be a whole number from {low:,} to {high:,}.")
+    _require(
+        _is_int(value) and low <= value <= high,
+        f"{where}{key} must be a whole number from {low:,} to {high:,}.",
+    )
 
 
 def _number(mapping: dict, key: str, where: str, low: float | None = None, high: float | None = None) -> None:
@@ -268,14 +310,18 @@ def _number(mapping: dict, key: str, where: str, low: float | None = None, high:
     if low is None or high is None:
         _require(value is None or _is_number(value), f"{where}{key} must be a number.")
     else:
-        _require(value is None or _is_number(value) and low <= value <= high,
-                 f"{where}{key} must be a number from {low:,.0f} to {high:,.0f}.")
+        _require(
+            value is None or (_is_number(value) and low <= value <= high),
+            f"{where}{key} must be a number from {low:,.0f} to {high:,.0f}.",
+        )
 
 
 def _text(mapping: dict, key: str, where: str, limit: int) -> None:
     value = mapping.get(key)
-    _require(value is None or isinstance(value, str) and len(value) <= limit,
-             f"{where}{key} must be text of at most {limit} characters.")
+    _require(
+        value is None or (isinstance(value, str) and len(value) <= limit),
+        f"{where}{key} must be text of at most {limit} characters.",
+    )
 
 
 def _mapping(mapping: dict, key: str, required: bool = False) -> dict:
@@ -287,8 +333,13 @@ def _mapping(mapping: dict, key: str, required: bool = False) -> dict:
 
 
 def _plain_name(name: str) -> bool:
-    return (0 < len(name) <= 255 and name not in (".", "..") and "/" not in name and "\\" not in name
-            and "\x00" not in name)
+    return (
+        0 < len(name) <= 255
+        and name not in (".", "..")
+        and "/" not in name
+        and "\\" not in name
+        and "\x00" not in name
+    )
 
 
 def move_aside(folder: Path) -> None:
@@ -320,8 +371,13 @@ def import_folder(name: str, model: LanguageModel, dataset: Dataset, owner=None)
     except OSError as exc:
         raise Refused(f"Could not import {name}: {exc.strerror or exc}.") from None
     try:
-        record = Extraction.objects.create(**record_fields(found.metadata), model=model, dataset=dataset,
-                                           owner=owner, size_bytes=storage.disk_usage(claimed))
+        record = Extraction.objects.create(
+            **record_fields(found.metadata),
+            model=model,
+            dataset=dataset,
+            owner=owner,
+            size_bytes=storage.disk_usage(claimed),
+        )
     except BaseException:
         with suppress(OSError):  # else it stays importable under its claimed name
             os.replace(claimed, root / name)
@@ -349,16 +405,28 @@ def record_fields(meta: dict) -> dict:
     """A completed record's fields from a checked metadata.json (see check_metadata)."""
     options, timings = meta.get("settings") or {}, meta.get("timings") or {}
     started = timings.get("started")
-    started_at = datetime.fromtimestamp(started, tz=dt_timezone.utc) if started is not None else None
+    started_at = datetime.fromtimestamp(started, tz=UTC) if started is not None else None
     seconds = timings.get("seconds")
-    completed_at = (started_at + timedelta(seconds=seconds) if started_at and seconds is not None
-                    else datetime.now(tz=dt_timezone.utc))
-    return {"layers": options["layers"], "hooks": options["hooks"],
-            "batch_size": options.get("batch_size") or 8, "micro_batch_size": options.get("micro_batch_size"),
-            "max_samples": options.get("max_samples"),
-            "context_length": meta.get("context_length") or options.get("context_length") or 128,
-            "top_k": options.get("top_k") or 10, "dtype": meta.get("dtype") or options.get("dtype") or "float16",
-            "status": ExtractionStatus.COMPLETED, "progress": 100.0,
-            "samples_done": meta.get("samples") or 0, "samples_total": meta.get("samples") or 0,
-            "tokens_per_second": timings.get("tokens_per_second") or 0.0, "metadata": meta,
-            "started_at": started_at, "completed_at": completed_at}
+    completed_at = (
+        started_at + timedelta(seconds=seconds)
+        if started_at and seconds is not None
+        else datetime.now(tz=UTC)
+    )
+    return {
+        "layers": options["layers"],
+        "hooks": options["hooks"],
+        "batch_size": options.get("batch_size") or 8,
+        "micro_batch_size": options.get("micro_batch_size"),
+        "max_samples": options.get("max_samples"),
+        "context_length": meta.get("context_length") or options.get("context_length") or 128,
+        "top_k": options.get("top_k") or 10,
+        "dtype": meta.get("dtype") or options.get("dtype") or "float16",
+        "status": ExtractionStatus.COMPLETED,
+        "progress": 100.0,
+        "samples_done": meta.get("samples") or 0,
+        "samples_total": meta.get("samples") or 0,
+        "tokens_per_second": timings.get("tokens_per_second") or 0.0,
+        "metadata": meta,
+        "started_at": started_at,
+        "completed_at": completed_at,
+    }

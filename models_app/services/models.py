@@ -1,4 +1,5 @@
 """Removing models and recovering jobs that lost their worker."""
+
 from __future__ import annotations
 
 from django.utils import timezone
@@ -33,8 +34,11 @@ def fail_interrupted_jobs() -> int:
     for kind in JOB_KINDS.values():
         for record in kind.objects.filter(status__in=kind.running_statuses()):
             won = kind.objects.filter(pk=record.pk, status=record.status).update(
-                status=kind.FAILED, completed_at=timezone.now(), updated_at=timezone.now(),
-                error_message="The studio stopped while this job was running. Retry it.")
+                status=kind.FAILED,
+                completed_at=timezone.now(),
+                updated_at=timezone.now(),
+                error_message="The studio stopped while this job was running. Retry it.",
+            )
             if won:
                 record.discard_lost_files()
             ended += won
@@ -55,14 +59,17 @@ def delete(record: LanguageModel, user=None) -> int:
     if user is not None and not user.is_staff:
         others = record.extractions.exclude(owner_id=user.pk).count()
         if others:
-            raise OthersDependOnIt(f"{others} extraction{'s' if others > 1 else ''} of other users "
-                                   f"use{'' if others > 1 else 's'} {record.name}: staff can delete it with them.")
+            raise OthersDependOnIt(
+                f"{others} extraction{'s' if others > 1 else ''} of other users "
+                f"use{'' if others > 1 else 's'} {record.name}: staff can delete it with them."
+            )
     if record.is_active:
         raise StillRunning(f"{record.name} is {record.get_status_display().lower()}: cancel it first.")
     running = record.running_extractions.first()
     if running is not None:
-        raise StillRunning(f"Extraction {running.pk} of {record.name} is running: cancel it first.",
-                           extraction=running)
+        raise StillRunning(
+            f"Extraction {running.pk} of {record.name} is running: cancel it first.", extraction=running
+        )
     freed = record.release_files()
     for extraction in record.extractions.all():  # its activations go with it
         freed += extraction.discard_partial_files()

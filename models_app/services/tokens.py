@@ -1,5 +1,6 @@
 """A model's own tokenizer in the web process: its tokenizer.json read with the `tokenizers`
 library (no torch, no transformers), for decoding top examples and counting a dataset's tokens."""
+
 from __future__ import annotations
 
 from functools import lru_cache

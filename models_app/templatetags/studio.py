@@ -1,4 +1,5 @@
 """Template filters and tags of the studio's pages (the formatting itself is in models_app.formatting)."""
+
 from __future__ import annotations
 
 from django import template

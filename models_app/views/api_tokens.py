@@ -2,6 +2,7 @@
 
 Making one answers with a redirect (a reload must not make another); the new token waits for
 that one page view in the session, encrypted with the token keys, and is gone once shown."""
+
 from __future__ import annotations
 
 from django import forms
@@ -20,9 +21,12 @@ NEW_TOKEN = "new_api_token"  # session key
 
 
 class TokenForm(forms.Form):
-    name = forms.CharField(max_length=100, label="Name",
-                           widget=forms.TextInput(attrs={"placeholder": "e.g. notebook server"}),
-                           error_messages={"required": "Name the token after where it will be used."})
+    name = forms.CharField(
+        max_length=100,
+        label="Name",
+        widget=forms.TextInput(attrs={"placeholder": "e.g. notebook server"}),
+        error_messages={"required": "Name the token after where it will be used."},
+    )
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
@@ -31,7 +35,9 @@ class TokenForm(forms.Form):
     def clean_name(self) -> str:
         name = self.cleaned_data["name"].strip()
         if self.user.api_tokens.filter(name__iexact=name).exists():
-            raise forms.ValidationError(f"You already have a token named “{name}”: revoke it or choose another name.")
+            raise forms.ValidationError(
+                f"You already have a token named “{name}”: revoke it or choose another name."
+            )
         return name
 
 
@@ -45,8 +51,11 @@ def index(request: HttpRequest) -> HttpResponse:
         request.session[NEW_TOKEN] = secrets.encrypt(token).decode()
         return redirect("models_app:api-tokens")
     sealed = request.session.pop(NEW_TOKEN, None)
-    context = {"form": form, "new_token": secrets.decrypt(sealed.encode()) if sealed else None,
-               "tokens": request.user.api_tokens.all()}
+    context = {
+        "form": form,
+        "new_token": secrets.decrypt(sealed.encode()) if sealed else None,
+        "tokens": request.user.api_tokens.all(),
+    }
     response = render(request, PAGE, context, status=422 if form.errors else 200)
     response["Cache-Control"] = "no-store"  # the new token is on this page once, never in a cache
     return response

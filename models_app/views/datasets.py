@@ -1,4 +1,5 @@
 """The Datasets tab: upload a file or add a Hub dataset repository, preview, delete."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -11,18 +12,23 @@ from django_htmx.http import reswap, retarget
 
 from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
-from ..services import datasets as dataset_services, models as model_services
 from ..ml.datasets import DatasetError
-from ..ml.hub import HubError, check_token as hub_check_token
+from ..ml.hub import HubError
+from ..ml.hub import check_token as hub_check_token
 from ..models import Dataset
+from ..services import datasets as dataset_services
+from ..services import models as model_services
 
 PAGE = "models_app/datasets.html"
 
 
 def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
     model_services.check_lost_jobs()
-    context = {"upload_form": upload or UploadDatasetForm(), "hub_form": hub_form or HubDatasetForm(),
-               "datasets": Dataset.objects.visible_to(request.user).select_related("owner")}
+    context = {
+        "upload_form": upload or UploadDatasetForm(),
+        "hub_form": hub_form or HubDatasetForm(),
+        "datasets": Dataset.objects.visible_to(request.user).select_related("owner"),
+    }
     return render(request, PAGE, context, status=status)
 
 
@@ -35,8 +41,16 @@ def index(request: HttpRequest) -> HttpResponse:
 def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> HttpResponse:
     if not request.htmx:
         return redirect("models_app:datasets")
-    return render(request, f"{PAGE}#dataset-added", {"d": record, "fragment": form_fragment, "form": form,
-                                                     "first": Dataset.objects.visible_to(request.user).count() == 1})
+    return render(
+        request,
+        f"{PAGE}#dataset-added",
+        {
+            "d": record,
+            "fragment": form_fragment,
+            "form": form,
+            "first": Dataset.objects.visible_to(request.user).count() == 1,
+        },
+    )
 
 
 @login_required
@@ -46,16 +60,25 @@ def upload(request: HttpRequest) -> HttpResponse:
 
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > settings.MAX_UPLOAD_BYTES:  # said at the field, before the form is parsed
-        message = (f"The upload is {declared / 1e9:.2f} GB; the studio accepts at most "
-                   f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file.")
-        return render(request, f"{PAGE}#upload-form", {"upload_form": UploadDatasetForm(),
-                                                       "upload_error": message},
-                      status=200 if request.htmx else 413)  # htmx swaps only 2xx answers
+        message = (
+            f"The upload is {declared / 1e9:.2f} GB; the studio accepts at most "
+            f"{settings.MAX_UPLOAD_BYTES / 1e9:.2f} GB per file."
+        )
+        return render(
+            request,
+            f"{PAGE}#upload-form",
+            {"upload_form": UploadDatasetForm(), "upload_error": message},
+            status=200 if request.htmx else 413,
+        )  # htmx swaps only 2xx answers
     form = UploadDatasetForm(request.POST, request.FILES)
     if form.is_valid():
         try:
-            record = dataset_services.add_upload(form.cleaned_data["file"], form.cleaned_data["name"],
-                                                 form.cleaned_data["text_field"], owner=request.user)
+            record = dataset_services.add_upload(
+                form.cleaned_data["file"],
+                form.cleaned_data["name"],
+                form.cleaned_data["text_field"],
+                owner=request.user,
+            )
             record.refresh_from_db()  # a queued job may already have run (synchronous workers)
             return _added(request, record, "upload-form", UploadDatasetForm())
         except DatasetError as exc:  # the file, or its text field / column
@@ -74,9 +97,15 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
         data = form.cleaned_data
         try:
             record = dataset_services.queue_from_hub(
-                data["repo_id"], data["name"], data["revision"] or "main", data["files"], data["text_field"],
-                data["token"] or None, use_operator_token=secrets.may_use_operator_token(request.user),
-                owner=request.user)
+                data["repo_id"],
+                data["name"],
+                data["revision"] or "main",
+                data["files"],
+                data["text_field"],
+                data["token"] or None,
+                use_operator_token=secrets.may_use_operator_token(request.user),
+                owner=request.user,
+            )
             record.refresh_from_db()  # the job may already have run (synchronous workers)
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:
@@ -105,8 +134,10 @@ def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
             messages.error(request, extra["row_error"])
         return redirect("models_app:datasets")
     # To the row, whatever the button aimed at (Delete aims at the toasts).
-    return reswap(retarget(render(request, f"{PAGE}#dataset-row", {"d": record, **extra}), f"#dataset-{record.pk}"),
-                  "outerHTML")
+    return reswap(
+        retarget(render(request, f"{PAGE}#dataset-row", {"d": record, **extra}), f"#dataset-{record.pk}"),
+        "outerHTML",
+    )
 
 
 @login_required
@@ -124,7 +155,9 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     if refused := record.change_refusal(request.user):
         return _row(request, record, row_error=refused)
     if not record.can_retry:
-        return _row(request, record, row_error="Only a Hub dataset that failed or was cancelled can be retried.")
+        return _row(
+            request, record, row_error="Only a Hub dataset that failed or was cancelled can be retried."
+        )
     token = request.POST.get("token") or ""
     problem = hub_check_token(token)
     if problem:
@@ -151,5 +184,6 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
     name, freed = record.name, dataset_services.delete(record)
     if not request.htmx:
         return redirect("models_app:datasets")
-    return render(request, "models_app/index.html#deleted", {"name": name, "freed": freed,
-                                                             "removed": f"dataset-{pk}"})
+    return render(
+        request, "models_app/index.html#deleted", {"name": name, "freed": freed, "removed": f"dataset-{pk}"}
+    )

@@ -1,4 +1,5 @@
 """The extraction modal (from a model card), its live estimate, and the extraction page."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -6,15 +7,17 @@ from django.contrib.auth.decorators import login_required
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
+
 from templates_app.models import ExtractionTemplate
 from templates_app.services import extraction_initial
 
 from ..forms.extractions import ExtractionForm
-from ..services import extractions as extraction_services, models as model_services
-from ..services import estimate as estimates
-from ..numbers import whole_number_in
 from ..ml import quantization as quant
 from ..models import Extraction, LanguageModel
+from ..numbers import whole_number_in
+from ..services import estimate as estimates
+from ..services import extractions as extraction_services
+from ..services import models as model_services
 
 MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
@@ -58,23 +61,35 @@ def start(request: HttpRequest, pk: int) -> HttpResponse:
     est = estimates.check_room(form)
     if not form.is_valid():
         template = f"{MODAL}#modal" if request.htmx else MODAL
-        return render(request, template, {"m": model, "form": form, "est": est,
-                                          "templates": ExtractionTemplate.objects.visible_to(request.user)},
-                      status=200 if request.htmx else 422)
+        return render(
+            request,
+            template,
+            {
+                "m": model,
+                "form": form,
+                "est": est,
+                "templates": ExtractionTemplate.objects.visible_to(request.user),
+            },
+            status=200 if request.htmx else 422,
+        )
     record = extraction_services.create(**form.extraction_fields(), owner=request.user)
     if not request.htmx:
         return redirect("models_app:extraction", pk=record.pk)
     LanguageModel.summarize_extractions([model], request.user)  # the card now shows this one
-    return render(request, f"{MODAL}#started", {"m": model, "x": record,
-                                                "formats": quant.FORMATS, "format_labels": quant.LABELS})
+    return render(
+        request,
+        f"{MODAL}#started",
+        {"m": model, "x": record, "formats": quant.FORMATS, "format_labels": quant.LABELS},
+    )
 
 
 @login_required
 @require_GET
 def detail(request: HttpRequest, pk: int) -> HttpResponse:
     model_services.check_lost_jobs()
-    record = get_object_or_404(Extraction.objects.visible_to(request.user).select_related("model", "dataset"),
-                               pk=pk)
+    record = get_object_or_404(
+        Extraction.objects.visible_to(request.user).select_related("model", "dataset"), pk=pk
+    )
     template = f"{DETAIL}#extraction-status" if request.htmx else DETAIL
     return render(request, template, {"x": record})
 

@@ -1,5 +1,6 @@
 """The Extractions tab: every extraction with filters and sort, an extraction's files and top
 examples, deleting one, and importing or deleting a folder found on disk."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -11,11 +12,12 @@ from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
+from ..formatting import bytesize
 from ..forms.history import ExtractionFilterForm, ImportFolderForm, NeuronForm
 from ..models import Dataset, Extraction, LanguageModel
-from ..services import examples as example_services, found as found_services
+from ..services import examples as example_services
+from ..services import found as found_services
 from ..services.models import check_lost_jobs
-from ..formatting import bytesize
 
 PAGE = "models_app/extractions.html"
 EXAMPLES = "models_app/examples.html"
@@ -42,8 +44,9 @@ def index(request: HttpRequest) -> HttpResponse:
     filters = ExtractionFilterForm(request.GET or None, user=request.user)
     # Models and datasets are fetched for the page's rows afterwards (prefetch): joined into the
     # filtered, sorted query, the planner may join every row before it sorts.
-    records = filters.apply(Extraction.objects.visible_to(request.user).defer("metadata")
-                            .prefetch_related("model", "dataset"))
+    records = filters.apply(
+        Extraction.objects.visible_to(request.user).defer("metadata").prefetch_related("model", "dataset")
+    )
     page = Paginator(records, PAGE_SIZE).get_page(request.GET.get("page"))
     Extraction.attach_file_names(page.object_list)
     query = request.GET.copy()
@@ -53,8 +56,10 @@ def index(request: HttpRequest) -> HttpResponse:
         return render(request, f"{PAGE}#extraction-list", context)
     context["found"] = found_services.found_folders() if _may_manage_found(request) else []
     if any(not f.problem for f in context["found"]):
-        context.update(models=LanguageModel.objects.visible_to(request.user).order_by("name"),
-                       datasets=Dataset.objects.visible_to(request.user).order_by("name"))
+        context.update(
+            models=LanguageModel.objects.visible_to(request.user).order_by("name"),
+            datasets=Dataset.objects.visible_to(request.user).order_by("name"),
+        )
     return render(request, PAGE, context)
 
 
@@ -107,7 +112,8 @@ def examples(request: HttpRequest, pk: int) -> HttpResponse:
                 context["strongest"] = example_services.strongest_neurons(record, data["target"])
             else:
                 context["examples"] = example_services.top_examples(
-                    record, data["target"], data["neuron"], data["prefix"], data["suffix"])
+                    record, data["target"], data["neuron"], data["prefix"], data["suffix"]
+                )
         except example_services.ExamplesUnavailable as exc:
             context["unavailable"] = str(exc)
     template = f"{EXAMPLES}#examples" if request.htmx and request.htmx.target == "examples" else EXAMPLES
@@ -124,8 +130,9 @@ def import_found(request: HttpRequest) -> HttpResponse:
     if form.is_valid():
         data = form.cleaned_data
         try:
-            record = found_services.import_folder(data["folder"], data["model"], data["dataset"],
-                                                  owner=request.user)
+            record = found_services.import_folder(
+                data["folder"], data["model"], data["dataset"], owner=request.user
+            )
         except found_services.Refused as exc:
             messages.error(request, str(exc))
         else:

@@ -1,5 +1,6 @@
 """Extraction templates inside the extraction modal: save the form's settings as a template
 ("Load template" is the modal view with ?template=). The Templates tab manages them otherwise."""
+
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -35,9 +36,16 @@ def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
             context = {"name": name, "form_errors": _errors(form, form.errors)}
     if request.htmx:
         return render(request, f"{MODAL}#save-template", {"m": model, **context})
-    return render(request, MODAL, {"m": model, "form": ExtractionForm(request.POST, model=model, user=request.user),
-                                   "templates": ExtractionTemplate.objects.visible_to(request.user),
-                                   "save_template": context})
+    return render(
+        request,
+        MODAL,
+        {
+            "m": model,
+            "form": ExtractionForm(request.POST, model=model, user=request.user),
+            "templates": ExtractionTemplate.objects.visible_to(request.user),
+            "save_template": context,
+        },
+    )
 
 
 def _suggestion(post, user) -> dict:
@@ -45,15 +53,21 @@ def _suggestion(post, user) -> dict:
     numbers, read by the same form (and messages) as saving. No layers yet is not wrong here."""
     form = form_from_extraction(post, "")
     form.is_valid()
-    unreadable = [field for field in ("layer_indices", "max_samples")
-                  if field in form.errors and not form.has_error(field, "required")]
+    unreadable = [
+        field
+        for field in ("layer_indices", "max_samples")
+        if field in form.errors and not form.has_error(field, "required")
+    ]
     if unreadable:
         return {"name": "", "form_errors": _errors(form, unreadable)}
     data = form.cleaned_data
-    suggested = suggest_name(post.getlist("hooks"), data.get("layer_indices") or [], data.get("max_samples"),
-                             timezone.localtime())
+    suggested = suggest_name(
+        post.getlist("hooks"), data.get("layer_indices") or [], data.get("max_samples"), timezone.localtime()
+    )
     return {"name": available_name(suggested, user)}
 
 
 def _errors(form, fields) -> list[tuple[str, str, list]]:
-    return [(form[field].label if field in form.fields else "", field, form.errors[field]) for field in fields]
+    return [
+        (form[field].label if field in form.fields else "", field, form.errors[field]) for field in fields
+    ]

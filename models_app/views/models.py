@@ -1,4 +1,5 @@
 """Model management pages. Full pages for plain requests, `template#fragment` for htmx."""
+
 from __future__ import annotations
 
 from django.conf import settings
@@ -14,9 +15,11 @@ from django_htmx.http import reswap, retarget
 from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import ModelFilterForm, RenameForm
-from ..ml import hub, quantization as quant
+from ..ml import hub
+from ..ml import quantization as quant
 from ..models import LanguageModel
-from ..services import downloads, models as model_services
+from ..services import downloads
+from ..services import models as model_services
 
 PAGE = "models_app/index.html"
 PAGE_SIZE = 12
@@ -30,8 +33,13 @@ def _list_context(request: HttpRequest) -> dict:
     LanguageModel.summarize_extractions(page.object_list, request.user)
     query = request.GET.copy()
     query.pop("page", None)
-    return {"filters": filters, "page": page, "query": query.urlencode(),
-            "formats": quant.FORMATS, "format_labels": quant.LABELS}
+    return {
+        "filters": filters,
+        "page": page,
+        "query": query.urlencode(),
+        "formats": quant.FORMATS,
+        "format_labels": quant.LABELS,
+    }
 
 
 @login_required
@@ -66,20 +74,31 @@ def download(request: HttpRequest) -> HttpResponse:
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
     data = form.cleaned_data
     try:
-        record = downloads.create_download(form.preflight, data["quantization"], data.get("token") or None,
-                                           trust_remote_code=data["trust_remote_code"],
-                                           use_operator_token=form.operator_token_allowed,
-                                           owner=request.user)
+        record = downloads.create_download(
+            form.preflight,
+            data["quantization"],
+            data.get("token") or None,
+            trust_remote_code=data["trust_remote_code"],
+            use_operator_token=form.operator_token_allowed,
+            owner=request.user,
+        )
     except downloads.AlreadyInStudio as exc:
         form.add_error("repo_id", str(exc))
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
     if not request.htmx:
         messages.success(request, f"Downloading {record.repo_id}.")
         return redirect("models_app:index")
-    return render(request, f"{PAGE}#download-started", {"form": DownloadForm(user=request.user), "m": record,
-                                                          "first": _is_first(request),
-                                                          "formats": quant.FORMATS,
-                                                          "format_labels": quant.LABELS})
+    return render(
+        request,
+        f"{PAGE}#download-started",
+        {
+            "form": DownloadForm(user=request.user),
+            "m": record,
+            "first": _is_first(request),
+            "formats": quant.FORMATS,
+            "format_labels": quant.LABELS,
+        },
+    )
 
 
 def _is_first(request: HttpRequest) -> bool:
@@ -126,8 +145,11 @@ def restart(request: HttpRequest, pk: int) -> HttpResponse:
         return card_response(request, record, card_error=refused)
     form = RestartForm(request.POST, record=record)
     if not form.is_valid():
-        return card_response(request, record, card_error=" ".join(form.non_field_errors() or
-                                                          [str(e) for e in form.errors.values()]))
+        return card_response(
+            request,
+            record,
+            card_error=" ".join(form.non_field_errors() or [str(e) for e in form.errors.values()]),
+        )
     downloads.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
     record.refresh_from_db()
     return card_response(request, record)
@@ -139,7 +161,9 @@ def rename(request: HttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         # The Rename link swaps the title; a refusal swaps the whole card, saying why.
-        return reswap(retarget(card_response(request, record, card_error=refused), f"#model-{pk}"), "outerHTML")
+        return reswap(
+            retarget(card_response(request, record, card_error=refused), f"#model-{pk}"), "outerHTML"
+        )
     form = RenameForm(request.POST or None, instance=record)
     if request.method == "POST" and form.is_valid():
         form.save()
@@ -169,8 +193,10 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
             return redirect("models_app:index")
         # A toast, not the card: the card re-renders with every progress update.
         LanguageModel.summarize_extractions([record], request.user)
-        return _on_card(render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc),
-                                                                  "x": exc.extraction}), pk)
+        return _on_card(
+            render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc), "x": exc.extraction}),
+            pk,
+        )
     progress.publish(LanguageModel.KIND, pk, deleted=True)
     if not request.htmx:
         messages.success(request, f"Deleted {name}.")

@@ -6,36 +6,92 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='ExtractionTemplate',
+            name="ExtractionTemplate",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('description', models.TextField(blank=True)),
-                ('layer_indices', models.JSONField(default=list)),
-                ('hook_types', models.JSONField(default=list)),
-                ('max_samples', models.PositiveIntegerField(blank=True, help_text='Empty: the whole dataset', null=True)),
-                ('batch_size', models.PositiveIntegerField(default=8, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(512)])),
-                ('micro_batch_size', models.PositiveIntegerField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(512)])),
-                ('context_length', models.PositiveIntegerField(default=128, validators=[django.core.validators.MinValueValidator(1)])),
-                ('top_k_examples', models.PositiveIntegerField(default=10, validators=[django.core.validators.MinValueValidator(1), django.core.validators.MaxValueValidator(1000)])),
-                ('context_prefix_tokens', models.PositiveIntegerField(default=25, validators=[django.core.validators.MaxValueValidator(500)])),
-                ('context_suffix_tokens', models.PositiveIntegerField(default=25, validators=[django.core.validators.MaxValueValidator(500)])),
-                ('dtype', models.CharField(choices=[('float16', 'float16'), ('float32', 'float32')], default='float16', max_length=10)),
-                ('is_favorite', models.BooleanField(db_index=True, default=False)),
-                ('extra_metadata', models.JSONField(blank=True, default=dict)),
-                ('created_at', models.DateTimeField(auto_now_add=True, db_index=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, unique=True)),
+                ("description", models.TextField(blank=True)),
+                ("layer_indices", models.JSONField(default=list)),
+                ("hook_types", models.JSONField(default=list)),
+                (
+                    "max_samples",
+                    models.PositiveIntegerField(blank=True, help_text="Empty: the whole dataset", null=True),
+                ),
+                (
+                    "batch_size",
+                    models.PositiveIntegerField(
+                        default=8,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(512),
+                        ],
+                    ),
+                ),
+                (
+                    "micro_batch_size",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(512),
+                        ],
+                    ),
+                ),
+                (
+                    "context_length",
+                    models.PositiveIntegerField(
+                        default=128, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "top_k_examples",
+                    models.PositiveIntegerField(
+                        default=10,
+                        validators=[
+                            django.core.validators.MinValueValidator(1),
+                            django.core.validators.MaxValueValidator(1000),
+                        ],
+                    ),
+                ),
+                (
+                    "context_prefix_tokens",
+                    models.PositiveIntegerField(
+                        default=25, validators=[django.core.validators.MaxValueValidator(500)]
+                    ),
+                ),
+                (
+                    "context_suffix_tokens",
+                    models.PositiveIntegerField(
+                        default=25, validators=[django.core.validators.MaxValueValidator(500)]
+                    ),
+                ),
+                (
+                    "dtype",
+                    models.CharField(
+                        choices=[("float16", "float16"), ("float32", "float32")],
+                        default="float16",
+                        max_length=10,
+                    ),
+                ),
+                ("is_favorite", models.BooleanField(db_index=True, default=False)),
+                ("extra_metadata", models.JSONField(blank=True, default=dict)),
+                ("created_at", models.DateTimeField(auto_now_add=True, db_index=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['-is_favorite', django.db.models.functions.text.Lower('name')],
+                "ordering": ["-is_favorite", django.db.models.functions.text.Lower("name")],
             },
         ),
     ]

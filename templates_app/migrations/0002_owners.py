@@ -6,16 +6,22 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('templates_app', '0001_initial'),
+        ("templates_app", "0001_initial"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='extractiontemplate',
-            name='owner',
-            field=models.ForeignKey(blank=True, help_text='Who added it: they and staff may change it', null=True, on_delete=django.db.models.deletion.SET_NULL, related_name='+', to=settings.AUTH_USER_MODEL),
+            model_name="extractiontemplate",
+            name="owner",
+            field=models.ForeignKey(
+                blank=True,
+                help_text="Who added it: they and staff may change it",
+                null=True,
+                on_delete=django.db.models.deletion.SET_NULL,
+                related_name="+",
+                to=settings.AUTH_USER_MODEL,
+            ),
         ),
     ]

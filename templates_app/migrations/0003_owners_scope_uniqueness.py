@@ -7,20 +7,24 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('templates_app', '0002_owners'),
+        ("templates_app", "0002_owners"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
     ]
 
     operations = [
         migrations.AlterField(
-            model_name='extractiontemplate',
-            name='name',
+            model_name="extractiontemplate",
+            name="name",
             field=models.CharField(max_length=255),
         ),
         migrations.AddConstraint(
-            model_name='extractiontemplate',
-            constraint=models.UniqueConstraint(django.db.models.functions.comparison.Coalesce('owner', models.Value(0)), django.db.models.functions.text.Lower('name'), name='unique_template_name_owner', violation_error_message='A template with this name already exists.'),
+            model_name="extractiontemplate",
+            constraint=models.UniqueConstraint(
+                django.db.models.functions.comparison.Coalesce("owner", models.Value(0)),
+                django.db.models.functions.text.Lower("name"),
+                name="unique_template_name_owner",
+                violation_error_message="A template with this name already exists.",
+            ),
         ),
     ]

@@ -1,4 +1,5 @@
 """Create, edit (with per-field validation as the user goes), duplicate, delete, favorite."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -30,8 +31,13 @@ def _refused(request: HttpRequest, template: ExtractionTemplate, message: str) -
     return render(request, f"{PAGE}#template-card", {"t": template, "card_error": message})
 
 
-def _form(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None = None,
-          status: int = 200, **extra) -> HttpResponse:
+def _form(
+    request: HttpRequest,
+    form: TemplateForm,
+    editing: ExtractionTemplate | None = None,
+    status: int = 200,
+    **extra,
+) -> HttpResponse:
     if request.htmx:  # htmx swaps only 2xx answers, so errors come back as 200 here
         return render(request, f"{PAGE}#template-form", {"form": form, "editing": editing, **extra})
     return render_page(request, form=form, editing=editing, status=status, **extra)
@@ -54,9 +60,16 @@ def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplat
         return redirect("templates_app:index")
     # An edited card is swapped in place; a new one appears when the list reloads (its filters
     # and sort decide where it goes, or whether it shows at all).
-    response = render(request, f"{PAGE}#template-saved", {"form": TemplateForm(), "t": template,
-                                                          "edited": editing is not None,
-                                                          "note": f"Saved “{template.name}”."})
+    response = render(
+        request,
+        f"{PAGE}#template-saved",
+        {
+            "form": TemplateForm(),
+            "t": template,
+            "edited": editing is not None,
+            "note": f"Saved “{template.name}”.",
+        },
+    )
     if editing is None:
         response["HX-Trigger"] = CHANGED
     return response

@@ -1,4 +1,5 @@
 """The Templates tab page and its list: search, favorites filter, sort, 20 per page."""
+
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
@@ -17,18 +18,31 @@ PAGE_SIZE = 20
 def list_context(request: HttpRequest) -> dict:
     filters = TemplateFilterForm(request.GET)
     visible = ExtractionTemplate.objects.visible_to(request.user)
-    page = Paginator(filters.apply(visible.select_related("owner")), PAGE_SIZE).get_page(request.GET.get("page"))
+    page = Paginator(filters.apply(visible.select_related("owner")), PAGE_SIZE).get_page(
+        request.GET.get("page")
+    )
     query = request.GET.copy()
     query.pop("page", None)
-    return {"filters": filters, "page": page, "query": query.urlencode(),
-            "total": visible.count()}
+    return {"filters": filters, "page": page, "query": query.urlencode(), "total": visible.count()}
 
 
-def render_page(request: HttpRequest, *, form: TemplateForm | None = None, editing: ExtractionTemplate | None = None,
-                import_form: ImportForm | None = None, status: int = 200, **extra) -> HttpResponse:
+def render_page(
+    request: HttpRequest,
+    *,
+    form: TemplateForm | None = None,
+    editing: ExtractionTemplate | None = None,
+    import_form: ImportForm | None = None,
+    status: int = 200,
+    **extra,
+) -> HttpResponse:
     """The whole page, for plain requests and for a form that failed without htmx."""
-    context = {**list_context(request), "form": form or TemplateForm(), "editing": editing,
-               "import_form": import_form or ImportForm(), **extra}
+    context = {
+        **list_context(request),
+        "form": form or TemplateForm(),
+        "editing": editing,
+        "import_form": import_form or ImportForm(),
+        **extra,
+    }
     return render(request, PAGE, context, status=status)
 
 

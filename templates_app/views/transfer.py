@@ -1,4 +1,5 @@
 """Export templates as a JSON download; import a JSON file with a duplicate-name policy."""
+
 from __future__ import annotations
 
 from django.contrib import messages
@@ -49,8 +50,9 @@ def import_file(request: HttpRequest) -> HttpResponse:
     try:
         summary = transfer.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
     except transfer.ImportRefused as exc:
-        return _result(request, fresh, status=422, problems=exc.problems,
-                       file_name=form.cleaned_data["file"].name)
+        return _result(
+            request, fresh, status=422, problems=exc.problems, file_name=form.cleaned_data["file"].name
+        )
     response = _result(request, fresh, summary=summary, file_name=form.cleaned_data["file"].name)
     response["HX-Trigger"] = CHANGED
     return response

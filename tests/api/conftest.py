@@ -1,4 +1,5 @@
 """API clients: a non-staff user with a token, and helpers that send JSON with it."""
+
 from __future__ import annotations
 
 import json
@@ -23,12 +24,18 @@ class ApiClient:
     def post(self, path: str, body=None, **extra):
         if "data" in extra:  # multipart
             return self.client.post(f"/api/v1{path}", extra.pop("data"), **self.headers, **extra)
-        return self.client.post(f"/api/v1{path}", json.dumps(body if body is not None else {}),
-                                content_type="application/json", **self.headers, **extra)
+        return self.client.post(
+            f"/api/v1{path}",
+            json.dumps(body if body is not None else {}),
+            content_type="application/json",
+            **self.headers,
+            **extra,
+        )
 
     def patch(self, path: str, body: dict):
-        return self.client.patch(f"/api/v1{path}", json.dumps(body), content_type="application/json",
-                                 **self.headers)
+        return self.client.patch(
+            f"/api/v1{path}", json.dumps(body), content_type="application/json", **self.headers
+        )
 
     def delete(self, path: str):
         return self.client.delete(f"/api/v1{path}", **self.headers)
@@ -57,7 +64,9 @@ def ready_ids(api, hub, tmp_path) -> tuple[int, int]:
     API with their jobs run for real (the test must use a transactional database)."""
     model = api.post("/models", {"repo_id": "tiny/llama", "quantization": "fp16"}).json()
     corpus = tmp_path / "corpus.txt"
-    corpus.write_text("\n".join(f"sample number {i} says something a little longer {i * 7}" for i in range(20)))
+    corpus.write_text(
+        "\n".join(f"sample number {i} says something a little longer {i * 7}" for i in range(20))
+    )
     with corpus.open("rb") as upload:
         dataset = api.post("/datasets/upload", data={"file": upload}).json()
     return model["id"], dataset["id"]

@@ -1,4 +1,5 @@
 """Who may call the API: a personal token (stored hashed) or a signed-in session."""
+
 from __future__ import annotations
 
 import pytest
@@ -81,7 +82,9 @@ def test_staff_make_a_token_for_a_user_in_the_admin(owner, alice, client):
     owner.is_superuser = True
     owner.save()
     client.force_login(owner)
-    response = client.post("/admin/models_app/apitoken/add/", {"user": alice.pk, "name": "from admin"}, follow=True)
+    response = client.post(
+        "/admin/models_app/apitoken/add/", {"user": alice.pk, "name": "from admin"}, follow=True
+    )
     message = next(str(m) for m in response.context["messages"])
     token = message.split(": ")[1].split(" ")[0]
     assert ApiClient(token).get("/models").status_code == 200
@@ -90,7 +93,10 @@ def test_staff_make_a_token_for_a_user_in_the_admin(owner, alice, client):
 
 def test_the_openapi_document_is_served(api):
     document = api.get("/openapi.json").json()
-    assert document["openapi"].startswith("3.") and "/api/v1/extractions/{extraction_id}/examples" in document["paths"]
+    assert (
+        document["openapi"].startswith("3.")
+        and "/api/v1/extractions/{extraction_id}/examples" in document["paths"]
+    )
     assert document["components"]["securitySchemes"]["TokenAuth"] == {"type": "http", "scheme": "bearer"}
 
 

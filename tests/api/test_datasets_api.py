@@ -1,4 +1,5 @@
 """/api/v1/datasets: upload a file, add from the Hub, read, delete."""
+
 from __future__ import annotations
 
 import pytest
@@ -34,8 +35,9 @@ def test_it_names_the_text_field_when_the_file_lacks_that_column(api, tmp_path):
     with corpus.open("rb") as upload:
         response = api.post("/datasets/upload", data={"file": upload, "text_field": "text"})
     assert response.status_code == 422
-    assert response.json()["errors"] == [{"field": "text_field",
-                                          "message": "The CSV has no column “text” (it has: body)."}]
+    assert response.json()["errors"] == [
+        {"field": "text_field", "message": "The CSV has no column “text” (it has: body)."}
+    ]
     assert not Dataset.objects.exists()
 
 

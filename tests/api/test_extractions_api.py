@@ -1,5 +1,6 @@
 """/api/v1/extractions: what a notebook does (start, wait, read the statistics, fetch the arrays,
 look at a neuron's top examples), with the download, dataset and extraction jobs run for real."""
+
 from __future__ import annotations
 
 import io
@@ -14,8 +15,18 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def start(api, model, dataset, **fields):
-    body = {"model": model, "dataset": dataset, "layers": [0, 1], "hooks": ["residual", "mlp"], "batch_size": 4,
-            "max_samples": 12, "context_length": 16, "top_k": 3, "dtype": "float32", **fields}
+    body = {
+        "model": model,
+        "dataset": dataset,
+        "layers": [0, 1],
+        "hooks": ["residual", "mlp"],
+        "batch_size": 4,
+        "max_samples": 12,
+        "context_length": 16,
+        "top_k": 3,
+        "dtype": "float32",
+        **fields,
+    }
     return api.post("/extractions", body)
 
 
@@ -37,7 +48,9 @@ def test_a_notebook_starts_an_extraction_and_reads_its_arrays(api, ready_ids, se
 
 def test_it_gives_a_neurons_top_examples_and_the_strongest_neurons(api, ready_ids):
     record = start(api, *ready_ids).json()
-    examples = api.get(f"/extractions/{record['id']}/examples", {"target": "layer_0_residual", "neuron": 5}).json()
+    examples = api.get(
+        f"/extractions/{record['id']}/examples", {"target": "layer_0_residual", "neuron": 5}
+    ).json()
     assert len(examples["examples"]) == 3
     values = [e["value"] for e in examples["examples"]]
     assert values == sorted(values, reverse=True)
@@ -61,7 +74,10 @@ def test_it_lists_with_filters(api, ready_ids):
     start(api, *ready_ids, hooks=["attention"])
     listed = api.get("/extractions", {"hook": "attention"}).json()
     assert listed["count"] == 1 and listed["items"][0]["hooks"] == ["attention"]
-    assert api.get("/extractions", {"model": ready_ids[0], "sort": "oldest"}).json()["items"][0]["id"] == first["id"]
+    assert (
+        api.get("/extractions", {"model": ready_ids[0], "sort": "oldest"}).json()["items"][0]["id"]
+        == first["id"]
+    )
 
 
 def test_it_deletes_ones_own_extraction_and_its_files(api, ready_ids, settings):
@@ -87,7 +103,9 @@ def test_a_file_it_did_not_write_is_not_served(api, alice):
 def test_numbers_of_any_size_are_refused_not_failed(api, alice):
     from tests.web.owned import dataset_of, model_of
 
-    model = model_of(alice, architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64})
+    model = model_of(
+        alice, architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64}
+    )
     dataset = dataset_of(alice)
     for field in ("context_length", "batch_size", "top_k", "max_samples", "micro_batch_size"):
         response = start(api, model.pk, dataset.pk, **{field: 10**320})

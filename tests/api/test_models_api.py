@@ -1,4 +1,5 @@
 """/api/v1/models against the local Hub server, with the download job run for real."""
+
 from __future__ import annotations
 
 import pytest
@@ -13,7 +14,11 @@ def test_it_previews_a_repository_before_downloading(api, hub):
     response = api.post("/models/preview", {"repo_id": "tiny/llama"})
     body = response.json()
     assert response.status_code == 200 and body["architecture"] == "llama"
-    assert body["params_count"] > 0 and body["download_bytes"] > 0 and set(body["memory_by_format"]) >= {"fp16", "q4"}
+    assert (
+        body["params_count"] > 0
+        and body["download_bytes"] > 0
+        and set(body["memory_by_format"]) >= {"fp16", "q4"}
+    )
     assert not LanguageModel.objects.exists()
 
 
@@ -51,8 +56,13 @@ def test_it_lists_with_filters_and_pages(api, alice):
     first = api.get("/models", {"page_size": 10, "sort": "name"}).json()
     assert first["count"] == 30 and first["pages"] == 3 and len(first["items"]) == 10
     filtered = api.get("/models", {"quantization": "fp16", "q": "model-1"}).json()
-    assert {item["name"] for item in filtered["items"]} == {"model-10", "model-12", "model-14",
-                                                            "model-16", "model-18"}
+    assert {item["name"] for item in filtered["items"]} == {
+        "model-10",
+        "model-12",
+        "model-14",
+        "model-16",
+        "model-18",
+    }
     assert api.get("/models", {"status": "bogus"}).status_code == 422
 
 
@@ -65,8 +75,12 @@ def test_it_renames_ones_own_model(api, alice):
 
 def test_it_refuses_changing_someone_elses_model(api, other_user):
     record = model_of(other_user)
-    for response in (api.patch(f"/models/{record.pk}", {"name": "mine"}), api.delete(f"/models/{record.pk}"),
-                     api.post(f"/models/{record.pk}/cancel"), api.post(f"/models/{record.pk}/retry", {})):
+    for response in (
+        api.patch(f"/models/{record.pk}", {"name": "mine"}),
+        api.delete(f"/models/{record.pk}"),
+        api.post(f"/models/{record.pk}/cancel"),
+        api.post(f"/models/{record.pk}/retry", {}),
+    ):
         assert response.status_code == 403 and "Only other" in response.json()["detail"]
     record.refresh_from_db()
     assert record.name == "llama"

@@ -4,6 +4,7 @@ the document (status codes, content types, headers and bodies). Path parameters 
 records (a completed extraction with its files, its model and dataset, a template), so the
 requests reach the code behind the lookups; deletes get generated ids only, so the records stay
 for the other operations."""
+
 from __future__ import annotations
 
 import subprocess
@@ -17,8 +18,10 @@ from tests.web.owned import template_of
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-CHECKS = ("not_a_server_error,status_code_conformance,content_type_conformance,"
-          "response_headers_conformance,response_schema_conformance")
+CHECKS = (
+    "not_a_server_error,status_code_conformance,content_type_conformance,"
+    "response_headers_conformance,response_schema_conformance"
+)
 SCHEMATHESIS = Path(sys.executable).with_name("schemathesis")
 CONFIG = """
 [dictionaries]
@@ -35,21 +38,55 @@ parameters = {{ "path.model_id" = {{ dictionary = "models", probability = 0.6 }}
 """
 
 
-def test_generated_requests_meet_no_server_error_and_match_the_document(live_server, api, ready_ids, alice,
-                                                                        tmp_path):
+def test_generated_requests_meet_no_server_error_and_match_the_document(
+    live_server, api, ready_ids, alice, tmp_path
+):
     model, dataset = ready_ids
-    extraction = api.post("/extractions", {"model": model, "dataset": dataset, "layers": [0, 1],
-                                           "hooks": ["residual", "mlp"], "max_samples": 8, "context_length": 16,
-                                           "top_k": 3}).json()["id"]
+    extraction = api.post(
+        "/extractions",
+        {
+            "model": model,
+            "dataset": dataset,
+            "layers": [0, 1],
+            "hooks": ["residual", "mlp"],
+            "max_samples": 8,
+            "context_length": 16,
+            "top_k": 3,
+        },
+    ).json()["id"]
     assert api.get(f"/extractions/{extraction}").json()["status"] == "completed"
     template = template_of(alice).pk
-    (tmp_path / "schemathesis.toml").write_text(CONFIG.format(model=model, dataset=dataset, extraction=extraction,
-                                                              template=template))
+    (tmp_path / "schemathesis.toml").write_text(
+        CONFIG.format(model=model, dataset=dataset, extraction=extraction, template=template)
+    )
     _record, token = ApiToken.issue(alice, "schemathesis")
     run = subprocess.run(
-        [str(SCHEMATHESIS), "run", f"{live_server.url}/api/v1/openapi.json", "--header", f"Authorization: Bearer {token}",
-         "--checks", CHECKS, "--phases", "examples,coverage,fuzzing", "--max-examples", "30", "--seed", "7",
-         "--workers", "1", "--generation-database", "none", "--no-color", "--request-timeout", "60"],
-        capture_output=True, text=True, timeout=900, cwd=tmp_path)
+        [
+            str(SCHEMATHESIS),
+            "run",
+            f"{live_server.url}/api/v1/openapi.json",
+            "--header",
+            f"Authorization: Bearer {token}",
+            "--checks",
+            CHECKS,
+            "--phases",
+            "examples,coverage,fuzzing",
+            "--max-examples",
+            "30",
+            "--seed",
+            "7",
+            "--workers",
+            "1",
+            "--generation-database",
+            "none",
+            "--no-color",
+            "--request-timeout",
+            "60",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        cwd=tmp_path,
+    )
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
     assert "Tested: 32" in run.stdout and " failed" not in run.stdout, run.stdout[-3000:]

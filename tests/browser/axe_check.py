@@ -1,5 +1,6 @@
 """axe-core (bundled by axe-playwright-python) run on a page as it is, and the studio's bar for
 what it finds."""
+
 from __future__ import annotations
 
 from axe_playwright_python.sync_playwright import Axe
@@ -9,8 +10,10 @@ from axe_playwright_python.sync_playwright import Axe
 # the wrong field, and tests that find fields by id find the wrong one.
 BLOCKING_IMPACTS = ("critical", "serious")
 ALSO_BLOCKING = ("page-has-heading-one", "duplicate-id", "duplicate-id-active")
-OPTIONS = {"resultTypes": ["violations"],
-           "rules": {"duplicate-id": {"enabled": True}, "duplicate-id-active": {"enabled": True}}}
+OPTIONS = {
+    "resultTypes": ["violations"],
+    "rules": {"duplicate-id": {"enabled": True}, "duplicate-id-active": {"enabled": True}},
+}
 
 # Every id the document holds more than once (axe's own rules skip some elements).
 REPEATED_IDS = """() => {
@@ -26,7 +29,10 @@ def problems(page) -> list[str]:
     Axe is evaluated through the browser's devtools protocol (page.evaluate), which the page's
     Content-Security-Policy does not govern; a <script> tag carrying it inline would be refused."""
     found = Axe().run(page, options=OPTIONS).response["violations"]
-    lines = [f"{v['id']} ({v['impact']}) at {' '.join(map(str, node['target']))}: {node['html'][:120]}"
-             for v in found if v["impact"] in BLOCKING_IMPACTS or v["id"] in ALSO_BLOCKING
-             for node in v["nodes"]]
+    lines = [
+        f"{v['id']} ({v['impact']}) at {' '.join(map(str, node['target']))}: {node['html'][:120]}"
+        for v in found
+        if v["impact"] in BLOCKING_IMPACTS or v["id"] in ALSO_BLOCKING
+        for node in v["nodes"]
+    ]
     return lines + [f"id {name!r} is used more than once" for name in page.evaluate(REPEATED_IDS)]

@@ -1,5 +1,6 @@
 """Real Chromium (Debian's package, installed by .ci/run) driven by Playwright against a live
 server, with a real qcluster doing the jobs."""
+
 from __future__ import annotations
 
 import os
@@ -28,8 +29,16 @@ def browser():
     with sync_playwright() as playwright:
         instance = playwright.chromium.launch(
             executable_path=CHROMIUM if Path(CHROMIUM).exists() else shutil.which("chromium"),
-            args=["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                  "--disable-background-networking", "--disable-component-update", "--disable-sync"])
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
         yield instance
         instance.close()
 
@@ -41,8 +50,10 @@ def worker(hub, live_server, settings, monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    processes = [start_qcluster(settings, hub.endpoint),
-                 start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER)]
+    processes = [
+        start_qcluster(settings, hub.endpoint),
+        start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER),
+    ]
     yield processes
     stop(*processes)
 

@@ -1,6 +1,7 @@
 """Every page and modal of the studio, in Chromium on the real server (daphne), checked with
 axe-core at desktop and phone widths; at phone width no page scrolls sideways; and no page
 asks for anything that is not there (the favicon included)."""
+
 from __future__ import annotations
 
 import pytest
@@ -31,10 +32,19 @@ def window(browser):
         page.set_default_timeout(30_000)
         # A favicon request is the browser's own: Playwright reports no response for it, but the
         # console says when it failed.
-        page.on("console", lambda message: "Failed to load resource" in message.text
-                and refused.append(f"{message.text}: {message.location.get('url')} on {page.url}"))
-        page.on("response", lambda response: response.status >= 400
-                and refused.append(f"{response.status} {response.url} on {page.url}"))
+        page.on(
+            "console",
+            lambda message: (
+                "Failed to load resource" in message.text
+                and refused.append(f"{message.text}: {message.location.get('url')} on {page.url}")
+            ),
+        )
+        page.on(
+            "response",
+            lambda response: (
+                response.status >= 400 and refused.append(f"{response.status} {response.url} on {page.url}")
+            ),
+        )
         return page, refused
 
     yield open_at
@@ -52,8 +62,10 @@ def test_it_finds_nothing_critical_or_serious_on_any_page_or_modal(studio, windo
 
 def test_it_never_scrolls_sideways_on_a_phone(studio, window, owner, extract):
     page, _refused = window(PHONE)
-    widths = {stop: page.evaluate("document.documentElement.scrollWidth")
-              for stop in tour(page, studio, owner, extract())}
+    widths = {
+        stop: page.evaluate("document.documentElement.scrollWidth")
+        for stop in tour(page, studio, owner, extract())
+    }
     assert {stop: width for stop, width in widths.items() if width > PHONE} == {}
     page.goto(f"{studio}/")  # the navigation wraps onto the screen: every tab can be seen and used
     for tab in page.query_selector_all(".topbar nav a, .topbar .account a, .topbar .account button"):

@@ -1,6 +1,7 @@
 """Every page and modal of the studio in Chromium, on the real server (daphne), under its
 Content-Security-Policy: the browser refuses nothing, no script fails, the behaviours that moved
 out of inline handlers still work, and the live websocket connects."""
+
 from __future__ import annotations
 
 import pytest
@@ -42,7 +43,9 @@ def watched(browser):
     context.add_init_script(WATCH)
     page = context.new_page()
     page.set_default_timeout(30_000)
-    page.on("console", lambda message: "Content Security Policy" in message.text and problems.append(message.text))
+    page.on(
+        "console", lambda message: "Content Security Policy" in message.text and problems.append(message.text)
+    )
     page.on("pageerror", lambda error: problems.append(f"uncaught: {error}"))
     yield page, problems
     context.close()
@@ -78,9 +81,13 @@ def test_it_runs_every_studio_page_and_modal_without_a_violation(studio, watched
     page.wait_for_selector("#extract-modal")
     page.select_option("select[name=dataset]", index=1)
     page.click("button:has-text('Select All')")
-    assert page.eval_on_selector_all("#extract-form input[name=layers]", "boxes => boxes.every(b => b.checked)")
+    assert page.eval_on_selector_all(
+        "#extract-form input[name=layers]", "boxes => boxes.every(b => b.checked)"
+    )
     page.click("button:has-text('Deselect All')")
-    assert page.eval_on_selector_all("#extract-form input[name=layers]", "boxes => boxes.every(b => !b.checked)")
+    assert page.eval_on_selector_all(
+        "#extract-form input[name=layers]", "boxes => boxes.every(b => !b.checked)"
+    )
     page.click("button:has-text('Select All')")
     page.wait_for_selector("#estimate-disk")  # the estimate shows figures once layers are chosen
     page.click("button:has-text('Save as template')")
@@ -155,9 +162,12 @@ def test_it_runs_the_login_admin_and_api_docs_without_a_violation(studio, watche
     assert settled(page, problems) == []
     sign_in(page, studio, "root", "pw-root-123")
 
-    for path in ("/admin/", f"/admin/models_app/languagemodel/{model.pk}/change/",
-                 f"/admin/templates_app/extractiontemplate/{template.pk}/change/",
-                 "/admin/templates_app/extractiontemplate/import/"):
+    for path in (
+        "/admin/",
+        f"/admin/models_app/languagemodel/{model.pk}/change/",
+        f"/admin/templates_app/extractiontemplate/{template.pk}/change/",
+        "/admin/templates_app/extractiontemplate/import/",
+    ):
         visit(page, studio, path, live=False)
         page.wait_for_selector("#site-name")
     assert settled(page, problems) == []

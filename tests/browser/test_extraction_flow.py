@@ -1,4 +1,5 @@
 """Datasets tab and extraction modal in a real browser, with real workers doing the jobs."""
+
 from __future__ import annotations
 
 import pytest
@@ -24,7 +25,9 @@ def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_se
     page.click("a.tab:has-text('Models')")
     page.click("#model-list a:has-text('Extract Activations')")
     page.wait_for_selector("#extract-modal")
-    page.click("#extract-form button:has-text('Start extraction')")  # nothing chosen yet: errors at the fields
+    page.click(
+        "#extract-form button:has-text('Start extraction')"
+    )  # nothing chosen yet: errors at the fields
     assert "Choose a dataset." in page.inner_text("#error-dataset")
     assert "Select at least one layer." in page.inner_text("#error-layers")
     page.select_option("select[name=dataset]", index=1)
@@ -45,12 +48,22 @@ def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_se
 def test_it_shows_the_submits_errors_as_the_estimate_follows_the_fields(page, live_server, owner):
     from tests.web.owned import dataset_of, model_of
 
-    model = model_of(owner, architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
-                                                 "num_attention_heads": 4, "max_position_embeddings": 256})
+    model = model_of(
+        owner,
+        architecture_config={
+            "model_type": "llama",
+            "num_hidden_layers": 2,
+            "hidden_size": 64,
+            "num_attention_heads": 4,
+            "max_position_embeddings": 256,
+        },
+    )
     dataset_of(owner)
     page.goto(f"{live_server.url}/models/{model.pk}/extract/")
     missing = page.wait_for_selector("#estimate-missing")
-    assert "Choose a dataset." in missing.inner_text() and "Select at least one layer." in missing.inner_text()
+    assert (
+        "Choose a dataset." in missing.inner_text() and "Select at least one layer." in missing.inner_text()
+    )
     assert page.query_selector("#error-layers") is None  # a choice not made yet is not an error
     page.select_option("select[name=dataset]", index=1)
     page.check("input[name=layers][value='0']")
@@ -65,7 +78,9 @@ def test_it_shows_the_submits_errors_as_the_estimate_follows_the_fields(page, li
 
     page.fill("input[name=batch_size]", "4")
     page.fill("input[name=context_length]", "4096")
-    assert page.wait_for_selector("#error-context_length").inner_text() == "This model reads at most 256 tokens."
+    assert (
+        page.wait_for_selector("#error-context_length").inner_text() == "This model reads at most 256 tokens."
+    )
     assert page.query_selector("#error-batch_size") is None
     page.fill("input[name=context_length]", "64")
     page.wait_for_selector("#estimate-disk")

@@ -1,6 +1,7 @@
 """What a user looks at is in view: at desktop width the download panel is a sticky column and a
 preview fits under the form in the first screen; on a narrow window the form folds away once there
 are models, so the list is in the first screen."""
+
 from __future__ import annotations
 
 import os
@@ -26,7 +27,9 @@ def bottom(box):
 
 def add_models(count):
     for i in range(count):
-        LanguageModel.objects.create(name=f"model-{i}", repo_id=f"org/m{i}", quantization="q4", status="ready")
+        LanguageModel.objects.create(
+            name=f"model-{i}", repo_id=f"org/m{i}", quantization="q4", status="ready"
+        )
 
 
 def test_it_shows_the_preview_without_scrolling_at_desktop_width(page, hub):

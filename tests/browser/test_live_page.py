@@ -1,5 +1,6 @@
 """The Models page on the studio's real ASGI server (daphne): progress arrives over the
 websocket with no polling while a slow download runs, and Cancel ends the job within 2 s."""
+
 from __future__ import annotations
 
 import re
@@ -62,16 +63,22 @@ def test_progress_arrives_over_the_websocket_and_cancel_stops_the_job(browser, s
 
 def test_the_page_reconnects_after_a_server_restart_and_catches_up(browser, hub, settings, owner):
     web, url = start_daphne(settings, hub.endpoint)
-    record = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status="downloading",
-                                          bytes_total=1_000_000, phase_detail="Downloading model.safetensors")
+    record = LanguageModel.objects.create(
+        name="llama",
+        repo_id="tiny/llama",
+        status="downloading",
+        bytes_total=1_000_000,
+        phase_detail="Downloading model.safetensors",
+    )
     page = signed_in_page(browser, url)
     try:
         page.wait_for_selector("body.live")
         stop(web)
         page.wait_for_selector("body:not(.live)")
         # While the server is down the job goes on; the page must catch up when it returns.
-        LanguageModel.objects.filter(pk=record.pk).update(phase_detail="Downloading the last file",
-                                                          heartbeat_at=timezone.now())
+        LanguageModel.objects.filter(pk=record.pk).update(
+            phase_detail="Downloading the last file", heartbeat_at=timezone.now()
+        )
         web, _ = start_daphne(settings, hub.endpoint, port=int(url.rsplit(":", 1)[1]))
         page.wait_for_selector("body.live")
         page.wait_for_selector(f"#model-{record.pk}:has-text('Downloading the last file')")

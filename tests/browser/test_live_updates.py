@@ -2,6 +2,7 @@
 server (daphne) with real workers, while jobs push updates over the websocket several times a
 second, an open rename keeps its text, a refusal stays readable, new records appear in the list,
 and the page's own messages show."""
+
 from __future__ import annotations
 
 import subprocess
@@ -79,7 +80,9 @@ def test_it_refuses_an_empty_name_in_the_form_and_escape_cancels_it(browser, stu
 
 
 def test_a_refusal_stays_readable_while_an_extraction_runs(browser, studio, owner, hub, settings):
-    call_command("download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO()
+    )
     corpus = settings.DATASETS_DIR.parent / "long.txt"
     corpus.parent.mkdir(parents=True, exist_ok=True)
     corpus.write_text("".join(f"Sample {i}: the residual stream at layer {i % 4}.\n" for i in range(8000)))
@@ -87,9 +90,18 @@ def test_a_refusal_stays_readable_while_an_extraction_runs(browser, studio, owne
     model, dataset = LanguageModel.objects.get(), Dataset.objects.get()
     page = signed_in_page(browser, studio)
     page.wait_for_selector("body.live")
-    extraction_services.create(model=model, dataset=dataset, layers=[0, 1], hooks=["residual", "mlp"],
-                               batch_size=4, max_samples=8000, context_length=64, top_k=5, dtype="float32",
-                               owner=owner)  # queued for the gpu worker
+    extraction_services.create(
+        model=model,
+        dataset=dataset,
+        layers=[0, 1],
+        hooks=["residual", "mlp"],
+        batch_size=4,
+        max_samples=8000,
+        context_length=64,
+        top_k=5,
+        dtype="float32",
+        owner=owner,
+    )  # queued for the gpu worker
     card = f"#model-{model.pk}"
     page.wait_for_selector(f"{card} .extraction-line .status-extracting", timeout=60_000)
     page.click(f"{card} .restart-form button")
@@ -98,7 +110,9 @@ def test_a_refusal_stays_readable_while_an_extraction_runs(browser, studio, owne
     time.sleep(5)
     assert "cancel it first" in page.inner_text(f"{card} .card-error[data-user-owned]")
     page.on("dialog", lambda dialog: dialog.accept())
-    page.click(f"{card} button:has-text('Cancel extraction')")  # the running extraction, from its model's card
+    page.click(
+        f"{card} button:has-text('Cancel extraction')"
+    )  # the running extraction, from its model's card
     page.wait_for_selector(f"{card} .extraction-line .status-cancelled", timeout=15_000)
     assert Extraction.objects.get().status == "cancelled"
 
@@ -108,9 +122,13 @@ def test_a_download_started_from_the_terminal_appears_on_an_open_page(browser, s
     page = signed_in_page(browser, studio)
     page.wait_for_selector("body.live")
     errors = console_errors(page)
-    command = subprocess.Popen([sys.executable, "manage.py", "download_model", "tiny/gpt2", "--quantization", "fp16"],
-                               cwd=ROOT, env=studio_env(settings, hub.endpoint), stdout=subprocess.DEVNULL,
-                               stderr=subprocess.DEVNULL)
+    command = subprocess.Popen(
+        [sys.executable, "manage.py", "download_model", "tiny/gpt2", "--quantization", "fp16"],
+        cwd=ROOT,
+        env=studio_env(settings, hub.endpoint),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     try:
         deadline = time.monotonic() + 30
         while not LanguageModel.objects.exists():
@@ -126,7 +144,9 @@ def test_a_download_started_from_the_terminal_appears_on_an_open_page(browser, s
 
 
 def test_deleting_a_model_shows_what_it_freed(browser, studio, owner, hub):
-    call_command("download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO()
+    )
     page = signed_in_page(browser, studio)
     page.wait_for_selector("body.live")  # the page's scripts have started
     errors = console_errors(page)

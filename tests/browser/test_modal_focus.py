@@ -1,6 +1,7 @@
 """Modals and the keyboard: a modal takes the focus when it opens, Tab stays inside it, and
 however it closes (Escape, its close link, the backdrop, a submit that starts an extraction) the
 focus returns to the button that opened it."""
+
 from __future__ import annotations
 
 import pytest
@@ -29,8 +30,9 @@ def card(page, live_server, ready):
     return f"#model-{model.pk}"
 
 
-@pytest.mark.parametrize("button, modal", [("Architecture", "#architecture-modal"),
-                                           ("Extract Activations", "#extract-modal")])
+@pytest.mark.parametrize(
+    "button, modal", [("Architecture", "#architecture-modal"), ("Extract Activations", "#extract-modal")]
+)
 def test_it_returns_focus_to_the_opener_on_escape(page, card, button, modal):
     opener = f"{card} a:has-text('{button}')"
     open_by_keyboard(page, opener, modal)
@@ -45,13 +47,16 @@ def test_it_keeps_tab_inside_an_open_modal(page, card):
     open_by_keyboard(page, f"{card} a:has-text('Extract Activations')", "#extract-modal")
     stops = page.eval_on_selector_all(
         "#extract-modal a[href], #extract-modal button, #extract-modal input:not([type=hidden]), "
-        "#extract-modal select", "elements => elements.length")
+        "#extract-modal select",
+        "elements => elements.length",
+    )
     for key in ("Tab", "Shift+Tab"):
         seen = set()
         for _ in range(stops + 3):  # past the last element and round again
             page.keyboard.press(key)
-            assert page.evaluate(FOCUS_INSIDE, "#extract-modal"), \
+            assert page.evaluate(FOCUS_INSIDE, "#extract-modal"), (
                 f"{key} left the modal for {page.evaluate('document.activeElement.outerHTML.slice(0, 80)')}"
+            )
             seen.add(page.evaluate("document.activeElement.outerHTML"))
         assert len(seen) > 10  # it went through the modal's fields, not stuck on one
 

@@ -1,4 +1,5 @@
 """The Models page in a real browser: htmx swaps, polling to ready, the modal, rename, delete."""
+
 from __future__ import annotations
 
 import pytest
@@ -81,11 +82,14 @@ def test_the_errors_on_screen_belong_to_the_last_submit(page, hub):
 
 
 def test_a_duplicate_is_reported_next_to_the_repository_field(page, hub):
-    LanguageModel.objects.create(name="llama", repo_id="tiny/llama", revision="main", quantization="q4",
-                                 status="ready")
+    LanguageModel.objects.create(
+        name="llama", repo_id="tiny/llama", revision="main", quantization="q4", status="ready"
+    )
     page.reload()
     page.fill("input[name=repo_id]", "tiny/llama")
     page.click("#download-form button.btn-primary")
     error = page.wait_for_selector("#download-form label:has(input[name=repo_id]) #error-repo_id")
-    assert error.inner_text() == "Already downloaded: tiny/llama@main in Q4 is in the studio (“llama”, ready)."
+    assert (
+        error.inner_text() == "Already downloaded: tiny/llama@main in Q4 is in the studio (“llama”, ready)."
+    )
     assert LanguageModel.objects.count() == 1

@@ -1,6 +1,7 @@
 """A researcher saves a template from the extraction modal, loads it for another model, runs it,
 and reads the result in the history: a chart and a neuron's top examples. Real Chromium, real
 workers."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -22,7 +23,9 @@ def two_models(hub):
     return LanguageModel.objects.get(repo_id="tiny/llama"), LanguageModel.objects.get(repo_id="tiny/gpt2")
 
 
-def test_save_a_template_load_it_for_another_model_and_browse_the_result(two_models, worker, page, live_server):
+def test_save_a_template_load_it_for_another_model_and_browse_the_result(
+    two_models, worker, page, live_server
+):
     llama, gpt2 = two_models
     page.goto(f"{live_server.url}/")
     page.click(f"#model-{llama.pk} a:has-text('Extract Activations')")
@@ -38,7 +41,9 @@ def test_save_a_template_load_it_for_another_model_and_browse_the_result(two_mod
     page.click("button:has-text('Save template')")
     assert name in page.wait_for_selector("#template-saved").inner_text()
     template = ExtractionTemplate.objects.get()
-    assert template.layer_indices == [0, 1] and template.hook_types == ["mlp"] and template.top_k_examples == 4
+    assert (
+        template.layer_indices == [0, 1] and template.hook_types == ["mlp"] and template.top_k_examples == 4
+    )
     page.keyboard.press("Escape")
     page.wait_for_selector("#extract-modal", state="detached")
 

@@ -1,6 +1,7 @@
 """The Templates tab in real Chromium: the htmx wiring (search as you type, validation as the user
 goes, the list reloading after a save, the star, delete with its confirmation) works in a browser,
 not only in the server's answers."""
+
 from __future__ import annotations
 
 import pytest
@@ -12,8 +13,9 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_create_search_star_edit_and_delete_templates(page, live_server, tmp_path):
-    ExtractionTemplate.objects.create(name="<b>bold</b> sweep", description="early layers", layer_indices=[0, 1, 2],
-                                      hook_types=["residual"])
+    ExtractionTemplate.objects.create(
+        name="<b>bold</b> sweep", description="early layers", layer_indices=[0, 1, 2], hook_types=["residual"]
+    )
     page.goto(f"{live_server.url}/templates/")
     assert page.inner_text("#template-list .card-title") == "<b>bold</b> sweep"
 

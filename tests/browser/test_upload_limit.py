@@ -1,5 +1,6 @@
 """The upload form refuses a file over the studio's limit in the browser, before sending it:
 the server would answer such a body 413 from its length, with no page to show why."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 (accessibility, narrow screens, requests that fail). `tour` goes from stop to stop and yields the
 name of each once the page is in the state to check; what the page holds at each stop is set up
 here, so every check sees the same studio."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,22 +20,48 @@ def furnish(owner, record) -> None:
     owner.save()
     earlier = timezone.now() - timedelta(minutes=5)
     for status, error in (("queued", ""), ("error", "The repository does not exist."), ("cancelled", "")):
-        LanguageModel.objects.create(name=f"{status} model", repo_id=f"org/{status}", quantization="q4",
-                                     status=status, error_message=error, updated_at=earlier)
+        LanguageModel.objects.create(
+            name=f"{status} model",
+            repo_id=f"org/{status}",
+            quantization="q4",
+            status=status,
+            error_message=error,
+            updated_at=earlier,
+        )
     for status, error in (("error", "No text field 'body' in the file."), ("cancelled", "")):
-        Dataset.objects.create(name=f"{status} dataset", source="hub", source_detail="data/corpus@main:*.parquet",
-                               file_format="parquet", status=status, error_message=error)
-    ExtractionTemplate.objects.create(name="sweep", description="Every layer's residual stream",
-                                      layer_indices=[0, 1], hook_types=["residual", "mlp"])
+        Dataset.objects.create(
+            name=f"{status} dataset",
+            source="hub",
+            source_detail="data/corpus@main:*.parquet",
+            file_format="parquet",
+            status=status,
+            error_message=error,
+        )
+    ExtractionTemplate.objects.create(
+        name="sweep",
+        description="Every layer's residual stream",
+        layer_indices=[0, 1],
+        hook_types=["residual", "mlp"],
+    )
 
 
 def running_download() -> None:
     """A download in progress, with a fresh heartbeat so that no one fails it before it shows."""
     now = timezone.now()
-    LanguageModel.objects.create(name="downloading model", repo_id="org/downloading", quantization="q8",
-                                 status="downloading", progress=42.0, bytes_downloaded=4_200_000,
-                                 bytes_total=10_000_000, speed_bps=1_500_000, eta_seconds=4,
-                                 phase_detail="model.safetensors", started_at=now, heartbeat_at=now)
+    LanguageModel.objects.create(
+        name="downloading model",
+        repo_id="org/downloading",
+        quantization="q8",
+        status="downloading",
+        progress=42.0,
+        bytes_downloaded=4_200_000,
+        bytes_total=10_000_000,
+        speed_bps=1_500_000,
+        eta_seconds=4,
+        phase_detail="model.safetensors",
+        started_at=now,
+        heartbeat_at=now,
+    )
 
 
 def sign_in(page, url: str, username: str = "owner", password: str = "pw-owner-123") -> None:

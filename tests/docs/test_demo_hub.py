@@ -1,5 +1,6 @@
 """`make serve-hub` (tests/serve_hub.py) as a newcomer meets it: a separate process reached with
 huggingface_hub, serving a gated model that opens with the documented demo token and a dataset."""
+
 from __future__ import annotations
 
 import socket
@@ -29,9 +30,21 @@ def free_port() -> int:
 def demo_hub(tmp_path_factory):
     """The demo server's endpoint, once it has printed what it serves."""
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-m", "tests.serve_hub", "--port", str(port),
-                                "--dir", str(tmp_path_factory.mktemp("demo-hub"))],
-                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
+    process = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.serve_hub",
+            "--port",
+            str(port),
+            "--dir",
+            str(tmp_path_factory.mktemp("demo-hub")),
+        ],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        text=True,
+    )
     lines = []
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not any(line.startswith("Gated:") for line in lines):
@@ -58,20 +71,33 @@ def test_it_prints_the_demo_token_when_it_starts(demo_hub):
 
 def test_it_serves_the_gated_model_with_the_demo_token_only(endpoint, tmp_path):
     assert HfApi(endpoint=endpoint).model_info("gated/llama", token=False).gated == "manual"
-    config = hf_hub_download("gated/llama", "config.json", endpoint=endpoint, token=DEMO_TOKEN,
-                             cache_dir=tmp_path / "with")
+    config = hf_hub_download(
+        "gated/llama", "config.json", endpoint=endpoint, token=DEMO_TOKEN, cache_dir=tmp_path / "with"
+    )
     assert '"llama"' in Path(config).read_text()
     with pytest.raises(GatedRepoError):
-        hf_hub_download("gated/llama", "config.json", endpoint=endpoint, token=False,
-                        cache_dir=tmp_path / "without")
+        hf_hub_download(
+            "gated/llama", "config.json", endpoint=endpoint, token=False, cache_dir=tmp_path / "without"
+        )
 
 
 def test_it_serves_a_text_dataset(endpoint, tmp_path):
     files = HfApi(endpoint=endpoint).list_repo_files("data/corpus", repo_type="dataset", token=False)
     assert "data/train-00000-of-00001.parquet" in files
-    split = hf_hub_download("data/corpus", "data/train-00000-of-00001.parquet", repo_type="dataset",
-                            endpoint=endpoint, cache_dir=tmp_path)
+    split = hf_hub_download(
+        "data/corpus",
+        "data/train-00000-of-00001.parquet",
+        repo_type="dataset",
+        endpoint=endpoint,
+        cache_dir=tmp_path,
+    )
     assert pq.read_table(split).column("text").to_pylist() == CORPUS
     with pytest.raises(GatedRepoError):
-        hf_hub_download("data/gated-corpus", "data/train-00000-of-00001.parquet", repo_type="dataset",
-                        endpoint=endpoint, token=False, cache_dir=tmp_path / "without")
+        hf_hub_download(
+            "data/gated-corpus",
+            "data/train-00000-of-00001.parquet",
+            repo_type="dataset",
+            endpoint=endpoint,
+            token=False,
+            cache_dir=tmp_path / "without",
+        )

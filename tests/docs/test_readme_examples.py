@@ -7,12 +7,12 @@ are replaced: http://127.0.0.1:8900 (the demo hub) by the test Hub's address,
 http://127.0.0.1:8000 (`make run`) by the studio's, and `mist_…` by a token made for the test.
 Shell blocks run in the studio's environment (its data directory and database), as a terminal
 beside `make run` in the repository does."""
+
 from __future__ import annotations
 
 import re
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
 

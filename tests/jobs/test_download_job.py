@@ -1,4 +1,5 @@
 """The download job outside the request: live progress, cancellation, and a real qcluster."""
+
 from __future__ import annotations
 
 import threading
@@ -9,9 +10,10 @@ import pytest
 from django.urls import reverse
 
 from models_app.jobs.download import run_download
-from models_app.services import downloads as services, models as model_services
 from models_app.ml import hub as hub_lib
 from models_app.models import LanguageModel
+from models_app.services import downloads as services
+from models_app.services import models as model_services
 from tests.conftest import HTMX
 from tests.workers import start_qcluster, stop
 
@@ -86,17 +88,23 @@ def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch, setti
     monkeypatch.setattr(Conf, "SYNC", False)  # queue through the ORM broker like production
     cluster = start_qcluster(settings, hub.endpoint)
     try:
-        response = owner_client.post(reverse("models_app:download"),
-                                     {"repo_id": "tiny/phi3", "revision": "main", "quantization": "q8"},
-                                     **HTMX)
+        response = owner_client.post(
+            reverse("models_app:download"),
+            {"repo_id": "tiny/phi3", "revision": "main", "quantization": "q8"},
+            **HTMX,
+        )
         assert response.status_code == 200
         record = LanguageModel.objects.get()
         seen = watch(record.pk, lambda r: r.status in ("ready", "error"), timeout=120)
         assert seen[-1].status == "ready", seen[-1].error_message
         assert seen[-1].effective_quantization == "q8"
         assert Path(seen[-1].quantized_path, "model.safetensors").exists()
-        assert [p["status"] for p in seen[-1].phase_log][-4:] == ["downloading", "loading",
-                                                                 "quantizing", "ready"]
+        assert [p["status"] for p in seen[-1].phase_log][-4:] == [
+            "downloading",
+            "loading",
+            "quantizing",
+            "ready",
+        ]
     finally:
         stop(cluster)
 

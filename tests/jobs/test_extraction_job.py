@@ -1,10 +1,10 @@
 """Extraction through the job and the CLI, on a model downloaded for real."""
-from __future__ import annotations
 
-import time
+from __future__ import annotations
 
 import json
 import re
+import time
 from io import StringIO
 
 import numpy as np
@@ -12,8 +12,8 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from models_app.jobs.extraction import run_extraction
-from models_app.services import extractions as extraction_services
 from models_app.models import Dataset, Extraction, LanguageModel
+from models_app.services import extractions as extraction_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,16 +37,41 @@ def corpus(hub):
 
 
 def test_the_cli_extracts_to_the_storage_layout(ready_model, corpus, settings):
-    out = run("extract_activations", str(ready_model.pk), "--dataset", str(corpus.pk), "--layers", "0,1",
-              "--hooks", "residual,mlp", "--batch-size", "4", "--max-samples", "10",
-              "--context-length", "24", "--top-k", "3")
+    out = run(
+        "extract_activations",
+        str(ready_model.pk),
+        "--dataset",
+        str(corpus.pk),
+        "--layers",
+        "0,1",
+        "--hooks",
+        "residual,mlp",
+        "--batch-size",
+        "4",
+        "--max-samples",
+        "10",
+        "--context-length",
+        "24",
+        "--top-k",
+        "3",
+    )
     record = Extraction.objects.get()
     assert "Completed: 10 samples" in out and record.status == "completed"
     folder = settings.ACTIVATIONS_DIR / str(record.pk)
     names = {p.name for p in folder.iterdir()}
-    assert names == {"layer_0_residual.npy", "layer_0_mlp.npy", "layer_1_residual.npy", "layer_1_mlp.npy",
-                     "tokens.npy", "attention_mask.npy", "metadata.json", "topk_layer_0_residual.npz",
-                     "topk_layer_0_mlp.npz", "topk_layer_1_residual.npz", "topk_layer_1_mlp.npz"}
+    assert names == {
+        "layer_0_residual.npy",
+        "layer_0_mlp.npy",
+        "layer_1_residual.npy",
+        "layer_1_mlp.npy",
+        "tokens.npy",
+        "attention_mask.npy",
+        "metadata.json",
+        "topk_layer_0_residual.npz",
+        "topk_layer_0_mlp.npz",
+        "topk_layer_1_residual.npz",
+        "topk_layer_1_mlp.npz",
+    }
     assert np.load(folder / "layer_1_mlp.npy", mmap_mode="r").shape == (10, 24, 128)
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["model"]["repo_id"] == "tiny/qwen2" and meta["model"]["effective_quantization"] == "q8"
@@ -56,14 +81,17 @@ def test_the_cli_extracts_to_the_storage_layout(ready_model, corpus, settings):
     assert record.samples_done == 10 and record.progress == 100.0 and record.bytes_written > 0
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--layers", "2"], "Layer 2 does not exist: this model has layers 0 to 1."),
-    (["--layers", "0", "--hooks", ""], "Select at least one hook type."),
-    (["--layers", "0", "--batch-size", "0"], "Batch size must be between 1 and 512."),
-    (["--layers", "0", "--batch-size", "513"], "Batch size must be between 1 and 512."),
-    (["--layers", "0", "--max-samples", "0"], "Max samples must be at least 1"),
-    (["--layers", "0", "--context-length", "100000"], "This model reads at most 256 tokens."),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--layers", "2"], "Layer 2 does not exist: this model has layers 0 to 1."),
+        (["--layers", "0", "--hooks", ""], "Select at least one hook type."),
+        (["--layers", "0", "--batch-size", "0"], "Batch size must be between 1 and 512."),
+        (["--layers", "0", "--batch-size", "513"], "Batch size must be between 1 and 512."),
+        (["--layers", "0", "--max-samples", "0"], "Max samples must be at least 1"),
+        (["--layers", "0", "--context-length", "100000"], "This model reads at most 256 tokens."),
+    ],
+)
 def test_the_cli_refuses_bad_settings(ready_model, corpus, args, message):
     with pytest.raises(CommandError, match=re.escape(message)):
         run("extract_activations", str(ready_model.pk), "--dataset", str(corpus.pk), *args)
@@ -77,8 +105,15 @@ def test_a_model_that_is_not_ready_is_refused(ready_model, corpus):
 
 
 def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
-    record = extraction_services.create(queue=False, model=ready_model, dataset=corpus, layers=[0],
-                                        hooks=["residual"], batch_size=1, context_length=16)
+    record = extraction_services.create(
+        queue=False,
+        model=ready_model,
+        dataset=corpus,
+        layers=[0],
+        hooks=["residual"],
+        batch_size=1,
+        context_length=16,
+    )
     Extraction.objects.filter(pk=record.pk).update(cancel_requested=True)
     assert run_extraction(record.pk) == "not claimed"
     Extraction.objects.filter(pk=record.pk).update(cancel_requested=False)
@@ -97,6 +132,7 @@ def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
                 deadline = time.monotonic() + 5  # the job's watcher notices within half a second
                 while not should_cancel() and time.monotonic() < deadline:
                     time.sleep(0.05)
+
         return real_extract(*args, should_cancel=should_cancel, on_progress=progress, **kwargs)
 
     engine.extract = extract_then_cancel  # wraps the real engine to cancel mid-run

@@ -1,6 +1,7 @@
 """Real interruptions: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) of a manage.py job command,
 which prints one line and exits with 128 + the signal, and a worker killed with SIGKILL
 mid-download and mid-extraction. Each ends in a final state, never a stuck record."""
+
 from __future__ import annotations
 
 import os
@@ -43,8 +44,15 @@ DOWNLOAD_CANCELLED = "Cancelled: the download stopped and its files were removed
 
 def start_command(settings, hub, *args: str) -> subprocess.Popen:
     """A manage.py command in a process group of its own (a terminal's job), output in pipes."""
-    return subprocess.Popen([sys.executable, "manage.py", *args], cwd=ROOT, env=studio_env(settings, hub.endpoint),
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    return subprocess.Popen(
+        [sys.executable, "manage.py", *args],
+        cwd=ROOT,
+        env=studio_env(settings, hub.endpoint),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
 
 
 def slow_download(hub) -> tuple[str, ...]:
@@ -53,7 +61,9 @@ def slow_download(hub) -> tuple[str, ...]:
 
 
 def downloading() -> LanguageModel:
-    return wait_for(lambda: LanguageModel.objects.first(), lambda r: r is not None and r.bytes_downloaded > 200_000)
+    return wait_for(
+        lambda: LanguageModel.objects.first(), lambda r: r is not None and r.bytes_downloaded > 200_000
+    )
 
 
 def assert_download_cancelled(record: LanguageModel, settings) -> None:
@@ -70,13 +80,18 @@ def test_it_cancels_a_download_with_one_line_when_its_process_group_is_signalled
     record = downloading()
     os.killpg(command.pid, signum)
     out, err = command.communicate(timeout=30)
-    assert (out.splitlines(), err.splitlines()) == ([f"Model {record.pk}: tiny/llama@main (Q4)"], [DOWNLOAD_CANCELLED])
+    assert (out.splitlines(), err.splitlines()) == (
+        [f"Model {record.pk}: tiny/llama@main (Q4)"],
+        [DOWNLOAD_CANCELLED],
+    )
     assert command.returncode == 128 + signum
     assert_download_cancelled(record, settings)
 
 
 def test_it_prints_one_line_and_exits_130_on_ctrl_c_in_a_terminal(hub, settings):
-    terminal = Terminal([sys.executable, "manage.py", *slow_download(hub)], ROOT, studio_env(settings, hub.endpoint))
+    terminal = Terminal(
+        [sys.executable, "manage.py", *slow_download(hub)], ROOT, studio_env(settings, hub.endpoint)
+    )
     record = downloading()
     terminal.type(b"\x03")
     assert terminal.wait(30) == 130
@@ -86,7 +101,9 @@ def test_it_prints_one_line_and_exits_130_on_ctrl_c_in_a_terminal(hub, settings)
 
 
 def test_it_cancels_the_download_when_its_terminal_is_closed(hub, settings):
-    terminal = Terminal([sys.executable, "manage.py", *slow_download(hub)], ROOT, studio_env(settings, hub.endpoint))
+    terminal = Terminal(
+        [sys.executable, "manage.py", *slow_download(hub)], ROOT, studio_env(settings, hub.endpoint)
+    )
     record = downloading()
     terminal.hang_up()
     assert terminal.wait(30) == 128 + signal.SIGHUP
@@ -128,27 +145,53 @@ def test_it_ends_the_download_child_when_the_command_is_killed(hub, settings):
 
 def test_it_cancels_a_hub_dataset_with_one_line_on_ctrl_c(hub, settings, slow_dataset_repo):
     command = start_command(settings, hub, "add_dataset", slow_dataset_repo)
-    wait_for(lambda: Dataset.objects.first(), lambda r: r is not None and r.progress_detail.startswith("Downloading:"))
+    wait_for(
+        lambda: Dataset.objects.first(),
+        lambda r: r is not None and r.progress_detail.startswith("Downloading:"),
+    )
     os.killpg(command.pid, signal.SIGINT)
     out, err = command.communicate(timeout=30)
-    assert (out, err.splitlines()) == ("", ["Cancelled: the dataset was not added and its files were removed."])
+    assert (out, err.splitlines()) == (
+        "",
+        ["Cancelled: the dataset was not added and its files were removed."],
+    )
     assert command.returncode == 130
     assert not Dataset.objects.exists() and not any(settings.DATASETS_DIR.glob("*/*"))
 
 
 def test_it_cancels_an_extraction_with_one_line_on_ctrl_c(hub, settings, tmp_path):
-    call_command("download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO()
+    )
     corpus = tmp_path / "long.txt"
     corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(1000)))
     call_command("add_dataset", str(corpus), "--name", "long", stdout=StringIO())
     model, dataset = LanguageModel.objects.get(), Dataset.objects.get()
-    command = start_command(settings, hub, "extract_activations", str(model.pk), "--dataset", str(dataset.pk),
-                            "--layers", "0,1", "--batch-size", "1", "--context-length", "64", "--dtype", "float32")
-    record = wait_for(lambda: Extraction.objects.first(), lambda r: r is not None and r.samples_done >= 20, timeout=90)
+    command = start_command(
+        settings,
+        hub,
+        "extract_activations",
+        str(model.pk),
+        "--dataset",
+        str(dataset.pk),
+        "--layers",
+        "0,1",
+        "--batch-size",
+        "1",
+        "--context-length",
+        "64",
+        "--dtype",
+        "float32",
+    )
+    record = wait_for(
+        lambda: Extraction.objects.first(), lambda r: r is not None and r.samples_done >= 20, timeout=90
+    )
     os.killpg(command.pid, signal.SIGINT)
     out, err = command.communicate(timeout=30)
     assert (out.splitlines(), err.splitlines()) == (
-        [f"Extraction {record.pk}: llama on long"], ["Cancelled: the extraction stopped and its files were removed."])
+        [f"Extraction {record.pk}: llama on long"],
+        ["Cancelled: the extraction stopped and its files were removed."],
+    )
     assert command.returncode == 130
     record.refresh_from_db()
     assert record.status == "cancelled" and not record.output_dir.exists()
@@ -160,8 +203,10 @@ def clusters(hub, settings, monkeypatch):
     from django_q.conf import Conf
 
     monkeypatch.setattr(Conf, "SYNC", False)
-    processes = [start_qcluster(settings, hub.endpoint),
-                 start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER)]
+    processes = [
+        start_qcluster(settings, hub.endpoint),
+        start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER),
+    ]
     yield processes
     stop(*processes)
 
@@ -174,12 +219,17 @@ def kill_the_job(record) -> float:
 
 def test_a_worker_killed_mid_download_is_failed_and_retry_completes(owner_client, hub, settings, clusters):
     hub.repos["tiny/llama"].bytes_per_second = 250_000
-    owner_client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX
+    )
     pk = LanguageModel.objects.get().pk
     record = wait_for(lambda: model_state(pk), lambda r: r.bytes_downloaded > 300_000)
     killed = kill_the_job(record)
-    card = wait_for(lambda: owner_client.get(reverse("models_app:card", args=[pk]), **HTMX).content.decode(),
-                    lambda html: LOST_WORKER_MESSAGE in html, timeout=settings.JOB_STALE_SECONDS + 10)
+    card = wait_for(
+        lambda: owner_client.get(reverse("models_app:card", args=[pk]), **HTMX).content.decode(),
+        lambda html: LOST_WORKER_MESSAGE in html,
+        timeout=settings.JOB_STALE_SECONDS + 10,
+    )
     assert time.monotonic() - killed < settings.JOB_STALE_SECONDS + 5
     assert "Retry" in card and model_state(pk).status == "error"
 
@@ -188,33 +238,60 @@ def test_a_worker_killed_mid_download_is_failed_and_retry_completes(owner_client
     record = wait_for(lambda: model_state(pk), lambda r: r.status in ("ready", "error"), timeout=90)
     assert record.status == "ready", record.error_message
     assert record.attempts == 2 and record.last_error == LOST_WORKER_MESSAGE
-    assert Path(record.file_path, "model.safetensors").stat().st_size == \
-        (hub.repos["tiny/llama"].folder / "model.safetensors").stat().st_size
+    assert (
+        Path(record.file_path, "model.safetensors").stat().st_size
+        == (hub.repos["tiny/llama"].folder / "model.safetensors").stat().st_size
+    )
 
 
-def test_a_worker_killed_mid_extraction_is_failed_and_retry_restarts_cleanly(owner_client, hub, settings,
-                                                                          clusters, tmp_path):
-    owner_client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp32"}, **HTMX)
-    model = wait_for(lambda: LanguageModel.objects.get(), lambda r: r.status in ("ready", "error"), timeout=90)
+def test_a_worker_killed_mid_extraction_is_failed_and_retry_restarts_cleanly(
+    owner_client, hub, settings, clusters, tmp_path
+):
+    owner_client.post(
+        reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp32"}, **HTMX
+    )
+    model = wait_for(
+        lambda: LanguageModel.objects.get(), lambda r: r.status in ("ready", "error"), timeout=90
+    )
     assert model.status == "ready", model.error_message
     corpus = tmp_path / "long.txt"
     corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(1000)))
     with corpus.open("rb") as handle:
-        owner_client.post(reverse("models_app:dataset-upload"), {"name": "long", "text_field": "text",
-                                                                 "file": handle}, **HTMX)
+        owner_client.post(
+            reverse("models_app:dataset-upload"),
+            {"name": "long", "text_field": "text", "file": handle},
+            **HTMX,
+        )
     dataset = Dataset.objects.get(status="ready")
-    owner_client.post(reverse("models_app:extract-start", args=[model.pk]),
-                      {"dataset": dataset.pk, "layers": [0, 1], "hooks": ["residual", "mlp"], "batch_size": 1,
-                       "context_length": 64, "top_k": 5, "dtype": "float32"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:extract-start", args=[model.pk]),
+        {
+            "dataset": dataset.pk,
+            "layers": [0, 1],
+            "hooks": ["residual", "mlp"],
+            "batch_size": 1,
+            "context_length": 64,
+            "top_k": 5,
+            "dtype": "float32",
+        },
+        **HTMX,
+    )
     pk = Extraction.objects.get().pk
     record = wait_for(lambda: Extraction.objects.get(pk=pk), lambda r: r.samples_done >= 50, timeout=90)
     kill_the_job(record)
-    wait_for(lambda: owner_client.get(reverse("models_app:extraction", args=[pk]), **HTMX).content.decode(),
-             lambda html: LOST_WORKER_MESSAGE in html, timeout=settings.JOB_STALE_SECONDS + 10)
+    wait_for(
+        lambda: owner_client.get(reverse("models_app:extraction", args=[pk]), **HTMX).content.decode(),
+        lambda html: LOST_WORKER_MESSAGE in html,
+        timeout=settings.JOB_STALE_SECONDS + 10,
+    )
 
     owner_client.post(reverse("models_app:extraction-retry", args=[pk]), **HTMX)
-    record = wait_for(lambda: Extraction.objects.get(pk=pk), lambda r: r.status in ("completed", "failed"),
-                      timeout=180, every=0.5)
+    record = wait_for(
+        lambda: Extraction.objects.get(pk=pk),
+        lambda r: r.status in ("completed", "failed"),
+        timeout=180,
+        every=0.5,
+    )
     assert record.status == "completed", record.error_message
     assert record.attempts == 2 and record.samples_done == 1000
     residual = np.load(record.output_dir / "layer_1_residual.npy", mmap_mode="r")

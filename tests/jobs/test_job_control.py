@@ -1,4 +1,5 @@
 """Cancel in every phase of every job kind, refusals, lost workers, and records that stay gone."""
+
 from __future__ import annotations
 
 import threading
@@ -15,7 +16,8 @@ from models_app.jobs.download import run_download
 from models_app.ml import hub as hub_lib
 from models_app.models import LOST_WORKER_MESSAGE, Dataset, Extraction, LanguageModel
 from models_app.progress import Tracker
-from models_app.services import datasets as dataset_services, downloads
+from models_app.services import datasets as dataset_services
+from models_app.services import downloads
 from tests.conftest import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -53,8 +55,9 @@ def cancel_when(monkeypatch, running_jobs, method: str, matches) -> None:
 
 
 def queued_download(hub, fmt: str) -> LanguageModel:
-    return downloads.create_download(hub_lib.preflight("tiny/llama", endpoint=hub.endpoint), fmt, None,
-                                     queue=False)
+    return downloads.create_download(
+        hub_lib.preflight("tiny/llama", endpoint=hub.endpoint), fmt, None, queue=False
+    )
 
 
 @pytest.mark.parametrize("phase", ["loading", "quantizing"])
@@ -85,9 +88,13 @@ def test_it_cancels_a_download_mid_transfer_within_two_seconds(hub, settings):
     assert not (settings.HF_CACHE_DIR / "models--tiny--llama").exists()
 
 
-def test_it_cancels_a_hub_dataset_while_it_reads_samples(owner_client, hub, settings, monkeypatch, running_jobs):
+def test_it_cancels_a_hub_dataset_while_it_reads_samples(
+    owner_client, hub, settings, monkeypatch, running_jobs
+):
     record = dataset_services._hub_record("data/corpus", "", "main", "", "text", None, keep_token=False)
-    cancel_when(monkeypatch, running_jobs, "update", lambda **f: f.get("progress_detail") == "Reading samples")
+    cancel_when(
+        monkeypatch, running_jobs, "update", lambda **f: f.get("progress_detail") == "Reading samples"
+    )
     assert fetch_hub_dataset(record.pk) == "cancelled"
     record.refresh_from_db()
     assert record.status == "cancelled" and not (settings.DATASETS_DIR / str(record.pk)).exists()
@@ -129,12 +136,15 @@ def test_a_job_whose_heartbeat_stopped_is_failed_by_the_next_page(owner_client, 
     model = LanguageModel.objects.create(name="m", repo_id="a/b", status="ready")
     dataset = Dataset.objects.create(name="d", source="upload", file_format="txt", status="ready")
     records = {
-        "model": lambda: LanguageModel.objects.create(name="x", repo_id="a/c", status="downloading",
-                                                      heartbeat_at=old),
-        "dataset": lambda: Dataset.objects.create(name="x", source="hub", file_format="txt",
-                                                  status="processing", heartbeat_at=old),
-        "extraction": lambda: Extraction.objects.create(model=model, dataset=dataset, status="extracting",
-                                                        heartbeat_at=old),
+        "model": lambda: LanguageModel.objects.create(
+            name="x", repo_id="a/c", status="downloading", heartbeat_at=old
+        ),
+        "dataset": lambda: Dataset.objects.create(
+            name="x", source="hub", file_format="txt", status="processing", heartbeat_at=old
+        ),
+        "extraction": lambda: Extraction.objects.create(
+            model=model, dataset=dataset, status="extracting", heartbeat_at=old
+        ),
     }
     record = records[kind]()
     fresh = type(record).objects.filter(pk=record.pk)
@@ -147,13 +157,15 @@ def test_a_job_whose_heartbeat_stopped_is_failed_by_the_next_page(owner_client, 
 def test_a_cancel_asked_of_a_dead_job_ends_it_cancelled_with_its_files_removed(owner_client, settings):
     model = LanguageModel.objects.create(name="m", repo_id="a/b", status="ready")
     dataset = Dataset.objects.create(name="d", source="upload", file_format="txt", status="ready")
-    record = Extraction.objects.create(model=model, dataset=dataset, status="extracting",
-                                       heartbeat_at=timezone.now())
+    record = Extraction.objects.create(
+        model=model, dataset=dataset, status="extracting", heartbeat_at=timezone.now()
+    )
     record.output_dir.mkdir(parents=True)
     (record.output_dir / "layer_0_residual.npy.partial").write_bytes(b"x" * 100)
     owner_client.post(reverse("models_app:extraction-cancel", args=[record.pk]), **HTMX)
     Extraction.objects.filter(pk=record.pk).update(
-        heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
+    )
     owner_client.get(reverse("models_app:extraction", args=[record.pk]))
     record.refresh_from_db()
     assert record.status == "cancelled" and not record.output_dir.exists()
@@ -164,8 +176,10 @@ def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings,
     worker = threading.Thread(target=fetch_hub_dataset, args=(record.pk,))
     worker.start()
     deadline = time.monotonic() + 30
-    while "Downloading: 0.0 of" in (detail := Dataset.objects.get(pk=record.pk).progress_detail) \
-            or "Downloading:" not in detail:
+    while (
+        "Downloading: 0.0 of" in (detail := Dataset.objects.get(pk=record.pk).progress_detail)
+        or "Downloading:" not in detail
+    ):
         assert time.monotonic() < deadline, detail
         time.sleep(0.1)
     assert record.incoming_folder.is_relative_to(settings.DATASETS_DIR) and record.incoming_folder.exists()
@@ -180,9 +194,15 @@ def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings,
 def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkeypatch, slow_dataset_repo):
     """A full disk cannot be made here: the free space the studio reads is set by hand."""
     monkeypatch.setattr(hub_lib, "free_disk_bytes", lambda path: 5_000_000)
-    html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": slow_dataset_repo, "revision": "main",
-                                                                 "text_field": "text"}, **HTMX).content.decode()
-    assert "The files take 3.4 MB and the samples read from them about as much again; the disk has 5.0 MB free." in html
+    html = owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": slow_dataset_repo, "revision": "main", "text_field": "text"},
+        **HTMX,
+    ).content.decode()
+    assert (
+        "The files take 3.4 MB and the samples read from them about as much again; the disk has 5.0 MB free."
+        in html
+    )
     assert not Dataset.objects.exists()
 
 
@@ -195,7 +215,8 @@ def test_a_queued_job_with_no_task_behind_it_is_queued_again(hub, settings):
     check_lost_jobs()
     assert LanguageModel.objects.get(pk=record.pk).status == "queued"  # too recent to judge
     LanguageModel.objects.filter(pk=record.pk).update(
-        updated_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1))
+        updated_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
+    )
     check_lost_jobs()  # queues it; Django-Q2 runs it at once in the tests
     record.refresh_from_db()
     assert record.status == "ready", record.error_message
@@ -205,18 +226,32 @@ def test_a_retried_download_starts_from_a_clean_display(owner_client, hub, monke
     monkeypatch.setattr(LanguageModel, "enqueue", lambda record: None)  # the queued row, as a page shows it
     record = queued_download(hub, "fp16")
     LanguageModel.objects.filter(pk=record.pk).update(
-        status="cancelled", progress=41.0, bytes_downloaded=700_000, speed_bps=150_000.0, eta_seconds=12.0,
-        phase_detail="Downloading model.safetensors")
+        status="cancelled",
+        progress=41.0,
+        bytes_downloaded=700_000,
+        speed_bps=150_000.0,
+        eta_seconds=12.0,
+        phase_detail="Downloading model.safetensors",
+    )
     record.refresh_from_db()
     downloads.restart(record, "fp16")
     record.refresh_from_db()
-    assert (record.status, record.progress, record.bytes_downloaded, record.speed_bps, record.eta_seconds,
-            record.phase_detail) == ("queued", 0.0, 0, 0.0, None, "")
+    assert (
+        record.status,
+        record.progress,
+        record.bytes_downloaded,
+        record.speed_bps,
+        record.eta_seconds,
+        record.phase_detail,
+    ) == ("queued", 0.0, 0, 0.0, None, "")
 
 
 def test_a_hub_datasets_retry_reads_the_field_it_is_given(owner_client, hub, settings):
-    owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": "data/corpus", "revision": "main",
-                                                          "text_field": "body"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/corpus", "revision": "main", "text_field": "body"},
+        **HTMX,
+    )
     failed = Dataset.objects.get()
     assert failed.status == "error" and "“body”" in failed.error_message
     owner_client.post(reverse("models_app:dataset-retry", args=[failed.pk]), {"text_field": "text"}, **HTMX)

@@ -1,6 +1,7 @@
 """What a lost worker leaves on disk: a real qcluster killed with SIGKILL mid-extraction and
 mid-download leaves `.partial` files and an `.incomplete` blob; they are counted on the page while
 they exist and removed when the job is failed as stale, and deleting the record removes them too."""
+
 from __future__ import annotations
 
 import time
@@ -31,19 +32,35 @@ def unfinished(settings, repo_id: str) -> list:
     return sorted(p.name for p in blobs_dir(settings, repo_id).glob("*.incomplete"))
 
 
-def test_it_removes_a_killed_extractions_partial_files_when_it_is_failed(owner_client, hub, settings,
-                                                                       clusters, tmp_path):
-    call_command("download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO())
+def test_it_removes_a_killed_extractions_partial_files_when_it_is_failed(
+    owner_client, hub, settings, clusters, tmp_path
+):
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO()
+    )
     model = LanguageModel.objects.get(status="ready")
     corpus = tmp_path / "long.txt"
     corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(1000)))
     with corpus.open("rb") as handle:
-        owner_client.post(reverse("models_app:dataset-upload"), {"name": "long", "text_field": "text",
-                                                                 "file": handle}, **HTMX)
+        owner_client.post(
+            reverse("models_app:dataset-upload"),
+            {"name": "long", "text_field": "text", "file": handle},
+            **HTMX,
+        )
     dataset = wait_for(lambda: Dataset.objects.filter(status="ready").first(), bool, timeout=60)
-    owner_client.post(reverse("models_app:extract-start", args=[model.pk]),
-                      {"dataset": dataset.pk, "layers": [0, 1], "hooks": ["residual", "mlp"], "batch_size": 1,
-                       "context_length": 64, "top_k": 5, "dtype": "float32"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:extract-start", args=[model.pk]),
+        {
+            "dataset": dataset.pk,
+            "layers": [0, 1],
+            "hooks": ["residual", "mlp"],
+            "batch_size": 1,
+            "context_length": 64,
+            "top_k": 5,
+            "dtype": "float32",
+        },
+        **HTMX,
+    )
     record = wait_for(lambda: Extraction.objects.get(), lambda r: r.samples_done >= 50, timeout=90)
     folder = record.output_dir
     kill_the_job(record)
@@ -53,19 +70,28 @@ def test_it_removes_a_killed_extractions_partial_files_when_it_is_failed(owner_c
     page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
     assert f"{bytesize(storage.disk_usage(folder))} on disk in unfinished files" in page
 
-    wait_for(lambda: owner_client.get(reverse("models_app:extraction", args=[record.pk]), **HTMX).content.decode(),
-             lambda html: LOST_WORKER_MESSAGE in html, timeout=settings.JOB_STALE_SECONDS + 10)
+    wait_for(
+        lambda: owner_client.get(reverse("models_app:extraction", args=[record.pk]), **HTMX).content.decode(),
+        lambda html: LOST_WORKER_MESSAGE in html,
+        timeout=settings.JOB_STALE_SECONDS + 10,
+    )
     assert not folder.exists()
     page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
     assert "unfinished files" not in page
 
 
-def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(owner_client, hub, settings, clusters):
+def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(
+    owner_client, hub, settings, clusters
+):
     hub.repos["tiny/llama"].bytes_per_second = 250_000
-    owner_client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX
+    )
     pk = LanguageModel.objects.get().pk
-    record = wait_for(lambda: LanguageModel.objects.get(pk=pk),
-                      lambda r: r.bytes_downloaded > 300_000 and unfinished(settings, "tiny/llama"))
+    record = wait_for(
+        lambda: LanguageModel.objects.get(pk=pk),
+        lambda r: r.bytes_downloaded > 300_000 and unfinished(settings, "tiny/llama"),
+    )
     transfer = psutil.Process(int(record.worker.rsplit(":", 1)[1])).children()
     kill_the_job(record)
     psutil.wait_procs(transfer, timeout=10)  # the transfer's child notices its parent is gone
@@ -75,8 +101,11 @@ def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(owner
     assert LanguageModel.objects.get(pk=pk).is_active and size > 0
     assert f"({bytesize(size)} unfinished)" in card, card
 
-    wait_for(lambda: owner_client.get(reverse("models_app:card", args=[pk]), **HTMX).content.decode(),
-             lambda html: LOST_WORKER_MESSAGE in html, timeout=settings.JOB_STALE_SECONDS + 10)
+    wait_for(
+        lambda: owner_client.get(reverse("models_app:card", args=[pk]), **HTMX).content.decode(),
+        lambda html: LOST_WORKER_MESSAGE in html,
+        timeout=settings.JOB_STALE_SECONDS + 10,
+    )
     assert unfinished(settings, "tiny/llama") == []
     kept = [p.name for p in blobs_dir(settings, "tiny/llama").iterdir()]
     assert kept, "the complete files stay for the Retry"
@@ -84,12 +113,15 @@ def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(owner
     hub.repos["tiny/llama"].bytes_per_second = None
     hub.requests.clear()
     owner_client.post(reverse("models_app:restart", args=[pk]), {"quantization": "fp16"}, **HTMX)
-    record = wait_for(lambda: LanguageModel.objects.get(pk=pk), lambda r: r.status in ("ready", "error"), timeout=90)
+    record = wait_for(
+        lambda: LanguageModel.objects.get(pk=pk), lambda r: r.status in ("ready", "error"), timeout=90
+    )
     assert record.status == "ready", record.error_message
     assert unfinished(settings, "tiny/llama") == []
     snapshot = storage.snapshot_dir(settings.HF_CACHE_DIR, "tiny/llama", record.commit_sha)
-    assert (snapshot / "model.safetensors").read_bytes() == \
-        (hub.repos["tiny/llama"].folder / "model.safetensors").read_bytes()
+    assert (snapshot / "model.safetensors").read_bytes() == (
+        hub.repos["tiny/llama"].folder / "model.safetensors"
+    ).read_bytes()
 
 
 def half_written_blob(settings, repo_id: str, name: str = "0123abcd.9f8e7d6c.incomplete"):
@@ -101,8 +133,14 @@ def half_written_blob(settings, repo_id: str, name: str = "0123abcd.9f8e7d6c.inc
 
 def downloading(repo_id: str, stale: bool, **fields) -> LanguageModel:
     beat = timezone.now() - timedelta(seconds=3600 if stale else 0)
-    return LanguageModel.objects.create(name=repo_id, repo_id=repo_id, status=ModelStatus.DOWNLOADING,
-                                        heartbeat_at=beat, commit_sha="c" * 40, **fields)
+    return LanguageModel.objects.create(
+        name=repo_id,
+        repo_id=repo_id,
+        status=ModelStatus.DOWNLOADING,
+        heartbeat_at=beat,
+        commit_sha="c" * 40,
+        **fields,
+    )
 
 
 def test_it_keeps_a_blob_another_running_download_may_be_writing_until_that_one_ends(settings):
@@ -120,11 +158,18 @@ def test_it_keeps_a_blob_another_running_download_may_be_writing_until_that_one_
 
 
 def test_it_removes_unfinished_files_when_a_model_or_an_extraction_is_deleted(settings, hub):
-    call_command("download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO())
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO()
+    )
     call_command("add_dataset", "data/corpus", "--name", "corpus", stdout=StringIO())
     model, dataset = LanguageModel.objects.get(), Dataset.objects.get()
-    other = LanguageModel.objects.create(name="llama q4", repo_id="tiny/llama", commit_sha=model.commit_sha,
-                                         quantization="q4", status=ModelStatus.ERROR)
+    other = LanguageModel.objects.create(
+        name="llama q4",
+        repo_id="tiny/llama",
+        commit_sha=model.commit_sha,
+        quantization="q4",
+        status=ModelStatus.ERROR,
+    )
     blob = half_written_blob(settings, "tiny/llama")
     partial_copy = settings.QUANTIZED_DIR / f"{other.pk}_q4.partial"
     partial_copy.mkdir(parents=True)
@@ -138,4 +183,6 @@ def test_it_removes_unfinished_files_when_a_model_or_an_extraction_is_deleted(se
 
     model_services.delete(other)  # the ready model of the same repository keeps its files
     assert not blob.exists() and not partial_copy.exists() and not lost.output_dir.exists()
-    assert (storage.snapshot_dir(settings.HF_CACHE_DIR, "tiny/llama", model.commit_sha) / "config.json").exists()
+    assert (
+        storage.snapshot_dir(settings.HF_CACHE_DIR, "tiny/llama", model.commit_sha) / "config.json"
+    ).exists()

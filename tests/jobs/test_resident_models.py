@@ -1,5 +1,6 @@
 """A worker keeps the model an extraction used for the next one (models_app/jobs/resident.py):
 run in this process with the cache switched on, as a worker's warm-up switches it on."""
+
 from __future__ import annotations
 
 import os
@@ -12,9 +13,12 @@ import torch
 from models_app.jobs import resident
 from models_app.jobs.download import run_download
 from models_app.jobs.extraction import run_extraction
-from models_app.ml import hub as hub_lib, loading
+from models_app.ml import hub as hub_lib
+from models_app.ml import loading
 from models_app.models import Extraction, LanguageModel
-from models_app.services import datasets as dataset_services, downloads, extractions, models as model_services
+from models_app.services import datasets as dataset_services
+from models_app.services import downloads, extractions
+from models_app.services import models as model_services
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -29,8 +33,9 @@ def cache():
 
 
 def download(hub, fmt: str) -> LanguageModel:
-    record = downloads.create_download(hub_lib.preflight("tiny/qwen2", endpoint=hub.endpoint), fmt,
-                                       token=None, queue=False)
+    record = downloads.create_download(
+        hub_lib.preflight("tiny/qwen2", endpoint=hub.endpoint), fmt, token=None, queue=False
+    )
     assert run_download(record.pk) == "ready"
     record.refresh_from_db()
     return record
@@ -62,9 +67,16 @@ def load_calls(monkeypatch) -> list:
 
 
 def extract(model, dataset) -> Extraction:
-    record = extractions.create(queue=False, model=model, dataset=dataset, layers=[0, 1],
-                                hooks=["residual", "mlp", "attention"], batch_size=4, context_length=24,
-                                top_k=3)
+    record = extractions.create(
+        queue=False,
+        model=model,
+        dataset=dataset,
+        layers=[0, 1],
+        hooks=["residual", "mlp", "attention"],
+        batch_size=4,
+        context_length=24,
+        top_k=3,
+    )
     assert run_extraction(record.pk) == "completed", Extraction.objects.get(pk=record.pk).error_message
     record.refresh_from_db()
     return record
@@ -89,13 +101,18 @@ def assert_identical(first: dict, second: dict) -> None:
 
 
 def test_it_reuses_the_loaded_model_for_a_second_extraction_with_identical_results(
-        cache, ready_model, corpus, load_calls):
+    cache, ready_model, corpus, load_calls
+):
     first = extract(ready_model, corpus)
     second = extract(ready_model, corpus)
     assert len(load_calls) == 1
     assert first.metadata["model"]["loaded_from"] == "disk"
     assert second.metadata["model"]["loaded_from"] == "memory"
-    assert first.metadata["model"]["effective_quantization"] == second.metadata["model"]["effective_quantization"] == "q8"
+    assert (
+        first.metadata["model"]["effective_quantization"]
+        == second.metadata["model"]["effective_quantization"]
+        == "q8"
+    )
     assert_identical(arrays(first), arrays(second))
     assert first.metadata["statistics"] == second.metadata["statistics"]
 
@@ -147,7 +164,8 @@ def test_it_loads_afresh_a_model_downloaded_again_between_two_extractions(cache,
 
 
 def test_it_releases_the_model_after_a_failed_extraction_and_keeps_it_after_a_cancel(
-        cache, ready_model, corpus, load_calls, monkeypatch):
+    cache, ready_model, corpus, load_calls, monkeypatch
+):
     from models_app.ml import extraction as engine
 
     extract(ready_model, corpus)
@@ -158,7 +176,9 @@ def test_it_releases_the_model_after_a_failed_extraction_and_keeps_it_after_a_ca
         raise RuntimeError("a failure inside the engine")
 
     monkeypatch.setattr(engine, "extract", fails_midway)
-    record = extractions.create(queue=False, model=ready_model, dataset=corpus, layers=[0], hooks=["residual"])
+    record = extractions.create(
+        queue=False, model=ready_model, dataset=corpus, layers=[0], hooks=["residual"]
+    )
     assert run_extraction(record.pk) == "failed"
     assert len(cache) == 0
 
@@ -170,12 +190,16 @@ def test_it_releases_the_model_after_a_failed_extraction_and_keeps_it_after_a_ca
         raise engine.ExtractionCancelled()
 
     monkeypatch.setattr(engine, "extract", cancelled)
-    record = extractions.create(queue=False, model=ready_model, dataset=corpus, layers=[0], hooks=["residual"])
+    record = extractions.create(
+        queue=False, model=ready_model, dataset=corpus, layers=[0], hooks=["residual"]
+    )
     assert run_extraction(record.pk) == "cancelled"
     assert len(cache) == 1
 
 
-def test_it_does_not_keep_a_model_that_an_extraction_left_a_hook_on(cache, ready_model, corpus, load_calls, monkeypatch):
+def test_it_does_not_keep_a_model_that_an_extraction_left_a_hook_on(
+    cache, ready_model, corpus, load_calls, monkeypatch
+):
     from models_app.ml import extraction as engine
 
     real = engine.extract
@@ -189,7 +213,9 @@ def test_it_does_not_keep_a_model_that_an_extraction_left_a_hook_on(cache, ready
     assert len(cache) == 0
 
 
-def test_it_keeps_the_model_unchanged_through_an_out_of_memory_retry(cache, ready_model, corpus, load_calls, monkeypatch):
+def test_it_keeps_the_model_unchanged_through_an_out_of_memory_retry(
+    cache, ready_model, corpus, load_calls, monkeypatch
+):
     from models_app.ml import extraction as engine
 
     real = engine.extract
@@ -239,8 +265,13 @@ def test_it_refuses_a_bad_cache_budget(value, error, tmp_path):
     import sys
 
     env = {**os.environ, "MISTUDIO_WORKER_MODEL_CACHE_BYTES": value, "MISTUDIO_DATA_DIR": str(tmp_path)}
-    result = subprocess.run([sys.executable, "-c", "import mistudio_site.settings"], env=env,
-                            capture_output=True, text=True, timeout=60)
+    result = subprocess.run(
+        [sys.executable, "-c", "import mistudio_site.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert result.returncode != 0 and error in result.stderr
 
 

@@ -1,5 +1,6 @@
 """Real Django-Q2 worker processes warm up as they start and keep the model an extraction used,
 releasing it when the model is downloaded again or deleted from another process."""
+
 from __future__ import annotations
 
 import time
@@ -11,7 +12,9 @@ from models_app.jobs import warmup
 from models_app.jobs.download import run_download
 from models_app.ml import hub as hub_lib
 from models_app.models import Extraction, LanguageModel
-from models_app.services import datasets as dataset_services, downloads, extractions, models as model_services
+from models_app.services import datasets as dataset_services
+from models_app.services import downloads, extractions
+from models_app.services import models as model_services
 from tests.jobs.test_resident_models import TEXTS, arrays, assert_identical
 from tests.workers import start_qcluster, stop
 
@@ -29,8 +32,15 @@ def wait_for_line(log: Path, text: str, timeout: float = 120.0) -> str:
 
 
 def extract_in_worker(model, dataset) -> Extraction:
-    record = extractions.create(model=model, dataset=dataset, layers=[0, 1], hooks=["residual", "mlp"],
-                                batch_size=4, context_length=24, top_k=3)
+    record = extractions.create(
+        model=model,
+        dataset=dataset,
+        layers=[0, 1],
+        hooks=["residual", "mlp"],
+        batch_size=4,
+        context_length=24,
+        top_k=3,
+    )
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         record.refresh_from_db()
@@ -42,11 +52,13 @@ def extract_in_worker(model, dataset) -> Extraction:
 
 
 def test_it_warms_the_worker_and_keeps_the_model_until_it_is_downloaded_again_or_deleted(
-        hub, settings, tmp_path, monkeypatch):
+    hub, settings, tmp_path, monkeypatch
+):
     from django_q.conf import Conf
 
-    record = downloads.create_download(hub_lib.preflight("tiny/llama", endpoint=hub.endpoint), "fp32",
-                                       token=None, queue=False)
+    record = downloads.create_download(
+        hub_lib.preflight("tiny/llama", endpoint=hub.endpoint), "fp32", token=None, queue=False
+    )
     assert run_download(record.pk) == "ready"
     record.refresh_from_db()
     (tmp_path / "corpus.txt").write_text("\n".join(TEXTS) + "\n")
@@ -63,8 +75,11 @@ def test_it_warms_the_worker_and_keeps_the_model_until_it_is_downloaded_again_or
         assert_identical(arrays(first), arrays(second))
 
         downloads.restart(record, "fp32")  # queued for the downloads cluster, which is not running
-        wait_for_line(log, f"model {record.pk} released from this worker's memory: the model is being downloaded again",
-                      timeout=20)
+        wait_for_line(
+            log,
+            f"model {record.pk} released from this worker's memory: the model is being downloaded again",
+            timeout=20,
+        )
         assert run_download(record.pk) == "ready"
         record.refresh_from_db()
         third = extract_in_worker(record, corpus)
@@ -72,8 +87,9 @@ def test_it_warms_the_worker_and_keeps_the_model_until_it_is_downloaded_again_or
         assert_identical(arrays(first), arrays(third))
 
         model_services.delete(LanguageModel.objects.get(pk=record.pk))
-        wait_for_line(log, f"model {record.pk} released from this worker's memory: the model was deleted",
-                      timeout=20)
+        wait_for_line(
+            log, f"model {record.pk} released from this worker's memory: the model was deleted", timeout=20
+        )
     finally:
         stop(worker)
 

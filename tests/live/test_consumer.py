@@ -1,5 +1,6 @@
 """The live-page websocket: who may connect, and what reaches an open page when a job records
 progress, in this process or in another one (the embedded default has no Redis)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -33,8 +34,9 @@ def session_headers(client, user) -> list[tuple[bytes, bytes]]:
 
 
 def downloading_model() -> LanguageModel:
-    return LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status=ModelStatus.DOWNLOADING,
-                                        bytes_total=1_000_000)
+    return LanguageModel.objects.create(
+        name="llama", repo_id="tiny/llama", status=ModelStatus.DOWNLOADING, bytes_total=1_000_000
+    )
 
 
 async def receive_containing(communicator: WebsocketCommunicator, text: str, timeout: float) -> str:
@@ -78,7 +80,8 @@ def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
         connected, _ = await communicator.connect()
         assert connected
         await sync_to_async(Tracker(LanguageModel, record.pk).update)(
-            force=True, bytes_downloaded=512_000, phase_detail="Downloading model.safetensors")
+            force=True, bytes_downloaded=512_000, phase_detail="Downloading model.safetensors"
+        )
         message = await receive_containing(communicator, f'id="model-{record.pk}"', timeout=5)
         await communicator.disconnect()
         return message
@@ -92,11 +95,13 @@ def test_it_pushes_progress_written_by_another_process(client, owner, settings):
     the changed row and fans it out, within about a second."""
     record = downloading_model()
     headers = session_headers(client, owner)
-    writer = ("import django; django.setup()\n"
-              "from models_app.models import LanguageModel\n"
-              "from models_app.progress import Tracker\n"
-              f"Tracker(LanguageModel, {record.pk}).update(force=True, bytes_downloaded=777_000,"
-              " phase_detail='Downloading from elsewhere')\n")
+    writer = (
+        "import django; django.setup()\n"
+        "from models_app.models import LanguageModel\n"
+        "from models_app.progress import Tracker\n"
+        f"Tracker(LanguageModel, {record.pk}).update(force=True, bytes_downloaded=777_000,"
+        " phase_detail='Downloading from elsewhere')\n"
+    )
 
     async def scenario():
         communicator = WebsocketCommunicator(application(), "/ws/live/", headers=headers)
@@ -104,8 +109,12 @@ def test_it_pushes_progress_written_by_another_process(client, owner, settings):
         assert connected
         await asyncio.sleep(0.6)  # the watcher has taken its first look
         loop = asyncio.get_running_loop()
-        await sync_to_async(subprocess.run)([sys.executable, "-c", writer], cwd=ROOT, check=True,
-                                            env=studio_env(settings, "http://127.0.0.1:9"))
+        await sync_to_async(subprocess.run)(
+            [sys.executable, "-c", writer],
+            cwd=ROOT,
+            check=True,
+            env=studio_env(settings, "http://127.0.0.1:9"),
+        )
         written = loop.time()
         message = await receive_containing(communicator, "Downloading from elsewhere", timeout=5)
         delay = loop.time() - written
@@ -137,8 +146,14 @@ def test_an_extractions_progress_reaches_its_page_and_its_row_in_the_history(cli
 
     model = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status=ModelStatus.READY)
     dataset = Dataset.objects.create(name="corpus", status="ready")
-    record = Extraction.objects.create(model=model, dataset=dataset, layers=[0, 1], hooks=["mlp"],
-                                       status=ExtractionStatus.EXTRACTING, samples_total=40)
+    record = Extraction.objects.create(
+        model=model,
+        dataset=dataset,
+        layers=[0, 1],
+        hooks=["mlp"],
+        status=ExtractionStatus.EXTRACTING,
+        samples_total=40,
+    )
     headers = session_headers(client, owner)
 
     async def scenario():
@@ -160,10 +175,12 @@ def test_an_extractions_progress_reaches_its_page_and_its_row_in_the_history(cli
 def test_a_private_studio_pushes_only_ones_own_records(client, other_user, django_user_model, settings):
     settings.PRIVATE = True
     alice = django_user_model.objects.create_user("alice", password="pw-alice-123")
-    theirs = LanguageModel.objects.create(name="theirs", repo_id="tiny/theirs", owner=alice,
-                                          status=ModelStatus.DOWNLOADING)
-    mine = LanguageModel.objects.create(name="mine", repo_id="tiny/mine", owner=other_user,
-                                        status=ModelStatus.DOWNLOADING)
+    theirs = LanguageModel.objects.create(
+        name="theirs", repo_id="tiny/theirs", owner=alice, status=ModelStatus.DOWNLOADING
+    )
+    mine = LanguageModel.objects.create(
+        name="mine", repo_id="tiny/mine", owner=other_user, status=ModelStatus.DOWNLOADING
+    )
     headers = session_headers(client, other_user)
 
     async def scenario():

@@ -1,6 +1,7 @@
 """Who may open the live websocket, against the real server (daphne, as run_studio starts it)
 over raw sockets: only a page of the studio's own origin, scheme, host and port alike, with a
 signed-in session. A page on another port of the same machine is refused."""
+
 from __future__ import annotations
 
 import base64
@@ -16,9 +17,16 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 def handshake(port: int, origin: str | None, cookie: str, host: str | None = None) -> str:
     """The status line the server answers a websocket handshake with."""
-    lines = ["GET /ws/live/ HTTP/1.1", f"Host: {host or f'127.0.0.1:{port}'}", "Upgrade: websocket",
-             "Connection: Upgrade", f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
-             "Sec-WebSocket-Version: 13", f"Cookie: {cookie}", *([f"Origin: {origin}"] if origin else [])]
+    lines = [
+        "GET /ws/live/ HTTP/1.1",
+        f"Host: {host or f'127.0.0.1:{port}'}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        f"Sec-WebSocket-Key: {base64.b64encode(os.urandom(16)).decode()}",
+        "Sec-WebSocket-Version: 13",
+        f"Cookie: {cookie}",
+        *([f"Origin: {origin}"] if origin else []),
+    ]
     with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
         sock.sendall(("\r\n".join(lines) + "\r\n\r\n").encode())
         return first_line(sock)
@@ -61,8 +69,13 @@ def test_it_accepts_only_the_studios_own_origin(settings, monkeypatch, cookie):
 def test_it_takes_the_browsers_https_origin_behind_a_proxy(settings, monkeypatch, cookie):
     """MISTUDIO_HTTPS=1: the browser's page is https on the proxy's port; a proxy that drops the
     port from the Host is named in CSRF_TRUSTED_ORIGINS."""
-    process, port = serve(settings, monkeypatch, MISTUDIO_HTTPS="1", ALLOWED_HOSTS="127.0.0.1,studio.example.org",
-                          CSRF_TRUSTED_ORIGINS="https://studio.example.org:8443")
+    process, port = serve(
+        settings,
+        monkeypatch,
+        MISTUDIO_HTTPS="1",
+        ALLOWED_HOSTS="127.0.0.1,studio.example.org",
+        CSRF_TRUSTED_ORIGINS="https://studio.example.org:8443",
+    )
     try:
         assert handshake(port, f"https://127.0.0.1:{port}", cookie) == ACCEPTED
         assert handshake(port, f"http://127.0.0.1:{port}", cookie) == REFUSED

@@ -1,4 +1,5 @@
 """Files that cannot become a dataset say why, with the line at fault, in bounded memory."""
+
 from __future__ import annotations
 
 import json
@@ -16,21 +17,26 @@ def read(path, fmt, field="text"):
 def test_a_csv_field_over_128_kib_is_read(tmp_path):
     path = tmp_path / "long.csv"
     long = "word " * 40_000  # 200 KB in one field
-    path.write_text(f"text\n\"{long}\"\nshort\n")
+    path.write_text(f'text\n"{long}"\nshort\n')
     assert read(path, "csv") == [long, "short"]
 
 
 def test_a_csv_field_beyond_the_sample_limit_names_its_line(tmp_path, monkeypatch):
     monkeypatch.setattr(datasets, "MAX_SAMPLE_CHARS", 1000)
     path = tmp_path / "huge.csv"
-    path.write_text("text\nfine\n\"" + "x" * 5000 + "\"\n")
+    path.write_text('text\nfine\n"' + "x" * 5000 + '"\n')
     with pytest.raises(DatasetError, match="Line 3 of the CSV cannot be read"):
         read(path, "csv")
 
 
-@pytest.mark.parametrize("fmt, content", [("json", b'[{"text": "ok"}, {"text": "\xff\xfe"}]'),
-                                          ("csv", b"text\nok\n\xff\xfe\n"),
-                                          ("jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n')])
+@pytest.mark.parametrize(
+    "fmt, content",
+    [
+        ("json", b'[{"text": "ok"}, {"text": "\xff\xfe"}]'),
+        ("csv", b"text\nok\n\xff\xfe\n"),
+        ("jsonl", b'{"text": "ok"}\n{"text": "\xff"}\n'),
+    ],
+)
 def test_invalid_utf8_is_explained(tmp_path, fmt, content):
     path = tmp_path / f"bad.{fmt}"
     path.write_bytes(content)
@@ -74,12 +80,23 @@ def test_a_json_item_beyond_the_limit_is_refused(tmp_path, monkeypatch):
         read(path, "json")
 
 
-@pytest.mark.parametrize("fmt, content, message", [
-    ("jsonl", '{"text": "ok"}\n' + "[" * 100_000 + "\n", "Line 2 nests JSON too deeply to read"),
-    ("jsonl", '{"text": "ok", "n": ' + "9" * 5000 + "}\n", "Line 1 holds a number too long to read"),
-    ("json", '[{"text": "ok"}, ' + "[" * 100_000 + "]", "Item 2 of the JSON array nests JSON too deeply to read"),
-    ("json", '[{"text": "ok", "n": ' + "9" * 5000 + "}]", "Item 1 of the JSON array holds a number too long"),
-])
+@pytest.mark.parametrize(
+    "fmt, content, message",
+    [
+        ("jsonl", '{"text": "ok"}\n' + "[" * 100_000 + "\n", "Line 2 nests JSON too deeply to read"),
+        ("jsonl", '{"text": "ok", "n": ' + "9" * 5000 + "}\n", "Line 1 holds a number too long to read"),
+        (
+            "json",
+            '[{"text": "ok"}, ' + "[" * 100_000 + "]",
+            "Item 2 of the JSON array nests JSON too deeply to read",
+        ),
+        (
+            "json",
+            '[{"text": "ok", "n": ' + "9" * 5000 + "}]",
+            "Item 1 of the JSON array holds a number too long",
+        ),
+    ],
+)
 def test_json_python_cannot_read_is_explained(tmp_path, fmt, content, message):
     path = tmp_path / f"odd.{fmt}"
     path.write_text(content)

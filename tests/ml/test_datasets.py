@@ -25,7 +25,7 @@ def test_it_reads_every_format(tmp_path):
         "a.txt": "first sample\n\nsecond, with a comma\nthird \u00e9t\u00e9\n",
         "a.jsonl": "\n".join(json.dumps({"body": t, "id": i}) for i, t in enumerate(expected)),
         "a.json": json.dumps([{"body": t} for t in expected]),
-        "a.csv": "id,body\n1,first sample\n2,\"second, with a comma\"\n3,third \u00e9t\u00e9\n",
+        "a.csv": 'id,body\n1,first sample\n2,"second, with a comma"\n3,third \u00e9t\u00e9\n',
     }
     for name, content in cases.items():
         folder = tmp_path / name.replace(".", "_")
@@ -48,16 +48,19 @@ def test_a_large_json_array_streams_across_reads(tmp_path):
     assert data[10:13] == [items[i]["text"] for i in (10, 11, 12)]
 
 
-@pytest.mark.parametrize("name, content, field, message", [
-    ("bad.jsonl", '{"text": "ok"}\n{"text": "broken\n', "text", "Line 2 is not valid JSON"),
-    ("bad.jsonl", '{"text": "ok"}\n{"body": "x"}\n', "text", "Line 2 has no field “text” (it has: body)"),
-    ("bad.json", '[{"text": "a"}, {"text": 5}]', "text", "Item 2: field “text” is not text"),
-    ("bad.csv", "a,b\n1,2\n", "text", "no column “text” (it has: a, b)"),
-    ("empty.txt", "\n\n", "text", "The file has no samples"),
-    ("bin.txt", b"\x00\x01\x02binary", "text", "looks binary"),
-    ("latin.txt", "ok\n".encode() + "caf\u00e9\n".encode("latin-1"), "text", "not UTF-8"),
-    ("data.xlsx", "x", "text", "Unsupported file type “.xlsx”"),
-])
+@pytest.mark.parametrize(
+    "name, content, field, message",
+    [
+        ("bad.jsonl", '{"text": "ok"}\n{"text": "broken\n', "text", "Line 2 is not valid JSON"),
+        ("bad.jsonl", '{"text": "ok"}\n{"body": "x"}\n', "text", "Line 2 has no field “text” (it has: body)"),
+        ("bad.json", '[{"text": "a"}, {"text": 5}]', "text", "Item 2: field “text” is not text"),
+        ("bad.csv", "a,b\n1,2\n", "text", "no column “text” (it has: a, b)"),
+        ("empty.txt", "\n\n", "text", "The file has no samples"),
+        ("bin.txt", b"\x00\x01\x02binary", "text", "looks binary"),
+        ("latin.txt", b"ok\n" + "caf\u00e9\n".encode("latin-1"), "text", "not UTF-8"),
+        ("data.xlsx", "x", "text", "Unsupported file type “.xlsx”"),
+    ],
+)
 def test_bad_files_are_explained_and_leave_nothing(tmp_path, name, content, field, message):
     with pytest.raises(DatasetError, match=re.escape(message)):
         ingest(tmp_path, name, content, field)
@@ -65,7 +68,7 @@ def test_bad_files_are_explained_and_leave_nothing(tmp_path, name, content, fiel
 
 
 def test_a_prefix_reads_a_bounded_part_of_a_sample_whatever_its_escapes(tmp_path):
-    texts = ["short", "é" * 50 + "\n\t\"quoted\"" + "\x01" * 20, "x" * 100_000]
+    texts = ["short", "é" * 50 + '\n\t"quoted"' + "\x01" * 20, "x" * 100_000]
     data = TextDataset(datasets.store(iter(texts), tmp_path / "stored").folder)
     for index, text in enumerate(texts):
         for chars in range(1, 80):  # every cut, inside multi-byte characters and \uXXXX escapes too

@@ -1,4 +1,5 @@
 """The extraction engine against transformers' own outputs, on tiny models of every family."""
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,17 @@ def fp32(model_sources, family):
 
 
 def run(loaded, tmp_path, **overrides):
-    settings = ExtractionSettings(**{"layers": [0, 1], "hooks": ["residual", "mlp", "attention"],
-                                     "batch_size": 3, "context_length": CONTEXT, "top_k": 5,
-                                     "dtype": "float32", **overrides})
+    settings = ExtractionSettings(
+        **{
+            "layers": [0, 1],
+            "hooks": ["residual", "mlp", "attention"],
+            "batch_size": 3,
+            "context_length": CONTEXT,
+            "top_k": 5,
+            "dtype": "float32",
+            **overrides,
+        }
+    )
     meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path)
     return meta, {name: np.load(tmp_path / name) for name in meta["files"] if name.endswith(".npy")}
 
@@ -83,7 +92,9 @@ def test_statistics_equal_numpy_over_real_tokens(dtype, model_sources, tmp_path)
         expected, _ = np.histogram(real[(real >= edges[0]) & (real <= edges[-1])], bins=edges)
         assert np.abs(np.array(histogram["counts"]) - expected).sum() <= 2  # a value on an edge may move
         assert sum(histogram["counts"]) + histogram["below"] + histogram["above"] == real.size
-    assert json.loads((tmp_path / "metadata.json").read_text())["statistics"].keys() == meta["statistics"].keys()
+    assert (
+        json.loads((tmp_path / "metadata.json").read_text())["statistics"].keys() == meta["statistics"].keys()
+    )
 
 
 def test_top_k_equals_a_brute_force_top_k(model_sources, tmp_path):
@@ -93,7 +104,7 @@ def test_top_k_equals_a_brute_force_top_k(model_sources, tmp_path):
         values = arrays[f"{key}.npy"]
         top = np.load(tmp_path / f"topk_{key}.npz")
         samples, tokens = np.nonzero(mask)
-        real = values[samples, tokens]                      # [real tokens, hidden]
+        real = values[samples, tokens]  # [real tokens, hidden]
         order = np.argsort(-real, axis=0, kind="stable")[:4]  # [k, hidden]
         expected = np.take_along_axis(real, order, axis=0).T
         np.testing.assert_array_equal(top["values"], expected)
@@ -136,7 +147,10 @@ def test_quantized_models_extract_too(fmt, model_sources, tmp_path):
     meta, arrays = run(loaded, tmp_path, dtype="float16")
     reference = run(fp32(model_sources, "llama"), tmp_path / "fp32")[1]
     mask = arrays["attention_mask.npy"].astype(bool)
-    got, want = arrays["layer_1_residual.npy"][mask].astype(np.float32), reference["layer_1_residual.npy"][mask]
+    got, want = (
+        arrays["layer_1_residual.npy"][mask].astype(np.float32),
+        reference["layer_1_residual.npy"][mask],
+    )
     assert np.isfinite(got).all()
     # Quantized weights change the numbers but not what they are: strongly correlated with FP32.
     assert np.corrcoef(got.ravel(), want.ravel())[0, 1] > 0.9
@@ -153,10 +167,12 @@ def test_an_out_of_memory_batch_is_halved_and_retried(model_sources, tmp_path):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 8.00 GiB")
         return loaded.model(**inputs)
 
-    settings = ExtractionSettings(layers=[0, 1], hooks=["residual", "mlp"], batch_size=4,
-                                  context_length=CONTEXT, dtype="float32")
-    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "oom",
-                              forward=forward)
+    settings = ExtractionSettings(
+        layers=[0, 1], hooks=["residual", "mlp"], batch_size=4, context_length=CONTEXT, dtype="float32"
+    )
+    meta = extraction.extract(
+        loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "oom", forward=forward
+    )
     assert meta["oom_events"] == [{"at_sample": 4, "batch_size": 4, "retried_with": 2}]
     assert meta["final_batch_size"] == 2 and meta["complete"]
     clean = run(loaded, tmp_path / "clean", layers=[0, 1], hooks=["residual", "mlp"], batch_size=4)[1]
@@ -169,10 +185,19 @@ def test_cancellation_and_failure_leave_no_partial_files(model_sources, tmp_path
     progress = []
     settings = ExtractionSettings(layers=[1], hooks=["mlp"], batch_size=2, context_length=CONTEXT)
     with pytest.raises(extraction.ExtractionCancelled):
-        extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "c",
-                           on_progress=progress.append, should_cancel=lambda: len(progress) >= 2)
+        extraction.extract(
+            loaded.model,
+            loaded.tokenizer,
+            TEXTS,
+            settings,
+            tmp_path / "c",
+            on_progress=progress.append,
+            should_cancel=lambda: len(progress) >= 2,
+        )
     assert [p.samples_done for p in progress] == [2, 4]
-    assert progress[-1].tokens_per_second > 0  # bytes_written follows the writer thread, a batch or two behind
+    assert (
+        progress[-1].tokens_per_second > 0
+    )  # bytes_written follows the writer thread, a batch or two behind
     assert list((tmp_path / "c").iterdir()) == []
 
     def broken(**inputs):
@@ -185,8 +210,12 @@ def test_cancellation_and_failure_leave_no_partial_files(model_sources, tmp_path
 
 def test_it_refuses_impossible_settings_before_any_work(model_sources, tmp_path):
     loaded = fp32(model_sources, "gpt2")
-    for overrides, message in (({"layers": [2]}, "Layer 2 does not exist"), ({"layers": []}, "at least one layer"),
-                               ({"hooks": ["logits"]}, "Hook types"), ({"batch_size": 0}, "at least 1")):
+    for overrides, message in (
+        ({"layers": [2]}, "Layer 2 does not exist"),
+        ({"layers": []}, "at least one layer"),
+        ({"hooks": ["logits"]}, "Hook types"),
+        ({"batch_size": 0}, "at least 1"),
+    ):
         settings = ExtractionSettings(**{"layers": [0], "hooks": ["residual"], **overrides})
         with pytest.raises(extraction.ExtractionError, match=message):
             extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "x")
@@ -197,10 +226,18 @@ def test_micro_batches_give_the_same_arrays_as_whole_batches(model_sources, tmp_
     loaded = fp32(model_sources, "llama")
     whole = run(loaded, tmp_path / "whole", batch_size=4)[1]
     progress = []
-    settings = ExtractionSettings(layers=[0, 1], hooks=["residual", "mlp", "attention"], batch_size=4,
-                                  micro_batch_size=1, context_length=CONTEXT, top_k=5, dtype="float32")
-    meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "micro",
-                              on_progress=progress.append)
+    settings = ExtractionSettings(
+        layers=[0, 1],
+        hooks=["residual", "mlp", "attention"],
+        batch_size=4,
+        micro_batch_size=1,
+        context_length=CONTEXT,
+        top_k=5,
+        dtype="float32",
+    )
+    meta = extraction.extract(
+        loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "micro", on_progress=progress.append
+    )
     assert [p.samples_done for p in progress] == [4, 7]  # progress per batch, forward per sample
     assert {p.batch_size for p in progress} == {1} and meta["settings"]["micro_batch_size"] == 1
     for name, values in whole.items():
@@ -222,8 +259,13 @@ def test_real_positions_equal_a_forward_of_each_sample_alone(family, model_sourc
         assert (arrays["tokens.npy"][index, :length] == encoded["input_ids"][0].numpy()).all()
         with torch.inference_mode():
             out = loaded.model(**encoded, output_hidden_states=True, use_cache=False)
-        np.testing.assert_allclose(arrays["layer_0_residual.npy"][index, :length], out.hidden_states[1][0].numpy(),
-                                   rtol=1e-4, atol=1e-5, err_msg=f"sample {index}")
+        np.testing.assert_allclose(
+            arrays["layer_0_residual.npy"][index, :length],
+            out.hidden_states[1][0].numpy(),
+            rtol=1e-4,
+            atol=1e-5,
+            err_msg=f"sample {index}",
+        )
         assert not arrays["layer_1_mlp.npy"][index, length:].any()  # padding reads as zero
     assert meta["real_tokens"] == int(mask.sum()) < meta["padded_tokens"]
 
@@ -231,7 +273,9 @@ def test_real_positions_equal_a_forward_of_each_sample_alone(family, model_sourc
 def test_padding_is_never_written_so_the_files_have_holes(model_sources, tmp_path):
     loaded = fp32(model_sources, "llama")
     texts = ["short"] * 300 + ["a much longer text that fills the whole context window of the model " * 4] * 4
-    settings = ExtractionSettings(layers=[0], hooks=["residual"], batch_size=16, context_length=128, dtype="float32")
+    settings = ExtractionSettings(
+        layers=[0], hooks=["residual"], batch_size=16, context_length=128, dtype="float32"
+    )
     meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, tmp_path)
     stats = meta["statistics"]["layer_0_residual"]
     assert stats["file_size"] == 128 + 304 * 128 * 128 * 4  # header + the full logical shape
@@ -261,7 +305,9 @@ def test_a_text_with_no_tokens_leaves_an_empty_row(model_sources, tmp_path):
     meta = extraction.extract(loaded.model, loaded.tokenizer, texts, settings, tmp_path)
     mask = np.load(tmp_path / "attention_mask.npy")
     assert mask[0].sum() == mask[2].sum() == 0 and mask[1].sum() > 0
-    assert meta["real_tokens"] == mask.sum() and meta["statistics"]["layer_0_residual"]["tokens"] == mask.sum()
+    assert (
+        meta["real_tokens"] == mask.sum() and meta["statistics"]["layer_0_residual"]["tokens"] == mask.sum()
+    )
 
 
 def test_an_mlp_output_added_to_in_place_by_its_block_is_kept_as_the_mlp_gave_it(model_sources, tmp_path):
@@ -280,7 +326,9 @@ def test_an_mlp_output_added_to_in_place_by_its_block_is_kept_as_the_mlp_gave_it
     finally:
         handle.remove()
     length = encoded["input_ids"].shape[1]
-    np.testing.assert_allclose(arrays["layer_0_mlp.npy"][0, :length], seen[0][0].numpy(), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        arrays["layer_0_mlp.npy"][0, :length], seen[0][0].numpy(), rtol=1e-4, atol=1e-5
+    )
 
 
 def test_an_out_of_memory_error_after_the_forward_pass_is_not_retried(model_sources, tmp_path, monkeypatch):
@@ -299,8 +347,9 @@ def test_an_out_of_memory_error_after_the_forward_pass_is_not_retried(model_sour
         return original(self, values)
 
     monkeypatch.setattr(stats._Moments, "update", update)
-    settings = ExtractionSettings(layers=[0, 1], hooks=["residual"], batch_size=4, context_length=CONTEXT,
-                                  dtype="float32")
+    settings = ExtractionSettings(
+        layers=[0, 1], hooks=["residual"], batch_size=4, context_length=CONTEXT, dtype="float32"
+    )
     with pytest.raises(torch.OutOfMemoryError):
         extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "x")
     assert list((tmp_path / "x").iterdir()) == []

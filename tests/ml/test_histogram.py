@@ -1,4 +1,5 @@
 """The per-(layer, hook) histogram collected during extraction, against numpy over the saved file."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,8 +15,9 @@ from .test_extraction import CONTEXT, TEXTS
 
 def test_it_counts_every_real_value_of_the_file_in_fixed_bins(model_sources, tmp_path):
     loaded = loading.load(model_sources["gpt2"], "fp32", device="cpu")
-    settings = ExtractionSettings(layers=[1], hooks=["mlp"], batch_size=2, context_length=CONTEXT,
-                                  dtype="float32")
+    settings = ExtractionSettings(
+        layers=[1], hooks=["mlp"], batch_size=2, context_length=CONTEXT, dtype="float32"
+    )
     meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path)
     stats = meta["statistics"]["layer_1_mlp"]
     histogram = stats["histogram"]
@@ -73,10 +75,11 @@ def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):
         loaded.model.model.layers[0].mlp.down_proj.weight.mul_(1e9)  # beyond float16's 65504
     settings = ExtractionSettings(layers=[0], hooks=["mlp"], batch_size=4, context_length=CONTEXT)
     meta = extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path)
-    strict = json.loads((tmp_path / "metadata.json").read_text(),
-                        parse_constant=lambda name: pytest.fail(f"{name} in metadata.json"))
+    strict = json.loads(
+        (tmp_path / "metadata.json").read_text(),
+        parse_constant=lambda name: pytest.fail(f"{name} in metadata.json"),
+    )
     stats = strict["statistics"]["layer_0_mlp"]
     assert stats["histogram"]["nonfinite"] > 0 and all(np.isfinite(stats["histogram"]["edges"]))
     assert stats["max"] is None or np.isfinite(stats["max"])
     assert meta["statistics"]["layer_0_mlp"] == stats
-

@@ -6,15 +6,18 @@ from models_app.ml import hub, storage
 from tests.hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN
 
 
-@pytest.mark.parametrize("repo_id, fragment", [
-    ("..", "'..'"),
-    ("a/b/c", "single slash"),
-    ("has space/model", "spaces"),
-    ("x" * 200, "at most 96"),
-    ("org/--x", "'--'"),
-    ("org/-x", "must not start or end"),
-    ("", "Enter a repository id"),
-])
+@pytest.mark.parametrize(
+    "repo_id, fragment",
+    [
+        ("..", "'..'"),
+        ("a/b/c", "single slash"),
+        ("has space/model", "spaces"),
+        ("x" * 200, "at most 96"),
+        ("org/--x", "'--'"),
+        ("org/-x", "must not start or end"),
+        ("", "Enter a repository id"),
+    ],
+)
 def test_it_rejects_malformed_repo_ids(repo_id, fragment):
     assert fragment in hub.check_repo_id(repo_id)
 
@@ -33,8 +36,9 @@ def test_it_previews_a_repo_without_fetching_weights(hub):
     assert {f.path for f in pre.files} >= {"config.json", "model.safetensors", "tokenizer.json"}
     assert pre.download_bytes == sum(f.size for f in pre.files) > 1_000_000
     assert pre.memory_by_format["q4"] == int(pre.params_count * 0.5 * 1.2)
-    weight_gets = [p for m, p, h in hub.requests if m == "GET" and "model.safetensors" in p
-                   and "range" not in h]
+    weight_gets = [
+        p for m, p, h in hub.requests if m == "GET" and "model.safetensors" in p and "range" not in h
+    ]
     assert weight_gets == []  # only ranged reads of the safetensors header
 
 
@@ -46,17 +50,22 @@ def _num_parameters(server, repo_id):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(server.repos[repo_id].folder, dtype=torch.float32).num_parameters()
+    return AutoModelForCausalLM.from_pretrained(
+        server.repos[repo_id].folder, dtype=torch.float32
+    ).num_parameters()
 
 
-@pytest.mark.parametrize("repo_id, revision, token, field, fragment", [
-    ("tiny/missing", "main", None, "repo_id", "was not found"),
-    ("tiny/llama", "no-such-branch", None, "revision", "Revision 'no-such-branch' does not exist"),
-    ("gated/llama", "main", None, "token", "is a gated model"),
-    ("gated/llama", "main", NO_ACCESS_TOKEN, "token", "does not grant access"),
-    ("gated/llama", "main", "hf_wrong", "token", "rejected by the Hub (401)"),
-    ("tiny/bert", "main", None, "repo_id", "not a causal language model"),
-])
+@pytest.mark.parametrize(
+    "repo_id, revision, token, field, fragment",
+    [
+        ("tiny/missing", "main", None, "repo_id", "was not found"),
+        ("tiny/llama", "no-such-branch", None, "revision", "Revision 'no-such-branch' does not exist"),
+        ("gated/llama", "main", None, "token", "is a gated model"),
+        ("gated/llama", "main", NO_ACCESS_TOKEN, "token", "does not grant access"),
+        ("gated/llama", "main", "hf_wrong", "token", "rejected by the Hub (401)"),
+        ("tiny/bert", "main", None, "repo_id", "not a causal language model"),
+    ],
+)
 def test_it_explains_each_hub_failure(hub, repo_id, revision, token, field, fragment):
     with pytest.raises(hub_module().HubError) as caught:
         hub_preflight(hub, repo_id, revision=revision, token=token)

@@ -1,11 +1,13 @@
 """Every format for real on the CPU, the fallback chains, and the architecture view of every
 supported family."""
+
 from __future__ import annotations
 
 import pytest
 import torch
 
-from models_app.ml import architecture, hooks, loading, quantization as q
+from models_app.ml import architecture, hooks, loading
+from models_app.ml import quantization as q
 from tests.tinymodels import FAMILIES
 
 
@@ -78,6 +80,7 @@ def test_it_falls_back_to_a_supported_format(model_sources):
 
 def test_it_falls_back_to_a_more_compact_format_on_out_of_memory(model_sources):
     """Out-of-memory injected: the CPU machine has far more memory than a tiny model needs."""
+
     def loader(path, fmt, device, trust, quantized_dir):
         if fmt in ("fp32", "fp16"):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
@@ -91,8 +94,9 @@ def test_it_falls_back_to_a_more_compact_format_on_out_of_memory(model_sources):
 def test_it_does_not_label_unquantized_falcon_as_quantized(model_sources):
     loaded = loading.load(model_sources["falcon"], "q4", device="cpu")
     assert loaded.effective_format == "fp16"
-    assert loaded.fallback_reason == ("Q4, Q8 not available on cpu: bitsandbytes found no linear "
-                                      "layer it can quantize in FalconForCausalLM")
+    assert loaded.fallback_reason == (
+        "Q4, Q8 not available on cpu: bitsandbytes found no linear layer it can quantize in FalconForCausalLM"
+    )
     q2 = loading.load(model_sources["falcon"], "q2", device="cpu")
     assert q2.effective_format == "q2" and loading.quantized_layer_count(q2.model) > 0
 
@@ -149,7 +153,8 @@ def test_it_describes_every_family(family, model_sources):
     assert summary["tied_embeddings"] == tied
     # The estimate covers the language model (a vision tower is not part of it).
     language = sum(p.numel() for p in model.get_decoder().parameters()) + (
-        0 if tied else model.get_output_embeddings().weight.numel())
+        0 if tied else model.get_output_embeddings().weight.numel()
+    )
     estimate = architecture.estimate_parameters(config)
     assert abs(estimate - language) / language < 0.05
 

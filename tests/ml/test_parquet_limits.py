@@ -1,5 +1,6 @@
 """Parquet files whose few compressed bytes stand for gigabytes of text are judged before the text
 is made: each read is measured in a fresh process, by its peak resident memory."""
+
 from __future__ import annotations
 
 import json
@@ -33,7 +34,9 @@ def read_in_a_fresh_process(path: Path, **options) -> tuple[str, float]:
         peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
         print(json.dumps([outcome, peak_kib / 1024]))
     """)
-    run = subprocess.run([sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    run = subprocess.run(
+        [sys.executable, "-c", script], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     return tuple(json.loads(run.stdout.strip().splitlines()[-1]))
 
@@ -63,8 +66,10 @@ def test_it_stops_at_many_times_its_own_size_in_text(tmp_path):
     # row groups small enough to read and under the 16 GB any file may hold.
     many = write(tmp_path / "many.parquet", ["c" * (4 * MIB - 1)] * 600, row_group_size=50)
     outcome, peak = read_in_a_fresh_process(many)
-    assert outcome == ("The Parquet file holds over 64 times its own size in text once decompressed, "
-                       "more than real text compresses: it is refused.")
+    assert outcome == (
+        "The Parquet file holds over 64 times its own size in text once decompressed, "
+        "more than real text compresses: it is refused."
+    )
     assert peak < 300
 
 

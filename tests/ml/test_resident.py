@@ -1,5 +1,6 @@
 """The in-memory model cache of a worker: least recently used first out, bounded in bytes, never
 handing out a model built from other files, never keeping one a use left changed."""
+
 from __future__ import annotations
 
 import os

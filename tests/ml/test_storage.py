@@ -1,4 +1,5 @@
 """Giving the disk back without touching what another model (or download) still uses."""
+
 from __future__ import annotations
 
 from pathlib import Path

@@ -77,8 +77,14 @@ class ScaleOut:
     workers: list[subprocess.Popen] = field(default_factory=list)
 
     def manage(self, *args: str, **env: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**self.env, **env},
-                              text=True, capture_output=True, timeout=300)
+        return subprocess.run(
+            [sys.executable, "manage.py", *args],
+            cwd=ROOT,
+            env={**self.env, **env},
+            text=True,
+            capture_output=True,
+            timeout=300,
+        )
 
     def web(self, script: str) -> str:
         """Run `script` after WEB_SESSION in a web-side process; its last line of output."""
@@ -89,8 +95,11 @@ class ScaleOut:
 
     def setting(self, name: str):
         """A setting as the deployment's processes see it (JSON-able values only)."""
-        done = self.manage("shell", "-c", f"import json; from django.conf import settings; "
-                                          f"print(json.dumps(settings.{name}))")
+        done = self.manage(
+            "shell",
+            "-c",
+            f"import json; from django.conf import settings; print(json.dumps(settings.{name}))",
+        )
         assert done.returncode == 0, done.stderr
         return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -99,8 +108,13 @@ class ScaleOut:
         env = {**self.env, "Q_CLUSTER_NAME": cluster} if cluster else self.env
         log = open(self.logs / f"worker-{len(self.workers)}-{cluster or 'downloads'}.log", "w")
         with log:
-            worker = subprocess.Popen([sys.executable, "manage.py", "qcluster"], cwd=ROOT, env=env,
-                                      stdout=log, stderr=subprocess.STDOUT)
+            worker = subprocess.Popen(
+                [sys.executable, "manage.py", "qcluster"],
+                cwd=ROOT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
         self.workers.append(worker)
         return worker
 
@@ -125,8 +139,9 @@ class ScaleOut:
         status = None
         with psycopg.connect(self.database, autocommit=True) as conn:
             while time.monotonic() < deadline:
-                status, error = conn.execute(f"SELECT status, error_message FROM {table} WHERE id = %s",
-                                             (pk,)).fetchone()
+                status, error = conn.execute(
+                    f"SELECT status, error_message FROM {table} WHERE id = %s", (pk,)
+                ).fetchone()
                 if status in final:
                     return status, error
                 time.sleep(0.25)
@@ -137,10 +152,15 @@ class ScaleOut:
 def scale_out(scratch_database, scratch_redis, hub, tmp_path) -> ScaleOut:
     data_dir, logs = tmp_path / "shared-data", tmp_path / "logs"
     logs.mkdir()
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
-           "DATABASE_URL": scratch_database, "REDIS_URL": scratch_redis,
-           "MISTUDIO_DATA_DIR": str(data_dir), "HF_ENDPOINT": hub.endpoint,
-           "MISTUDIO_DOWNLOAD_WORKERS": "1"}
+    env = {
+        **os.environ,
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+        "DATABASE_URL": scratch_database,
+        "REDIS_URL": scratch_redis,
+        "MISTUDIO_DATA_DIR": str(data_dir),
+        "HF_ENDPOINT": hub.endpoint,
+        "MISTUDIO_DOWNLOAD_WORKERS": "1",
+    }
     # Nothing from the shell: every process reads the key file in the shared data directory, and
     # is the downloads cluster unless a test says otherwise.
     for name in ("SECRET_KEY", "Q_CLUSTER_NAME", "ALLOWED_HOSTS"):

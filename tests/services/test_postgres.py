@@ -1,4 +1,5 @@
 """The scale-out database: migrations on a real PostgreSQL, with the GIN index on the config."""
+
 from __future__ import annotations
 
 import os
@@ -12,17 +13,29 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def test_it_migrates_postgres_with_a_gin_index_on_the_config(scratch_database, tmp_path):
-    env = {**os.environ, "DATABASE_URL": scratch_database, "MISTUDIO_DATA_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "mistudio_site.settings"}
-    result = subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=300)
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database,
+        "MISTUDIO_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+    }
+    result = subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert result.returncode == 0, result.stderr
     with psycopg.connect(scratch_database) as conn:
-        indexdef = conn.execute("SELECT indexdef FROM pg_indexes WHERE indexname = "
-                                "'models_app_languagemodel_config_gin'").fetchone()[0]
+        indexdef = conn.execute(
+            "SELECT indexdef FROM pg_indexes WHERE indexname = 'models_app_languagemodel_config_gin'"
+        ).fetchone()[0]
         column_type = conn.execute(
             "SELECT data_type FROM information_schema.columns WHERE table_name = "
-            "'models_app_languagemodel' AND column_name = 'architecture_config'").fetchone()[0]
+            "'models_app_languagemodel' AND column_name = 'architecture_config'"
+        ).fetchone()[0]
     assert "USING gin (architecture_config jsonb_path_ops)" in indexdef
     assert column_type == "jsonb"
 
@@ -46,12 +59,23 @@ print(sorted(tuple(x.hooks) for x in form.apply(Extraction.objects.all())))
 
 
 def test_the_hook_filter_matches_whole_hook_names_on_postgres(scratch_database, tmp_path):
-    env = {**os.environ, "DATABASE_URL": scratch_database, "MISTUDIO_DATA_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "mistudio_site.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
-    result = subprocess.run([sys.executable, "-c", HOOK_FILTER], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database,
+        "MISTUDIO_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", HOOK_FILTER], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     assert result.stdout.strip() == "[('residual', 'mlp')]"
 
@@ -74,12 +98,28 @@ for t in ExtractionTemplate.objects.order_by("pk"):
 
 
 def test_a_template_import_writes_its_rows_on_postgres(scratch_database, tmp_path):
-    env = {**os.environ, "DATABASE_URL": scratch_database, "MISTUDIO_DATA_DIR": str(tmp_path),
-           "DJANGO_SETTINGS_MODULE": "mistudio_site.settings"}
-    subprocess.run([sys.executable, "manage.py", "migrate", "--noinput"], cwd=ROOT, env=env, check=True,
-                   capture_output=True, timeout=300)
-    result = subprocess.run([sys.executable, "-c", TEMPLATE_IMPORT], cwd=ROOT, env=env, capture_output=True,
-                            text=True, timeout=120)
+    env = {
+        **os.environ,
+        "DATABASE_URL": scratch_database,
+        "MISTUDIO_DATA_DIR": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+    }
+    subprocess.run(
+        [sys.executable, "manage.py", "migrate", "--noinput"],
+        cwd=ROOT,
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", TEMPLATE_IMPORT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr[-2000:]
     lines = result.stdout.strip().splitlines()
     assert lines[:2] == ["2 created, 1 updated, 0 skipped", "3 created, 0 updated, 0 skipped"]

@@ -1,5 +1,6 @@
 """A job queue that cannot take a job, or that lost one: a real Redis that is unreachable, and a
 real Redis emptied as a restart without saving empties it."""
+
 from __future__ import annotations
 
 import json
@@ -31,12 +32,19 @@ MESSAGE = "The job queue cannot be reached, so the job was not started: try agai
 
 
 def test_it_fails_a_job_the_queue_cannot_take_and_says_where_the_user_looks(scale_out):
-    done = scale_out.manage("shell", "-c", WEB_SESSION + QUEUE_WITH_REDIS_DOWN,
-                            ALLOWED_HOSTS="testserver", REDIS_URL="redis://127.0.0.1:1/0")
+    done = scale_out.manage(
+        "shell",
+        "-c",
+        WEB_SESSION + QUEUE_WITH_REDIS_DOWN,
+        ALLOWED_HOSTS="testserver",
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     answers = json.loads(done.stdout.strip().splitlines()[-1])
     status, reswap, html = answers["page"]
-    assert status == 200 and reswap == "none" and MESSAGE in html and 'hx-swap-oob="beforeend:#toasts"' in html
+    assert (
+        status == 200 and reswap == "none" and MESSAGE in html and 'hx-swap-oob="beforeend:#toasts"' in html
+    )
     assert answers["api"] == [503, {"detail": MESSAGE, "errors": []}]
     assert answers["rows"] == [["fp16", "error", MESSAGE], ["q8", "error", MESSAGE]]  # none left queued
 
@@ -55,8 +63,10 @@ def test_it_queues_again_a_job_whose_task_a_restarted_redis_lost(scale_out):
     assert queue.llen("django_q:downloads:q") == 1
     queue.flushdb()  # a Redis restarted without saving holds nothing
     with psycopg.connect(scale_out.database, autocommit=True) as conn:  # queued a while ago
-        conn.execute("UPDATE models_app_languagemodel SET updated_at = updated_at - %s WHERE id = %s",
-                     (timedelta(minutes=5), pk))
+        conn.execute(
+            "UPDATE models_app_languagemodel SET updated_at = updated_at - %s WHERE id = %s",
+            (timedelta(minutes=5), pk),
+        )
     checked = scale_out.manage("shell", "-c", CHECK)
     assert checked.returncode == 0, checked.stderr[-3000:]
     assert queue.llen("django_q:downloads:q") == 1
@@ -93,8 +103,13 @@ def test_a_redownload_the_queue_cannot_take_keeps_the_models_files(scale_out):
     assert status == "ready", error
     snapshot = next((scale_out.data_dir / "models" / "hub" / "models--tiny--llama" / "snapshots").iterdir())
     files = sorted(path.name for path in snapshot.iterdir())
-    done = scale_out.manage("shell", "-c", WEB_SESSION + REDOWNLOAD_WITH_REDIS_DOWN,
-                            ALLOWED_HOSTS="testserver", REDIS_URL="redis://127.0.0.1:1/0")
+    done = scale_out.manage(
+        "shell",
+        "-c",
+        WEB_SESSION + REDOWNLOAD_WITH_REDIS_DOWN,
+        ALLOWED_HOSTS="testserver",
+        REDIS_URL="redis://127.0.0.1:1/0",
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     assert json.loads(done.stdout.strip().splitlines()[-1]) == [200, True, "error", MESSAGE]
     assert sorted(path.name for path in snapshot.iterdir()) == files and "model.safetensors" in files

@@ -1,6 +1,7 @@
 """The scale-out shape for real: PostgreSQL for the rows, Redis as the Django-Q2 broker and the
 channel layer, separate qcluster processes taking the jobs the web side queued, and their
 progress reaching a signed-in page through channels_redis."""
+
 from __future__ import annotations
 
 import asyncio
@@ -56,27 +57,41 @@ def test_it_runs_downloads_and_extractions_queued_by_the_web_side_on_shared_work
     deadline = time.monotonic() + 30  # a cluster saves its task's result just after the job's row
     while True:
         with psycopg.connect(scale_out.database) as conn:
-            ran = conn.execute("SELECT func, cluster FROM django_q_task WHERE success ORDER BY started").fetchall()
+            ran = conn.execute(
+                "SELECT func, cluster FROM django_q_task WHERE success ORDER BY started"
+            ).fetchall()
         if len(ran) >= 3 or time.monotonic() > deadline:
             break
         time.sleep(0.2)
-    assert sorted(ran) == [("models_app.jobs.dataset.fetch_hub_dataset", "downloads"),
-                           ("models_app.jobs.download.run_download", "downloads"),
-                           ("models_app.jobs.extraction.run_extraction", "gpu")]
+    assert sorted(ran) == [
+        ("models_app.jobs.dataset.fetch_hub_dataset", "downloads"),
+        ("models_app.jobs.download.run_download", "downloads"),
+        ("models_app.jobs.extraction.run_extraction", "gpu"),
+    ]
     data = scale_out.data_dir
     assert (data / "models" / "quantized" / f"{model_pk}_q8" / "model.safetensors").exists()
     folder = data / "activations" / str(extraction_pk)
     assert {p.name for p in folder.iterdir()} == {
-        "layer_0_residual.npy", "layer_0_mlp.npy", "layer_1_residual.npy", "layer_1_mlp.npy", "tokens.npy",
-        "attention_mask.npy", "metadata.json", "topk_layer_0_residual.npz", "topk_layer_0_mlp.npz",
-        "topk_layer_1_residual.npz", "topk_layer_1_mlp.npz"}
+        "layer_0_residual.npy",
+        "layer_0_mlp.npy",
+        "layer_1_residual.npy",
+        "layer_1_mlp.npy",
+        "tokens.npy",
+        "attention_mask.npy",
+        "metadata.json",
+        "topk_layer_0_residual.npz",
+        "topk_layer_0_mlp.npz",
+        "topk_layer_1_residual.npz",
+        "topk_layer_1_mlp.npz",
+    }
     assert np.load(folder / "layer_1_mlp.npy", mmap_mode="r").shape == (10, 24, 128)
     meta = json.loads((folder / "metadata.json").read_text())
     assert meta["model"]["repo_id"] == "tiny/llama" and meta["dataset"]["name"] == "corpus"
 
 
 def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
-        scale_out, web_process_database, hub, settings, client):
+    scale_out, web_process_database, hub, settings, client
+):
     from channels.testing import WebsocketCommunicator
     from django.contrib.auth import get_user_model
 
@@ -96,9 +111,15 @@ def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
         scale_out.wait_for_workers()
 
     async def watch_the_page() -> tuple[int, list[str]]:
-        page = WebsocketCommunicator(application, "/ws/live/", headers=[
-            (b"cookie", cookie.encode()), (b"origin", b"http://localhost:8000"),
-            (b"host", b"localhost:8000")])  # in ALLOWED_HOSTS
+        page = WebsocketCommunicator(
+            application,
+            "/ws/live/",
+            headers=[
+                (b"cookie", cookie.encode()),
+                (b"origin", b"http://localhost:8000"),
+                (b"host", b"localhost:8000"),
+            ],
+        )  # in ALLOWED_HOSTS
         connected, code = await page.connect(timeout=10)
         assert connected, code
         try:

@@ -1,4 +1,5 @@
 """Fixtures for the Templates tab: a factory for templates and a few files in the JSON format."""
+
 from __future__ import annotations
 
 import pytest
@@ -11,6 +12,7 @@ def make_template(db):
     def make(name: str = "baseline", **fields) -> ExtractionTemplate:
         values = {"layer_indices": [0, 1], "hook_types": ["residual"], **fields}
         return ExtractionTemplate.objects.create(name=name, **values)
+
     return make
 
 
@@ -20,11 +22,27 @@ ORIGINAL_EXPORT = {
     "export_date": "2025-03-01T10:00:00Z",
     "count": 2,
     "templates": [
-        {"name": "Residual sweep", "description": None, "layer_indices": [0, 4, 8], "hook_types": ["residual"],
-         "max_samples": 1000, "batch_size": 32, "top_k_examples": 20, "is_favorite": True,
-         "extra_metadata": None},
-        {"name": "MLP probe", "description": "mid layers", "layer_indices": [5, 6], "hook_types": ["mlp", "attention"],
-         "max_samples": None, "batch_size": 8, "top_k_examples": 10, "is_favorite": False,
-         "extra_metadata": {"author": "ada"}},
+        {
+            "name": "Residual sweep",
+            "description": None,
+            "layer_indices": [0, 4, 8],
+            "hook_types": ["residual"],
+            "max_samples": 1000,
+            "batch_size": 32,
+            "top_k_examples": 20,
+            "is_favorite": True,
+            "extra_metadata": None,
+        },
+        {
+            "name": "MLP probe",
+            "description": "mid layers",
+            "layer_indices": [5, 6],
+            "hook_types": ["mlp", "attention"],
+            "max_samples": None,
+            "batch_size": 8,
+            "top_k_examples": 10,
+            "is_favorite": False,
+            "extra_metadata": {"author": "ada"},
+        },
     ],
 }

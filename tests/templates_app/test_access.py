@@ -7,10 +7,20 @@ from templates_app.models import ExtractionTemplate
 
 pytestmark = pytest.mark.django_db
 
-PAGES = [("templates_app:index", []), ("templates_app:create", []), ("templates_app:edit", [1]),
-         ("templates_app:export", [])]
-ACTIONS = [("templates_app:create", []), ("templates_app:edit", [1]), ("templates_app:duplicate", [1]),
-           ("templates_app:delete", [1]), ("templates_app:favorite", [1]), ("templates_app:import", [])]
+PAGES = [
+    ("templates_app:index", []),
+    ("templates_app:create", []),
+    ("templates_app:edit", [1]),
+    ("templates_app:export", []),
+]
+ACTIONS = [
+    ("templates_app:create", []),
+    ("templates_app:edit", [1]),
+    ("templates_app:duplicate", [1]),
+    ("templates_app:delete", [1]),
+    ("templates_app:favorite", [1]),
+    ("templates_app:import", []),
+]
 
 
 @pytest.mark.parametrize("method, name, args", [("get", *p) for p in PAGES] + [("post", *a) for a in ACTIONS])
@@ -22,8 +32,15 @@ def test_it_redirects_anonymous_users_to_login(anonymous_client, method, name, a
     assert template.name == "t" and template.is_favorite is False and ExtractionTemplate.objects.count() == 1
 
 
-@pytest.mark.parametrize("name, args", [("templates_app:duplicate", [1]), ("templates_app:delete", [1]),
-                                        ("templates_app:favorite", [1]), ("templates_app:import", [])])
+@pytest.mark.parametrize(
+    "name, args",
+    [
+        ("templates_app:duplicate", [1]),
+        ("templates_app:delete", [1]),
+        ("templates_app:favorite", [1]),
+        ("templates_app:import", []),
+    ],
+)
 def test_it_refuses_get_on_actions(owner_client, name, args):
     ExtractionTemplate.objects.create(pk=1, name="t", layer_indices=[0], hook_types=["mlp"])
     assert owner_client.get(reverse(name, args=args)).status_code == 405

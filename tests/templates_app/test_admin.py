@@ -23,7 +23,9 @@ def test_the_changelist_lists_searches_and_filters(admin_client, make_template):
     make_template("alpha", description="early", layer_indices=[0, 1, 2], hook_types=["residual", "mlp"])
     make_template("beta", description="late", is_favorite=True, dtype="float32")
     html = admin_client.get(CHANGELIST).content.decode()
-    assert sorted(names(html)) == ["alpha", "beta"] and "0-2" in html and "Residual Stream, MLP Output" in html
+    assert (
+        sorted(names(html)) == ["alpha", "beta"] and "0-2" in html and "Residual Stream, MLP Output" in html
+    )
     assert f'href="{IMPORT}"' in html and "Export selected as JSON" in html
     assert names(admin_client.get(CHANGELIST, {"q": "late"}).content.decode()) == ["beta"]
     assert names(admin_client.get(CHANGELIST, {"is_favorite__exact": "1"}).content.decode()) == ["beta"]
@@ -32,9 +34,16 @@ def test_the_changelist_lists_searches_and_filters(admin_client, make_template):
 
 def test_the_favorite_box_is_editable_in_the_list(admin_client, make_template):
     a, b = make_template("a"), make_template("b", is_favorite=True)
-    data = {"form-TOTAL_FORMS": "2", "form-INITIAL_FORMS": "2", "form-MIN_NUM_FORMS": "0",
-            "form-MAX_NUM_FORMS": "1000", "form-0-id": str(a.pk), "form-0-is_favorite": "on",
-            "form-1-id": str(b.pk), "_save": "Save"}
+    data = {
+        "form-TOTAL_FORMS": "2",
+        "form-INITIAL_FORMS": "2",
+        "form-MIN_NUM_FORMS": "0",
+        "form-MAX_NUM_FORMS": "1000",
+        "form-0-id": str(a.pk),
+        "form-0-is_favorite": "on",
+        "form-1-id": str(b.pk),
+        "_save": "Save",
+    }
     response = admin_client.post(CHANGELIST, data)
     assert response.status_code == 302
     a.refresh_from_db(), b.refresh_from_db()
@@ -62,9 +71,13 @@ def test_the_import_page_imports_and_reports_the_summary(admin_client, make_temp
 
 
 def test_the_import_page_lists_every_problem_of_a_refused_file(admin_client):
-    bad = {"version": "1.0", "templates": [{"name": "x", "layer_indices": "a", "hook_types": ["mlp"], "dtype": "int8"}]}
-    response = admin_client.post(IMPORT, {"file": SimpleUploadedFile("t.json", json.dumps(bad).encode()),
-                                          "on_duplicate": "skip"})
+    bad = {
+        "version": "1.0",
+        "templates": [{"name": "x", "layer_indices": "a", "hook_types": ["mlp"], "dtype": "int8"}],
+    }
+    response = admin_client.post(
+        IMPORT, {"file": SimpleUploadedFile("t.json", json.dumps(bad).encode()), "on_duplicate": "skip"}
+    )
     html = response.content.decode()
     assert response.status_code == 200 and "Nothing was imported: 2 problems." in html
     assert "template 1 (&#x27;x&#x27;): layer_indices: “a” is not a layer index" in html
@@ -78,10 +91,21 @@ def test_the_import_page_needs_permission(client, owner):
 
 
 def test_the_add_form_validates_like_the_tab(admin_client):
-    data = {"name": "from admin", "description": "", "layer_indices": "0, 2, 5-7", "hook_types": ["mlp"],
-            "max_samples": "", "batch_size": "8", "micro_batch_size": "", "context_length": "128",
-            "top_k_examples": "10", "context_prefix_tokens": "25", "context_suffix_tokens": "25", "dtype": "float16",
-            "extra_metadata": "{}"}
+    data = {
+        "name": "from admin",
+        "description": "",
+        "layer_indices": "0, 2, 5-7",
+        "hook_types": ["mlp"],
+        "max_samples": "",
+        "batch_size": "8",
+        "micro_batch_size": "",
+        "context_length": "128",
+        "top_k_examples": "10",
+        "context_prefix_tokens": "25",
+        "context_suffix_tokens": "25",
+        "dtype": "float16",
+        "extra_metadata": "{}",
+    }
     assert admin_client.post(CHANGELIST + "add/", data).status_code == 302
     assert ExtractionTemplate.objects.get().layer_indices == [0, 2, 5, 6, 7]
     html = admin_client.post(CHANGELIST + "add/", {**data, "name": "FROM ADMIN"}).content.decode()

@@ -26,7 +26,11 @@ def test_export_writes_all_or_the_named_templates(tmp_path, make_template):
     a, b, c = make_template("a"), make_template("b"), make_template("c")
     out, _ = run("export_templates", str(tmp_path / "all.json"))
     assert out.strip() == f"Exported 3 templates to {tmp_path / 'all.json'}."
-    assert [t["name"] for t in json.loads((tmp_path / "all.json").read_text())["templates"]] == ["a", "b", "c"]
+    assert [t["name"] for t in json.loads((tmp_path / "all.json").read_text())["templates"]] == [
+        "a",
+        "b",
+        "c",
+    ]
     run("export_templates", str(tmp_path / "some.json"), "--ids", f"{a.pk},{c.pk}")
     assert [t["name"] for t in json.loads((tmp_path / "some.json").read_text())["templates"]] == ["a", "c"]
 
@@ -46,12 +50,17 @@ def test_export_refuses_unknown_or_malformed_ids(tmp_path, make_template):
     assert not (tmp_path / "x.json").exists()
 
 
-@pytest.mark.parametrize("policy, count, batch, line", [
-    ("skip", 2, 4, "Skipped: template 2 ('MLP probe'): a template with this name exists"),
-    ("overwrite", 2, 8, "Updated: template 2 ('MLP probe')"),
-    ("rename", 3, 4, "Created: template 2 ('MLP probe (2)'): renamed from 'MLP probe'"),
-])
-def test_import_applies_the_policy_and_prints_the_summary(tmp_path, make_template, policy, count, batch, line):
+@pytest.mark.parametrize(
+    "policy, count, batch, line",
+    [
+        ("skip", 2, 4, "Skipped: template 2 ('MLP probe'): a template with this name exists"),
+        ("overwrite", 2, 8, "Updated: template 2 ('MLP probe')"),
+        ("rename", 3, 4, "Created: template 2 ('MLP probe (2)'): renamed from 'MLP probe'"),
+    ],
+)
+def test_import_applies_the_policy_and_prints_the_summary(
+    tmp_path, make_template, policy, count, batch, line
+):
     make_template("MLP probe", batch_size=4)
     path = tmp_path / "in.json"
     path.write_text(json.dumps(ORIGINAL_EXPORT))
@@ -63,14 +72,30 @@ def test_import_applies_the_policy_and_prints_the_summary(tmp_path, make_templat
 
 def test_a_refused_file_prints_each_problem_and_exits_non_zero(tmp_path):
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps({"version": "1.0", "templates": [
-        {"name": "a", "layer_indices": [0], "hook_types": ["mlp"]},
-        {"name": "b", "layer_indices": [0], "hook_types": ["mlp"], "batch_size": 1000, "extra": 1}]}))
+    path.write_text(
+        json.dumps(
+            {
+                "version": "1.0",
+                "templates": [
+                    {"name": "a", "layer_indices": [0], "hook_types": ["mlp"]},
+                    {
+                        "name": "b",
+                        "layer_indices": [0],
+                        "hook_types": ["mlp"],
+                        "batch_size": 1000,
+                        "extra": 1,
+                    },
+                ],
+            }
+        )
+    )
     err = StringIO()
     with pytest.raises(CommandError, match="Refused .*bad.json: 2 problems; nothing was imported."):
         call_command("import_templates", str(path), stdout=StringIO(), stderr=err)
-    assert err.getvalue().splitlines() == ["template 2 ('b'): unknown field 'extra'",
-                                           "template 2 ('b'): batch_size: must be between 1 and 512"]
+    assert err.getvalue().splitlines() == [
+        "template 2 ('b'): unknown field 'extra'",
+        "template 2 ('b'): batch_size: must be between 1 and 512",
+    ]
     assert not ExtractionTemplate.objects.exists()
 
 
@@ -78,8 +103,13 @@ def test_import_exits_non_zero_from_the_shell(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"version": "1.0", "templates": [')
     root = Path(__file__).resolve().parents[2]
-    result = subprocess.run([sys.executable, "manage.py", "import_templates", str(path)], capture_output=True,
-                            text=True, cwd=root, env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"})
+    result = subprocess.run(
+        [sys.executable, "manage.py", "import_templates", str(path)],
+        capture_output=True,
+        text=True,
+        cwd=root,
+        env={**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"},
+    )
     assert result.returncode != 0
     assert "The file is not valid JSON: Expecting value at line 1, column 34." in result.stderr
 

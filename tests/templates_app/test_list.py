@@ -28,15 +28,36 @@ def test_it_shows_the_tab_with_an_empty_state(owner_client):
 
 
 def test_it_lists_each_template_with_its_settings(owner_client, make_template):
-    template = make_template("Residual sweep", description="every fourth layer", layer_indices=[0, 4, 5, 6, 8],
-                             hook_types=["residual", "mlp"], max_samples=None, batch_size=32, micro_batch_size=8,
-                             context_length=256, top_k_examples=20, dtype="float32", extra_metadata={"k": "v"})
+    template = make_template(
+        "Residual sweep",
+        description="every fourth layer",
+        layer_indices=[0, 4, 5, 6, 8],
+        hook_types=["residual", "mlp"],
+        max_samples=None,
+        batch_size=32,
+        micro_batch_size=8,
+        context_length=256,
+        top_k_examples=20,
+        dtype="float32",
+        extra_metadata={"k": "v"},
+    )
     html = owner_client.get(INDEX).content.decode()
     card = html.split(f'id="template-{template.pk}"')[1].split("</article>")[0]
-    for text in ("Residual sweep", "every fourth layer", "0, 4-6, 8", "Residual Stream, MLP Output", "<dd>all</dd>",
-                 "32 <span", "micro 8", "256 tokens", "20 <span", "float32", "&quot;k&quot;: &quot;v&quot;"):
+    for text in (
+        "Residual sweep",
+        "every fourth layer",
+        "0, 4-6, 8",
+        "Residual Stream, MLP Output",
+        "<dd>all</dd>",
+        "32 <span",
+        "micro 8",
+        "256 tokens",
+        "20 <span",
+        "float32",
+        "&quot;k&quot;: &quot;v&quot;",
+    ):
         assert text in card, text
-    assert f'hx-confirm="Delete the template “Residual sweep”?"' in card
+    assert 'hx-confirm="Delete the template “Residual sweep”?"' in card
 
 
 def test_it_escapes_html_in_names_and_descriptions(owner_client, make_template):
@@ -60,9 +81,15 @@ def test_it_searches_names_and_descriptions(owner_client, make_template):
     make_template("gamma")
     response = owner_client.get(INDEX, {"q": "mlp"}, **LIST)
     html = response.content.decode()
-    assert names(html) == ["beta"] and "<html" not in html and html.lstrip().startswith('<div id="template-list"')
+    assert (
+        names(html) == ["beta"]
+        and "<html" not in html
+        and html.lstrip().startswith('<div id="template-list"')
+    )
     assert names(owner_client.get(INDEX, {"q": "ALPH"}, **LIST).content.decode()) == ["alpha"]
-    assert "No template matches these filters." in owner_client.get(INDEX, {"q": "zzz"}, **LIST).content.decode()
+    assert (
+        "No template matches these filters." in owner_client.get(INDEX, {"q": "zzz"}, **LIST).content.decode()
+    )
 
 
 def test_it_filters_favorites(owner_client, make_template):
@@ -75,10 +102,13 @@ def test_it_sorts_by_each_order(owner_client, make_template):
     now = timezone.now()
     for i, (name, favorite) in enumerate([("b", False), ("C", True), ("a", False)]):
         t = make_template(name, is_favorite=favorite)
-        ExtractionTemplate.objects.filter(pk=t.pk).update(created_at=now - timedelta(days=10 - i),
-                                                          updated_at=now - timedelta(days=i))
+        ExtractionTemplate.objects.filter(pk=t.pk).update(
+            created_at=now - timedelta(days=10 - i), updated_at=now - timedelta(days=i)
+        )
+
     def order(sort):
         return names(owner_client.get(INDEX, {"sort": sort}, **LIST).content.decode())
+
     assert order("name") == ["a", "b", "C"]
     assert order("newest") == ["a", "C", "b"]
     assert order("oldest") == ["b", "C", "a"]
@@ -104,5 +134,9 @@ def test_it_labels_hook_types_as_the_extraction_modal_does(owner_client, make_te
     card = html.split(f'id="template-{template.pk}"')[1].split("</article>")[0]
     assert "<dd>Residual Stream, Attention Output</dd>" in card
     form = html.split('id="template-form"')[1].split("</form>")[0]
-    for value, label in (("residual", "Residual Stream"), ("mlp", "MLP Output"), ("attention", "Attention Output")):
+    for value, label in (
+        ("residual", "Residual Stream"),
+        ("mlp", "MLP Output"),
+        ("attention", "Attention Output"),
+    ):
         assert f'value="{value}"' in form and f"<span>{label}</span>" in form

@@ -12,17 +12,30 @@ pytestmark = pytest.mark.django_db
 
 def test_it_suggests_a_name_from_the_settings():
     now = datetime(2025, 6, 1, 14, 32)
-    assert services.suggest_name(["residual", "mlp"], [3, 0, 5], 1000, now) == "residual-mlp_layers0-5_1000samples_1432"
+    assert (
+        services.suggest_name(["residual", "mlp"], [3, 0, 5], 1000, now)
+        == "residual-mlp_layers0-5_1000samples_1432"
+    )
     assert services.suggest_name(["attention"], [7], None, now) == "attention_layers7-7_allsamples_1432"
-    assert services.suggest_name(["mlp", "mlp"], [2, 9], 5, datetime(2025, 1, 1, 9, 5)) == "mlp_layers2-9_5samples_0905"
+    assert (
+        services.suggest_name(["mlp", "mlp"], [2, 9], 5, datetime(2025, 1, 1, 9, 5))
+        == "mlp_layers2-9_5samples_0905"
+    )
 
 
 def test_it_names_copies_copy_of_then_numbers_them(make_template):
-    original = make_template("Sweep", layer_indices=[1, 2], batch_size=16, extra_metadata={"a": 1}, is_favorite=True)
+    original = make_template(
+        "Sweep", layer_indices=[1, 2], batch_size=16, extra_metadata={"a": 1}, is_favorite=True
+    )
     first, second = services.duplicate(original), services.duplicate(original)
     assert (first.name, second.name) == ("Copy of Sweep", "Copy of Sweep (2)")
     assert first.pk != original.pk and ExtractionTemplate.objects.count() == 3
-    assert (first.layer_indices, first.batch_size, first.extra_metadata, first.is_favorite) == ([1, 2], 16, {"a": 1}, False)
+    assert (first.layer_indices, first.batch_size, first.extra_metadata, first.is_favorite) == (
+        [1, 2],
+        16,
+        {"a": 1},
+        False,
+    )
 
 
 def test_it_finds_a_free_name_ignoring_case_and_names_already_taken(make_template):
@@ -52,7 +65,10 @@ def test_it_numbers_a_taken_numbered_name_from_its_base(make_template):
     make_template("my probe")
     make_template("my probe (2)")
     assert services.available_name("my probe (2)") == "my probe (3)"  # not "my probe (2) (2)"
-    assert services.first_free_name("My Probe (2)", {"my probe", "my probe (2)", "my probe (3)"}) == "My Probe (4)"
+    assert (
+        services.first_free_name("My Probe (2)", {"my probe", "my probe (2)", "my probe (3)"})
+        == "My Probe (4)"
+    )
     assert services.available_name("my probe (7)") == "my probe (7)"  # free: kept as it is
     original = make_template("Sweep (2)")
     make_template("Copy of Sweep (2)")

@@ -31,31 +31,56 @@ def test_it_exports_the_documented_format(make_template):
     make_template("a", description="d", extra_metadata={"x": [1]}, micro_batch_size=4, batch_size=8)
     data = transfer.export_payload(ExtractionTemplate.objects.all())
     assert data["version"] == "1.0" and data["count"] == 1
-    assert datetime.fromisoformat(data["export_date"]).tzinfo is not None and data["export_date"].endswith("Z")
+    assert datetime.fromisoformat(data["export_date"]).tzinfo is not None and data["export_date"].endswith(
+        "Z"
+    )
     assert list(data["templates"][0]) == [*FIELDS, "created_at", "updated_at"]
-    assert data["templates"][0]["extra_metadata"] == {"x": [1]} and data["templates"][0]["micro_batch_size"] == 4
-    assert transfer.export_filename(datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC)) == "extraction_templates_20250304_050607.json"
+    assert (
+        data["templates"][0]["extra_metadata"] == {"x": [1]} and data["templates"][0]["micro_batch_size"] == 4
+    )
+    assert (
+        transfer.export_filename(datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC))
+        == "extraction_templates_20250304_050607.json"
+    )
 
 
 def test_export_then_import_gives_back_every_field(make_template):
-    make_template("first", description="all of it", layer_indices=[0, 3, 4, 5], hook_types=["residual", "attention"],
-                  max_samples=None, batch_size=64, micro_batch_size=16, context_length=512, top_k_examples=50,
-                  context_prefix_tokens=0, context_suffix_tokens=500, dtype="float32", is_favorite=True,
-                  extra_metadata={"nested": {"a": [1, 2]}, "unicode": "é✓"})
+    make_template(
+        "first",
+        description="all of it",
+        layer_indices=[0, 3, 4, 5],
+        hook_types=["residual", "attention"],
+        max_samples=None,
+        batch_size=64,
+        micro_batch_size=16,
+        context_length=512,
+        top_k_examples=50,
+        context_prefix_tokens=0,
+        context_suffix_tokens=500,
+        dtype="float32",
+        is_favorite=True,
+        extra_metadata={"nested": {"a": [1, 2]}, "unicode": "é✓"},
+    )
     make_template("second", max_samples=7)
     fields = [*FIELDS, "created_at"]
     before = list(ExtractionTemplate.objects.order_by("name").values(*fields))
     raw = transfer.export_bytes(ExtractionTemplate.objects.all())
     ExtractionTemplate.objects.all().delete()
     summary = transfer.import_payload(raw)
-    assert [i.name for i in summary.created] == ["first", "second"] and not summary.updated and not summary.skipped
+    assert (
+        [i.name for i in summary.created] == ["first", "second"]
+        and not summary.updated
+        and not summary.skipped
+    )
     assert list(ExtractionTemplate.objects.order_by("name").values(*fields)) == before
 
 
 def test_skip_leaves_existing_templates_alone(make_template):
     make_template("Keep", batch_size=8)
     summary = transfer.import_payload(payload(tpl("keep", batch_size=99), tpl("new")), "skip")
-    assert [(i.index, i.name) for i in summary.skipped] == [(1, "Keep")] and [i.name for i in summary.created] == ["new"]
+    assert [(i.index, i.name) for i in summary.skipped] == [(1, "Keep")] and [
+        i.name for i in summary.created
+    ] == ["new"]
     assert ExtractionTemplate.objects.get(name="Keep").batch_size == 8
     assert str(summary) == "1 created, 0 updated, 1 skipped"
 
@@ -66,7 +91,12 @@ def test_overwrite_replaces_the_settings_of_the_existing_template(make_template)
     assert [(i.index, i.name) for i in summary.updated] == [(1, "keep")]
     existing.refresh_from_db()
     # The file's template replaces it whole: a field the file leaves out takes its default.
-    assert (existing.name, existing.batch_size, existing.context_length, existing.description) == ("keep", 99, 128, "")
+    assert (existing.name, existing.batch_size, existing.context_length, existing.description) == (
+        "keep",
+        99,
+        128,
+        "",
+    )
     assert ExtractionTemplate.objects.count() == 1
 
 
@@ -91,52 +121,105 @@ def test_it_imports_an_export_of_the_original_tool():
     summary = transfer.import_payload(json.dumps(ORIGINAL_EXPORT).encode())
     assert len(summary.created) == 2
     sweep = ExtractionTemplate.objects.get(name="Residual sweep")
-    assert (sweep.description, sweep.extra_metadata, sweep.layer_indices, sweep.max_samples, sweep.batch_size,
-            sweep.top_k_examples, sweep.is_favorite) == ("", {}, [0, 4, 8], 1000, 32, 20, True)
-    assert (sweep.micro_batch_size, sweep.context_length, sweep.context_prefix_tokens, sweep.dtype) == (None, 128, 25, "float16")
+    assert (
+        sweep.description,
+        sweep.extra_metadata,
+        sweep.layer_indices,
+        sweep.max_samples,
+        sweep.batch_size,
+        sweep.top_k_examples,
+        sweep.is_favorite,
+    ) == ("", {}, [0, 4, 8], 1000, 32, 20, True)
+    assert (sweep.micro_batch_size, sweep.context_length, sweep.context_prefix_tokens, sweep.dtype) == (
+        None,
+        128,
+        25,
+        "float16",
+    )
     probe = ExtractionTemplate.objects.get(name="MLP probe")
-    assert probe.hook_types == ["mlp", "attention"] and probe.max_samples is None and probe.extra_metadata == {"author": "ada"}
+    assert (
+        probe.hook_types == ["mlp", "attention"]
+        and probe.max_samples is None
+        and probe.extra_metadata == {"author": "ada"}
+    )
 
 
 def test_it_accepts_ids_timestamps_and_older_key_names():
     ExtractionTemplate.objects.create(pk=41, name="holds id 41", layer_indices=[0], hook_types=["mlp"])
-    data = payload({"id": 41, "name": "old keys", "layers": "1-3", "hooks": ["mlp"], "top_k": 5, "favorite": True,
-                    "metadata": {"m": 1}, "max_length": 64, "output_dtype": "float32",
-                    "created_at": "2024-01-02T03:04:05Z", "updated_at": "2024-02-02T03:04:05"})
+    data = payload(
+        {
+            "id": 41,
+            "name": "old keys",
+            "layers": "1-3",
+            "hooks": ["mlp"],
+            "top_k": 5,
+            "favorite": True,
+            "metadata": {"m": 1},
+            "max_length": 64,
+            "output_dtype": "float32",
+            "created_at": "2024-01-02T03:04:05Z",
+            "updated_at": "2024-02-02T03:04:05",
+        }
+    )
     transfer.import_payload(data)
     t = ExtractionTemplate.objects.get(name="old keys")
-    assert (t.layer_indices, t.hook_types, t.top_k_examples, t.is_favorite, t.extra_metadata, t.context_length,
-            t.dtype) == ([1, 2, 3], ["mlp"], 5, True, {"m": 1}, 64, "float32")
-    assert t.pk != 41 and ExtractionTemplate.objects.get(pk=41).name == "holds id 41"  # the file's id is ignored
+    assert (
+        t.layer_indices,
+        t.hook_types,
+        t.top_k_examples,
+        t.is_favorite,
+        t.extra_metadata,
+        t.context_length,
+        t.dtype,
+    ) == ([1, 2, 3], ["mlp"], 5, True, {"m": 1}, 64, "float32")
+    assert (
+        t.pk != 41 and ExtractionTemplate.objects.get(pk=41).name == "holds id 41"
+    )  # the file's id is ignored
     assert t.created_at == datetime(2024, 1, 2, 3, 4, 5, tzinfo=UTC)
     assert t.updated_at == datetime(2024, 2, 2, 3, 4, 5, tzinfo=UTC)
 
 
 def test_it_refuses_malformed_json_naming_the_line_and_column():
     problems = refusal(b'{"version": "1.0",\n  "templates": [\n    {"name": "a",}\n  ]\n}')
-    assert problems == ["The file is not valid JSON: Expecting property name enclosed in double quotes at line 3, column 18."]
+    assert problems == [
+        "The file is not valid JSON: Expecting property name enclosed in double quotes at line 3, column 18."
+    ]
     assert refusal(b"") == ["The file is not valid JSON: Expecting value at line 1, column 1."]
     assert refusal(b"\xff\xfe{}") == ["The file is not UTF-8 text (byte 1 is not)."]
 
 
-@pytest.mark.parametrize("data, problem", [
-    ({"templates": []}, 'The file has no "version"; this studio reads version 1.0 files.'),
-    ({"version": "2.0", "templates": []}, "The file is version '2.0'; this studio reads version 1.0 files."),
-    ({"version": "1.0"}, 'The file has no "templates" list.'),
-    ({"version": "1.0", "templates": {"a": 1}}, 'The file has no "templates" list.'),
-    ([1, 2], 'The file must hold a JSON object with "version" and "templates".'),
-])
+@pytest.mark.parametrize(
+    "data, problem",
+    [
+        ({"templates": []}, 'The file has no "version"; this studio reads version 1.0 files.'),
+        (
+            {"version": "2.0", "templates": []},
+            "The file is version '2.0'; this studio reads version 1.0 files.",
+        ),
+        ({"version": "1.0"}, 'The file has no "templates" list.'),
+        ({"version": "1.0", "templates": {"a": 1}}, 'The file has no "templates" list.'),
+        ([1, 2], 'The file must hold a JSON object with "version" and "templates".'),
+    ],
+)
 def test_it_refuses_a_file_without_the_right_frame(data, problem):
     assert problem in refusal(data)
 
 
 def test_it_lists_every_bad_template_and_writes_nothing(make_template):
     make_template("existing", batch_size=8)
-    data = payload(tpl("fine"), tpl("big", batch_size=600), tpl("odd", colour="red", layers=[1], layer_indices=[2]),
-                   tpl("hooks", hook_types=["logits"], layer_indices="0, x"), "not an object",
-                   tpl("", top_k=0), tpl("existing", batch_size=16), tpl("Fine"),
-                   tpl("types", is_favorite="yes", description=5, batch_size=0), {"name": 7, "layer_indices": [0]},
-                   version="0.9")
+    data = payload(
+        tpl("fine"),
+        tpl("big", batch_size=600),
+        tpl("odd", colour="red", layers=[1], layer_indices=[2]),
+        tpl("hooks", hook_types=["logits"], layer_indices="0, x"),
+        "not an object",
+        tpl("", top_k=0),
+        tpl("existing", batch_size=16),
+        tpl("Fine"),
+        tpl("types", is_favorite="yes", description=5, batch_size=0),
+        {"name": 7, "layer_indices": [0]},
+        version="0.9",
+    )
     problems = refusal(data, "overwrite")
     assert problems == [
         "The file is version '0.9'; this studio reads version 1.0 files.",

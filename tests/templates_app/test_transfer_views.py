@@ -19,8 +19,9 @@ IMPORT = reverse("templates_app:import")
 
 def upload(client, content, policy="skip", name="templates.json", **extra):
     raw = content if isinstance(content, bytes) else json.dumps(content).encode()
-    return client.post(IMPORT, {"file": SimpleUploadedFile(name, raw, "application/json"), "on_duplicate": policy},
-                       **extra)
+    return client.post(
+        IMPORT, {"file": SimpleUploadedFile(name, raw, "application/json"), "on_duplicate": policy}, **extra
+    )
 
 
 def test_it_exports_all_templates_as_a_dated_download(owner_client, make_template):
@@ -28,7 +29,9 @@ def test_it_exports_all_templates_as_a_dated_download(owner_client, make_templat
     make_template("b")
     response = owner_client.get(EXPORT, {"scope": "all"})
     assert response["Content-Type"] == "application/json"
-    assert re.fullmatch(r'attachment; filename="extraction_templates_\d{8}_\d{6}\.json"', response["Content-Disposition"])
+    assert re.fullmatch(
+        r'attachment; filename="extraction_templates_\d{8}_\d{6}\.json"', response["Content-Disposition"]
+    )
     data = json.loads(response.content)
     assert data["count"] == 2 and [t["name"] for t in data["templates"]] == ["a", "b"]
 
@@ -59,10 +62,13 @@ def test_it_imports_a_file_and_shows_the_summary_in_the_page(owner_client, make_
     assert ExtractionTemplate.objects.get(name="MLP probe").batch_size == 4
 
 
-@pytest.mark.parametrize("policy, names, batch", [
-    ("overwrite", ["MLP probe", "Residual sweep"], 8),
-    ("rename", ["MLP probe", "MLP probe (2)", "Residual sweep"], 4),
-])
+@pytest.mark.parametrize(
+    "policy, names, batch",
+    [
+        ("overwrite", ["MLP probe", "Residual sweep"], 8),
+        ("rename", ["MLP probe", "MLP probe (2)", "Residual sweep"], 4),
+    ],
+)
 def test_it_applies_the_chosen_policy(owner_client, make_template, policy, names, batch):
     make_template("MLP probe", batch_size=4)
     html = upload(owner_client, ORIGINAL_EXPORT, policy, **HTMX).content.decode()
@@ -72,9 +78,13 @@ def test_it_applies_the_chosen_policy(owner_client, make_template, policy, names
 
 
 def test_a_refused_file_lists_every_problem_and_imports_nothing(owner_client):
-    bad = {"version": "1.0", "templates": [{"name": "ok", "layer_indices": [0], "hook_types": ["mlp"]},
-                                           {"name": "<i>bad</i>", "layer_indices": [0], "hook_types": ["mlp"],
-                                            "batch_size": 0, "shape": 1}]}
+    bad = {
+        "version": "1.0",
+        "templates": [
+            {"name": "ok", "layer_indices": [0], "hook_types": ["mlp"]},
+            {"name": "<i>bad</i>", "layer_indices": [0], "hook_types": ["mlp"], "batch_size": 0, "shape": 1},
+        ],
+    }
     response = upload(owner_client, bad, **HTMX)
     html = response.content.decode()
     assert response.status_code == 200 and 'id="import-refusal"' in html and "2 problems" in html
@@ -90,7 +100,11 @@ def test_malformed_json_is_refused_with_its_place(owner_client):
 
 def test_without_htmx_the_page_shows_the_result(owner_client):
     response = upload(owner_client, ORIGINAL_EXPORT)
-    assert response.status_code == 200 and "<html" in response.content.decode() and "2 created" in response.content.decode()
+    assert (
+        response.status_code == 200
+        and "<html" in response.content.decode()
+        and "2 created" in response.content.decode()
+    )
     refused = upload(owner_client, {"version": "9"})
     assert refused.status_code == 422 and "this studio reads version 1.0 files" in refused.content.decode()
 

@@ -77,5 +77,6 @@ def test_download_model_takes_the_format_in_any_case_and_shows_defaults(hub, cap
     run("download_model", "tiny/gpt2", "--quantization", "FP16")
     assert LanguageModel.objects.get().quantization == "fp16"
     parser = load_command_class(get_commands()["download_model"], "download_model").create_parser(
-        "manage.py", "download_model")
+        "manage.py", "download_model"
+    )
     assert "(default: q4)" in parser.format_help()

@@ -1,6 +1,7 @@
 """The Content-Security-Policy header: what every page may load, and the pages' markup keeps to
 it (no inline script, handler, eval-needing htmx attribute or inline style). The browser test
 (tests/browser/test_content_security_policy.py) proves the pages work under it."""
+
 from __future__ import annotations
 
 import re
@@ -51,7 +52,8 @@ def test_it_widens_the_policy_for_the_api_docs_only(owner_client):
     docs = directives(owner_client.get("/api/v1/docs"))
     assert docs["img-src"] == {"'self'", "data:"}  # Swagger UI's icons are data: URLs in its CSS
     assert {name: values for name, values in docs.items() if name != "img-src"} == {
-        name: values for name, values in STUDIO_POLICY.items() if name != "img-src"}
+        name: values for name, values in STUDIO_POLICY.items() if name != "img-src"
+    }
 
 
 def studio_templates() -> list[Path]:
@@ -64,6 +66,8 @@ def test_it_finds_no_inline_script_handler_or_style_in_the_templates(path):
     assert not re.search(r"<script(?![^>]*\bsrc=)[^>]*>", text), "inline <script>: use a file in static/js"
     assert not re.search(r"\son[a-z]+\s*=", text), "inline event handler: listen in static/js"
     assert not re.search(r"\shx-on", text), "hx-on needs eval: listen in static/js"
-    triggers = [re.sub(r"\b(from|target):\S+", "", trigger) for trigger in re.findall(r'hx-trigger="([^"]*)"', text)]
+    triggers = [
+        re.sub(r"\b(from|target):\S+", "", trigger) for trigger in re.findall(r'hx-trigger="([^"]*)"', text)
+    ]
     assert not any("[" in trigger for trigger in triggers), "a trigger filter ([...]) needs eval"
     assert not re.search(r"\sstyle\s*=|<style", text), "inline style: use a class in static/css"

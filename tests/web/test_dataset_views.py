@@ -15,8 +15,11 @@ pytestmark = pytest.mark.django_db
 
 
 def upload(client, name, content, text_field="text", **extra):
-    data = {"file": SimpleUploadedFile(name, content if isinstance(content, bytes) else content.encode()),
-            "text_field": text_field, "name": ""}
+    data = {
+        "file": SimpleUploadedFile(name, content if isinstance(content, bytes) else content.encode()),
+        "text_field": text_field,
+        "name": "",
+    }
     return client.post(reverse("models_app:dataset-upload"), data, **HTMX, **extra)
 
 
@@ -59,12 +62,15 @@ def test_a_parquet_upload_that_cannot_be_read_fails_on_its_card(owner_client, se
     assert f'id="dataset-{record.pk}"' in html and not record.incoming_folder.exists()
 
 
-@pytest.mark.parametrize("name, content, field, message", [
-    ("a.bin.txt", b"\x00\x01\x02", "text", "looks binary"),
-    ("empty.txt", b"", "text", "The submitted file is empty."),
-    ("blank.txt", b"\n \n", "text", "The file has no samples."),
-    ("b.jsonl", b'{"text": "x"}\n{"text": \n', "text", "Line 2 is not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "name, content, field, message",
+    [
+        ("a.bin.txt", b"\x00\x01\x02", "text", "looks binary"),
+        ("empty.txt", b"", "text", "The submitted file is empty."),
+        ("blank.txt", b"\n \n", "text", "The file has no samples."),
+        ("b.jsonl", b'{"text": "x"}\n{"text": \n', "text", "Line 2 is not valid JSON"),
+    ],
+)
 def test_bad_uploads_are_explained_at_the_field(owner_client, settings, name, content, field, message):
     html = upload(owner_client, name, content, field).content.decode()
     assert message in html and 'id="error-upload-file"' in html
@@ -72,11 +78,14 @@ def test_bad_uploads_are_explained_at_the_field(owner_client, settings, name, co
     assert not settings.DATASETS_DIR.exists() or not any(settings.DATASETS_DIR.iterdir())
 
 
-@pytest.mark.parametrize("name, content, message", [
-    ("notes.csv", b"body\nfirst\n", "The CSV has no column “text” (it has: body)."),
-    ("notes.jsonl", b'{"body": "x"}\n', "Line 1 has no field “text” (it has: body)."),
-    ("notes.json", b'[{"text": "x"}, {"text": 3}]', "Item 2: field “text” is not text."),
-])
+@pytest.mark.parametrize(
+    "name, content, message",
+    [
+        ("notes.csv", b"body\nfirst\n", "The CSV has no column “text” (it has: body)."),
+        ("notes.jsonl", b'{"body": "x"}\n', "Line 1 has no field “text” (it has: body)."),
+        ("notes.json", b'[{"text": "x"}, {"text": 3}]', "Item 2: field “text” is not text."),
+    ],
+)
 def test_it_explains_a_wrong_column_under_the_text_field(owner_client, name, content, message):
     html = upload(owner_client, name, content, "text").content.decode()
     error = re.search(r'<small class="field-error" id="error-upload-(\w+)">([^<]*)</small>', html)
@@ -93,22 +102,32 @@ def test_an_oversized_upload_is_refused_before_it_is_read(owner_client, settings
 
 @pytest.mark.django_db(transaction=True)
 def test_a_hub_dataset_is_fetched_by_a_job_from_the_tab(owner_client, hub, settings):
-    html = owner_client.post(reverse("models_app:dataset-hub"),
-                             {"repo_id": "data/corpus", "revision": "main", "text_field": "text"}, **HTMX).content.decode()
+    html = owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/corpus", "revision": "main", "text_field": "text"},
+        **HTMX,
+    ).content.decode()
     record = Dataset.objects.get()
     assert record.status == "ready" and record.num_samples == 40  # the job ran (synchronous Q2)
     assert f'id="dataset-{record.pk}"' in html
-    missing = owner_client.post(reverse("models_app:dataset-hub"),
-                                {"repo_id": "data/nope", "text_field": "text"}, **HTMX).content.decode()
+    missing = owner_client.post(
+        reverse("models_app:dataset-hub"), {"repo_id": "data/nope", "text_field": "text"}, **HTMX
+    ).content.decode()
     assert "was not found on the Hub" in missing and 'id="error-hub-repo_id"' in missing
-    nothing = owner_client.post(reverse("models_app:dataset-hub"),
-                                {"repo_id": "data/corpus", "files": "*.xml", "text_field": "text"}, **HTMX).content.decode()
+    nothing = owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/corpus", "files": "*.xml", "text_field": "text"},
+        **HTMX,
+    ).content.decode()
     assert "has no file matching *.xml" in nothing and 'id="error-hub-files"' in nothing
     assert Dataset.objects.count() == 1
 
     # A problem found only once the files are read: the card says so, and no file stays.
-    owner_client.post(reverse("models_app:dataset-hub"),
-                      {"repo_id": "data/corpus", "revision": "main", "text_field": "body"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/corpus", "revision": "main", "text_field": "body"},
+        **HTMX,
+    )
     failed = Dataset.objects.get(status="error")
     assert "has no column “body”" in failed.error_message and failed.encrypted_token is None
     assert not (settings.DATASETS_DIR / str(failed.pk)).exists()
@@ -138,14 +157,18 @@ def test_a_gated_hub_dataset_uses_the_token_without_keeping_it(owner_client, hub
 
     from tests.hubserver import GOOD_TOKEN
 
-    html = owner_client.post(reverse("models_app:dataset-hub"),
-                             {"repo_id": "data/gated-corpus", "text_field": "text", "token": GOOD_TOKEN},
-                             **HTMX).content.decode()
+    html = owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/gated-corpus", "text_field": "text", "token": GOOD_TOKEN},
+        **HTMX,
+    ).content.decode()
     record = Dataset.objects.get()
     assert record.status == "ready" and record.encrypted_token is None and GOOD_TOKEN not in html
     auth = [h.get("authorization") for m, p, h in hub.requests if "gated-corpus/resolve" in p]
     assert auth and all(a == f"Bearer {GOOD_TOKEN}" for a in auth)
     assert all(GOOD_TOKEN not in repr(t.args) + repr(t.result) for t in Task.objects.all())
-    owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": "data/gated-corpus", "text_field": "text"}, **HTMX)
+    owner_client.post(
+        reverse("models_app:dataset-hub"), {"repo_id": "data/gated-corpus", "text_field": "text"}, **HTMX
+    )
     failed = Dataset.objects.get(status="error")
     assert failed.error_message.startswith("data/gated-corpus is a gated dataset: accept its license")

@@ -6,9 +6,9 @@ from io import StringIO
 import pytest
 from django.core.management import CommandError, call_command
 
-from models_app.services import datasets as dataset_services
 from models_app.ml.datasets import DatasetError, TextDataset
 from models_app.models import Dataset
+from models_app.services import datasets as dataset_services
 from tests.conftest import CORPUS
 
 pytestmark = pytest.mark.django_db
@@ -37,12 +37,15 @@ def test_it_picks_hub_files_by_pattern_and_field(hub):
     assert list(TextDataset(Dataset.objects.get().file_path)) == CORPUS[:5]
 
 
-@pytest.mark.parametrize("args, message", [
-    (["data/missing"], "was not found on the Hub"),
-    (["data/corpus", "--files", "*.xml"], "has no file matching *.xml"),
-    (["data/corpus", "--text-field", "body"], "has no column “body”"),
-    (["data/corpus", "--revision", "v2"], "Revision 'v2' does not exist"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["data/missing"], "was not found on the Hub"),
+        (["data/corpus", "--files", "*.xml"], "has no file matching *.xml"),
+        (["data/corpus", "--text-field", "body"], "has no column “body”"),
+        (["data/corpus", "--revision", "v2"], "Revision 'v2' does not exist"),
+    ],
+)
 def test_hub_dataset_problems_are_explained(hub, args, message, settings):
     with pytest.raises(CommandError, match=re.escape(message)):
         run("add_dataset", *args)

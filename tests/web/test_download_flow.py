@@ -1,5 +1,6 @@
 """End to end through the Django client with htmx headers: form -> record -> job (run for real,
 synchronously) -> files on disk -> card and architecture fragments."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -26,8 +27,13 @@ def test_it_downloads_loads_and_quantizes_a_model(owner_client, hub, settings):
     record = LanguageModel.objects.get()
     assert f'id="model-{record.pk}"' in response.content.decode()
     assert record.status == "ready", record.error_message
-    assert [p["status"] for p in record.phase_log] == ["queued", "downloading", "loading",
-                                                       "quantizing", "ready"]
+    assert [p["status"] for p in record.phase_log] == [
+        "queued",
+        "downloading",
+        "loading",
+        "quantizing",
+        "ready",
+    ]
     assert record.params_count == _fp32_parameters(hub, "tiny/llama")
     assert record.effective_quantization == "q4" and record.quantization_note == ""
     assert record.commit_sha == hub.repos["tiny/llama"].sha
@@ -44,9 +50,19 @@ def test_it_downloads_loads_and_quantizes_a_model(owner_client, hub, settings):
 
     modal = owner_client.get(reverse("models_app:architecture", args=[record.pk]), **HTMX).content.decode()
     assert f"{record.name} Architecture" in modal
-    for text in ("Total Layers", "Hidden Dimension", "Attention Heads", "TransformerBlock_1",
-                 "Embedding", "512 × 128", "128 → 256 → 128", "model.layers.{i}.mlp",
-                 "model.layers.{i}.self_attn", "Model Configuration", "separate weights"):
+    for text in (
+        "Total Layers",
+        "Hidden Dimension",
+        "Attention Heads",
+        "TransformerBlock_1",
+        "Embedding",
+        "512 × 128",
+        "128 → 256 → 128",
+        "model.layers.{i}.mlp",
+        "model.layers.{i}.self_attn",
+        "Model Configuration",
+        "separate weights",
+    ):
         assert text in modal, text
     assert "<html" not in modal
 
@@ -55,34 +71,51 @@ def _fp32_parameters(hub, repo_id):
     import torch
     from transformers import AutoModelForCausalLM
 
-    return AutoModelForCausalLM.from_pretrained(hub.repos[repo_id].folder,
-                                                dtype=torch.float32).num_parameters()
+    return AutoModelForCausalLM.from_pretrained(
+        hub.repos[repo_id].folder, dtype=torch.float32
+    ).num_parameters()
 
 
 def test_it_previews_size_params_and_memory(owner_client, hub):
-    response = owner_client.post(reverse("models_app:preview"),
-                                 {"repo_id": "tiny/gpt2", "revision": "main", "quantization": "q4"}, **HTMX)
+    response = owner_client.post(
+        reverse("models_app:preview"),
+        {"repo_id": "tiny/gpt2", "revision": "main", "quantization": "q4"},
+        **HTMX,
+    )
     html = response.content.decode()
     assert response.status_code == 200
-    for text in ("gpt2", "Layers", "Hidden size", "Heads / KV heads", "Vocabulary", "Context length",
-                 "Download size", "Free disk", "FP32", "Q2"):
+    for text in (
+        "gpt2",
+        "Layers",
+        "Hidden size",
+        "Heads / KV heads",
+        "Vocabulary",
+        "Context length",
+        "Download size",
+        "Free disk",
+        "FP32",
+        "Q2",
+    ):
         assert text in html, text
     assert LanguageModel.objects.count() == 0
 
 
-@pytest.mark.parametrize("repo_id, revision, token, field, message", [
-    ("..", "main", "", "repo_id", "cannot contain &#x27;..&#x27;"),
-    ("a/b/c", "main", "", "repo_id", "single slash"),
-    ("has space", "main", "", "repo_id", "cannot contain spaces"),
-    ("x" * 200, "main", "", "repo_id", "at most 96 characters"),
-    ("org/--x", "main", "", "repo_id", "cannot contain &#x27;..&#x27; or &#x27;--&#x27;"),
-    ("tiny/unknown", "main", "", "repo_id", "was not found on the Hub"),
-    ("gated/llama", "main", "", "token", "is a gated model"),
-    ("gated/llama", "main", "hf_not_a_real_token", "token", "rejected by the Hub (401)"),
-    ("gated/llama", "main", "hf_valid_but_no_access", "token", "does not grant access"),
-    ("tiny/llama", "v9-missing", "", "revision", "does not exist in tiny/llama"),
-    ("tiny/bert", "main", "", "repo_id", "is not a causal language model"),
-])
+@pytest.mark.parametrize(
+    "repo_id, revision, token, field, message",
+    [
+        ("..", "main", "", "repo_id", "cannot contain &#x27;..&#x27;"),
+        ("a/b/c", "main", "", "repo_id", "single slash"),
+        ("has space", "main", "", "repo_id", "cannot contain spaces"),
+        ("x" * 200, "main", "", "repo_id", "at most 96 characters"),
+        ("org/--x", "main", "", "repo_id", "cannot contain &#x27;..&#x27; or &#x27;--&#x27;"),
+        ("tiny/unknown", "main", "", "repo_id", "was not found on the Hub"),
+        ("gated/llama", "main", "", "token", "is a gated model"),
+        ("gated/llama", "main", "hf_not_a_real_token", "token", "rejected by the Hub (401)"),
+        ("gated/llama", "main", "hf_valid_but_no_access", "token", "does not grant access"),
+        ("tiny/llama", "v9-missing", "", "revision", "does not exist in tiny/llama"),
+        ("tiny/bert", "main", "", "repo_id", "is not a causal language model"),
+    ],
+)
 def test_it_reports_bad_input_next_to_the_field(owner_client, hub, repo_id, revision, token, field, message):
     response = post_download(owner_client, repo_id, revision=revision, token=token)
     html = response.content.decode()
@@ -99,8 +132,10 @@ def test_it_refuses_a_duplicate_next_to_the_repository_field(owner_client, hub):
     name = LanguageModel.objects.get().name
     response = post_download(owner_client, "tiny/gpt2", "fp16")
     html = response.content.decode()
-    assert (f'<small class="field-error" id="error-repo_id">Already downloaded: tiny/gpt2@main in FP16 '
-            f'is in the studio (“{name}”, ready).</small>') in html
+    assert (
+        f'<small class="field-error" id="error-repo_id">Already downloaded: tiny/gpt2@main in FP16 '
+        f"is in the studio (“{name}”, ready).</small>"
+    ) in html
     assert 'class="form-error"' not in html
     assert LanguageModel.objects.count() == 1
     post_download(owner_client, "tiny/gpt2", "fp32")
@@ -169,7 +204,9 @@ def test_it_retries_and_redownloads_in_another_format(owner_client, hub, setting
     post_download(owner_client, "tiny/qwen2", "q8")
     record = LanguageModel.objects.get()
     assert record.status == "ready" and (settings.QUANTIZED_DIR / f"{record.pk}_q8").exists()
-    response = owner_client.post(reverse("models_app:restart", args=[record.pk]), {"quantization": "q4"}, **HTMX)
+    response = owner_client.post(
+        reverse("models_app:restart", args=[record.pk]), {"quantization": "q4"}, **HTMX
+    )
     assert response.status_code == 200
     record.refresh_from_db()
     assert record.status == "ready" and record.quantization == "q4" and record.effective_quantization == "q4"
@@ -182,7 +219,9 @@ def test_it_redownloads_a_ready_quantized_model_in_the_same_format(owner_client,
     record = LanguageModel.objects.get()
     copy = settings.QUANTIZED_DIR / f"{record.pk}_q4"
     first_built = (copy / "config.json").stat().st_mtime_ns
-    response = owner_client.post(reverse("models_app:restart", args=[record.pk]), {"quantization": "q4"}, **HTMX)
+    response = owner_client.post(
+        reverse("models_app:restart", args=[record.pk]), {"quantization": "q4"}, **HTMX
+    )
     assert response.status_code == 200
     record.refresh_from_db()
     assert record.status == "ready", record.error_message
@@ -226,8 +265,9 @@ def test_a_gated_model_is_retried_with_a_new_token_from_the_card(owner_client, h
     card = owner_client.get(reverse("models_app:card", args=[record.pk]), **HTMX).content.decode()
     assert 'name="token"' in card and GOOD_TOKEN not in card
     repo.drop_after_bytes, repo.drop_times = None, 0
-    owner_client.post(reverse("models_app:restart", args=[record.pk]),
-                      {"quantization": "fp16", "token": GOOD_TOKEN}, **HTMX)
+    owner_client.post(
+        reverse("models_app:restart", args=[record.pk]), {"quantization": "fp16", "token": GOOD_TOKEN}, **HTMX
+    )
     record.refresh_from_db()
     assert record.status == "ready", record.error_message
 

@@ -1,5 +1,6 @@
 """The names an extraction's files are saved under: the Download links, the API's file URLs and
 the page's numpy snippet must agree, so the snippet opens what was downloaded."""
+
 from __future__ import annotations
 
 import html
@@ -21,8 +22,8 @@ def saved_name(response) -> str:
 
 
 def snippet_names(page: str) -> list[str]:
-    snippet = page[page.index('id="numpy-snippet"'):]
-    snippet = html.unescape(snippet[:snippet.index("</pre>")])
+    snippet = page[page.index('id="numpy-snippet"') :]
+    snippet = html.unescape(snippet[: snippet.index("</pre>")])
     return re.findall(r'\{folder\}/([\w.]+)"', snippet)
 
 
@@ -37,6 +38,9 @@ def test_it_saves_downloads_under_the_names_the_snippet_opens(owner_client, owne
     script = Client(HTTP_AUTHORIZATION=f"Bearer {token}")
     files = {f["name"]: f["url"] for f in script.get(f"/api/v1/extractions/{record.pk}").json()["files"]}
     for name in record.file_names():
-        assert saved_name(owner_client.get(reverse("models_app:extraction-file", args=[record.pk, name]))) == name
+        assert (
+            saved_name(owner_client.get(reverse("models_app:extraction-file", args=[record.pk, name])))
+            == name
+        )
         assert reverse("models_app:extraction-file", args=[record.pk, name]) in links
         assert saved_name(script.get(files[name])) == name

@@ -1,4 +1,5 @@
 """Two identical downloads submitted at once: the second gets a message, not a server error."""
+
 from __future__ import annotations
 
 import pytest

@@ -2,6 +2,7 @@
 the form's field, not a variable of any frame (ml/ included), not an API body, not the API's
 Authorization header. The failure is injected inside the Hub pre-flight, since no real input
 makes that code raise an unexpected exception."""
+
 from __future__ import annotations
 
 import json
@@ -25,6 +26,7 @@ HUB_TOKEN = "hf_" + "secretvalue" + "0123456789"
 @pytest.fixture
 def reports(monkeypatch):
     """The error report text and HTML of each request that failed."""
+
     def fail_inside(repo_id, revision="main", token=None, endpoint=None, trust_remote_code=False):
         raise RuntimeError("injected failure")
 
@@ -43,8 +45,9 @@ def reports(monkeypatch):
 def test_a_page_post_with_a_token_reports_no_token(reports, owner):
     client = Client(raise_request_exception=False)
     client.force_login(owner)
-    response = client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16",
-                                                           "token": HUB_TOKEN})
+    response = client.post(
+        reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16", "token": HUB_TOKEN}
+    )
     assert response.status_code == 500 and len(reports) == 1
     assert "injected failure" in reports[0] and "fail_inside" in reports[0]
     assert HUB_TOKEN not in reports[0]
@@ -53,8 +56,12 @@ def test_a_page_post_with_a_token_reports_no_token(reports, owner):
 def test_an_api_call_reports_neither_its_token_nor_its_api_token(reports, owner):
     _record, api_token = ApiToken.issue(owner, "tests")
     client = Client(raise_request_exception=False)
-    response = client.post("/api/v1/models", json.dumps({"repo_id": "tiny/llama", "token": HUB_TOKEN}),
-                           content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {api_token}")
+    response = client.post(
+        "/api/v1/models",
+        json.dumps({"repo_id": "tiny/llama", "token": HUB_TOKEN}),
+        content_type="application/json",
+        HTTP_AUTHORIZATION=f"Bearer {api_token}",
+    )
     assert response.status_code == 500 and len(reports) == 1
     assert "injected failure" in reports[0]
     assert HUB_TOKEN not in reports[0] and api_token not in reports[0]
@@ -77,8 +84,9 @@ def test_a_failure_while_reading_an_api_token_reports_no_token(owner, monkeypatc
 
     got_request_exception.connect(report)
     try:
-        response = Client(raise_request_exception=False).get("/api/v1/models",
-                                                             HTTP_AUTHORIZATION=f"Bearer {api_token}")
+        response = Client(raise_request_exception=False).get(
+            "/api/v1/models", HTTP_AUTHORIZATION=f"Bearer {api_token}"
+        )
     finally:
         got_request_exception.disconnect(report)
     assert response.status_code == 500 and "injected: database is locked" in found[0]
@@ -97,9 +105,16 @@ def test_a_form_with_no_marked_fields_reports_no_token_shaped_value(reports, own
     _record, api_token = ApiToken.issue(owner, "tests")
     client = Client(raise_request_exception=False)
     client.force_login(owner)
-    response = client.post(reverse("templates_app:create"), {
-        "name": "leaky", "description": f"my token is {HUB_TOKEN}", "layer_indices": "0",
-        "hook_types": ["residual"], "extra_metadata": json.dumps({"note": api_token})})
+    response = client.post(
+        reverse("templates_app:create"),
+        {
+            "name": "leaky",
+            "description": f"my token is {HUB_TOKEN}",
+            "layer_indices": "0",
+            "hook_types": ["residual"],
+            "extra_metadata": json.dumps({"note": api_token}),
+        },
+    )
     assert response.status_code == 500 and len(reports) == 1
     assert "injected failure" in reports[0] and "leaky" in reports[0]  # the other fields still show
     assert HUB_TOKEN not in reports[0] and api_token not in reports[0]

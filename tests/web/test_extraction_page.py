@@ -1,4 +1,5 @@
 """An extraction's page: provenance, statistics equal to metadata.json, charts, files, delete."""
+
 from __future__ import annotations
 
 import json
@@ -23,13 +24,13 @@ def test_its_statistics_are_those_of_metadata_json(owner_client, extract, settin
     html = page_of(owner_client, record)
     assert str(settings.ACTIVATIONS_DIR) not in html  # never the server's absolute path
     for key, stats in meta["statistics"].items():
-        row = html[html.index(f'id="stats-{key}"'):]
-        row = row[:row.index("</tr>")]
+        row = html[html.index(f'id="stats-{key}"') :]
+        row = row[: row.index("</tr>")]
         assert " × ".join(str(n) for n in stats["shape"]) in row
         for field, places in (("mean", 4), ("mean_abs", 4), ("std", 4), ("min", 3), ("max", 3)):
             assert f"{stats[field]:.{places}f}" in row, field
         assert f"{stats['sparsity_percent']:.1f}%" in row
-    provenance = html[html.index('id="provenance"'):]
+    provenance = html[html.index('id="provenance"') :]
     assert meta["model"]["repo_id"] == "tiny/llama" and meta["model"]["commit_sha"] in provenance
     assert "corpus" in provenance and "FP16" in provenance
 
@@ -39,12 +40,12 @@ def test_its_charts_are_svg_with_one_bar_per_layer(owner_client, extract):
     html = page_of(owner_client, record)
     for hook in ("residual", "mlp"):
         for chart in (f"chart-mean-abs-{hook}", f"chart-sparsity-{hook}"):
-            figure = html[html.index(f'id="{chart}"'):]
-            figure = figure[:figure.index("</figure>")]
+            figure = html[html.index(f'id="{chart}"') :]
+            figure = figure[: figure.index("</figure>")]
             assert "<svg" in figure and figure.count('class="bar"') == 2, chart
             assert ">L0<" in figure and ">L1<" in figure
-    histogram = html[html.index('id="histogram-layer_1_mlp"'):]
-    histogram = histogram[:histogram.index("</figure>")]
+    histogram = html[html.index('id="histogram-layer_1_mlp"') :]
+    histogram = histogram[: histogram.index("</figure>")]
     assert histogram.count('class="bin"') == len(record.statistics["layer_1_mlp"]["histogram"]["counts"])
 
 
@@ -54,7 +55,9 @@ def test_its_files_download_with_the_right_bytes(owner_client, extract, settings
     folder = settings.ACTIVATIONS_DIR / str(record.pk)
     links = re.findall(rf'href="(/extractions/{record.pk}/files/[^"]+)"', html)
     assert len(links) == len(record.metadata["files"])
-    response = owner_client.get(reverse("models_app:extraction-file", args=[record.pk, "layer_0_residual.npy"]))
+    response = owner_client.get(
+        reverse("models_app:extraction-file", args=[record.pk, "layer_0_residual.npy"])
+    )
     assert response.status_code == 200 and "attachment" in response["Content-Disposition"]
     assert b"".join(response.streaming_content) == (folder / "layer_0_residual.npy").read_bytes()
     assert 'mmap_mode="r"' in html and f'folder = "activations/{record.pk}"' in html
@@ -69,7 +72,9 @@ def test_downloads_refuse_other_paths_and_anonymous_users(owner_client, client, 
         assert response.status_code == 404, name
     response = owner_client.get(f"/extractions/{record.pk}/files/../secret.txt")
     assert response.status_code == 404 or b"not yours" not in response.content
-    anonymous = client.__class__().get(reverse("models_app:extraction-file", args=[record.pk, "metadata.json"]))
+    anonymous = client.__class__().get(
+        reverse("models_app:extraction-file", args=[record.pk, "metadata.json"])
+    )
     assert anonymous.status_code == 302 and "/login/" in anonymous["Location"]
 
 
@@ -88,7 +93,9 @@ def test_delete_says_which_files_go_and_frees_them(owner_client, extract, settin
     record = extract()
     folder = settings.ACTIVATIONS_DIR / str(record.pk)
     html = page_of(owner_client, record)
-    confirm = re.search(r'id="delete-extraction"', html) and re.search(r'hx-confirm="(Delete extraction[^"]+)"', html)
+    confirm = re.search(r'id="delete-extraction"', html) and re.search(
+        r'hx-confirm="(Delete extraction[^"]+)"', html
+    )
     assert confirm and "layer_0_residual.npy" in confirm.group(1) and "files (" in confirm.group(1)
     response = owner_client.post(reverse("models_app:extraction-delete", args=[record.pk]), **HTMX)
     assert response["HX-Redirect"] == reverse("models_app:extractions")
@@ -99,8 +106,12 @@ def test_delete_says_which_files_go_and_frees_them(owner_client, extract, settin
 
 def test_a_running_extraction_cannot_be_deleted(owner_client, ready):
     model, dataset = ready
-    running = Extraction.objects.create(model=model, dataset=dataset, layers=[0], hooks=["mlp"], status="extracting")
-    html = owner_client.post(reverse("models_app:extraction-delete", args=[running.pk]), **HTMX).content.decode()
+    running = Extraction.objects.create(
+        model=model, dataset=dataset, layers=[0], hooks=["mlp"], status="extracting"
+    )
+    html = owner_client.post(
+        reverse("models_app:extraction-delete", args=[running.pk]), **HTMX
+    ).content.decode()
     assert "is running: cancel it first" in html and Extraction.objects.filter(pk=running.pk).exists()
 
 
@@ -108,7 +119,9 @@ def test_a_record_whose_files_are_gone_is_marked(owner_client, extract, settings
     record = extract()
     (settings.ACTIVATIONS_DIR / str(record.pk) / "layer_1_mlp.npy").unlink()
     html = page_of(owner_client, record)
-    assert 'id="missing-files"' in html and "layer_1_mlp.npy" in html[html.index('id="missing-files"'):][:300]
+    assert (
+        'id="missing-files"' in html and "layer_1_mlp.npy" in html[html.index('id="missing-files"') :][:300]
+    )
     listing = owner_client.get(reverse("models_app:extractions")).content.decode()
     assert "files missing" in listing
 
@@ -121,8 +134,10 @@ def test_a_folder_found_on_disk_is_listed_and_imported(owner_client, extract, re
     listing = owner_client.get(reverse("models_app:extractions")).content.decode()
     assert 'id="found-folders"' in listing and f'value="{record.pk}"' in listing
     model, dataset = ready
-    response = owner_client.post(reverse("models_app:extraction-import"),
-                                 {"folder": str(record.pk), "model": model.pk, "dataset": dataset.pk})
+    response = owner_client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": str(record.pk), "model": model.pk, "dataset": dataset.pk},
+    )
     imported = Extraction.objects.get()
     assert response["Location"] == reverse("models_app:extraction", args=[imported.pk])
     assert imported.status == "completed" and imported.statistics == meta["statistics"]
@@ -142,7 +157,9 @@ def test_a_new_extraction_never_mixes_its_files_with_a_found_folder(owner_client
     assert json.loads((found[0] / "metadata.json").read_text())["extraction_id"] == first.pk
 
 
-def test_a_folder_that_is_a_link_out_of_the_data_directory_is_refused(owner_client, extract, settings, tmp_path):
+def test_a_folder_that_is_a_link_out_of_the_data_directory_is_refused(
+    owner_client, extract, settings, tmp_path
+):
     import shutil
 
     record = extract()
@@ -154,7 +171,9 @@ def test_a_folder_that_is_a_link_out_of_the_data_directory_is_refused(owner_clie
     assert response.status_code == 404
 
 
-def test_an_imported_folder_named_like_the_new_record_is_imported_in_place(owner_client, extract, ready, settings):
+def test_an_imported_folder_named_like_the_new_record_is_imported_in_place(
+    owner_client, extract, ready, settings
+):
     """A restored data directory on an empty database: folder N becomes record N."""
     record = extract()
     folder = settings.ACTIVATIONS_DIR / str(record.pk)
@@ -162,8 +181,10 @@ def test_an_imported_folder_named_like_the_new_record_is_imported_in_place(owner
     next_pk = record.pk + 1  # SQLite never reuses an id: the next record is this one
     folder.rename(settings.ACTIVATIONS_DIR / str(next_pk))
     model, dataset = ready
-    owner_client.post(reverse("models_app:extraction-import"),
-                      {"folder": str(next_pk), "model": model.pk, "dataset": dataset.pk})
+    owner_client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": str(next_pk), "model": model.pk, "dataset": dataset.pk},
+    )
     imported = Extraction.objects.get()
     assert imported.pk == next_pk and not imported.missing_files
     assert sorted(p.name for p in settings.ACTIVATIONS_DIR.iterdir()) == [str(next_pk)]

@@ -2,6 +2,7 @@
 metadata.json is shown as unusable with the reason (never a server error), only staff see, import
 or delete them, and an import moves files outside any transaction in an order that survives a
 crash at any point."""
+
 from __future__ import annotations
 
 import json
@@ -22,22 +23,66 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def valid_metadata() -> dict:
-    stats = {"layer": 0, "hook": "residual", "module": "model.layers.0", "shape": [2, 4, 8],
-             "file": "layer_0_residual.npy", "file_size": 384, "disk_size": 4096, "tokens": 6, "mean": 0.1,
-             "mean_abs": 0.2, "std": 0.3, "min": -1.0, "max": 1.0, "sparsity_percent": 10.0, "l2_norm_mean": 0.5,
-             "histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [20, 28], "below": 0, "above": 0, "nonfinite": 0}}
-    return {"complete": True, "extraction_id": 7,
-            "settings": {"layers": [0], "hooks": ["residual"], "batch_size": 2, "max_samples": None,
-                         "context_length": 4, "top_k": 1, "dtype": "float32", "micro_batch_size": None},
-            "samples": 2, "context_length": 4, "hidden_size": 8, "dtype": "float32", "real_tokens": 6,
-            "padded_tokens": 8, "decoder_layers": "model.layers", "statistics": {"layer_0_residual": stats},
-            "files": ["layer_0_residual.npy", "metadata.json"], "size": {"logical_bytes": 384, "disk_bytes": 4096},
-            "timings": {"started": time.time() - 60, "seconds": 12.5, "samples_per_second": 0.16,
-                        "tokens_per_second": 0.5},
-            "oom_events": [], "final_batch_size": 2,
-            "model": {"id": 1, "repo_id": "tiny/llama", "revision": "main", "commit_sha": "c" * 40,
-                      "requested_quantization": "fp32", "effective_quantization": "fp32", "device": "cpu"},
-            "dataset": {"id": 1, "name": "corpus", "source": "hub:data/corpus"}}
+    stats = {
+        "layer": 0,
+        "hook": "residual",
+        "module": "model.layers.0",
+        "shape": [2, 4, 8],
+        "file": "layer_0_residual.npy",
+        "file_size": 384,
+        "disk_size": 4096,
+        "tokens": 6,
+        "mean": 0.1,
+        "mean_abs": 0.2,
+        "std": 0.3,
+        "min": -1.0,
+        "max": 1.0,
+        "sparsity_percent": 10.0,
+        "l2_norm_mean": 0.5,
+        "histogram": {"edges": [-1.0, 0.0, 1.0], "counts": [20, 28], "below": 0, "above": 0, "nonfinite": 0},
+    }
+    return {
+        "complete": True,
+        "extraction_id": 7,
+        "settings": {
+            "layers": [0],
+            "hooks": ["residual"],
+            "batch_size": 2,
+            "max_samples": None,
+            "context_length": 4,
+            "top_k": 1,
+            "dtype": "float32",
+            "micro_batch_size": None,
+        },
+        "samples": 2,
+        "context_length": 4,
+        "hidden_size": 8,
+        "dtype": "float32",
+        "real_tokens": 6,
+        "padded_tokens": 8,
+        "decoder_layers": "model.layers",
+        "statistics": {"layer_0_residual": stats},
+        "files": ["layer_0_residual.npy", "metadata.json"],
+        "size": {"logical_bytes": 384, "disk_bytes": 4096},
+        "timings": {
+            "started": time.time() - 60,
+            "seconds": 12.5,
+            "samples_per_second": 0.16,
+            "tokens_per_second": 0.5,
+        },
+        "oom_events": [],
+        "final_batch_size": 2,
+        "model": {
+            "id": 1,
+            "repo_id": "tiny/llama",
+            "revision": "main",
+            "commit_sha": "c" * 40,
+            "requested_quantization": "fp32",
+            "effective_quantization": "fp32",
+            "device": "cpu",
+        },
+        "dataset": {"id": 1, "name": "corpus", "source": "hub:data/corpus"},
+    }
 
 
 def found_folder(settings, name: str, metadata: dict | None = None, raw: str | bytes | None = None):
@@ -52,8 +97,9 @@ def found_folder(settings, name: str, metadata: dict | None = None, raw: str | b
 @pytest.fixture
 def targets():
     model = LanguageModel.objects.create(name="llama", repo_id="tiny/llama", status="ready")
-    dataset = Dataset.objects.create(name="corpus", source="hub", source_detail="data/corpus", status="ready",
-                                     num_samples=2)
+    dataset = Dataset.objects.create(
+        name="corpus", source="hub", source_detail="data/corpus", status="ready", num_samples=2
+    )
     return model, dataset
 
 
@@ -69,18 +115,35 @@ def deep(meta):
 
 CRAFTED = {
     "huge timestamp": (changed(lambda m: m["timings"].update(started=1e20)), None, "timings.started must be"),
-    "slash in a file name": (changed(lambda m: m["files"].append("../../secret_key")), None,
-                             "not a plain file name inside the folder"),
+    "slash in a file name": (
+        changed(lambda m: m["files"].append("../../secret_key")),
+        None,
+        "not a plain file name inside the folder",
+    ),
     "dot-dot file name": (changed(lambda m: m["files"].append("..")), None, "not a plain file name"),
-    "layers as text": (changed(lambda m: m["settings"].update(layers="0-3")), None, "settings.layers must be"),
-    "batch size too large": (changed(lambda m: m["settings"].update(batch_size=10**30)), None,
-                             "settings.batch_size must be"),
-    "histogram of text": (changed(lambda m: m["statistics"]["layer_0_residual"]["histogram"].update(
-        counts=["a", "b"])), None, "histogram must have counts"),
-    "a file of 9 MiB": (None, json.dumps({**valid_metadata(), "padding": "x" * (9 << 20)}), "larger than 8 MiB"),
+    "layers as text": (
+        changed(lambda m: m["settings"].update(layers="0-3")),
+        None,
+        "settings.layers must be",
+    ),
+    "batch size too large": (
+        changed(lambda m: m["settings"].update(batch_size=10**30)),
+        None,
+        "settings.batch_size must be",
+    ),
+    "histogram of text": (
+        changed(lambda m: m["statistics"]["layer_0_residual"]["histogram"].update(counts=["a", "b"])),
+        None,
+        "histogram must have counts",
+    ),
+    "a file of 9 MiB": (
+        None,
+        json.dumps({**valid_metadata(), "padding": "x" * (9 << 20)}),
+        "larger than 8 MiB",
+    ),
     "nested 100,000 deep": (None, deep(valid_metadata()), "nested too deeply"),
     "NaN": (None, json.dumps(valid_metadata()).replace('"mean": 0.1', '"mean": NaN'), "NaN is not a number"),
-    "not JSON": (None, "{\"complete\": true,", "not valid JSON (line 1"),
+    "not JSON": (None, '{"complete": true,', "not valid JSON (line 1"),
 }
 
 
@@ -91,12 +154,15 @@ def test_it_shows_a_crafted_metadata_json_as_unusable_with_the_reason(owner_clie
     listing = owner_client.get(reverse("models_app:extractions"))
     html = listing.content.decode()
     assert listing.status_code == 200 and 'id="found-folders"' in html
-    assert "Cannot be imported" in html and reason in html, html[html.index('id="found-folders"'):][:1500]
+    assert "Cannot be imported" in html and reason in html, html[html.index('id="found-folders"') :][:1500]
     assert 'name="model" aria-label="Model of restored"' not in html  # no import form for it
 
     model, dataset = targets
-    response = owner_client.post(reverse("models_app:extraction-import"),
-                                 {"folder": "restored", "model": model.pk, "dataset": dataset.pk}, follow=True)
+    response = owner_client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": "restored", "model": model.pk, "dataset": dataset.pk},
+        follow=True,
+    )
     assert response.status_code == 200 and "restored cannot be imported" in response.content.decode()
     assert not Extraction.objects.exists() and (folder / "metadata.json").exists()
 
@@ -116,8 +182,10 @@ def test_it_imports_a_valid_folder_and_its_page_renders(owner_client, settings, 
     html = owner_client.get(reverse("models_app:extractions")).content.decode()
     assert "Cannot be imported" not in html and 'aria-label="Model of ²"' in html
     model, dataset = targets
-    response = owner_client.post(reverse("models_app:extraction-import"),
-                                 {"folder": "restored", "model": model.pk, "dataset": dataset.pk})
+    response = owner_client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": "restored", "model": model.pk, "dataset": dataset.pk},
+    )
     record = Extraction.objects.get()
     assert response["Location"] == reverse("models_app:extraction", args=[record.pk])
     assert record.layers == [0] and record.hooks == ["residual"] and record.duration.total_seconds() == 12.5
@@ -125,13 +193,18 @@ def test_it_imports_a_valid_folder_and_its_page_renders(owner_client, settings, 
     assert page.status_code == 200 and not record.missing_files and record.size_bytes > 0
 
 
-def test_it_lets_only_staff_see_import_or_delete_found_folders(client, other_user, owner_client, settings, targets):
+def test_it_lets_only_staff_see_import_or_delete_found_folders(
+    client, other_user, owner_client, settings, targets
+):
     folder = found_folder(settings, "restored")
     client.force_login(other_user)  # a shared studio: other_user reads every record, but is not staff
     assert 'id="found-folders"' not in client.get(reverse("models_app:extractions")).content.decode()
     model, dataset = targets
-    response = client.post(reverse("models_app:extraction-import"),
-                           {"folder": "restored", "model": model.pk, "dataset": dataset.pk}, follow=True)
+    response = client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": "restored", "model": model.pk, "dataset": dataset.pk},
+        follow=True,
+    )
     assert "Only staff can import or delete folders found on disk" in response.content.decode()
     response = client.post(reverse("models_app:found-delete"), {"folder": "restored"}, follow=True)
     assert "Only staff can import or delete folders found on disk" in response.content.decode()
@@ -166,8 +239,10 @@ def test_it_moves_no_file_inside_a_database_transaction(owner_client, settings, 
 
     monkeypatch.setattr(os, "replace", watched)
     model, dataset = targets
-    owner_client.post(reverse("models_app:extraction-import"),
-                      {"folder": "restored", "model": model.pk, "dataset": dataset.pk})
+    owner_client.post(
+        reverse("models_app:extraction-import"),
+        {"folder": "restored", "model": model.pk, "dataset": dataset.pk},
+    )
     record = Extraction.objects.get()
     assert moves and not any(in_transaction for _source, _target, in_transaction in moves), moves
     assert moves[-1][1] == str(record.output_dir) and not record.missing_files
@@ -203,15 +278,22 @@ def test_it_leaves_the_folder_importable_when_the_import_dies_midway(owner_clien
     and imports; no file is lost."""
     found_folder(settings, "restored")
     model, dataset = targets
-    died = subprocess.run([sys.executable, "-c", CRASH, point, str(model.pk), str(dataset.pk)], cwd=ROOT,
-                          env=studio_env(settings, "http://127.0.0.1:9"), capture_output=True, text=True, timeout=120)
+    died = subprocess.run(
+        [sys.executable, "-c", CRASH, point, str(model.pk), str(dataset.pk)],
+        cwd=ROOT,
+        env=studio_env(settings, "http://127.0.0.1:9"),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert died.returncode == 3, died.stderr[-2000:]
 
     html = owner_client.get(reverse("models_app:extractions")).content.decode()
     [name] = [p.name for p in settings.ACTIVATIONS_DIR.iterdir() if (p / "metadata.json").exists()]
     assert f'aria-label="Model of {name}"' in html  # listed and importable under whatever name it has now
-    owner_client.post(reverse("models_app:extraction-import"), {"folder": name, "model": model.pk,
-                                                                "dataset": dataset.pk})
+    owner_client.post(
+        reverse("models_app:extraction-import"), {"folder": name, "model": model.pk, "dataset": dataset.pk}
+    )
     imported = Extraction.objects.order_by("-pk").first()
     assert imported.status == "completed" and not imported.missing_files
     assert np.load(imported.output_dir / "layer_0_residual.npy").shape == (2, 4, 8)

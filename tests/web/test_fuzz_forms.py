@@ -1,11 +1,14 @@
 """Hypothesis posts arbitrary input to the forms that create records (download, dataset upload
 and Hub dataset, extraction, template): never a server error, and never a partial record or
 file: each post either creates one whole record or leaves everything as it was."""
+
 from __future__ import annotations
 
 import pytest
 from django.urls import reverse
-from hypothesis import HealthCheck, event, given, settings as hypothesis_settings, strategies as st
+from hypothesis import HealthCheck, event, given
+from hypothesis import settings as hypothesis_settings
+from hypothesis import strategies as st
 
 from models_app.models import Dataset, Extraction, LanguageModel
 from templates_app.models import ExtractionTemplate
@@ -14,12 +17,16 @@ from tests.web.owned import dataset_of, model_of
 
 pytestmark = pytest.mark.django_db
 
-FUZZ = hypothesis_settings(max_examples=60, deadline=None, derandomize=True,
-                           suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+FUZZ = hypothesis_settings(
+    max_examples=60,
+    deadline=None,
+    derandomize=True,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 # Text as browsers and scripts send it: any characters but NUL... and NUL too, which the
 # database would refuse if it got that far.
 text = st.text(max_size=40)
-number_text = st.one_of(st.integers(min_value=-10**30, max_value=10**30).map(str), text)
+number_text = st.one_of(st.integers(min_value=-(10**30), max_value=10**30).map(str), text)
 optional = st.one_of(st.none(), text)
 
 
@@ -41,12 +48,23 @@ def folders(path) -> set[str]:
 
 
 @FUZZ
-@given(data=st.fixed_dictionaries({
-    "repo_id": mostly(st.sampled_from(["tiny/llama", "tiny/gpt2", "tiny/missing", "gated/llama"]), text),
-    "revision": mostly(st.sampled_from([None, "main"]), st.one_of(text, st.sampled_from(["/abs", "a..b", "0" * 40]))),
-    "quantization": mostly(st.sampled_from(["fp16", "fp32", "q4", "q8"]), text),
-    "token": mostly(st.none(), st.one_of(text, st.sampled_from(["hf_ok\nInjected: 1", "hf_\x00", "hf_good"]))),
-    "trust_remote_code": mostly(st.none(), st.sampled_from(["on", "", "1"]))}))
+@given(
+    data=st.fixed_dictionaries(
+        {
+            "repo_id": mostly(
+                st.sampled_from(["tiny/llama", "tiny/gpt2", "tiny/missing", "gated/llama"]), text
+            ),
+            "revision": mostly(
+                st.sampled_from([None, "main"]), st.one_of(text, st.sampled_from(["/abs", "a..b", "0" * 40]))
+            ),
+            "quantization": mostly(st.sampled_from(["fp16", "fp32", "q4", "q8"]), text),
+            "token": mostly(
+                st.none(), st.one_of(text, st.sampled_from(["hf_ok\nInjected: 1", "hf_\x00", "hf_good"]))
+            ),
+            "trust_remote_code": mostly(st.none(), st.sampled_from(["on", "", "1"])),
+        }
+    )
+)
 def test_the_download_form(owner_client, hub, data):
     before = LanguageModel.objects.count()
     response = owner_client.post(reverse("models_app:download"), drop_none(data), **HTMX)
@@ -60,11 +78,26 @@ def test_the_download_form(owner_client, hub, data):
 
 
 @FUZZ
-@given(name=optional, text_field=optional, filename=st.one_of(text, st.sampled_from(
-    ["a.txt", "a.jsonl", "a.json", "a.csv", "a.parquet", "a.exe", ".txt", "../../a.txt"])),
-    content=st.one_of(st.binary(max_size=300), st.text(max_size=300).map(str.encode),
-                      st.sampled_from([b'[{"text": 1}, {"text": "x"}]', b'{"text": "\xff"}\n', b"a,b\n1,2\n",
-                                       b'{"text": "one"}\n{"text": "two"}\n'])))
+@given(
+    name=optional,
+    text_field=optional,
+    filename=st.one_of(
+        text,
+        st.sampled_from(["a.txt", "a.jsonl", "a.json", "a.csv", "a.parquet", "a.exe", ".txt", "../../a.txt"]),
+    ),
+    content=st.one_of(
+        st.binary(max_size=300),
+        st.text(max_size=300).map(str.encode),
+        st.sampled_from(
+            [
+                b'[{"text": 1}, {"text": "x"}]',
+                b'{"text": "\xff"}\n',
+                b"a,b\n1,2\n",
+                b'{"text": "one"}\n{"text": "two"}\n',
+            ]
+        ),
+    ),
+)
 def test_the_dataset_upload_form(owner_client, settings, name, text_field, filename, content):
     from django.core.files.uploadedfile import SimpleUploadedFile
 
@@ -82,12 +115,20 @@ def test_the_dataset_upload_form(owner_client, settings, name, text_field, filen
 
 
 @FUZZ
-@given(data=st.fixed_dictionaries({
-    "repo_id": mostly(st.sampled_from(["data/corpus", "data/missing", "data/gated-corpus"]), text),
-    "revision": mostly(st.sampled_from([None, "main"]), st.one_of(text, st.sampled_from(["/abs", "..", "0" * 40]))),
-    "files": mostly(st.sampled_from(["data/*.parquet", "*.jsonl", "[", "../*"]), optional),
-    "text_field": mostly(st.sampled_from(["text", "content", "missing"]), optional),
-    "name": optional, "token": mostly(st.none(), text)}))
+@given(
+    data=st.fixed_dictionaries(
+        {
+            "repo_id": mostly(st.sampled_from(["data/corpus", "data/missing", "data/gated-corpus"]), text),
+            "revision": mostly(
+                st.sampled_from([None, "main"]), st.one_of(text, st.sampled_from(["/abs", "..", "0" * 40]))
+            ),
+            "files": mostly(st.sampled_from(["data/*.parquet", "*.jsonl", "[", "../*"]), optional),
+            "text_field": mostly(st.sampled_from(["text", "content", "missing"]), optional),
+            "name": optional,
+            "token": mostly(st.none(), text),
+        }
+    )
+)
 def test_the_hub_dataset_form(owner_client, hub, settings, data):
     before = Dataset.objects.count()
     response = owner_client.post(reverse("models_app:dataset-hub"), drop_none(data), **HTMX)
@@ -100,19 +141,39 @@ def test_the_hub_dataset_form(owner_client, hub, settings, data):
 
 
 @FUZZ
-@given(data=st.fixed_dictionaries({
-    "dataset": mostly(st.just("ready"), number_text),
-    "layers": mostly(st.lists(st.sampled_from(["0", "1"]), min_size=1), st.lists(number_text, max_size=4)),
-    "hooks": mostly(st.lists(st.sampled_from(["residual", "mlp", "attention"]), min_size=1),
-                    st.lists(text, max_size=3)),
-    "batch_size": small_number, "max_samples": small_number, "context_length": small_number,
-    "top_k": small_number, "dtype": mostly(st.sampled_from(["float16", "float32"]), text),
-    "micro_batch_size": mostly(st.just(""), number_text), "context_prefix_tokens": small_number,
-    "context_suffix_tokens": small_number}))
+@given(
+    data=st.fixed_dictionaries(
+        {
+            "dataset": mostly(st.just("ready"), number_text),
+            "layers": mostly(
+                st.lists(st.sampled_from(["0", "1"]), min_size=1), st.lists(number_text, max_size=4)
+            ),
+            "hooks": mostly(
+                st.lists(st.sampled_from(["residual", "mlp", "attention"]), min_size=1),
+                st.lists(text, max_size=3),
+            ),
+            "batch_size": small_number,
+            "max_samples": small_number,
+            "context_length": small_number,
+            "top_k": small_number,
+            "dtype": mostly(st.sampled_from(["float16", "float32"]), text),
+            "micro_batch_size": mostly(st.just(""), number_text),
+            "context_prefix_tokens": small_number,
+            "context_suffix_tokens": small_number,
+        }
+    )
+)
 def test_the_extraction_form(owner_client, owner, data):
     model = LanguageModel.objects.filter(name="fuzzed").first() or model_of(
-        owner, name="fuzzed", architecture_config={"model_type": "llama", "num_hidden_layers": 2, "hidden_size": 64,
-                                                   "max_position_embeddings": 256})
+        owner,
+        name="fuzzed",
+        architecture_config={
+            "model_type": "llama",
+            "num_hidden_layers": 2,
+            "hidden_size": 64,
+            "max_position_embeddings": 256,
+        },
+    )
     dataset = Dataset.objects.filter(name="fuzzed").first() or dataset_of(owner, name="fuzzed")
     if data["dataset"] == "ready":
         data["dataset"] = str(dataset.pk)
@@ -124,14 +185,27 @@ def test_the_extraction_form(owner_client, owner, data):
 
 
 @FUZZ
-@given(data=st.fixed_dictionaries({
-    "name": mostly(st.text(alphabet="abcdefgh é-_", min_size=1, max_size=20), text), "description": optional,
-    "layer_indices": mostly(st.sampled_from(["0", "0-3, 7", "5-1"]), text),
-    "hook_types": mostly(st.lists(st.sampled_from(["residual", "mlp"]), min_size=1), st.lists(text, max_size=3)),
-    "max_samples": small_number, "batch_size": small_number, "micro_batch_size": mostly(st.just(""), number_text),
-    "context_length": small_number, "top_k_examples": small_number, "context_prefix_tokens": small_number,
-    "context_suffix_tokens": small_number, "dtype": mostly(st.sampled_from(["float16", "float32"]), text),
-    "extra_metadata": mostly(st.sampled_from(["", '{"note": 1}']), text)}))
+@given(
+    data=st.fixed_dictionaries(
+        {
+            "name": mostly(st.text(alphabet="abcdefgh é-_", min_size=1, max_size=20), text),
+            "description": optional,
+            "layer_indices": mostly(st.sampled_from(["0", "0-3, 7", "5-1"]), text),
+            "hook_types": mostly(
+                st.lists(st.sampled_from(["residual", "mlp"]), min_size=1), st.lists(text, max_size=3)
+            ),
+            "max_samples": small_number,
+            "batch_size": small_number,
+            "micro_batch_size": mostly(st.just(""), number_text),
+            "context_length": small_number,
+            "top_k_examples": small_number,
+            "context_prefix_tokens": small_number,
+            "context_suffix_tokens": small_number,
+            "dtype": mostly(st.sampled_from(["float16", "float32"]), text),
+            "extra_metadata": mostly(st.sampled_from(["", '{"note": 1}']), text),
+        }
+    )
+)
 def test_the_template_form(owner_client, data):
     before = ExtractionTemplate.objects.count()
     response = owner_client.post(reverse("templates_app:create"), drop_none(data), **HTMX)

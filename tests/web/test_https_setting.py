@@ -1,4 +1,5 @@
 """The documented HTTPS setting passes Django's deployment checks; the default does not claim to."""
+
 from __future__ import annotations
 
 import os
@@ -10,11 +11,22 @@ from tests.workers import ROOT
 
 def check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:
     # A deployment's environment, not this test session's (which sets test-only variables).
-    environment = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp_path),
-                   "DJANGO_SETTINGS_MODULE": "mistudio_site.settings", "MISTUDIO_DATA_DIR": str(tmp_path),
-                   "ALLOWED_HOSTS": "studio.example.org", **env}
-    return subprocess.run([sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
-                          cwd=ROOT, env=environment, capture_output=True, text=True, timeout=120)
+    environment = {
+        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+        "HOME": str(tmp_path),
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+        "MISTUDIO_DATA_DIR": str(tmp_path),
+        "ALLOWED_HOSTS": "studio.example.org",
+        **env,
+    }
+    return subprocess.run(
+        [sys.executable, "manage.py", "check", "--deploy", "--fail-level", "WARNING"],
+        cwd=ROOT,
+        env=environment,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
 
 
 def test_check_deploy_is_clean_with_https_on(tmp_path):

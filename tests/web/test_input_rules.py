@@ -1,5 +1,6 @@
 """Tokens, revisions and commit ids: refused at the field, before any request carries them, and a
 token never reaches a message, a log line or a page."""
+
 from __future__ import annotations
 
 import logging
@@ -18,12 +19,17 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 @pytest.mark.parametrize("token", ["hf_abc\ndef", "hf_abc def", "hf_ab\x00c", "hf_é", "x" * 1001])
 def test_a_token_that_is_not_printable_ascii_is_refused_at_its_field(owner_client, hub, token):
-    for url, data in ((reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}),
-                      (reverse("models_app:preview"), {"repo_id": "tiny/llama", "quantization": "fp16"}),
-                      (reverse("models_app:dataset-hub"), {"repo_id": "data/corpus", "text_field": "text"})):
+    for url, data in (
+        (reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}),
+        (reverse("models_app:preview"), {"repo_id": "tiny/llama", "quantization": "fp16"}),
+        (reverse("models_app:dataset-hub"), {"repo_id": "data/corpus", "text_field": "text"}),
+    ):
         html = owner_client.post(url, {**data, "token": token}, **HTMX).content.decode()
         # (Django's own check answers first for a NUL character.)
-        assert "printable ASCII with no spaces or line breaks" in html or "Null characters are not allowed" in html, url
+        assert (
+            "printable ASCII with no spaces or line breaks" in html
+            or "Null characters are not allowed" in html
+        ), url
         assert token not in html
     assert not LanguageModel.objects.exists() and not Dataset.objects.exists()
     assert not [r for r in hub.requests if "authorization" in r[2]]  # nothing was sent with it
@@ -31,11 +37,17 @@ def test_a_token_that_is_not_printable_ascii_is_refused_at_its_field(owner_clien
 
 @pytest.mark.parametrize("revision", ["/abs/path", "../../etc", "a..b", "-rf", "x.lock", "a:b", "a b"])
 def test_a_revision_that_is_not_a_ref_name_is_refused_at_its_field(owner_client, hub, revision):
-    html = owner_client.post(reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16",
-                                                            "revision": revision}, **HTMX).content.decode()
+    html = owner_client.post(
+        reverse("models_app:download"),
+        {"repo_id": "tiny/llama", "quantization": "fp16", "revision": revision},
+        **HTMX,
+    ).content.decode()
     assert 'id="error-revision"' in html and "A revision is a branch, tag or commit id" in html
-    html = owner_client.post(reverse("models_app:dataset-hub"), {"repo_id": "data/corpus", "text_field": "text",
-                                                               "revision": revision}, **HTMX).content.decode()
+    html = owner_client.post(
+        reverse("models_app:dataset-hub"),
+        {"repo_id": "data/corpus", "text_field": "text", "revision": revision},
+        **HTMX,
+    ).content.decode()
     assert "A revision is a branch, tag or commit id" in html
     assert not LanguageModel.objects.exists() and not hub.requests
 
@@ -51,8 +63,17 @@ def hub_module():
 
 
 def test_the_cache_ref_is_never_written_outside_the_repository(tmp_path):
-    pre = hub.Preflight(repo_id="tiny/llama", revision="../../../escape", commit_sha="a" * 40, gated=False,
-                        config={}, summary={}, params_count=0, params_exact=True, files=[])
+    pre = hub.Preflight(
+        repo_id="tiny/llama",
+        revision="../../../escape",
+        commit_sha="a" * 40,
+        gated=False,
+        config={},
+        summary={},
+        params_count=0,
+        params_exact=True,
+        files=[],
+    )
     with pytest.raises(hub.HubError):
         hub._write_ref(tmp_path, pre)
     assert not list(tmp_path.rglob("escape"))

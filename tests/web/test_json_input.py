@@ -1,6 +1,7 @@
 """JSON from users nested deeper than the studio reads, or holding a number int() refuses, is
 refused with a message wherever it arrives: an imported file (page and API), the extra metadata
 field, an API body. Nothing is written, and it is never a server error."""
+
 from __future__ import annotations
 
 import json
@@ -28,9 +29,15 @@ def nested(levels: int) -> dict:
 
 
 def a_file(extra_metadata) -> str:
-    template = {"name": "probe", "layer_indices": [0], "hook_types": ["mlp"], "extra_metadata": extra_metadata}
-    return json.dumps({"version": "1.0", "export_date": "2025-03-01T10:00:00Z", "count": 1,
-                       "templates": [template]})
+    template = {
+        "name": "probe",
+        "layer_indices": [0],
+        "hook_types": ["mlp"],
+        "extra_metadata": extra_metadata,
+    }
+    return json.dumps(
+        {"version": "1.0", "export_date": "2025-03-01T10:00:00Z", "count": 1, "templates": [template]}
+    )
 
 
 def upload(client, text: str):
@@ -44,13 +51,18 @@ def api(owner) -> Client:
     return Client(HTTP_AUTHORIZATION=f"Bearer {token}")
 
 
-@pytest.mark.parametrize("text, message", [
-    (BRACKETS, f"The file {TOO_DEEP}."),
-    (DEEP, f"The file {TOO_DEEP}."),
-    (a_file(nested(120)), f"The file {TOO_DEEP}."),
-    ('{"version": "1.0", "count": ' + "9" * 5000 + ', "templates": []}',
-     "The file holds a number too long to read (more than 4,300 digits)."),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        (BRACKETS, f"The file {TOO_DEEP}."),
+        (DEEP, f"The file {TOO_DEEP}."),
+        (a_file(nested(120)), f"The file {TOO_DEEP}."),
+        (
+            '{"version": "1.0", "count": ' + "9" * 5000 + ', "templates": []}',
+            "The file holds a number too long to read (more than 4,300 digits).",
+        ),
+    ],
+)
 def test_an_imported_file_is_refused_with_the_reason(owner_client, text, message):
     response = upload(owner_client, text)
     assert response.status_code == 200 and message in response.content.decode()
@@ -65,20 +77,37 @@ def test_metadata_nested_within_the_bound_imports(owner_client):
 
 @pytest.mark.parametrize("metadata", [BRACKETS, json.dumps(nested(150))])
 def test_the_metadata_field_says_it_nests_too_deep(owner_client, metadata):
-    response = owner_client.post(reverse("templates_app:create"), {
-        "name": "probe", "layer_indices": "0", "hook_types": ["mlp"], "batch_size": "8", "context_length": "128",
-        "top_k_examples": "10", "dtype": "float16", "extra_metadata": metadata})
+    response = owner_client.post(
+        reverse("templates_app:create"),
+        {
+            "name": "probe",
+            "layer_indices": "0",
+            "hook_types": ["mlp"],
+            "batch_size": "8",
+            "context_length": "128",
+            "top_k_examples": "10",
+            "dtype": "float16",
+            "extra_metadata": metadata,
+        },
+    )
     html = response.content.decode()
     assert response.status_code == 422 and f"This value {TOO_DEEP}." in html
     assert not ExtractionTemplate.objects.exists()
 
 
-@pytest.mark.parametrize("path, body", [
-    ("/api/v1/templates/import", BRACKETS),
-    ("/api/v1/templates/import", a_file(nested(120))),
-    ("/api/v1/templates", json.dumps({"name": "probe", "layer_indices": [0], "hook_types": ["mlp"],
-                                      "extra_metadata": nested(150)})),
-])
+@pytest.mark.parametrize(
+    "path, body",
+    [
+        ("/api/v1/templates/import", BRACKETS),
+        ("/api/v1/templates/import", a_file(nested(120))),
+        (
+            "/api/v1/templates",
+            json.dumps(
+                {"name": "probe", "layer_indices": [0], "hook_types": ["mlp"], "extra_metadata": nested(150)}
+            ),
+        ),
+    ],
+)
 def test_an_api_body_is_refused_with_the_reason(api, path, body):
     response = api.post(path, body, content_type="application/json")
     assert response.status_code == 400

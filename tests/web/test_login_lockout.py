@@ -1,5 +1,6 @@
 """Login lockout: repeated failures for one username, or from one address, refuse even the right
 password until the cool-off has passed; the admin login counts too; API tokens do not."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -19,7 +20,9 @@ LOCKED = "Too many failed logins for this account or from this address"
 WRONG = "Please enter a correct username and password"
 
 
-def log_in(client, username: str, password: str, address: str = "127.0.0.1", path: str = "/login/", **headers):
+def log_in(
+    client, username: str, password: str, address: str = "127.0.0.1", path: str = "/login/", **headers
+):
     return client.post(path, {"username": username, "password": password}, REMOTE_ADDR=address, **headers)
 
 
@@ -43,9 +46,11 @@ def studio(settings):
 
 
 def studio_login(browser: requests.Session, url: str, password: str) -> requests.Response:
-    return browser.post(f"{url}/login/", data={"username": "owner", "password": password,
-                                                "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
-                        headers={"Referer": f"{url}/login/"})
+    return browser.post(
+        f"{url}/login/",
+        data={"username": "owner", "password": password, "csrfmiddlewaretoken": browser.cookies["csrftoken"]},
+        headers={"Referer": f"{url}/login/"},
+    )
 
 
 def test_it_refuses_the_right_password_after_twenty_failures_on_the_real_server(studio, owner):

@@ -1,5 +1,6 @@
 """Every out-of-band swap the templates make has its target on the pages whose forms cause it:
 a missing target fails silently in the browser (the toast never shows)."""
+
 from __future__ import annotations
 
 import re
@@ -19,14 +20,23 @@ TARGETS = {"toasts": None, "model-list": "models_app:index", "dataset-list": "mo
 def pages(owner) -> list[str]:
     extraction = extraction_of(owner)
     template_of(owner)
-    return [reverse("models_app:index"), reverse("models_app:datasets"), reverse("models_app:extractions"),
-            reverse("models_app:extraction", args=[extraction.pk]), reverse("templates_app:index"),
-            reverse("models_app:api-tokens")]
+    return [
+        reverse("models_app:index"),
+        reverse("models_app:datasets"),
+        reverse("models_app:extractions"),
+        reverse("models_app:extraction", args=[extraction.pk]),
+        reverse("templates_app:index"),
+        reverse("models_app:api-tokens"),
+    ]
 
 
 def test_it_aims_out_of_band_swaps_only_at_known_targets():
     used = set()
-    for folder in (ROOT / "templates", ROOT / "models_app" / "templates", ROOT / "templates_app" / "templates"):
+    for folder in (
+        ROOT / "templates",
+        ROOT / "models_app" / "templates",
+        ROOT / "templates_app" / "templates",
+    ):
         for template in folder.glob("**/*.html"):
             used |= set(re.findall(r'hx-swap-oob="[a-z]+:#([\w-]+)"', template.read_text()))
     assert used == set(TARGETS)

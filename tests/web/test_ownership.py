@@ -1,5 +1,6 @@
 """Who may change what: everyone signed in reads a shared studio; only a record's owner and
 staff change it (rename, cancel, retry, delete, edit)."""
+
 from __future__ import annotations
 
 import pytest
@@ -117,10 +118,21 @@ def test_it_refuses_cancelling_or_retrying_someone_elses_extraction(bob_client, 
 
 def test_it_refuses_editing_or_deleting_someone_elses_template(bob_client, alice):
     record = template_of(alice, batch_size=8)
-    bob_client.post(reverse("templates_app:edit", args=[record.pk]),
-                    {"name": record.name, "layer_indices": "0", "hook_types": ["residual"], "batch_size": 64,
-                     "context_length": 128, "top_k_examples": 10, "dtype": "float16",
-                     "context_prefix_tokens": 25, "context_suffix_tokens": 25}, **HX)
+    bob_client.post(
+        reverse("templates_app:edit", args=[record.pk]),
+        {
+            "name": record.name,
+            "layer_indices": "0",
+            "hook_types": ["residual"],
+            "batch_size": 64,
+            "context_length": 128,
+            "top_k_examples": 10,
+            "dtype": "float16",
+            "context_prefix_tokens": 25,
+            "context_suffix_tokens": 25,
+        },
+        **HX,
+    )
     bob_client.post(reverse("templates_app:favorite", args=[record.pk]), **HX)
     response = bob_client.post(reverse("templates_app:delete", args=[record.pk]), **HX)
     assert "Only alice" in response.content.decode()
@@ -148,12 +160,24 @@ def test_it_records_who_added_each_record(bob_client, other_user, settings, tmp_
     corpus = tmp_path / "corpus.txt"
     corpus.write_text("one\ntwo\n")
     with corpus.open("rb") as upload:
-        bob_client.post(reverse("models_app:dataset-upload"), {"name": "mine", "file": upload,
-                                                                "text_field": "text"}, **HX)
-    bob_client.post(reverse("templates_app:create"),
-                    {"name": "my template", "layer_indices": "0", "hook_types": ["residual"], "batch_size": 8,
-                     "context_length": 128, "top_k_examples": 10, "dtype": "float16",
-                     "context_prefix_tokens": 25, "context_suffix_tokens": 25}, **HX)
+        bob_client.post(
+            reverse("models_app:dataset-upload"), {"name": "mine", "file": upload, "text_field": "text"}, **HX
+        )
+    bob_client.post(
+        reverse("templates_app:create"),
+        {
+            "name": "my template",
+            "layer_indices": "0",
+            "hook_types": ["residual"],
+            "batch_size": 8,
+            "context_length": 128,
+            "top_k_examples": 10,
+            "dtype": "float16",
+            "context_prefix_tokens": 25,
+            "context_suffix_tokens": 25,
+        },
+        **HX,
+    )
     assert Dataset.objects.get(name="mine").owner == other_user
     assert ExtractionTemplate.objects.get(name="my template").owner == other_user
 
@@ -171,7 +195,9 @@ def test_an_owner_cannot_delete_a_model_others_extracted_from(client, alice, oth
     extraction_of(other_user, model=record)
     client.force_login(alice)
     response = client.post(reverse("models_app:delete", args=[record.pk]), **HX)
-    assert "1 extraction of other users uses llama: staff can delete it with them." in response.content.decode()
+    assert (
+        "1 extraction of other users uses llama: staff can delete it with them." in response.content.decode()
+    )
     assert LanguageModel.objects.filter(pk=record.pk).exists() and Extraction.objects.exists()
 
 

@@ -1,6 +1,7 @@
 """The studio's files are its user's alone: a data directory made by the settings is 0700, and
 the SQLite database a migration writes (with its -wal and -shm) is 0600, in a fresh data
 directory and in one made before they were private."""
+
 from __future__ import annotations
 
 import json
@@ -32,10 +33,20 @@ print(json.dumps({p.name: oct(stat.S_IMODE(os.stat(p).st_mode)) for p in paths})
 
 def migrate_in(data_dir: Path) -> dict[str, str]:
     """The studio's settings and `migrate` in a process of their own, as `make run` starts them."""
-    env = {"PATH": os.environ["PATH"], "HOME": str(data_dir.parent), "MISTUDIO_DATA_DIR": str(data_dir),
-           "DJANGO_SETTINGS_MODULE": "mistudio_site.settings"}
-    done = subprocess.run([sys.executable, "-c", MIGRATE_AND_REPORT], cwd=ROOT, env=env, capture_output=True,
-                          text=True, timeout=300)
+    env = {
+        "PATH": os.environ["PATH"],
+        "HOME": str(data_dir.parent),
+        "MISTUDIO_DATA_DIR": str(data_dir),
+        "DJANGO_SETTINGS_MODULE": "mistudio_site.settings",
+    }
+    done = subprocess.run(
+        [sys.executable, "-c", MIGRATE_AND_REPORT],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads(done.stdout.strip().splitlines()[-1])
 
@@ -43,8 +54,13 @@ def migrate_in(data_dir: Path) -> dict[str, str]:
 def test_it_makes_a_fresh_data_directory_and_database_private(tmp_path):
     os.chmod(tmp_path, 0o755)
     modes = migrate_in(tmp_path / "data")
-    assert modes == {"data": "0o700", "db.sqlite3": "0o600", "db.sqlite3-wal": "0o600", "db.sqlite3-shm": "0o600",
-                     "secret_key": "0o600"}
+    assert modes == {
+        "data": "0o700",
+        "db.sqlite3": "0o600",
+        "db.sqlite3-wal": "0o600",
+        "db.sqlite3-shm": "0o600",
+        "secret_key": "0o600",
+    }
 
 
 def test_it_makes_a_data_directory_from_before_private(tmp_path):
@@ -59,5 +75,10 @@ def test_it_makes_a_data_directory_from_before_private(tmp_path):
     database.close()
     assert stat.S_IMODE((data / "db.sqlite3").stat().st_mode) == 0o644
     modes = migrate_in(data)
-    assert modes == {"data": "0o700", "db.sqlite3": "0o600", "db.sqlite3-wal": "0o600", "db.sqlite3-shm": "0o600",
-                     "secret_key": "0o600"}
+    assert modes == {
+        "data": "0o700",
+        "db.sqlite3": "0o600",
+        "db.sqlite3-wal": "0o600",
+        "db.sqlite3-shm": "0o600",
+        "secret_key": "0o600",
+    }

@@ -1,4 +1,5 @@
 """A decoder-only family transformers does not know, shipped as repository code."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -35,13 +36,19 @@ def test_it_asks_for_trust_before_running_repository_code(owner_client, hub, set
     assert not (settings.HF_CACHE_DIR / "models--tiny--remote").exists()
 
 
-def test_an_unknown_decoder_works_when_its_layers_can_be_found(owner_client, hub, settings, remote_code_allowed):
+def test_an_unknown_decoder_works_when_its_layers_can_be_found(
+    owner_client, hub, settings, remote_code_allowed
+):
     record = download(owner_client, "tiny/remote", "q4", trust=True)
     assert record.status == "ready", record.error_message
     assert record.effective_quantization == "q4"
     hooks = record.architecture_summary["hook_points"]
-    assert hooks == {"decoder_layers": "blocks", "residual": "blocks.{i}",
-                     "mlp": "blocks.{i}.feed_forward", "attention": "blocks.{i}.attention"}
+    assert hooks == {
+        "decoder_layers": "blocks",
+        "residual": "blocks.{i}",
+        "mlp": "blocks.{i}.feed_forward",
+        "attention": "blocks.{i}.attention",
+    }
     assert record.params_count == 2 * 512 * 128 + 2 * 2 * (128 * 128 + 128)
     modal = owner_client.get(reverse("models_app:architecture", args=[record.pk]), **HTMX).content.decode()
     assert "blocks.{i}.feed_forward" in modal
@@ -56,21 +63,29 @@ def test_an_unknown_decoder_without_findable_parts_fails_clearly(owner_client, h
 def test_repository_code_is_off_unless_the_operator_allows_it(owner_client, hub):
     page = owner_client.get(reverse("models_app:index")).content.decode()
     assert "MISTUDIO_ALLOW_REMOTE_CODE=1" in page  # the form says why the box is unavailable
-    response = owner_client.post(reverse("models_app:download"), {"repo_id": "tiny/remote", "quantization": "fp16",
-                                                                  "trust_remote_code": "on"}, **HTMX)
+    response = owner_client.post(
+        reverse("models_app:download"),
+        {"repo_id": "tiny/remote", "quantization": "fp16", "trust_remote_code": "on"},
+        **HTMX,
+    )
     assert "Repository code is turned off on this studio" in response.content.decode()
     assert not LanguageModel.objects.exists()
 
 
 def test_only_staff_may_ask_for_repository_code(client, other_user, hub, remote_code_allowed):
     client.force_login(other_user)
-    response = client.post(reverse("models_app:download"), {"repo_id": "tiny/remote", "quantization": "fp16",
-                                                            "trust_remote_code": "on"}, **HTMX)
+    response = client.post(
+        reverse("models_app:download"),
+        {"repo_id": "tiny/remote", "quantization": "fp16", "trust_remote_code": "on"},
+        **HTMX,
+    )
     assert "Only staff accounts may run repository code" in response.content.decode()
     assert not LanguageModel.objects.exists()
 
 
-def test_the_job_checks_again_before_running_repository_code(owner_client, hub, settings, remote_code_allowed):
+def test_the_job_checks_again_before_running_repository_code(
+    owner_client, hub, settings, remote_code_allowed
+):
     from models_app.jobs.download import run_download
     from models_app.ml import hub as hub_lib
     from models_app.services import downloads
@@ -103,15 +118,36 @@ def remote_model_switched_off(owner_client, hub, settings, remote_code_allowed, 
 
 
 def extraction_fields(record, dataset) -> dict:
-    return {"model": record, "dataset": dataset, "layers": [0, 1], "hooks": ["residual"], "batch_size": 4,
-            "max_samples": 8, "context_length": 16, "top_k": 3, "dtype": "float32"}
+    return {
+        "model": record,
+        "dataset": dataset,
+        "layers": [0, 1],
+        "hooks": ["residual"],
+        "batch_size": 4,
+        "max_samples": 8,
+        "context_length": 16,
+        "top_k": 3,
+        "dtype": "float32",
+    }
 
 
-def test_the_modal_refuses_a_remote_code_model_once_the_switch_is_off(owner_client, remote_model_switched_off):
+def test_the_modal_refuses_a_remote_code_model_once_the_switch_is_off(
+    owner_client, remote_model_switched_off
+):
     record, dataset, mark = remote_model_switched_off
-    html = owner_client.post(reverse("models_app:extract-start", args=[record.pk]),
-                             {"dataset": dataset.pk, "layers": ["0"], "hooks": ["residual"], "batch_size": 4,
-                              "context_length": 16, "top_k": 3, "dtype": "float32"}, **HTMX).content.decode()
+    html = owner_client.post(
+        reverse("models_app:extract-start", args=[record.pk]),
+        {
+            "dataset": dataset.pk,
+            "layers": ["0"],
+            "hooks": ["residual"],
+            "batch_size": 4,
+            "context_length": 16,
+            "top_k": 3,
+            "dtype": "float32",
+        },
+        **HTMX,
+    ).content.decode()
     assert 'id="error-form"' in html
     assert "Repository code is not allowed on this studio" in html and "MISTUDIO_ALLOW_REMOTE_CODE=1" in html
     assert not Extraction.objects.exists() and not mark.exists()

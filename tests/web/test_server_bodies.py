@@ -1,6 +1,7 @@
 """Request bodies against the real server: `manage.py run_studio` in a subprocess, driven over raw
 sockets. What the server stores of a body is read from its open files under its TMPDIR, the data
 directory's tmp/ (Twisted spools a body to an unlinked temporary file there)."""
+
 from __future__ import annotations
 
 import socket
@@ -17,8 +18,13 @@ LIMIT = 2 * MIB + MIB  # MISTUDIO_MAX_UPLOAD_BYTES below, plus the form's allowa
 
 @pytest.fixture
 def studio(settings, hub):
-    process, url = start_studio(settings, hub.endpoint, "--no-workers", MISTUDIO_MAX_UPLOAD_BYTES=str(2 * MIB),
-                                MISTUDIO_REQUEST_GRACE_SECONDS="2")
+    process, url = start_studio(
+        settings,
+        hub.endpoint,
+        "--no-workers",
+        MISTUDIO_MAX_UPLOAD_BYTES=str(2 * MIB),
+        MISTUDIO_REQUEST_GRACE_SECONDS="2",
+    )
     # run_studio points the web server's TMPDIR at the data directory's tmp/, beside Django's uploads.
     yield Studio(process, url, settings.MODELS_DIR.parent / "tmp")
     stop(process)
@@ -38,8 +44,10 @@ def answer(sock: socket.socket, within: float) -> tuple[str, float]:
 
 
 def test_it_answers_an_anonymous_200_mb_body_403_within_a_second_with_nothing_stored(studio):
-    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 209715200\r\n"
-                          "Content-Type: multipart/form-data; boundary=x")
+    sock = studio.connect(
+        "POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 209715200\r\n"
+        "Content-Type: multipart/form-data; boundary=x"
+    )
     sock.sendall(b"x" * 65536)
     status, took = answer(sock, within=1.0)
     assert status == "HTTP/1.1 403 Forbidden" and took < 1.0
@@ -82,8 +90,9 @@ def test_it_cuts_a_signed_in_chunked_body_at_the_limit(studio, session_cookie):
 
 
 def test_it_drops_a_body_that_trickles(studio):
-    sock = studio.connect("POST /login/ HTTP/1.1\r\nContent-Length: 1000\r\n"
-                          "Content-Type: application/x-www-form-urlencoded")
+    sock = studio.connect(
+        "POST /login/ HTTP/1.1\r\nContent-Length: 1000\r\nContent-Type: application/x-www-form-urlencoded"
+    )
     sock.settimeout(0.01)
     started, status = time.monotonic(), ""
     while time.monotonic() - started < 10 and not status:
@@ -106,11 +115,13 @@ def test_it_drops_headers_that_never_end(studio):
 
 
 def test_it_sends_continue_only_once_the_session_is_known(studio, session_cookie):
-    sock = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\n"
-                          "Expect: 100-continue", session_cookie)
+    sock = studio.connect(
+        "POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\nExpect: 100-continue", session_cookie
+    )
     assert answer(sock, within=1.0)[0] == "HTTP/1.1 100 Continue"
-    anonymous = studio.connect("POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\n"
-                               "Expect: 100-continue")
+    anonymous = studio.connect(
+        "POST /datasets/upload/ HTTP/1.1\r\nContent-Length: 200000\r\nExpect: 100-continue"
+    )
     assert answer(anonymous, within=1.0)[0] == "HTTP/1.1 403 Forbidden"
 
 
@@ -150,7 +161,9 @@ def test_it_runs_nothing_whose_headers_end_after_their_refusal(studio, owner):
     _record, token = ApiToken.issue(owner, "late")
     body = b'{"name": "late", "layer_indices": [0], "hook_types": ["mlp"]}'
     sock = socket.create_connection(("127.0.0.1", studio.port))
-    sock.sendall(f"POST /api/v1/templates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n".encode())
+    sock.sendall(
+        f"POST /api/v1/templates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n".encode()
+    )
     assert answer(sock, within=4)[0] == "HTTP/1.1 408 Request Timeout"  # the blank line never came
     sock.sendall(b"Content-Type: application/json\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
     time.sleep(1)
@@ -159,8 +172,9 @@ def test_it_runs_nothing_whose_headers_end_after_their_refusal(studio, owner):
 
 def test_it_drops_a_body_that_stalls_after_a_burst(studio):
     """The rate counts over the last grace period: 64 KiB at once cannot buy a minute of silence."""
-    sock = studio.connect("POST /login/ HTTP/1.1\r\nContent-Length: 65536\r\n"
-                          "Content-Type: application/x-www-form-urlencoded")
+    sock = studio.connect(
+        "POST /login/ HTTP/1.1\r\nContent-Length: 65536\r\nContent-Type: application/x-www-form-urlencoded"
+    )
     sock.sendall(b"a" * 65535)
     status, took = answer(sock, within=12)
     assert status == "HTTP/1.1 408 Request Timeout" and took < 8  # 64 s at the old average rule
@@ -187,9 +201,11 @@ def test_it_runs_a_body_that_arrived_whole_while_its_token_was_checked(studio, o
     _record, token = ApiToken.issue(owner, "chunked")
     body = b'{"name": "whole", "layer_indices": [0], "hook_types": ["mlp"]}'
     sock = socket.create_connection(("127.0.0.1", studio.port))
-    sock.sendall(b"POST /api/v1/templates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
-                 b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
-                 % (token.encode(), len(body), body))  # one packet: judged after the body is in
+    sock.sendall(
+        b"POST /api/v1/templates HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer %s\r\n"
+        b"Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n%x\r\n%s\r\n0\r\n\r\n"
+        % (token.encode(), len(body), body)
+    )  # one packet: judged after the body is in
     assert answer(sock, within=5)[0] == "HTTP/1.1 201 Created"
     assert ExtractionTemplate.objects.get().name == "whole"
 

@@ -1,5 +1,6 @@
 """Hostile dataset files against the real studio: `manage.py run_studio` with its workers, an
 upload through the login form and the upload form, as a browser sends them."""
+
 from __future__ import annotations
 
 import time
@@ -33,8 +34,12 @@ def wait_for_dataset(name: str, timeout: float = 60) -> Dataset:
 
 
 def test_it_reads_a_parquet_bomb_in_a_job_and_refuses_it_with_the_web_server_unmoved(studio, owner, tmp_path):
-    pq.write_table(pa.table({"text": ["a" * (8 * MB)] * 64}), tmp_path / "bomb.parquet",
-                   compression="zstd", compression_level=22)  # 704 bytes for 512 MiB of text
+    pq.write_table(
+        pa.table({"text": ["a" * (8 * MB)] * 64}),
+        tmp_path / "bomb.parquet",
+        compression="zstd",
+        compression_level=22,
+    )  # 704 bytes for 512 MiB of text
     browser = studio.sign_in("owner", "pw-owner-123")
     before = studio.peak_memory()
     answer = studio.upload(browser, "bomb.parquet", (tmp_path / "bomb.parquet").read_bytes())

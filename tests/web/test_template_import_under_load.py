@@ -1,6 +1,7 @@
 """A large template import against the real studio (`run_studio` with its workers, SQLite) while
 an extraction runs and other people keep writing: the import holds the database only for a
 moment, so nobody else's write waits long or fails, and the extraction completes."""
+
 from __future__ import annotations
 
 import json
@@ -26,25 +27,54 @@ def studio(settings, hub, ready):
 
 
 def templates_file() -> bytes:
-    return json.dumps({"version": "1.0", "templates": [
-        {"name": f"probe {i}", "layer_indices": [0, 1], "hook_types": ["residual"], "max_samples": 100,
-         "batch_size": 8, "top_k_examples": 10, "is_favorite": False, "extra_metadata": {"i": i},
-         "created_at": "2024-01-01T00:00:00Z"} for i in range(TEMPLATES)]}).encode()
+    return json.dumps(
+        {
+            "version": "1.0",
+            "templates": [
+                {
+                    "name": f"probe {i}",
+                    "layer_indices": [0, 1],
+                    "hook_types": ["residual"],
+                    "max_samples": 100,
+                    "batch_size": 8,
+                    "top_k_examples": 10,
+                    "is_favorite": False,
+                    "extra_metadata": {"i": i},
+                    "created_at": "2024-01-01T00:00:00Z",
+                }
+                for i in range(TEMPLATES)
+            ],
+        }
+    ).encode()
 
 
 def test_it_imports_7000_templates_while_an_extraction_runs_and_others_write(studio, ready, tmp_path, owner):
     model, _corpus = ready
     corpus = tmp_path / "long.txt"
-    corpus.write_text("".join(f"Sample {i}: features of the residual stream at layer {i % 4}.\n"
-                              for i in range(6_000)))
+    corpus.write_text(
+        "".join(f"Sample {i}: features of the residual stream at layer {i % 4}.\n" for i in range(6_000))
+    )
     dataset = dataset_services.add_from_file(corpus, "long")
     browser = studio.sign_in("owner", "pw-owner-123")
     csrf = {"csrfmiddlewaretoken": browser.cookies["csrftoken"]}
     referer = {"Referer": f"{studio.url}/"}
-    started = browser.post(f"{studio.url}/models/{model.pk}/extract/start/", headers=referer, data={
-        **csrf, "dataset": dataset.pk, "layers": ["0", "1"], "hooks": ["residual", "mlp"], "batch_size": 8,
-        "max_samples": 6_000, "context_length": 64, "top_k": 5, "dtype": "float32",
-        "context_prefix_tokens": 25, "context_suffix_tokens": 25})
+    started = browser.post(
+        f"{studio.url}/models/{model.pk}/extract/start/",
+        headers=referer,
+        data={
+            **csrf,
+            "dataset": dataset.pk,
+            "layers": ["0", "1"],
+            "hooks": ["residual", "mlp"],
+            "batch_size": 8,
+            "max_samples": 6_000,
+            "context_length": 64,
+            "top_k": 5,
+            "dtype": "float32",
+            "context_prefix_tokens": 25,
+            "context_suffix_tokens": 25,
+        },
+    )
     assert started.status_code == 200, started.text[-2000:]
     extraction = Extraction.objects.get()
     deadline = time.monotonic() + 120
@@ -61,19 +91,39 @@ def test_it_imports_7000_templates_while_an_extraction_runs_and_others_write(stu
         while not stop_writing.is_set():
             number += 1
             began = time.monotonic()
-            renamed = other.post(f"{studio.url}/models/{model.pk}/rename/", headers=headers,
-                                 data={**token, "name": f"llama {number}"})
-            saved = other.post(f"{studio.url}/templates/new/", headers=headers, data={
-                **token, "name": f"mine {number}", "layer_indices": "0", "hook_types": "residual",
-                "batch_size": 8, "context_length": 128, "top_k_examples": 10, "context_prefix_tokens": 25,
-                "context_suffix_tokens": 25, "dtype": "float16", "extra_metadata": "{}"})
+            renamed = other.post(
+                f"{studio.url}/models/{model.pk}/rename/",
+                headers=headers,
+                data={**token, "name": f"llama {number}"},
+            )
+            saved = other.post(
+                f"{studio.url}/templates/new/",
+                headers=headers,
+                data={
+                    **token,
+                    "name": f"mine {number}",
+                    "layer_indices": "0",
+                    "hook_types": "residual",
+                    "batch_size": 8,
+                    "context_length": 128,
+                    "top_k_examples": 10,
+                    "context_prefix_tokens": 25,
+                    "context_suffix_tokens": 25,
+                    "dtype": "float16",
+                    "extra_metadata": "{}",
+                },
+            )
             writes.append((renamed.status_code, saved.status_code, time.monotonic() - began))
 
     writer = threading.Thread(target=keep_writing)
     writer.start()
     try:
-        imported = browser.post(f"{studio.url}/templates/import/", headers=referer, data={**csrf, "on_duplicate": "skip"},
-                                files={"file": ("templates.json", templates_file())})
+        imported = browser.post(
+            f"{studio.url}/templates/import/",
+            headers=referer,
+            data={**csrf, "on_duplicate": "skip"},
+            files={"file": ("templates.json", templates_file())},
+        )
     finally:
         stop_writing.set()
         writer.join(60)

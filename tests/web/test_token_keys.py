@@ -1,4 +1,5 @@
 """Access tokens at rest: their key is not SECRET_KEY's, and it can be rotated."""
+
 from __future__ import annotations
 
 from io import StringIO
@@ -22,7 +23,9 @@ def test_a_copy_with_the_same_secret_key_but_not_the_token_key_reads_nothing(set
 
 def test_rotation_re_encrypts_stored_tokens_with_the_new_key(settings):
     old, new = settings.TOKEN_KEYS[0], Fernet.generate_key().decode()
-    record = LanguageModel.objects.create(name="m", repo_id="o/m", encrypted_token=secrets.encrypt("hf_tokenvalue999"))
+    record = LanguageModel.objects.create(
+        name="m", repo_id="o/m", encrypted_token=secrets.encrypt("hf_tokenvalue999")
+    )
     settings.TOKEN_KEYS = [new, old]
     out = StringIO()
     call_command("rotate_token_key", stdout=out)

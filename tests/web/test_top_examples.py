@@ -1,5 +1,6 @@
 """Top examples of a neuron: the page shows exactly a brute-force top-K over the saved arrays,
 with the peak token highlighted and decoded by the model's own tokenizer."""
+
 from __future__ import annotations
 
 import html as html_lib
@@ -58,7 +59,9 @@ def test_the_window_holds_the_chosen_context_on_each_side(owner_client, extract,
     folder = settings.ACTIVATIONS_DIR / str(record.pk)
     mask = np.load(folder / "attention_mask.npy").astype(bool)
     for prefix, suffix in ((2, 1), (0, 0), (25, 25)):
-        _page, examples = shown(owner_client, record, target="layer_0_residual", neuron=3, prefix=prefix, suffix=suffix)
+        _page, examples = shown(
+            owner_client, record, target="layer_0_residual", neuron=3, prefix=prefix, suffix=suffix
+        )
         assert len(examples) == 3
         for example in examples:
             sample, token = map(int, re.search(r"sample (\d+), token (\d+)", example).groups())
@@ -73,8 +76,12 @@ def test_without_a_neuron_it_lists_the_strongest_neurons(owner_client, extract, 
     acts = np.load(folder / "layer_0_mlp.npy").astype(np.float64)
     mask = np.load(folder / "attention_mask.npy").astype(bool)
     peaks = acts[mask].max(axis=0)
-    page = owner_client.get(reverse("models_app:extraction-examples", args=[record.pk]),
-                            {"target": "layer_0_mlp"}, **HTMX, HTTP_HX_TARGET="examples").content.decode()
+    page = owner_client.get(
+        reverse("models_app:extraction-examples", args=[record.pk]),
+        {"target": "layer_0_mlp"},
+        **HTMX,
+        HTTP_HX_TARGET="examples",
+    ).content.decode()
     neurons = [int(n) for n in re.findall(r"<tr><td>(\d+)</td>", page)]
     assert neurons == list(np.argsort(-peaks, kind="stable")[:20])
     assert "<html" not in page  # an htmx request gets the fragment

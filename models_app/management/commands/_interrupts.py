@@ -1,11 +1,12 @@
 """The signals that stop a job command: Ctrl-C (SIGINT), SIGTERM and a closed terminal (SIGHUP),
 all handled alike (see `_progress.JobCommand`)."""
+
 from __future__ import annotations
 
 import signal
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 

@@ -3,12 +3,13 @@ the red of error output), running a job under it, and the commands that do: a st
 (Ctrl-C, SIGTERM, a closed terminal) cancels the job, its files are removed, the record ends
 cancelled, and the command prints one line and exits with 128 + the signal's number (130 for
 Ctrl-C), with no traceback."""
+
 from __future__ import annotations
 
 import signal
 import sys
 import threading
-from typing import Callable
+from collections.abc import Callable
 
 from django.core.management.base import BaseCommand, OutputWrapper
 from django.db import connection
@@ -29,17 +30,21 @@ class ProgressBar:
         filled = int(self.WIDTH * (record.progress or 0) / 100)
         line = f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}"
         if record.status == "downloading":
-            line += (f" {bytesize(record.bytes_downloaded)}/{bytesize(record.bytes_total)}"
-                     f" {speed(record.speed_bps)} ETA {duration(record.eta_seconds)}")
+            line += (
+                f" {bytesize(record.bytes_downloaded)}/{bytesize(record.bytes_total)}"
+                f" {speed(record.speed_bps)} ETA {duration(record.eta_seconds)}"
+            )
         elif record.phase_detail:
             line += f" {record.phase_detail}"
         self._draw(line)
 
     def show_extraction(self, record) -> None:
         filled = int(self.WIDTH * (record.progress or 0) / 100)
-        line = (f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}"
-                f" {record.samples_done}/{record.samples_total} samples"
-                f" {record.tokens_per_second:,.0f} tok/s ETA {duration(record.eta_seconds)}")
+        line = (
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}"
+            f" {record.samples_done}/{record.samples_total} samples"
+            f" {record.tokens_per_second:,.0f} tok/s ETA {duration(record.eta_seconds)}"
+        )
         self._draw(line)
 
     def show_dataset(self, record) -> None:

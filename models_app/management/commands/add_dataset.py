@@ -1,4 +1,5 @@
 """manage.py add_dataset PATH_OR_HF_REPO --name NAME [--text-field F] [--revision R] [--files GLOB]"""
+
 from __future__ import annotations
 
 import os
@@ -6,9 +7,9 @@ from pathlib import Path
 
 from django.core.management.base import CommandError
 
-from models_app.services import datasets as dataset_services
 from models_app.ml.datasets import DatasetError
 from models_app.ml.hub import HubError
+from models_app.services import datasets as dataset_services
 
 from ._progress import JobCommand, run_job_with_bar
 
@@ -30,16 +31,24 @@ class Command(JobCommand):
         token = os.environ.get(options["token_env"]) if options["token_env"] else None
         try:
             if Path(source).exists():
-                record = dataset_services.add_from_file(Path(source), options["name"], options["text_field"],
-                                                        run=self.run_job)
+                record = dataset_services.add_from_file(
+                    Path(source), options["name"], options["text_field"], run=self.run_job
+                )
             else:
-                record = dataset_services.add_from_hub(source, options["name"], options["revision"],
-                                                       options["files"], options["text_field"], token,
-                                                       run=self.run_job)
+                record = dataset_services.add_from_hub(
+                    source,
+                    options["name"],
+                    options["revision"],
+                    options["files"],
+                    options["text_field"],
+                    token,
+                    run=self.run_job,
+                )
         except (DatasetError, HubError) as exc:
             raise CommandError(getattr(exc, "message", str(exc)))
-        self.stdout.write(self.style.SUCCESS(
-            f"Dataset {record.pk}: {record.name}, {record.num_samples:,} samples"))
+        self.stdout.write(
+            self.style.SUCCESS(f"Dataset {record.pk}: {record.name}, {record.num_samples:,} samples")
+        )
 
     def run_job(self, job, record) -> None:
         run_job_with_bar(self, job, record, "show_dataset")

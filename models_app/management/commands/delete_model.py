@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand, CommandError
 
-from models_app.services import models as services
 from models_app.formatting import bytesize
+from models_app.services import models as services
 
 from ._lookup import add_model_id_argument, get_model
 

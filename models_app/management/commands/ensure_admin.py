@@ -1,4 +1,5 @@
 """Create the first admin user when there is none (used by `make run`)."""
+
 from __future__ import annotations
 
 import os
@@ -21,8 +22,11 @@ class Command(BaseCommand):
         password = password or secrets.token_urlsafe(12)
         User.objects.create_superuser(username=username, email="", password=password)
         if generated:
-            self.stdout.write(self.style.WARNING(
-                f"Created admin user '{username}' with password: {password}\n"
-                "It is shown only this once; change it in the admin."))
+            self.stdout.write(
+                self.style.WARNING(
+                    f"Created admin user '{username}' with password: {password}\n"
+                    "It is shown only this once; change it in the admin."
+                )
+            )
         else:
             self.stdout.write(f"Created admin user '{username}' (password from MISTUDIO_ADMIN_PASSWORD).")

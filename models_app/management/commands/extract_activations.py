@@ -1,6 +1,7 @@
 """manage.py extract_activations MODEL_ID --dataset ID --layers 0,5,11 --hooks residual,mlp
 [--batch-size --micro-batch-size --max-samples --context-length --top-k --dtype]: the page's job, in this process,
 with a terminal progress bar."""
+
 from __future__ import annotations
 
 from argparse import ArgumentDefaultsHelpFormatter
@@ -9,8 +10,8 @@ from django.core.management.base import CommandError
 
 from models_app.forms.extractions import ExtractionForm
 from models_app.jobs.extraction import run_extraction
-from models_app.services import extractions as extraction_services
 from models_app.models import ExtractionStatus
+from models_app.services import extractions as extraction_services
 
 from ._lookup import add_model_id_argument, get_model
 from ._progress import JobCommand, run_job_with_bar
@@ -31,7 +32,9 @@ class Command(JobCommand):
         parser.add_argument("--layers", required=True, help="comma-separated, e.g. 0,5,11")
         parser.add_argument("--hooks", default="residual", type=str.lower, help="residual,mlp,attention")
         parser.add_argument("--batch-size", type=int, default=8)
-        parser.add_argument("--micro-batch-size", type=int, help="samples per forward pass (default: the batch size)")
+        parser.add_argument(
+            "--micro-batch-size", type=int, help="samples per forward pass (default: the batch size)"
+        )
         parser.add_argument("--max-samples", type=int)
         parser.add_argument("--context-length", type=int, default=128)
         parser.add_argument("--top-k", type=int, default=10)
@@ -39,12 +42,17 @@ class Command(JobCommand):
 
     def handle(self, *args, **options) -> None:
         model = get_model(options["model_id"])
-        data = {"dataset": options["dataset"], "layers": _csv(options["layers"]),
-                "hooks": _csv(options["hooks"]), "batch_size": options["batch_size"],
-                "max_samples": "" if options["max_samples"] is None else options["max_samples"],
-                "context_length": options["context_length"],
-                "top_k": options["top_k"], "dtype": options["dtype"],
-                "micro_batch_size": options["micro_batch_size"] or ""}
+        data = {
+            "dataset": options["dataset"],
+            "layers": _csv(options["layers"]),
+            "hooks": _csv(options["hooks"]),
+            "batch_size": options["batch_size"],
+            "max_samples": "" if options["max_samples"] is None else options["max_samples"],
+            "context_length": options["context_length"],
+            "top_k": options["top_k"],
+            "dtype": options["dtype"],
+            "micro_batch_size": options["micro_batch_size"] or "",
+        }
         form = ExtractionForm(data, model=model)
         if not form.is_valid():
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
@@ -55,5 +63,8 @@ class Command(JobCommand):
         if record.status != ExtractionStatus.COMPLETED:
             raise CommandError(record.error_message or f"Extraction {record.get_status_display().lower()}.")
         seconds = record.metadata["timings"]["seconds"]
-        self.stdout.write(self.style.SUCCESS(
-            f"Completed: {record.samples_done} samples in {seconds:.1f}s -> {record.output_path}"))
+        self.stdout.write(
+            self.style.SUCCESS(
+                f"Completed: {record.samples_done} samples in {seconds:.1f}s -> {record.output_path}"
+            )
+        )

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from models_app.models import Dataset
 from models_app.formatting import bytesize
+from models_app.models import Dataset
 
 
 class Command(BaseCommand):
@@ -14,5 +14,7 @@ class Command(BaseCommand):
 
     def handle(self, *args, **options) -> None:
         for d in Dataset.objects.order_by("pk"):
-            self.stdout.write(f"{d.pk}\t{d.name}\t{d.source}:{d.source_detail}\t{d.num_samples} samples\t"
-                              f"{bytesize(d.size_bytes)}\t{d.status}")
+            self.stdout.write(
+                f"{d.pk}\t{d.name}\t{d.source}:{d.source_detail}\t{d.num_samples} samples\t"
+                f"{bytesize(d.size_bytes)}\t{d.status}"
+            )

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 from django.core.management.base import BaseCommand
 
-from models_app.models import LanguageModel
 from models_app.formatting import bytesize, params
+from models_app.models import LanguageModel
 
 
 class Command(BaseCommand):
@@ -17,5 +17,7 @@ class Command(BaseCommand):
             fmt = m.get_quantization_display()
             if m.format_differs:
                 fmt += f"->{m.get_effective_quantization_display()}"
-            self.stdout.write(f"{m.pk}\t{m.name}\t{m.repo_id}@{m.revision}\t{fmt}\t{m.status}\t"
-                              f"{params(m.params_count)}\t{bytesize(m.disk_size_bytes)}")
+            self.stdout.write(
+                f"{m.pk}\t{m.name}\t{m.repo_id}@{m.revision}\t{fmt}\t{m.status}\t"
+                f"{params(m.params_count)}\t{bytesize(m.disk_size_bytes)}"
+            )

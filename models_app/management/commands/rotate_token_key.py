@@ -1,6 +1,7 @@
 """manage.py rotate_token_key: re-encrypt the stored access tokens with the first of the token
 keys (MISTUDIO_TOKEN_KEY="new,old"), after which the old key can be removed; --new-key prints a
 fresh key to put first."""
+
 from __future__ import annotations
 
 from cryptography.fernet import Fernet, InvalidToken
@@ -22,12 +23,19 @@ class Command(BaseCommand):
             return
         done = unreadable = 0
         for record_cls in (LanguageModel, Dataset):
-            for pk, blob in record_cls.objects.exclude(encrypted_token=None).values_list("pk", "encrypted_token"):
+            for pk, blob in record_cls.objects.exclude(encrypted_token=None).values_list(
+                "pk", "encrypted_token"
+            ):
                 try:
                     record_cls.objects.filter(pk=pk).update(encrypted_token=secrets.rotate(blob))
                     done += 1
                 except InvalidToken:
                     unreadable += 1
-        self.stdout.write(f"Re-encrypted {done} token(s) with the first key"
-                          + (f"; {unreadable} could not be read with any key (their jobs will run without)."
-                             if unreadable else "."))
+        self.stdout.write(
+            f"Re-encrypted {done} token(s) with the first key"
+            + (
+                f"; {unreadable} could not be read with any key (their jobs will run without)."
+                if unreadable
+                else "."
+            )
+        )

@@ -1,6 +1,7 @@
 """Start the web server (daphne) and the job workers (Django-Q2) as one foreground process tree.
 A process that dies (a worker killed for memory, say) is started again; Ctrl-C or SIGTERM stops
 them all."""
+
 from __future__ import annotations
 
 import os
@@ -62,8 +63,11 @@ class Command(BaseCommand):
                 wait_until_listening(options["host"], options["port"], web.process, WEB_START_SECONDS)
             for child in workers:
                 child.start()
-            self.stdout.write(self.style.SUCCESS(
-                f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"))
+            self.stdout.write(
+                self.style.SUCCESS(
+                    f"MechInterp Studio on http://{options['host']}:{options['port']}/ (Ctrl-C to stop)"
+                )
+            )
             while True:
                 time.sleep(0.5)
                 self._restart_the_dead(children)
@@ -75,13 +79,23 @@ class Command(BaseCommand):
     def _children(self, options) -> list[Child]:
         python, manage = sys.executable, str(settings.BASE_DIR / "manage.py")
         # The server spools request bodies where Django spools uploads: in the data directory.
-        children = [Child("web server", web_server_command(options["host"], options["port"]),
-                          {**os.environ, "TMPDIR": str(settings.FILE_UPLOAD_TEMP_DIR)})]
+        children = [
+            Child(
+                "web server",
+                web_server_command(options["host"], options["port"]),
+                {**os.environ, "TMPDIR": str(settings.FILE_UPLOAD_TEMP_DIR)},
+            )
+        ]
         if not options["no_workers"]:
             # One cluster for downloads, one (a single worker) for GPU jobs such as extractions.
-            children += [Child("downloads workers", [python, manage, "qcluster"]),
-                         Child("gpu workers", [python, manage, "qcluster"],
-                               {**os.environ, "Q_CLUSTER_NAME": settings.GPU_CLUSTER})]
+            children += [
+                Child("downloads workers", [python, manage, "qcluster"]),
+                Child(
+                    "gpu workers",
+                    [python, manage, "qcluster"],
+                    {**os.environ, "Q_CLUSTER_NAME": settings.GPU_CLUSTER},
+                ),
+            ]
         return children
 
     def _restart_the_dead(self, children: list[Child]) -> None:
@@ -120,7 +134,9 @@ def wait_until_listening(host: str, port: int | str, process: subprocess.Popen, 
     """Whether the server `process` accepts connections on (host, port) within `timeout` s."""
     import socket
 
-    address = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(host, host.strip("[]"))
+    address = {"": "127.0.0.1", "0.0.0.0": "127.0.0.1", "::": "::1", "[::]": "::1"}.get(
+        host, host.strip("[]")
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and process.poll() is None:
         try:
@@ -133,8 +149,16 @@ def wait_until_listening(host: str, port: int | str, process: subprocess.Popen, 
 
 def web_server_command(host: str, port: int | str) -> list[str]:
     """daphne, with request bodies judged before they are read (mistudio_site/server.py)."""
-    return [sys.executable, "-m", "mistudio_site.server", "-b", host, "-p", str(port),
-            "mistudio_site.asgi:application"]
+    return [
+        sys.executable,
+        "-m",
+        "mistudio_site.server",
+        "-b",
+        host,
+        "-p",
+        str(port),
+        "mistudio_site.asgi:application",
+    ]
 
 
 def _stop(children: list[Child]) -> None:

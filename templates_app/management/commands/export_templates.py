@@ -1,4 +1,5 @@
 """Write templates to a JSON file in the import/export format (version 1.0)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -13,7 +14,9 @@ def parse_ids(text: str) -> list[int]:
     try:
         ids = [int(piece) for piece in text.split(",") if piece.strip()]
     except ValueError:
-        raise CommandError(f"--ids takes template ids separated by commas, like 1,2,3; got {text!r}.") from None
+        raise CommandError(
+            f"--ids takes template ids separated by commas, like 1,2,3; got {text!r}."
+        ) from None
     if not ids:
         raise CommandError("--ids names no template.")
     return ids

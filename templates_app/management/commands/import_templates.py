@@ -1,4 +1,5 @@
 """Import templates from a JSON file (all or nothing), with a policy for names that exist."""
+
 from __future__ import annotations
 
 import sys
@@ -15,16 +16,22 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("file", help='The JSON file; "-" for standard input')
-        parser.add_argument("--on-duplicate", choices=POLICIES, default="skip",
-                            help="When a template with the same name exists: skip (default), overwrite, or "
-                                 'rename to "name (2)"')
+        parser.add_argument(
+            "--on-duplicate",
+            choices=POLICIES,
+            default="skip",
+            help="When a template with the same name exists: skip (default), overwrite, or "
+            'rename to "name (2)"',
+        )
 
     def _read(self, file: str) -> bytes:
         if file == "-":
             data = sys.stdin.buffer.read(MAX_IMPORT_BYTES + 1)  # one byte over is enough to refuse
             if len(data) > MAX_IMPORT_BYTES:
-                raise CommandError(f"Standard input holds more than {MAX_IMPORT_BYTES / 1e6:.0f} MB; "
-                                   "templates are imported from files of at most that size.")
+                raise CommandError(
+                    f"Standard input holds more than {MAX_IMPORT_BYTES / 1e6:.0f} MB; "
+                    "templates are imported from files of at most that size."
+                )
             return data
         try:
             path = Path(file)
@@ -41,8 +48,9 @@ class Command(BaseCommand):
             for problem in exc.problems:
                 self.stderr.write(problem)
             count = len(exc.problems)
-            raise CommandError(f"Refused {file}: {count} problem{'s' if count != 1 else ''}; "
-                               "nothing was imported.") from None
+            raise CommandError(
+                f"Refused {file}: {count} problem{'s' if count != 1 else ''}; nothing was imported."
+            ) from None
         for line in summary.lines():
             self.stdout.write(line)
         self.stdout.write(f"Imported {file}: {summary}.")
