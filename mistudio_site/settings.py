@@ -1,4 +1,4 @@
-"""miStudio settings: one module, driven by environment variables (see README "Configuration")."""
+"""miStudio settings: one module, driven by environment variables (see docs/operating.md, "Configuration")."""
 
 from __future__ import annotations
 
@@ -235,7 +235,7 @@ DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 # Error reports (the DEBUG page, mails to ADMINS) hide tokens in every frame and header.
 DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.secrets.ErrorReportFilter"
 
-# Content-Security-Policy (django-csp, README "Configuration"): everything a page loads or talks
+# Content-Security-Policy (django-csp, docs/operating.md): everything a page loads or talks
 # to comes from the studio itself; no inline script, eval or inline style (pages use static/js and
 # CSS classes), so injected markup cannot run or restyle anything. 'self' in connect-src also
 # admits the live websocket on the same host and port (ws: under http, wss: under https).

@@ -1,8 +1,9 @@
-"""The README's examples, run as a reader runs them: the ```shell and ```python blocks, in the
-order the README gives them, against `manage.py run_studio` with its workers and the test Hub
-server (which serves what `make serve-hub` does: tiny/llama, data/corpus).
+"""The documentation's examples, run as a reader runs them: the ```shell and ```python blocks of
+README.md and docs/*.md, in reading order (the order of the README's map: the command line makes
+the model and dataset the API's notebook starts from), against `manage.py run_studio` with its
+workers and the test Hub server (which serves what `make serve-hub` does: tiny/llama, data/corpus).
 
-The README writes the demo setup's addresses and a token placeholder; these, and nothing else,
+The examples write the demo setup's addresses and a token placeholder; these, and nothing else,
 are replaced: http://127.0.0.1:8900 (the demo hub) by the test Hub's address,
 http://127.0.0.1:8000 (`make run`) by the studio's, and `mist_…` by a token made for the test.
 Shell blocks run in the studio's environment (its data directory and database), as a terminal
@@ -19,17 +20,28 @@ import pytest
 from models_app.models import ApiToken, Extraction
 from tests.workers import ROOT, start_studio, stop, studio_env
 
-# A new studio: the README's commands name the ids a first model and dataset get.
+# A new studio: the documented commands name the ids a first model and dataset get.
 pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
 
 DEMO_HUB, DEMO_STUDIO, TOKEN = "http://127.0.0.1:8900", "http://127.0.0.1:8000", "mist_…"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 
+# Reading order; every guide in docs/ must be named here, so none is left out unread.
+DOCUMENTS = ["README.md", "docs/using.md", "docs/command-line.md", "docs/api.md", "docs/operating.md"]
+# Where each example lives, in the order they run: a block that goes missing fails the test.
+EXAMPLES = [("docs/command-line.md", "shell"), ("docs/api.md", "python")]
 
-def readme_blocks() -> list[tuple[str, str]]:
-    """(language, code) of the README's shell and python blocks, in order."""
-    text = (ROOT / "README.md").read_text()
-    return [(lang, code) for lang, code in FENCE.findall(text) if lang in ("shell", "python")]
+
+def example_blocks() -> list[tuple[str, str, str]]:
+    """(document, language, code) of every shell and python block, in reading order."""
+    guides = {f"docs/{path.name}" for path in (ROOT / "docs").glob("*.md")}
+    assert guides <= set(DOCUMENTS), f"guides missing from DOCUMENTS: {sorted(guides - set(DOCUMENTS))}"
+    return [
+        (document, lang, code)
+        for document in DOCUMENTS
+        for lang, code in FENCE.findall((ROOT / document).read_text())
+        if lang in ("shell", "python")
+    ]
 
 
 def substitute(code: str, hub: str, studio: str, token: str) -> str:
@@ -70,16 +82,19 @@ def check_python_output(code: str, printed: str) -> None:
 
 
 @pytest.mark.timeout(900)
-def test_it_runs_the_readme_examples_as_written(settings, hub, django_user_model):
+def test_it_runs_the_documented_examples_as_written(settings, hub, django_user_model):
     reader = django_user_model.objects.create_user("reader", password="pw-reader-123")
     _record, token = ApiToken.issue(reader, "README")
-    blocks = readme_blocks()
-    assert [lang for lang, _ in blocks] == ["shell", "python"]
+    blocks = example_blocks()
+    assert [(document, lang) for document, lang, _ in blocks] == EXAMPLES
     process, url = start_studio(settings, hub.endpoint)
+    ran = 0
     try:
         env = studio_env(settings, hub.endpoint)
-        for lang, code in blocks:
+        for _document, lang, code in blocks:
             printed = run_block(lang, substitute(code, hub.endpoint, url, token), env)
             (check_shell_output if lang == "shell" else check_python_output)(code, printed)
+            ran += 1
     finally:
         stop(process)
+    assert ran == len(EXAMPLES) == 2
