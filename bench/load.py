@@ -425,7 +425,7 @@ async def measure(args, port: int, session: str, pk: int, repo) -> dict:
     for c in clients:
         c.closing = True
     await asyncio.gather(*(c.socket.close() for c in clients if c.socket is not None), return_exceptions=True)
-    done, pending = await asyncio.wait(tasks, timeout=10)
+    _done, pending = await asyncio.wait(tasks, timeout=10)
     for task in pending:
         task.cancel()
     return {
@@ -493,7 +493,7 @@ def summarize(
     ws_errors = [f"client {c.index}: {c.error}" for c in run["clients"] if c.error]
     silent = [
         f"client {c.index}: no update in the window"
-        for c, m in zip(run["clients"], matched)
+        for c, m in zip(run["clients"], matched, strict=True)
         if not c.error and m["updates"] == 0
     ]
     unmatched = sum(m["unmatched"] for m in matched)

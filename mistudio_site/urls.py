@@ -7,7 +7,7 @@ from django.shortcuts import redirect
 from django.templatetags.static import static
 from django.urls import include, path
 
-from models_app.api import api
+from .api import api
 
 
 def favicon(request: HttpRequest) -> HttpResponse:

@@ -25,7 +25,6 @@ from django.template.loader import render_to_string
 from django.urls import path
 from django.utils import timezone
 
-from .ml import quantization as quant
 from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
 from .services.models import check_lost_jobs
@@ -116,10 +115,7 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
 
 def _model_card(record: LanguageModel, viewer) -> str:
     LanguageModel.summarize_extractions([record], viewer)
-    return render_to_string(
-        "models_app/index.html#model-card",
-        {"m": record, "oob": True, "formats": quant.FORMATS, "format_labels": quant.LABELS},
-    )
+    return render_to_string("models_app/index.html#model-card", {"m": record, "oob": True})
 
 
 def changed_rows(since: datetime) -> list[tuple[str, int, datetime]]:

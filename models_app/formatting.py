@@ -33,7 +33,7 @@ def speed(value: float | None) -> str:
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return "—"
-    seconds = int(round(seconds))
+    seconds = round(seconds)
     if seconds < 60:
         return f"{seconds}s"
     minutes, seconds = divmod(seconds, 60)

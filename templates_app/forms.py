@@ -23,9 +23,17 @@ from django.db.models.functions import Lower
 from django.forms.fields import InvalidJSONInput, JSONString
 
 from models_app.json_input import UnreadableJson, parse_json_limited
-from models_app.ml.vocabulary import HOOK_CHOICES, HOOK_TYPES
+from models_app.ml.vocabulary import (
+    DTYPES,
+    HOOK_CHOICES,
+    HOOK_TYPES,
+    MAX_BATCH,
+    MAX_CONTEXT_TOKENS,
+    MAX_SAMPLES,
+    MAX_TOP_K,
+)
 
-from .models import DTYPES, MAX_BATCH, ExtractionTemplate, format_layers
+from .models import ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
@@ -226,9 +234,7 @@ class TemplateForm(forms.ModelForm):
             "invalid_list": "Give the hook types as a list.",
         },
     )
-    max_samples = _count(
-        "Max samples", 1, 2_147_483_647, required=False, help_text="Empty: the whole dataset"
-    )
+    max_samples = _count("Max samples", 1, MAX_SAMPLES, required=False, help_text="Empty: the whole dataset")
     batch_size = _count("Batch size", 1, MAX_BATCH)
     micro_batch_size = _count(
         "Micro-batch",
@@ -238,9 +244,9 @@ class TemplateForm(forms.ModelForm):
         help_text="Samples per forward pass; empty: the batch size",
     )
     context_length = _count("Context length", 1, 1_000_000, help_text="Tokens per sample")
-    top_k_examples = _count("Top-k examples", 1, 1000)
-    context_prefix_tokens = _count("Tokens before peak", 0, 500)
-    context_suffix_tokens = _count("Tokens after peak", 0, 500)
+    top_k_examples = _count("Top-k examples", 1, MAX_TOP_K)
+    context_prefix_tokens = _count("Tokens before peak", 0, MAX_CONTEXT_TOKENS)
+    context_suffix_tokens = _count("Tokens after peak", 0, MAX_CONTEXT_TOKENS)
     extra_metadata = MetadataField(
         label="Extra metadata",
         required=False,

@@ -11,11 +11,15 @@ from django.db.models import Value
 from django.db.models.functions import Coalesce, Lower
 
 from models_app.formatting import format_layers
-from models_app.ml.vocabulary import hook_labels
+from models_app.ml.vocabulary import (
+    CONTEXT_TOKENS,
+    DTYPE_CHOICES,
+    MAX_BATCH,
+    MAX_CONTEXT_TOKENS,
+    MAX_TOP_K,
+    hook_labels,
+)
 from models_app.models.owned import Owned
-
-DTYPES = ("float16", "float32")
-MAX_BATCH = 512
 
 
 class ExtractionTemplate(Owned):
@@ -34,12 +38,16 @@ class ExtractionTemplate(Owned):
     )
     context_length = models.PositiveIntegerField(default=128, validators=[MinValueValidator(1)])
     top_k_examples = models.PositiveIntegerField(
-        default=10, validators=[MinValueValidator(1), MaxValueValidator(1000)]
+        default=10, validators=[MinValueValidator(1), MaxValueValidator(MAX_TOP_K)]
     )
     # Tokens shown before / after the peak token of a top example.
-    context_prefix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
-    context_suffix_tokens = models.PositiveIntegerField(default=25, validators=[MaxValueValidator(500)])
-    dtype = models.CharField(max_length=10, default="float16", choices=[(d, d) for d in DTYPES])
+    context_prefix_tokens = models.PositiveIntegerField(
+        default=CONTEXT_TOKENS, validators=[MaxValueValidator(MAX_CONTEXT_TOKENS)]
+    )
+    context_suffix_tokens = models.PositiveIntegerField(
+        default=CONTEXT_TOKENS, validators=[MaxValueValidator(MAX_CONTEXT_TOKENS)]
+    )
+    dtype = models.CharField(max_length=10, default="float16", choices=DTYPE_CHOICES)
     is_favorite = models.BooleanField(default=False, db_index=True)
     extra_metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -72,10 +80,6 @@ class ExtractionTemplate(Owned):
     @property
     def extra_metadata_text(self) -> str:
         return json.dumps(self.extra_metadata, indent=2, ensure_ascii=False)
-
-    @property
-    def effective_micro_batch(self) -> int:
-        return self.micro_batch_size or self.batch_size
 
     def extraction_settings(self) -> dict:
         """The settings under the names an Extraction record uses (layers, hooks, top_k), so

@@ -8,7 +8,6 @@ from ninja import Field, File, Form, Query, Router, Schema
 from ninja.files import UploadedFile
 from ninja.params import Path
 
-from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
 from ..ml.datasets import DatasetError
 from ..ml.hub import HubError
@@ -50,18 +49,8 @@ def add_from_hub(request: HttpRequest, body: HubDatasetIn):
     form = HubDatasetForm(form_data(body.dict()))
     if not form.is_valid():
         raise invalid(form)
-    data = form.cleaned_data
     try:
-        record = dataset_services.queue_from_hub(
-            data["repo_id"],
-            data["name"],
-            data["revision"] or "main",
-            data["files"],
-            data["text_field"],
-            data["token"] or None,
-            use_operator_token=secrets.may_use_operator_token(request.user),
-            owner=request.user,
-        )
+        record = form.queue(owner=request.user)
     except HubError as exc:
         field = exc.field if exc.field in form.fields else ""
         raise Refused(422, exc.message, [{"field": field, "message": exc.message}]) from None

@@ -12,12 +12,11 @@ from ninja.params import Path
 
 from ..forms.extractions import ExtractionForm
 from ..forms.history import SORTS, ExtractionFilterForm, NeuronForm
-from ..ml.vocabulary import HOOK_TYPES, hooks_described
+from ..ml.vocabulary import DTYPES, HOOK_TYPES, hooks_described
 from ..models import Extraction, LanguageModel
 from ..services import examples as example_services
 from ..services import extractions as extraction_services
 from ..services import models as model_services
-from ..services.estimate import check_room
 from .common import (
     ERRORS,
     MAX_ID,
@@ -35,6 +34,7 @@ from .schemas import ExamplesOut, ExtractionDetail, ExtractionOut, ExtractionPag
 router = Router(tags=["extractions"])
 ExtractionId = Path(..., ge=1, le=MAX_ID)
 Hook = Literal[HOOK_TYPES]  # type: ignore[valid-type]
+Dtype = Literal[DTYPES]  # type: ignore[valid-type]
 # The pages show each hook by its label: the documentation pairs the two.
 HOOKS = f"Hook types: {hooks_described()}"
 
@@ -58,7 +58,7 @@ class ExtractionIn(Schema):
     max_samples: int | None = Field(None, description="Empty: the whole dataset")
     context_length: int = 128
     top_k: int = 10
-    dtype: Literal["float16", "float32"] = "float16"
+    dtype: Dtype = "float16"
     context_prefix_tokens: int | None = None
     context_suffix_tokens: int | None = None
 
@@ -93,10 +93,9 @@ def start(request: HttpRequest, body: ExtractionIn):
         )
     data = form_data(body.dict(exclude={"model"}))
     form = ExtractionForm(data, model=model, user=request.user)
-    check_room(form)
     if not form.is_valid():
         raise invalid(form)
-    return 202, extraction_services.create(**form.extraction_fields(), owner=request.user)
+    return 202, form.create(owner=request.user)
 
 
 @router.get("/{extraction_id}", response=responses(200, ExtractionDetail))

@@ -100,16 +100,8 @@ def start_download(request: HttpRequest, body: DownloadIn):
     form = DownloadForm(form_data(body.dict()), user=request.user)
     if not form.is_valid():
         raise invalid(form)
-    data = form.cleaned_data
     try:
-        record = downloads.create_download(
-            form.preflight,
-            data["quantization"],
-            data.get("token") or None,
-            trust_remote_code=data["trust_remote_code"],
-            use_operator_token=form.operator_token_allowed,
-            owner=request.user,
-        )
+        record = form.create(owner=request.user)
     except downloads.AlreadyInStudio as exc:
         raise Refused(409, str(exc), [{"field": "repo_id", "message": str(exc)}]) from None
     return 202, record

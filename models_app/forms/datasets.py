@@ -1,8 +1,14 @@
+"""Adding a dataset: an uploaded file, or a Hub dataset repository (which a valid
+HubDatasetForm queues, HubDatasetForm.queue)."""
+
 from __future__ import annotations
 
 from django import forms
 from django.conf import settings
 
+from .. import secrets
+from ..models import Dataset
+from ..services import datasets as dataset_services
 from .downloads import HubInputs
 
 
@@ -55,3 +61,19 @@ class HubDatasetForm(HubInputs, forms.Form):
     def __init__(self, *args, **kwargs) -> None:
         kwargs.setdefault("auto_id", "hub-%s")  # apart from the upload form's ids (see above)
         super().__init__(*args, **kwargs)
+
+    def queue(self, owner) -> Dataset:
+        """The record of this valid form's dataset, queued for its job once the repository's
+        files are found on the Hub. Raises HubError (the repository, revision or token) and
+        DatasetError (the matched files), for the caller to place."""
+        data = self.cleaned_data
+        return dataset_services.queue_from_hub(
+            data["repo_id"],
+            data["name"],
+            data["revision"],
+            data["files"],
+            data["text_field"],
+            data["token"] or None,
+            use_operator_token=secrets.may_use_operator_token(owner),
+            owner=owner,
+        )

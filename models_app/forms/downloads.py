@@ -1,6 +1,6 @@
 """Forms own validation: field rules here, and the Hub pre-flight in DownloadForm.clean so an
 unknown repo, a gated repo or a missing revision is reported next to its field before anything
-is created."""
+is created. A valid DownloadForm creates its record (DownloadForm.create)."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from .. import secrets
 from ..ml import hub
 from ..ml import quantization as quant
 from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
+from ..services import downloads
 
 FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS]
 
@@ -162,6 +163,21 @@ class DownloadForm(RepoForm):
                 f"Not enough disk space: the download needs "
                 f"{pre.download_bytes / 1e9:.2f} GB and {free / 1e9:.2f} GB is free.",
             )
+
+    def create(self, owner=None, queue: bool = True) -> LanguageModel:
+        """The record of this valid form's download, queued unless the caller runs the job itself
+        (the CLI). `owner`: who asked for it (None from the terminal). Raises
+        services.downloads.AlreadyInStudio when a same download was added meanwhile."""
+        data = self.cleaned_data
+        return downloads.create_download(
+            self.preflight,
+            data["quantization"],
+            data.get("token") or None,
+            trust_remote_code=data["trust_remote_code"],
+            use_operator_token=self.operator_token_allowed,
+            owner=owner,
+            queue=queue,
+        )
 
 
 def duplicate_message(duplicate: LanguageModel) -> str:

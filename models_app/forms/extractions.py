@@ -1,20 +1,26 @@
-"""Validation of an extraction request: the modal's form, also used by the CLI."""
+"""Validation of an extraction request, the room its files need on the disk included, and the
+record it creates: the modal's form, also used by the API and the CLI."""
 
 from __future__ import annotations
 
 from django import forms
 
-from ..ml.architecture import dimensions
-from ..ml.vocabulary import HOOK_CHOICES
+from ..ml.vocabulary import (
+    CONTEXT_TOKENS,
+    DTYPE_CHOICES,
+    HOOK_CHOICES,
+    HOOK_TYPES,
+    MAX_BATCH,
+    MAX_CONTEXT,
+    MAX_CONTEXT_TOKENS,
+    MAX_SAMPLES,
+    MAX_TOP_K,
+    MAX_TOPK_MEMORY,
+    topk_memory_bytes,
+)
 from ..models import Dataset, DatasetStatus, Extraction, LanguageModel, ModelStatus
-
-DTYPE_CHOICES = [("float16", "float16"), ("float32", "float32")]
-MAX_BATCH = 512
-MAX_CONTEXT = 32_768
-MAX_SAMPLES = 2**31 - 1  # the largest the record's column holds on every database
-MAX_TOPK_MEMORY = 2 * 2**30
-MAX_TOP_K = 1000
-CONTEXT_TOKENS = 25  # default tokens shown on each side of a top example's peak
+from ..services import extractions as extraction_services
+from ..services.estimate import Estimate, estimate_for
 
 
 class ExtractionForm(forms.Form):
@@ -63,33 +69,33 @@ class ExtractionForm(forms.Form):
         required=False, label="Micro Batch Size", help_text="Samples per forward pass; empty: the batch size"
     )
     context_prefix_tokens = forms.IntegerField(
-        initial=25,
+        initial=CONTEXT_TOKENS,
         min_value=0,
-        max_value=500,
+        max_value=MAX_CONTEXT_TOKENS,
         required=False,
         label="Tokens before peak",
         help_text="Context shown before a top example's peak",
     )
     context_suffix_tokens = forms.IntegerField(
-        initial=25,
+        initial=CONTEXT_TOKENS,
         min_value=0,
-        max_value=500,
+        max_value=MAX_CONTEXT_TOKENS,
         required=False,
         label="Tokens after peak",
         help_text="Context shown after a top example's peak",
     )
 
-    @staticmethod
-    def layer_count(model: LanguageModel) -> int:
-        return int(dimensions(model.architecture_config or {}).get("num_layers") or 0)
+    # The refusal of settings whose files the disk cannot hold; the live estimate shows the
+    # estimate's own warning instead (services.estimate.live).
+    NO_ROOM = "no_room"
+    estimate: Estimate | None = None  # once the settings are otherwise valid
 
     def __init__(self, *args, model: LanguageModel, user=None, **kwargs):
         """`user`: whose datasets may be chosen (MISTUDIO_PRIVATE); None (the terminal): any."""
         super().__init__(*args, **kwargs)
         self.model, self.user = model, user
-        dims = dimensions(model.architecture_config or {})
-        self.num_layers = self.layer_count(model)
-        self.max_context = dims.get("max_position")
+        self.num_layers = model.num_layers
+        self.max_context = model.max_position
         datasets = Dataset.objects.visible_to(user) if user is not None else Dataset.objects.all()
         self.fields["dataset"].queryset = datasets.filter(status=DatasetStatus.READY)
         self.fields["dataset"].label_from_instance = lambda d: d.label
@@ -141,15 +147,13 @@ class ExtractionForm(forms.Form):
             raise forms.ValidationError(self.model.remote_code_refusal)
         self._check_top_k_memory(cleaned)
         self._check_duplicate(cleaned)
+        self._check_room(cleaned)
         return cleaned
 
     def _check_top_k_memory(self, cleaned: dict) -> None:
         """The running top-K of every neuron of every output stays on the device."""
         outputs = len(cleaned.get("layers") or []) * len(cleaned.get("hooks") or [])
-        top_k, hidden = (
-            cleaned.get("top_k"),
-            int(dimensions(self.model.architecture_config or {}).get("hidden_size") or 0),
-        )
+        top_k, hidden = cleaned.get("top_k"), self.model.hidden_size
         if top_k and outputs and topk_memory_bytes(outputs, hidden, top_k) > MAX_TOPK_MEMORY:
             self.add_error(
                 "top_k",
@@ -178,13 +182,33 @@ class ExtractionForm(forms.Form):
                 f"Extraction {same.pk} with these settings is already {same.get_status_display().lower()}."
             )
 
+    def _check_room(self, cleaned: dict) -> None:
+        """Settings otherwise valid: estimated, and refused when their files would not fit."""
+        if self.errors:
+            return
+        self.estimate = estimate_for(self.model, cleaned)
+        if self.estimate.refused:
+            self.add_error(
+                None,
+                forms.ValidationError(
+                    "Not enough disk space for this extraction: reduce samples, layers, "
+                    "hook types or context length, or use float16.",
+                    code=self.NO_ROOM,
+                ),
+            )
+
+    def create(self, owner=None, queue: bool = True) -> Extraction:
+        """The record of this valid form's extraction, queued unless the caller runs the job
+        itself (the CLI). `owner`: who asked for it (None from the terminal)."""
+        return extraction_services.create(queue=queue, **self.extraction_fields(), owner=owner)
+
     def extraction_fields(self) -> dict:
         data = self.cleaned_data
         return {
             "model": self.model,
             "dataset": data["dataset"],
             "layers": sorted(set(data["layers"])),
-            "hooks": [h for h, _ in HOOK_CHOICES if h in data["hooks"]],
+            "hooks": [h for h in HOOK_TYPES if h in data["hooks"]],
             "batch_size": data["batch_size"],
             "max_samples": data["max_samples"],
             "context_length": data["context_length"],
@@ -198,8 +222,3 @@ class ExtractionForm(forms.Form):
 
 def _or_default(value: int | None, default: int) -> int:
     return default if value is None else value
-
-
-def topk_memory_bytes(outputs: int, hidden: int, top_k: int) -> int:
-    """Values (float32), sample and token positions (int64) kept per neuron, per output."""
-    return outputs * hidden * top_k * (4 + 8 + 8)

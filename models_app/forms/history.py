@@ -7,7 +7,7 @@ from django.core.validators import MaxValueValidator
 from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField, Q
 
-from ..ml.vocabulary import HOOK_CHOICES, hook_label
+from ..ml.vocabulary import HOOK_CHOICES, MAX_CONTEXT_TOKENS, hook_label
 from ..models import Dataset, ExtractionStatus, LanguageModel
 
 SORTS = {
@@ -120,8 +120,12 @@ class NeuronForm(forms.Form):
 
     target = forms.ChoiceField(label="Layer and hook")
     neuron = forms.IntegerField(required=False, min_value=0, label="Neuron")
-    prefix = forms.IntegerField(required=False, min_value=0, max_value=500, label="Tokens before")
-    suffix = forms.IntegerField(required=False, min_value=0, max_value=500, label="Tokens after")
+    prefix = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_CONTEXT_TOKENS, label="Tokens before"
+    )
+    suffix = forms.IntegerField(
+        required=False, min_value=0, max_value=MAX_CONTEXT_TOKENS, label="Tokens after"
+    )
 
     def __init__(self, *args, extraction, **kwargs):
         super().__init__(*args, **kwargs)

@@ -25,9 +25,9 @@ from typing import Any
 from django.conf import settings
 from django.db import connection
 
+from ..ml.errors import Cancelled
 from ..ml.resident import ResidentModels, count_hooks, files_identity
 from ..models import LanguageModel, ModelStatus
-from .runner import _is_cancel
 
 log = logging.getLogger(__name__)
 
@@ -88,7 +88,7 @@ def loaded_model(
     try:
         yield loaded, from_memory
     except BaseException as exc:
-        if _is_cancel(exc):
+        if isinstance(exc, Cancelled):
             models.put(key, identity, loaded, loaded.footprint_bytes, loaded.model, hooks)
         else:
             models.discard(key)  # an error mid-use: whatever state it left is not to be trusted

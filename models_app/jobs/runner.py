@@ -21,6 +21,7 @@ from django.db import connection
 from django.utils import timezone
 
 from .. import progress
+from ..ml.errors import Cancelled, UserError
 from ..models import JOB_KINDS, JobRecord
 
 log = logging.getLogger(__name__)
@@ -30,43 +31,15 @@ DISK_FULL = "The disk is full: free some space and retry."
 STOPPED = "The job stopped unexpectedly."
 
 
-class Cancelled(Exception):
-    """The user asked the job to stop, or its record went away."""
-
-
 def user_message(exc: BaseException) -> str:
     """The one map from an exception to what the card, the page and the CLI say."""
-    from ..ml.datasets import DatasetError
-    from ..ml.hub import HubError
-
-    if isinstance(exc, HubError):
-        return exc.message
-    if isinstance(exc, DatasetError) or _is_ml_error(exc):
+    if isinstance(exc, UserError):
         return str(exc)
     if isinstance(exc, OSError) and exc.errno == 28:
         return DISK_FULL
     if isinstance(exc, MemoryError):
         return "The machine ran out of memory: try a smaller format, batch or context."
     return f"Unexpected error ({type(exc).__name__}): {exc}"
-
-
-def _is_ml_error(exc: BaseException) -> bool:
-    # Named, not imported: importing them would pull torch into whoever formats a message.
-    return type(exc).__name__ in {
-        "LoadError",
-        "UnsupportedArchitecture",
-        "ExtractionError",
-        "FormatUnavailable",
-    }
-
-
-def _is_cancel(exc: BaseException) -> bool:
-    return isinstance(exc, Cancelled) or type(exc).__name__ in {
-        "DownloadCancelled",
-        "ExtractionCancelled",
-        "LoadCancelled",
-        "IngestCancelled",
-    }
 
 
 def worker_name() -> str:
@@ -171,7 +144,7 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
     # A failure that follows a cancel or a delete (its files removed under the job) is the
     # cancel's doing, even before the watcher has seen it.
     cancelled = (
-        _is_cancel(exc)
+        isinstance(exc, Cancelled)
         or job.should_cancel()
         or isinstance(exc, KeyboardInterrupt)
         or record is None

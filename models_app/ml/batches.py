@@ -66,7 +66,7 @@ def pad(window: Window, positions: list[int], pad_id: int) -> Batch:
     longest = max(lengths)
     input_ids = torch.full((len(picked), longest), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(picked), longest), dtype=torch.long)
-    for row, (i, length) in enumerate(zip(picked, lengths)):
+    for row, (i, length) in enumerate(zip(picked, lengths, strict=True)):
         input_ids[row, :length] = torch.tensor(window.ids[i], dtype=torch.long)
         attention_mask[row, :length] = 1
     return Batch([window.start + i for i in picked], lengths, input_ids, attention_mask)

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from ..formatting import bytesize
+from .errors import UserError
 
 FORMATS = ("txt", "jsonl", "json", "csv", "parquet")
 TEXTS, OFFSETS = "texts.jsonl", "offsets.npy"
@@ -43,7 +44,7 @@ PARQUET_BATCH_ROWS = 64
 PARQUET_PIECE_BYTES = 16 << 20  # the Python strings made at once from a batch
 
 
-class DatasetError(Exception):
+class DatasetError(UserError):
     """A file that cannot become a dataset, explained for the user. `field` names the argument the
     error is about when it is not the file itself: "text_field" when the file lacks that field or
     column, or holds something other than text there (forms name their field the same)."""
@@ -390,19 +391,21 @@ class TextDataset(Sequence):
     def __len__(self) -> int:
         return len(self.offsets)
 
-    def _read(self, index: int) -> str:
+    def _at(self, index: int) -> io.BufferedReader:
+        """The texts file, positioned at a sample. Opened once and kept: an extraction reads
+        thousands of samples, one at a time."""
         if self._handle is None:
-            self._handle = open(self.folder / TEXTS, "rb")
+            self._handle = open(self.folder / TEXTS, "rb")  # noqa: SIM115
         self._handle.seek(int(self.offsets[index]))
-        return json.loads(self._handle.readline())
+        return self._handle
+
+    def _read(self, index: int) -> str:
+        return json.loads(self._at(index).readline())
 
     def prefix(self, index: int, chars: int) -> str:
         """The first `chars` characters of a sample, reading a bounded number of bytes however
         long the sample is (an estimate needs only what fits in a context)."""
-        if self._handle is None:
-            self._handle = open(self.folder / TEXTS, "rb")
-        self._handle.seek(int(self.offsets[index]))
-        line = self._handle.readline(4 * chars + 8).decode("utf-8", "ignore")
+        line = self._at(index).readline(4 * chars + 8).decode("utf-8", "ignore")
         if line.endswith("\n"):  # the whole sample fitted
             return json.loads(line)[:chars]
         # A cut line is an unclosed JSON string, perhaps cut inside an escape (at most 6

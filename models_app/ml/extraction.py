@@ -5,9 +5,10 @@ per-(layer, hook) statistics and max-activating examples. Django-free; usable as
     extract(loaded.model, loaded.tokenizer, texts, ExtractionSettings(layers=[0, 5], hooks=["residual"]),
             Path("out"))
 
-Semantics (see DESIGN): residual = output of decoder block i; mlp / attention = the output of
-block i's MLP / attention module before it is added back. Rows are samples, columns token
-positions (right-padded to the context length); padding is zero and in no statistic.
+Semantics (tested against transformers' own outputs in tests/ml/test_extraction.py): residual =
+output of decoder block i; mlp / attention = the output of block i's MLP / attention module
+before it is added back. Rows are samples, columns token positions (right-padded to the context
+length); padding is zero and in no statistic.
 """
 
 from __future__ import annotations
@@ -27,18 +28,21 @@ import torch
 from torch import nn
 
 from .batches import Batch, pad, windows
-from .hooks import HOOK_TYPES, HookPoints, find_hook_points
+from .errors import Cancelled, UserError
+from .hooks import HookPoints, find_hook_points
 from .outputs import PARTIAL, HostStaging, Outputs
 from .stats import RunningStats, RunningTopK
+from .vocabulary import DTYPES, HOOK_TYPES
 
-DTYPES = {"float16": (torch.float16, np.float16), "float32": (torch.float32, np.float32)}
+# Each output dtype (vocabulary.DTYPES) as torch computes it and numpy writes it.
+ARRAY_TYPES = {"float16": (torch.float16, np.float16), "float32": (torch.float32, np.float32)}
 
 
-class ExtractionCancelled(Exception):
+class ExtractionCancelled(Cancelled):
     pass
 
 
-class ExtractionError(Exception):
+class ExtractionError(UserError):
     """A request the engine refuses before doing any work, explained for the user."""
 
 
@@ -243,7 +247,7 @@ class _Run:
     ):
         self.tokenizer, self.settings, self.targets, self.total = tokenizer, settings, targets, total
         self.device, self.forward, self.should_cancel = device, forward, should_cancel
-        self.torch_dtype, np_dtype = DTYPES[settings.dtype]
+        self.torch_dtype, np_dtype = ARRAY_TYPES[settings.dtype]
         context = settings.context_length
         batch = settings.forward_batch_size
         # Staging first: if its pinned memory cannot be had, no writer thread is left behind.
@@ -293,8 +297,8 @@ class _Run:
                 try:
                     self._forward(pad(window, chunk, pad_id))
                 except _ForwardOutOfMemory as exc:
-                    if size == 1:
-                        raise exc.__cause__
+                    if size == 1:  # nothing left to halve: the out-of-memory error itself
+                        raise exc.__cause__ from None
                     self.oom_events.append(
                         {"at_sample": self.done + offset, "batch_size": size, "retried_with": size // 2}
                     )

@@ -13,13 +13,14 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from .errors import UserError
 from .vocabulary import HOOK_TYPES
 
 ATTENTION_NAMES = ("self_attn", "attn", "attention", "self_attention")
 MLP_NAMES = ("mlp", "feed_forward", "block_sparse_moe", "ffn", "moe")
 
 
-class UnsupportedArchitecture(Exception):
+class UnsupportedArchitecture(UserError):
     pass
 
 

@@ -24,6 +24,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from tqdm.auto import tqdm
 
 from . import architecture, quantization
+from .errors import Cancelled, UserError
 from .storage import repo_cache_dir, snapshot_dir
 
 # huggingface_hub reads the response in 10 MB pieces and reports progress once per piece; on a
@@ -40,7 +41,7 @@ LEGACY_WEIGHT = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?$"
 SIDE_FILES = re.compile(r"^(.*\.json|tokenizer\.model|.*\.tiktoken|merges\.txt|vocab\.txt|spiece\.model)$")
 
 
-class HubError(Exception):
+class HubError(UserError):
     """A failure explained for the user. `field` names the form field it belongs to, if any."""
 
     def __init__(self, message: str, field: str | None = None):
@@ -49,7 +50,7 @@ class HubError(Exception):
         self.field = field
 
 
-class DownloadCancelled(Exception):
+class DownloadCancelled(Cancelled):
     pass
 
 
@@ -241,7 +242,7 @@ def _fetch_config(repo_id: str, commit: str, token: str | None, endpoint: str | 
         try:
             return json.loads(Path(path).read_text())
         except json.JSONDecodeError as exc:
-            raise HubError(f"{repo_id}'s config.json is not valid JSON ({exc}).", field="repo_id")
+            raise HubError(f"{repo_id}'s config.json is not valid JSON ({exc}).", field="repo_id") from exc
 
 
 def _parameter_count(api: HfApi, info: Any, commit: str, config: dict[str, Any]) -> tuple[int, bool]:

@@ -19,16 +19,17 @@ import torch
 from torch import nn
 
 from . import quantization as q
+from .errors import Cancelled, UserError
 
 HQQ_STATE = "hqq_layers.safetensors"
 HQQ_META = "hqq.json"
 
 
-class FormatUnavailable(Exception):
+class FormatUnavailable(UserError):
     """The format's backend cannot run on this device."""
 
 
-class LoadError(Exception):
+class LoadError(UserError):
     """A model that cannot be loaded at all, explained for the user."""
 
 
@@ -95,7 +96,7 @@ def _hqq_config(nbits: int = 2, group_size: int = 64) -> Any:
     return BaseQuantizeConfig(nbits=nbits, group_size=group_size)
 
 
-class LoadCancelled(Exception):
+class LoadCancelled(Cancelled):
     pass
 
 
@@ -362,7 +363,7 @@ def count_parameters_on_disk(model_dir: Path) -> int:
     shards = sorted(model_dir.glob("*.safetensors"))
     for shard in shards:
         with safe_open(shard, framework="pt") as handle:
-            for name in handle.keys():
+            for name in handle.keys():  # noqa: SIM118 (a safetensors handle is not a dict)
                 total += _numel(handle.get_slice(name).get_shape())
     if shards:
         return total

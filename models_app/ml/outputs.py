@@ -50,7 +50,8 @@ class Outputs:
         header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
         offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
         del header  # the file now has its header and full size, all of it a hole
-        self.files[name] = (open(path, "r+b"), offset, row_bytes)
+        # Kept open for the whole extraction (the writer thread's rows land in it); close() ends it.
+        self.files[name] = (open(path, "r+b"), offset, row_bytes)  # noqa: SIM115
 
     def submit(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
         """Queue `job` (a closure calling write_rows) for the writer, and `cleanup` to run after
@@ -62,7 +63,7 @@ class Outputs:
     def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
         """values[i, :lengths[i]] -> row rows[i] of file `name` (writer thread)."""
         handle, offset, row_bytes = self.files[name]
-        for i, (row, length) in enumerate(zip(rows, lengths)):
+        for i, (row, length) in enumerate(zip(rows, lengths, strict=True)):
             if length:
                 chunk = np.ascontiguousarray(values[i, :length])
                 handle.seek(offset + row * row_bytes)

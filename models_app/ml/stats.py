@@ -161,7 +161,7 @@ class _ValueCounts:
         self.l2 += torch.linalg.vector_norm(values.to(torch.float64), dim=-1).sum()
         self.tokens += values.shape[0]
         if self.histogram is None:  # the bins: the first batch's finite range (one read-back)
-            seen, numbers = self._seen()
+            _counts, numbers = self._seen()
             finite = numbers[np.isfinite(numbers)]
             self.histogram = _CountedHistogram(
                 *_bins_around(

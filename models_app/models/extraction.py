@@ -10,6 +10,7 @@ from django.db import models
 
 from ..formatting import bytesize
 from ..ml import storage
+from ..ml.vocabulary import CONTEXT_TOKENS, DTYPE_CHOICES
 from .dataset import Dataset
 from .job import JobRecord
 from .language_model import LanguageModel
@@ -60,12 +61,10 @@ class Extraction(JobRecord):
     max_samples = models.IntegerField(null=True, blank=True)
     context_length = models.IntegerField(default=128)
     top_k = models.IntegerField(default=10)
-    dtype = models.CharField(
-        max_length=10, default="float16", choices=[("float16", "float16"), ("float32", "float32")]
-    )
+    dtype = models.CharField(max_length=10, default="float16", choices=DTYPE_CHOICES)
     # Tokens shown before / after the peak token of a top example (the page can change them).
-    context_prefix_tokens = models.IntegerField(default=25)
-    context_suffix_tokens = models.IntegerField(default=25)
+    context_prefix_tokens = models.IntegerField(default=CONTEXT_TOKENS)
+    context_suffix_tokens = models.IntegerField(default=CONTEXT_TOKENS)
 
     status = models.CharField(
         max_length=12, choices=ExtractionStatus.choices, default=ExtractionStatus.QUEUED, db_index=True

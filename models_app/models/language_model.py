@@ -13,6 +13,7 @@ from django.urls import reverse
 
 from ..ml import quantization as quant
 from ..ml import storage
+from ..ml.architecture import dimensions
 from .job import JobRecord
 
 FORMAT_CHOICES = [(fmt, quant.LABELS[fmt]) for fmt in quant.FORMATS]
@@ -214,6 +215,24 @@ class LanguageModel(JobRecord):
     @property
     def estimated_memory_by_format(self) -> dict[str, int]:
         return quant.memory_table(self.params_count or 0)
+
+    @property
+    def num_layers(self) -> int:
+        """Decoder layers, as its config names them in any family (0 when it names none)."""
+        return int(self._dimensions.get("num_layers") or 0)
+
+    @property
+    def hidden_size(self) -> int:
+        return int(self._dimensions.get("hidden_size") or 0)
+
+    @property
+    def max_position(self) -> int | None:
+        """The most tokens it reads at once, when its config says."""
+        return self._dimensions.get("max_position")
+
+    @property
+    def _dimensions(self) -> dict:
+        return dimensions(self.architecture_config or {})
 
     @property
     def cancel_confirmation(self) -> str:

@@ -17,9 +17,8 @@ from django.core.exceptions import NON_FIELD_ERRORS
 
 from ..ml import hub
 from ..ml import quantization as quant
-from ..ml.architecture import dimensions
+from ..ml.vocabulary import DTYPE_BYTES, topk_memory_bytes
 
-BYTES = {"float16": 2, "float32": 4}
 DISK_WARNING_SHARE = 0.8  # warn when the output would take most of the free space
 SAMPLE_TEXTS = 256  # texts tokenized for the estimate (all of them in a smaller dataset)...
 SAMPLE_CHARS = 1 << 22  # ...and characters read for it in all, however long the samples are
@@ -62,9 +61,9 @@ def estimate(
     share_source: str = "assumed",
 ) -> Estimate:
     files = layers * hooks
-    per_file = samples * context * hidden * BYTES.get(dtype, 2)
+    per_file = samples * context * hidden * DTYPE_BYTES.get(dtype, 2)
     token_files = samples * context * (4 + 1)  # tokens.npy (int32) + attention_mask.npy (int8)
-    topk = files * hidden * top_k * (4 + 8 + 8)
+    topk = topk_memory_bytes(files, hidden, top_k)
     # Each captured activation in float32 for the batch, plus as much again for the forward pass.
     batch = batch_size * context * hidden * 4 * (files + max(hooks, 1) * 4)
     return Estimate(
@@ -116,9 +115,8 @@ def _sampled_share(model_dir: str, dataset_dir: str, num_samples: int, context: 
     return sum(lengths) / (len(lengths) * context) if lengths else None
 
 
-def estimate_for(form) -> Estimate:
-    """The estimate for the settings of a valid ExtractionForm."""
-    data, model = form.cleaned_data, form.model
+def estimate_for(model, data: dict) -> Estimate:
+    """The estimate for `model` with an ExtractionForm's valid cleaned settings (`data`)."""
     dataset, max_samples = data["dataset"], data["max_samples"]
     samples = min(dataset.num_samples, max_samples) if max_samples else dataset.num_samples
     memory = model.memory_footprint_bytes or quant.estimate_memory_bytes(
@@ -132,7 +130,7 @@ def estimate_for(form) -> Estimate:
         context=data["context_length"],
         real_share=share,
         share_source=source,
-        hidden=int(dimensions(model.architecture_config).get("hidden_size") or 0),
+        hidden=model.hidden_size,
         dtype=data["dtype"],
         batch_size=data["batch_size"],
         top_k=data["top_k"],
@@ -145,32 +143,22 @@ def live(form, attempted: bool) -> dict:
     """The modal's live estimate, judged by the same form (and messages) as the submit: figures
     only for settings the submit would take; otherwise each field's errors, for its own place.
     A required choice left empty (a dataset, a layer, a hook type) is not an error while the
-    form is being filled, only `missing`, until a submit was `attempted`."""
-    valid = form.is_valid()
-    field_errors, missing = {}, []
+    form is being filled, only `missing`, until a submit was `attempted`. Files the disk cannot
+    hold are the estimate's own warning here, not the submit's refusal."""
+    form.is_valid()
+    field_errors, missing, whole_form_errors = {}, [], []
     for name, errors in form.errors.as_data().items():
-        if name == NON_FIELD_ERRORS:
-            continue
         for error in errors:
+            if name == NON_FIELD_ERRORS:
+                if error.code != form.NO_ROOM:
+                    whole_form_errors.extend(error.messages)
+                continue
             waiting = error.code == "required" and not attempted
             (missing if waiting else field_errors.setdefault(name, [])).extend(error.messages)
-    whole_form_errors = form.non_field_errors()
     return {
-        "est": estimate_for(form) if valid else None,
+        "est": form.estimate,
         "missing": missing,
         "field_errors": field_errors,
         "whole_form_errors": whole_form_errors,
         "invalid": bool(field_errors or whole_form_errors),
     }
-
-
-def check_room(form) -> Estimate | None:
-    """The estimate, and the extraction form refused when its files would not fit on the disk."""
-    est = estimate_for(form) if form.is_valid() else None
-    if est is not None and est.refused:
-        form.add_error(
-            None,
-            "Not enough disk space for this extraction: reduce samples, layers, "
-            "hook types or context length, or use float16.",
-        )
-    return est

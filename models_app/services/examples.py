@@ -75,7 +75,8 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
         )
     examples = []
     for rank, (value, sample, token) in enumerate(
-        zip(topk["values"][neuron], topk["sample_index"][neuron], topk["token_index"][neuron]), start=1
+        zip(topk["values"][neuron], topk["sample_index"][neuron], topk["token_index"][neuron], strict=True),
+        start=1,
     ):
         if sample < 0:
             continue  # fewer real tokens than K
@@ -86,7 +87,7 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
         peak = float(value) if value > 0 else 1.0
         pieces = [
             Piece(text, float(a), start + i == token, float(min(max(a / peak, 0.0), 1.0)))
-            for i, (text, a) in enumerate(zip(decode(ids), acts))
+            for i, (text, a) in enumerate(zip(decode(ids), acts, strict=True))
         ]
         examples.append(Example(rank, float(value), int(sample), int(token), pieces))
     return examples

@@ -23,13 +23,13 @@ from typing import Any
 from django.conf import settings
 
 from ..ml import storage
+from ..ml.vocabulary import DTYPES, MAX_BATCH, MAX_TOP_K
 from ..ml.vocabulary import HOOK_TYPES as HOOKS
 from ..models import Dataset, Extraction, ExtractionStatus, LanguageModel
 from ..numbers import whole_number_in
 
 METADATA = "metadata.json"
 MAX_METADATA_BYTES = 8 << 20  # a real one is well under 1 MiB even for 80 layers x 3 hooks
-DTYPES = ("float16", "float32")
 MAX_LAYER = 10_000
 MAX_FILES = 10_000
 MAX_BINS = 10_000
@@ -175,17 +175,17 @@ def check_metadata(meta: dict, folder: Path) -> None:
         and len(set(hooks)) == len(hooks),
         f"settings.hooks must list hook types among {', '.join(HOOKS)}.",
     )
-    _int(options, "batch_size", "settings.", 1, 512, optional=True)
-    _int(options, "micro_batch_size", "settings.", 1, 512, optional=True)
+    _int(options, "batch_size", "settings.", 1, MAX_BATCH, optional=True)
+    _int(options, "micro_batch_size", "settings.", 1, MAX_BATCH, optional=True)
     _int(options, "max_samples", "settings.", 1, MAX_INT, optional=True)
     _int(options, "context_length", "settings.", 1, MAX_INT, optional=True)
-    _int(options, "top_k", "settings.", 1, 1000, optional=True)
+    _int(options, "top_k", "settings.", 1, MAX_TOP_K, optional=True)
     for key in ("samples", "real_tokens"):
         _int(meta, key, "", 0, MAX_INT if key == "samples" else MAX_BYTES, optional=True)
     _int(meta, "padded_tokens", "", 0, MAX_BYTES, optional=True)
     _int(meta, "context_length", "", 1, MAX_INT, optional=True)
     _int(meta, "hidden_size", "", 1, MAX_INT, optional=True)
-    _int(meta, "final_batch_size", "", 1, 512, optional=True)
+    _int(meta, "final_batch_size", "", 1, MAX_BATCH, optional=True)
     _int(meta, "extraction_id", "", 0, 2**63 - 1, optional=True)
     for where, mapping in (("", meta), ("settings.", options)):
         _require(mapping.get("dtype") in (None, *DTYPES), f"{where}dtype must be float16 or float32.")

@@ -37,6 +37,14 @@ def label(fmt: str) -> str:
     return LABELS.get(fmt, fmt.upper() if fmt else "")
 
 
+@register.simple_tag
+def format_choices() -> list[tuple[str, str]]:
+    """(format, label) for every format a model can be downloaded in, in the order menus list them."""
+    from ..ml.quantization import FORMATS, LABELS
+
+    return [(fmt, LABELS[fmt]) for fmt in FORMATS]
+
+
 @register.filter
 def hook_label(value: str) -> str:
     return vocabulary.hook_label(value)

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
-from .. import secrets
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
 from ..ml.datasets import DatasetError
 from ..ml.hub import HubError
@@ -18,11 +17,12 @@ from ..ml.hub import check_token as hub_check_token
 from ..models import Dataset
 from ..services import datasets as dataset_services
 from ..services import models as model_services
+from .htmx import HtmxHttpRequest
 
 PAGE = "models_app/datasets.html"
 
 
-def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
+def _page(request: HtmxHttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
     model_services.check_lost_jobs()
     context = {
         "upload_form": upload or UploadDatasetForm(),
@@ -34,11 +34,11 @@ def _page(request: HttpRequest, upload=None, hub_form=None, status: int = 200) -
 
 @login_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: HtmxHttpRequest) -> HttpResponse:
     return _page(request)
 
 
-def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> HttpResponse:
+def _added(request: HtmxHttpRequest, record: Dataset, form_fragment: str, form) -> HttpResponse:
     if not request.htmx:
         return redirect("models_app:datasets")
     return render(
@@ -55,7 +55,7 @@ def _added(request: HttpRequest, record: Dataset, form_fragment: str, form) -> H
 
 @login_required
 @require_POST
-def upload(request: HttpRequest) -> HttpResponse:
+def upload(request: HtmxHttpRequest) -> HttpResponse:
     from django.conf import settings
 
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
@@ -91,21 +91,11 @@ def upload(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("token")
 @login_required
 @require_POST
-def add_from_hub(request: HttpRequest) -> HttpResponse:
+def add_from_hub(request: HtmxHttpRequest) -> HttpResponse:
     form = HubDatasetForm(request.POST)
     if form.is_valid():
-        data = form.cleaned_data
         try:
-            record = dataset_services.queue_from_hub(
-                data["repo_id"],
-                data["name"],
-                data["revision"] or "main",
-                data["files"],
-                data["text_field"],
-                data["token"] or None,
-                use_operator_token=secrets.may_use_operator_token(request.user),
-                owner=request.user,
-            )
+            record = form.queue(owner=request.user)
             record.refresh_from_db()  # the job may already have run (synchronous workers)
             return _added(request, record, "hub-form", HubDatasetForm())
         except HubError as exc:
@@ -119,16 +109,16 @@ def add_from_hub(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def card(request: HttpRequest, pk: int) -> HttpResponse:
+def card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     model_services.check_lost_jobs()
     return _row(request, _visible(request, pk))
 
 
-def _visible(request: HttpRequest, pk: int) -> Dataset:
+def _visible(request: HtmxHttpRequest, pk: int) -> Dataset:
     return get_object_or_404(Dataset.objects.visible_to(request.user), pk=pk)
 
 
-def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
+def _row(request: HtmxHttpRequest, record: Dataset, **extra) -> HttpResponse:
     if not request.htmx:
         if extra.get("row_error"):
             messages.error(request, extra["row_error"])
@@ -142,7 +132,7 @@ def _row(request: HttpRequest, record: Dataset, **extra) -> HttpResponse:
 
 @login_required
 @require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     return _row(request, record, row_error=record.change_refusal(request.user) or record.request_cancel())
 
@@ -150,7 +140,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @sensitive_post_parameters("token")
 @login_required
 @require_POST
-def retry(request: HttpRequest, pk: int) -> HttpResponse:
+def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         return _row(request, record, row_error=refused)
@@ -175,7 +165,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, pk: int) -> HttpResponse:
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         return _row(request, record, row_error=refused)

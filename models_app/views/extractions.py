@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,40 +12,41 @@ from templates_app.models import ExtractionTemplate
 from templates_app.services import extraction_initial
 
 from ..forms.extractions import ExtractionForm
-from ..ml import quantization as quant
 from ..models import Extraction, LanguageModel
 from ..numbers import whole_number_in
 from ..services import estimate as estimates
 from ..services import extractions as extraction_services
 from ..services import models as model_services
+from .htmx import HtmxHttpRequest, render_page_or_partial
 
 MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
 
 
-def _model(request: HttpRequest, pk: int) -> LanguageModel:
+def _model(request: HtmxHttpRequest, pk: int) -> LanguageModel:
     return get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
 
 
 @login_required
 @require_GET
-def modal(request: HttpRequest, pk: int) -> HttpResponse:
+def modal(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
     initial, context = {"hooks": ["residual"], "dataset": request.GET.get("dataset")}, {}
     templates = ExtractionTemplate.objects.visible_to(request.user)
     chosen = templates.filter(pk=whole_number_in(request.GET.get("template"))).first()
     if chosen is not None:
-        settings_, too_deep = extraction_initial(chosen, ExtractionForm.layer_count(model))
+        settings_, too_deep = extraction_initial(chosen, model.num_layers)
         initial.update(settings_)
         context.update(loaded=chosen, too_deep=too_deep)
     form = ExtractionForm(model=model, initial=initial, user=request.user)
-    template = f"{MODAL}#modal" if request.htmx else MODAL
-    return render(request, template, {"m": model, "form": form, "templates": templates, **context})
+    return render_page_or_partial(
+        request, MODAL, "modal", {"m": model, "form": form, "templates": templates, **context}
+    )
 
 
 @login_required
 @require_POST
-def estimate_view(request: HttpRequest, pk: int) -> HttpResponse:
+def estimate_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """Validated as the submit is, so it never shows figures for settings the submit refuses."""
     model = _model(request, pk)
     form = ExtractionForm(request.POST, model=model, user=request.user)
@@ -55,48 +56,46 @@ def estimate_view(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def start(request: HttpRequest, pk: int) -> HttpResponse:
+def start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     model = _model(request, pk)
     form = ExtractionForm(request.POST, model=model, user=request.user)
-    est = estimates.check_room(form)
     if not form.is_valid():
-        template = f"{MODAL}#modal" if request.htmx else MODAL
-        return render(
+        return render_page_or_partial(
             request,
-            template,
+            MODAL,
+            "modal",
             {
                 "m": model,
                 "form": form,
-                "est": est,
+                "est": form.estimate,
                 "templates": ExtractionTemplate.objects.visible_to(request.user),
             },
             status=200 if request.htmx else 422,
         )
-    record = extraction_services.create(**form.extraction_fields(), owner=request.user)
+    record = form.create(owner=request.user)
     if not request.htmx:
         return redirect("models_app:extraction", pk=record.pk)
     LanguageModel.summarize_extractions([model], request.user)  # the card now shows this one
     return render(
         request,
         f"{MODAL}#started",
-        {"m": model, "x": record, "formats": quant.FORMATS, "format_labels": quant.LABELS},
+        {"m": model, "x": record},
     )
 
 
 @login_required
 @require_GET
-def detail(request: HttpRequest, pk: int) -> HttpResponse:
+def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     model_services.check_lost_jobs()
     record = get_object_or_404(
         Extraction.objects.visible_to(request.user).select_related("model", "dataset"), pk=pk
     )
-    template = f"{DETAIL}#extraction-status" if request.htmx else DETAIL
-    return render(request, template, {"x": record})
+    return render_page_or_partial(request, DETAIL, "extraction-status", {"x": record})
 
 
 @login_required
 @require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Extraction.objects.visible_to(request.user), pk=pk)
     refused = record.change_refusal(request.user) or record.request_cancel()
     return _status(request, record, refused)
@@ -104,7 +103,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def retry(request: HttpRequest, pk: int) -> HttpResponse:
+def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(Extraction.objects.visible_to(request.user), pk=pk)
     if refused := record.change_refusal(request.user):
         return _status(request, record, refused)
@@ -115,7 +114,7 @@ def retry(request: HttpRequest, pk: int) -> HttpResponse:
     return _status(request, record)
 
 
-def _status(request: HttpRequest, record: Extraction, error: str | None = None) -> HttpResponse:
+def _status(request: HtmxHttpRequest, record: Extraction, error: str | None = None) -> HttpResponse:
     if not request.htmx:
         if error:
             messages.error(request, error)

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import FileResponse, Http404, HttpRequest, HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
@@ -18,6 +18,7 @@ from ..models import Dataset, Extraction, LanguageModel
 from ..services import examples as example_services
 from ..services import found as found_services
 from ..services.models import check_lost_jobs
+from .htmx import HtmxHttpRequest, render_page_or_partial, wants_partial
 
 PAGE = "models_app/extractions.html"
 EXAMPLES = "models_app/examples.html"
@@ -27,19 +28,19 @@ PAGE_SIZE = 25
 FOUND_STAFF_ONLY = "Only staff can import or delete folders found on disk."
 
 
-def _may_manage_found(request: HttpRequest) -> bool:
+def _may_manage_found(request: HtmxHttpRequest) -> bool:
     """Folders found on disk have no owner, and an import makes one whoever imports it: they are
     staff's to see, import and delete, in a shared studio as in a private one."""
     return request.user.is_staff
 
 
-def _visible(request: HttpRequest):
+def _visible(request: HtmxHttpRequest):
     return Extraction.objects.visible_to(request.user)
 
 
 @login_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: HtmxHttpRequest) -> HttpResponse:
     check_lost_jobs()
     filters = ExtractionFilterForm(request.GET or None, user=request.user)
     # Models and datasets are fetched for the page's rows afterwards (prefetch): joined into the
@@ -52,7 +53,7 @@ def index(request: HttpRequest) -> HttpResponse:
     query = request.GET.copy()
     query.pop("page", None)
     context = {"filters": filters, "page": page, "query": query.urlencode()}
-    if request.htmx and request.htmx.target == "extraction-list":
+    if wants_partial(request, target="extraction-list"):
         return render(request, f"{PAGE}#extraction-list", context)
     context["found"] = found_services.found_folders() if _may_manage_found(request) else []
     if any(not f.problem for f in context["found"]):
@@ -65,14 +66,14 @@ def index(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_GET
-def row(request: HttpRequest, pk: int) -> HttpResponse:
+def row(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(_visible(request).select_related("model", "dataset"), pk=pk)
     return render(request, f"{PAGE}#extraction-row", {"x": record})
 
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, pk: int) -> HttpResponse:
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(_visible(request), pk=pk)
     refusal = record.change_refusal(request.user)
     freed = None if refusal else record.delete_with_files()
@@ -90,7 +91,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
+def download(request: HtmxHttpRequest, pk: int, name: str) -> FileResponse:
     record = get_object_or_404(_visible(request), pk=pk)
     path = record.file_path(name)
     if path is None:
@@ -101,7 +102,7 @@ def download(request: HttpRequest, pk: int, name: str) -> FileResponse:
 
 @login_required
 @require_GET
-def examples(request: HttpRequest, pk: int) -> HttpResponse:
+def examples(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = get_object_or_404(_visible(request).select_related("model"), pk=pk)
     form = NeuronForm(request.GET or None, extraction=record)
     context = {"x": record, "form": form}
@@ -116,13 +117,12 @@ def examples(request: HttpRequest, pk: int) -> HttpResponse:
                 )
         except example_services.ExamplesUnavailable as exc:
             context["unavailable"] = str(exc)
-    template = f"{EXAMPLES}#examples" if request.htmx and request.htmx.target == "examples" else EXAMPLES
-    return render(request, template, context)
+    return render_page_or_partial(request, EXAMPLES, "examples", context, target="examples")
 
 
 @login_required
 @require_POST
-def import_found(request: HttpRequest) -> HttpResponse:
+def import_found(request: HtmxHttpRequest) -> HttpResponse:
     if not _may_manage_found(request):
         messages.error(request, FOUND_STAFF_ONLY)
         return redirect("models_app:extractions")
@@ -145,7 +145,7 @@ def import_found(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_POST
-def delete_found(request: HttpRequest) -> HttpResponse:
+def delete_found(request: HtmxHttpRequest) -> HttpResponse:
     if not _may_manage_found(request):
         messages.error(request, FOUND_STAFF_ONLY)
         return redirect("models_app:extractions")

@@ -4,7 +4,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
@@ -14,13 +14,14 @@ from templates_app.services import available_name, form_from_extraction, suggest
 
 from ..forms.extractions import ExtractionForm
 from ..models import LanguageModel
+from .htmx import HtmxHttpRequest
 
 MODAL = "models_app/extract_modal.html"
 
 
 @login_required
 @require_POST
-def save_as_template(request: HttpRequest, pk: int) -> HttpResponse:
+def save_as_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """First call: a name field holding a suggested name. Second call (with template_name):
     save, or say what is wrong. Without htmx the whole modal page comes back, form kept."""
     model = get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)

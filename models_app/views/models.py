@@ -6,7 +6,7 @@ from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
@@ -20,12 +20,13 @@ from ..ml import quantization as quant
 from ..models import LanguageModel
 from ..services import downloads
 from ..services import models as model_services
+from .htmx import HtmxHttpRequest, render_page_or_partial, wants_partial
 
 PAGE = "models_app/index.html"
 PAGE_SIZE = 12
 
 
-def _list_context(request: HttpRequest) -> dict:
+def _list_context(request: HtmxHttpRequest) -> dict:
     model_services.check_lost_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None, user=request.user)
     models = filters.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
@@ -37,16 +38,14 @@ def _list_context(request: HttpRequest) -> dict:
         "filters": filters,
         "page": page,
         "query": query.urlencode(),
-        "formats": quant.FORMATS,
-        "format_labels": quant.LABELS,
     }
 
 
 @login_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
+def index(request: HtmxHttpRequest) -> HttpResponse:
     context = _list_context(request)
-    if request.htmx and request.htmx.target == "model-list":
+    if wants_partial(request, target="model-list"):
         return render(request, f"{PAGE}#model-list", context)
     context["form"] = DownloadForm(user=request.user)
     return render(request, PAGE, context)
@@ -55,7 +54,7 @@ def index(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("token")
 @login_required
 @require_POST
-def preview(request: HttpRequest) -> HttpResponse:
+def preview(request: HtmxHttpRequest) -> HttpResponse:
     form = PreviewForm(request.POST, user=request.user)
     valid = form.is_valid()
     context = {"form": form, "preview": form.preflight if valid else None}
@@ -68,20 +67,12 @@ def preview(request: HttpRequest) -> HttpResponse:
 @sensitive_post_parameters("token")
 @login_required
 @require_POST
-def download(request: HttpRequest) -> HttpResponse:
+def download(request: HtmxHttpRequest) -> HttpResponse:
     form = DownloadForm(request.POST, user=request.user)
     if not form.is_valid():
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
-    data = form.cleaned_data
     try:
-        record = downloads.create_download(
-            form.preflight,
-            data["quantization"],
-            data.get("token") or None,
-            trust_remote_code=data["trust_remote_code"],
-            use_operator_token=form.operator_token_allowed,
-            owner=request.user,
-        )
+        record = form.create(owner=request.user)
     except downloads.AlreadyInStudio as exc:
         form.add_error("repo_id", str(exc))
         return render(request, f"{PAGE}#download-form", {"form": form}, status=200 if request.htmx else 422)
@@ -95,42 +86,42 @@ def download(request: HttpRequest) -> HttpResponse:
             "form": DownloadForm(user=request.user),
             "m": record,
             "first": _is_first(request),
-            "formats": quant.FORMATS,
-            "format_labels": quant.LABELS,
         },
     )
 
 
-def _is_first(request: HttpRequest) -> bool:
+def _is_first(request: HtmxHttpRequest) -> bool:
     """The studio's (or, in a private studio, the user's) first model: the page says what comes next."""
     return LanguageModel.objects.visible_to(request.user).count() == 1
 
 
 @login_required
 @require_GET
-def card(request: HttpRequest, pk: int) -> HttpResponse:
+def card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     model_services.check_lost_jobs()
     return card_response(request, _visible(request, pk))
 
 
-def _visible(request: HttpRequest, pk: int) -> LanguageModel:
+def _visible(request: HtmxHttpRequest, pk: int) -> LanguageModel:
     return get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
 
 
-def card_response(request: HttpRequest, record: LanguageModel, status: int = 200, **extra) -> HttpResponse:
+def card_response(
+    request: HtmxHttpRequest, record: LanguageModel, status: int = 200, **extra
+) -> HttpResponse:
     """A model's card (a redirect to the list for a plain request), with what `extra` adds."""
     if not request.htmx:
         if extra.get("card_error"):
             messages.error(request, extra["card_error"])
         return redirect("models_app:index")
     LanguageModel.summarize_extractions([record], request.user)
-    context = {"m": record, "formats": quant.FORMATS, "format_labels": quant.LABELS, **extra}
+    context = {"m": record, **extra}
     return render(request, f"{PAGE}#model-card", context, status=status)
 
 
 @login_required
 @require_POST
-def cancel(request: HttpRequest, pk: int) -> HttpResponse:
+def cancel(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     refused = record.change_refusal(request.user) or record.request_cancel()
     return card_response(request, record, card_error=refused)
@@ -139,7 +130,7 @@ def cancel(request: HttpRequest, pk: int) -> HttpResponse:
 @sensitive_post_parameters("token")
 @login_required
 @require_POST
-def restart(request: HttpRequest, pk: int) -> HttpResponse:
+def restart(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         return card_response(request, record, card_error=refused)
@@ -157,7 +148,7 @@ def restart(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def rename(request: HttpRequest, pk: int) -> HttpResponse:
+def rename(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
     if refused := record.change_refusal(request.user):
         # The Rename link swaps the title; a refusal swaps the whole card, saying why.
@@ -176,7 +167,7 @@ def rename(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, pk: int) -> HttpResponse:
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The Delete button's answer goes to the toasts (a live update may have removed the card
     already); a refusal goes back to the card, saying why."""
     record = _visible(request, pk)
@@ -210,8 +201,7 @@ def _on_card(response: HttpResponse, pk: int) -> HttpResponse:
 
 @login_required
 @require_GET
-def architecture(request: HttpRequest, pk: int) -> HttpResponse:
+def architecture(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
-    template = "models_app/architecture.html"
     context = {"m": record, "a": record.architecture_summary}
-    return render(request, f"{template}#modal" if request.htmx else template, context)
+    return render_page_or_partial(request, "models_app/architecture.html", "modal", context)

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
+
+from models_app.views.htmx import HtmxHttpRequest
 
 from .. import services
 from ..forms import TemplateForm
@@ -19,11 +21,11 @@ VALIDATE_HEADER = "X-Validate-Field"
 CHANGED = "templates-changed"  # the list listens for this event and reloads with its filters
 
 
-def _visible(request: HttpRequest, pk: int) -> ExtractionTemplate:
+def _visible(request: HtmxHttpRequest, pk: int) -> ExtractionTemplate:
     return get_object_or_404(ExtractionTemplate.objects.visible_to(request.user), pk=pk)
 
 
-def _refused(request: HttpRequest, template: ExtractionTemplate, message: str) -> HttpResponse:
+def _refused(request: HtmxHttpRequest, template: ExtractionTemplate, message: str) -> HttpResponse:
     """Someone else's template: its card again, saying so (a plain request: the list, saying so)."""
     if not request.htmx:
         messages.error(request, message)
@@ -32,7 +34,7 @@ def _refused(request: HttpRequest, template: ExtractionTemplate, message: str) -
 
 
 def _form(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     form: TemplateForm,
     editing: ExtractionTemplate | None = None,
     status: int = 200,
@@ -43,7 +45,7 @@ def _form(
     return render_page(request, form=form, editing=editing, status=status, **extra)
 
 
-def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplate | None) -> HttpResponse:
+def _submit(request: HtmxHttpRequest, form: TemplateForm, editing: ExtractionTemplate | None) -> HttpResponse:
     if editing is None:
         form.instance.owner = request.user  # before validation: names are unique per owner's scope
     field = request.headers.get(VALIDATE_HEADER)
@@ -77,7 +79,7 @@ def _submit(request: HttpRequest, form: TemplateForm, editing: ExtractionTemplat
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def create(request: HttpRequest) -> HttpResponse:
+def create(request: HtmxHttpRequest) -> HttpResponse:
     if request.method == "GET":
         return _form(request, TemplateForm())
     return _submit(request, TemplateForm(request.POST), None)
@@ -85,7 +87,7 @@ def create(request: HttpRequest) -> HttpResponse:
 
 @login_required
 @require_http_methods(["GET", "POST"])
-def edit(request: HttpRequest, pk: int) -> HttpResponse:
+def edit(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = _visible(request, pk)
     if refused := template.change_refusal(request.user):
         return _refused(request, template, refused)
@@ -96,7 +98,7 @@ def edit(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
+def duplicate(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     copy = services.duplicate(_visible(request, pk), owner=request.user)
     if not request.htmx:
         messages.success(request, f"Created “{copy.name}”.")
@@ -109,7 +111,7 @@ def duplicate(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def delete(request: HttpRequest, pk: int) -> HttpResponse:
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = _visible(request, pk)
     if refused := template.change_refusal(request.user):
         return _refused(request, template, refused)
@@ -125,7 +127,7 @@ def delete(request: HttpRequest, pk: int) -> HttpResponse:
 
 @login_required
 @require_POST
-def favorite(request: HttpRequest, pk: int) -> HttpResponse:
+def favorite(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     template = _visible(request, pk)
     if refused := template.change_refusal(request.user):
         return _refused(request, template, refused)

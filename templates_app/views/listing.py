@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from django.contrib.auth.decorators import login_required
 from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
+
+from models_app.views.htmx import HtmxHttpRequest, wants_partial
 
 from ..forms import ImportForm, TemplateFilterForm, TemplateForm
 from ..models import ExtractionTemplate
@@ -15,7 +17,7 @@ PAGE = "templates_app/index.html"
 PAGE_SIZE = 20
 
 
-def list_context(request: HttpRequest) -> dict:
+def list_context(request: HtmxHttpRequest) -> dict:
     filters = TemplateFilterForm(request.GET)
     visible = ExtractionTemplate.objects.visible_to(request.user)
     page = Paginator(filters.apply(visible.select_related("owner")), PAGE_SIZE).get_page(
@@ -27,7 +29,7 @@ def list_context(request: HttpRequest) -> dict:
 
 
 def render_page(
-    request: HttpRequest,
+    request: HtmxHttpRequest,
     *,
     form: TemplateForm | None = None,
     editing: ExtractionTemplate | None = None,
@@ -48,7 +50,7 @@ def render_page(
 
 @login_required
 @require_GET
-def index(request: HttpRequest) -> HttpResponse:
-    if request.htmx and request.htmx.target == "template-list":
+def index(request: HtmxHttpRequest) -> HttpResponse:
+    if wants_partial(request, target="template-list"):
         return render(request, f"{PAGE}#template-list", list_context(request))
     return render_page(request)

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpRequest, HttpResponse
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_GET, require_POST
 
 from models_app.numbers import whole_number_in
+from models_app.views.htmx import HtmxHttpRequest
 
 from .. import transfer
 from ..forms import MAX_IMPORT_BYTES, ImportForm, size_refusal
@@ -19,7 +20,7 @@ from .listing import PAGE, render_page
 
 @login_required
 @require_GET
-def export(request: HttpRequest) -> HttpResponse:
+def export(request: HtmxHttpRequest) -> HttpResponse:
     queryset = ExtractionTemplate.objects.visible_to(request.user).order_by("pk")
     if request.GET.get("scope") == "selected":
         ids = [i for i in map(whole_number_in, request.GET.getlist("ids")) if i is not None]
@@ -30,7 +31,7 @@ def export(request: HttpRequest) -> HttpResponse:
     return transfer.export_response(queryset)
 
 
-def _result(request: HttpRequest, form: ImportForm, status: int = 200, **result) -> HttpResponse:
+def _result(request: HtmxHttpRequest, form: ImportForm, status: int = 200, **result) -> HttpResponse:
     if request.htmx:  # 200 so htmx swaps the refusal in
         return render(request, f"{PAGE}#import-form", {"import_form": form, **result})
     return render_page(request, import_form=form, status=status, **result)
@@ -38,7 +39,7 @@ def _result(request: HttpRequest, form: ImportForm, status: int = 200, **result)
 
 @login_required
 @require_POST
-def import_file(request: HttpRequest) -> HttpResponse:
+def import_file(request: HtmxHttpRequest) -> HttpResponse:
     declared = int(request.META.get("CONTENT_LENGTH") or 0)
     if declared > MAX_IMPORT_BYTES + 64 * 1024:  # refused before the body is read
         return _result(request, ImportForm(), status=413, problems=[size_refusal(declared)])

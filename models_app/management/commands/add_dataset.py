@@ -45,7 +45,7 @@ class Command(JobCommand):
                     run=self.run_job,
                 )
         except (DatasetError, HubError) as exc:
-            raise CommandError(getattr(exc, "message", str(exc)))
+            raise CommandError(getattr(exc, "message", str(exc))) from exc
         self.stdout.write(
             self.style.SUCCESS(f"Dataset {record.pk}: {record.name}, {record.num_samples:,} samples")
         )

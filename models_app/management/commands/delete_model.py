@@ -20,5 +20,5 @@ class Command(BaseCommand):
         try:
             freed = services.delete(record)
         except services.StillRunning as exc:
-            raise CommandError(str(exc))
+            raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"Deleted {name}; freed {bytesize(freed)}."))

@@ -62,16 +62,9 @@ class Command(JobCommand):
         )
         if not form.is_valid():
             raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
-        data = form.cleaned_data
         with self.stops.held():  # from here a stop cancels the record's job: none is left queued
             try:
-                record = downloads.create_download(
-                    form.preflight,
-                    data["quantization"],
-                    token,
-                    trust_remote_code=data["trust_remote_code"],
-                    queue=False,
-                )
+                record = form.create(queue=False)
             except downloads.AlreadyInStudio as exc:
                 raise CommandError(str(exc)) from None
             self.stdout.write(

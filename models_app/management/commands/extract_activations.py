@@ -1,6 +1,6 @@
 """manage.py extract_activations MODEL_ID --dataset ID --layers 0,5,11 --hooks residual,mlp
-[--batch-size --micro-batch-size --max-samples --context-length --top-k --dtype]: the page's job, in this process,
-with a terminal progress bar."""
+[--batch-size --micro-batch-size --max-samples --context-length --top-k --dtype]: the page's job,
+in this process, with a terminal progress bar."""
 
 from __future__ import annotations
 
@@ -10,8 +10,8 @@ from django.core.management.base import CommandError
 
 from models_app.forms.extractions import ExtractionForm
 from models_app.jobs.extraction import run_extraction
+from models_app.ml.vocabulary import DTYPES
 from models_app.models import ExtractionStatus
-from models_app.services import extractions as extraction_services
 
 from ._lookup import add_model_id_argument, get_model
 from ._progress import JobCommand, run_job_with_bar
@@ -38,7 +38,7 @@ class Command(JobCommand):
         parser.add_argument("--max-samples", type=int)
         parser.add_argument("--context-length", type=int, default=128)
         parser.add_argument("--top-k", type=int, default=10)
-        parser.add_argument("--dtype", default="float16", type=str.lower, choices=["float16", "float32"])
+        parser.add_argument("--dtype", default="float16", type=str.lower, choices=DTYPES)
 
     def handle(self, *args, **options) -> None:
         model = get_model(options["model_id"])
@@ -57,7 +57,7 @@ class Command(JobCommand):
         if not form.is_valid():
             raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
         with self.stops.held():  # from here a stop cancels the record's job: none is left queued
-            record = extraction_services.create(queue=False, **form.extraction_fields())
+            record = form.create(queue=False)
             self.stdout.write(f"Extraction {record.pk}: {model.name} on {record.dataset.name}")
             run_job_with_bar(self, run_extraction, record, "show_extraction")
         if record.status != ExtractionStatus.COMPLETED:
