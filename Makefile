@@ -1,11 +1,12 @@
-# miStudio: `make run` starts the studio, `make test` runs the whole suite.
+# miStudio: `make run` starts the studio, `make test` runs the whole suite, `make test-fast` all but
+# the tests marked slow.
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: run test install install-dev migrate serve-hub bench bench-install clean
+.PHONY: run test test-fast lint install install-dev migrate serve-hub bench bench-install clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +32,17 @@ run: migrate
 
 test: install-dev
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Everything but the tests marked `slow` (browsers, real servers and workers, PostgreSQL, Redis,
+# Schemathesis): a few minutes instead of a quarter of an hour.
+test-fast: install-dev
+	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+
+# ruff (lint and format) and mypy with django-stubs, as configured in pyproject.toml.
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy mistudio_site models_app templates_app tests
 
 # Tiny models of every supported family over the Hub protocol (point HF_ENDPOINT at it).
 serve-hub: install

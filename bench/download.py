@@ -7,7 +7,7 @@ Builds a random Llama checkpoint in float16 (hidden 2048, intermediate 5632, 10 
 32000: 571M parameters, about 1.1 GB in one safetensors file) with a real tokenizer, serves it
 from the local Hub-protocol server (tests/hubserver.py) on 127.0.0.1, and times, alternately,
 --rounds times each into an empty cache:
-- the studio: `models_app.ml.transfer.download_in_child`, the very path a download job runs (a
+- the studio: `models_app.ml.download_process.download_in_child`, the very path a download job runs (a
   child process, huggingface_hub's hf_hub_download per file, progress reported as JSON lines);
 - bare: `huggingface_hub.snapshot_download` of the same repository and commit.
 The best round of each is compared. Target: the studio at >= 0.9x bare's throughput.
@@ -48,10 +48,11 @@ def build(folder: Path, layers: int) -> None:
 
 
 def studio(pre, cache: Path, endpoint: str) -> float:
-    from models_app.ml import transfer
 
     start = time.perf_counter()
-    transfer.download_in_child(pre, cache, endpoint=endpoint)
+    from models_app.ml import download_process
+
+    download_process.download_in_child(pre, cache, endpoint=endpoint)
     return time.perf_counter() - start
 
 

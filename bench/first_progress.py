@@ -194,10 +194,9 @@ def download(endpoint: str) -> dict:
     from models_app.ml import quantization as quant
     from models_app.models import LanguageModel
     from models_app.services import downloads
-    from models_app.services import models as model_services
 
     for old in LanguageModel.objects.all():  # the repository is downloaded afresh each round
-        model_services.delete(old)
+        old.delete_with_files()
     pre = hub.preflight(REPO_ID, endpoint=endpoint)
     queued_at = time.monotonic()
     record = downloads.create_download(pre, quant.DEFAULT_FORMAT, token=None)

@@ -33,14 +33,24 @@ import os
 import sys
 import time
 from io import BytesIO
+from typing import TYPE_CHECKING, cast
 
 import daphne.server
 from daphne.http_protocol import HTTPFactory, WebRequest
-from twisted.internet import reactor, threads
+from twisted.internet import reactor as installed_reactor
+from twisted.internet import threads
+from twisted.internet.protocol import connectionDone
 from twisted.python.failure import Failure
 from twisted.web.http import HTTPChannel, _GenericHTTPChannelProtocol, _getContentFile
 
+if TYPE_CHECKING:
+    from twisted.internet.base import DelayedCall, ReactorBase
+
 log = logging.getLogger("mistudio.server")
+
+# Twisted declares the reactor by zope Interfaces, whose methods mypy reads as if their first
+# argument were `self`; every reactor Twisted installs (daphne's asyncio one too) is a ReactorBase.
+reactor = cast("ReactorBase", installed_reactor)
 
 ANONYMOUS_BODY_LIMIT = 64 * 1024  # a login or any small form
 FORM_OVERHEAD = 1 << 20  # multipart headers and the other fields around an uploaded file
@@ -222,7 +232,7 @@ class GuardedChannel(HTTPChannel):
     (which judges the rest) exists only once its first line is complete, so a client sending a
     byte a second could otherwise hold the connection for ever."""
 
-    headers_due = None  # the DelayedCall that ends a request whose headers are late
+    headers_due: DelayedCall | None = None  # ends a request whose headers are late
 
     def dataReceived(self, data: bytes) -> None:
         if self.headers_due is None and self.line_mode and not self._handlingRequest:
@@ -235,7 +245,7 @@ class GuardedChannel(HTTPChannel):
         self._cancel_deadline()
         super().allHeadersReceived()
 
-    def connectionLost(self, reason) -> None:
+    def connectionLost(self, reason: Failure = connectionDone) -> None:
         self._cancel_deadline()
         super().connectionLost(reason)
 

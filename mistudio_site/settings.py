@@ -37,7 +37,7 @@ DATASETS_DIR = DATA_DIR / "datasets"
 ACTIVATIONS_DIR = DATA_DIR / "activations"
 
 SECRET_KEY = secret_key_from(DATA_DIR)
-TOKEN_KEYS = token_keys_from(DATA_DIR)  # access tokens at rest (models_app/secrets.py)
+TOKEN_KEYS = token_keys_from(DATA_DIR)  # access tokens at rest (models_app/token_crypto.py)
 DEBUG = env_bool("DEBUG", False)
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["127.0.0.1", "localhost", "[::1]"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
@@ -107,7 +107,7 @@ else:
     DATABASES = {
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
-            "NAME": DATA_DIR / "db.sqlite3",
+            "NAME": str(DATA_DIR / "db.sqlite3"),
             # The web server and the worker write at the same time: WAL lets readers go on
             # while one writer commits, and IMMEDIATE avoids upgrade deadlocks.
             "OPTIONS": {
@@ -233,7 +233,7 @@ BODY_MIN_RATE = env_int("MISTUDIO_BODY_MIN_RATE", 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = 6 * 1024 * 1024
 
 # Error reports (the DEBUG page, mails to ADMINS) hide tokens in every frame and header.
-DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.secrets.ErrorReportFilter"
+DEFAULT_EXCEPTION_REPORTER_FILTER = "models_app.token_crypto.ErrorReportFilter"
 
 # Content-Security-Policy (django-csp, docs/operating.md): everything a page loads or talks
 # to comes from the studio itself; no inline script, eval or inline style (pages use static/js and

@@ -36,7 +36,7 @@ JOB_FIELDS = (
 )
 
 
-class EditableAfterCreation:
+class EditableAfterCreation(admin.ModelAdmin):
     """A record's admin page changes only `editable` fields. The rest say what was downloaded,
     read or asked for (repository, revision, format, files, model, dataset, layers...) and what
     the job made of it; the files on disk follow them, so an edit would make the record describe
@@ -73,7 +73,7 @@ class EditableAfterCreation:
 
 
 @admin.register(LanguageModel)
-class LanguageModelAdmin(EditableAfterCreation, admin.ModelAdmin):
+class LanguageModelAdmin(EditableAfterCreation):
     editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
     list_display = (
@@ -102,7 +102,7 @@ class LanguageModelAdmin(EditableAfterCreation, admin.ModelAdmin):
 
 
 @admin.register(Dataset)
-class DatasetAdmin(EditableAfterCreation, admin.ModelAdmin):
+class DatasetAdmin(EditableAfterCreation):
     editable = ("name", "owner")
     list_per_page = LIST_PER_PAGE
     list_display = (
@@ -139,7 +139,7 @@ class DatasetAdmin(EditableAfterCreation, admin.ModelAdmin):
 
 
 @admin.register(Extraction)
-class ExtractionAdmin(EditableAfterCreation, admin.ModelAdmin):
+class ExtractionAdmin(EditableAfterCreation):
     list_per_page = LIST_PER_PAGE
     list_display = (
         "id",

@@ -25,9 +25,9 @@ from django.template.loader import render_to_string
 from django.urls import path
 from django.utils import timezone
 
+from .jobs.lost import check_lost_jobs
 from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
-from .services.models import check_lost_jobs
 
 log = logging.getLogger(__name__)
 
@@ -92,30 +92,34 @@ def render_update(
 
 def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int | None]:
     if kind == Extraction.KIND:
-        record = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
-        if record is None:
+        extraction = Extraction.objects.select_related("model__owner", "dataset").filter(pk=pk).first()
+        if extraction is None:
             return [], None
         return [
-            render_to_string("models_app/extraction.html#extraction-status", {"x": record, "oob": True}),
-            render_to_string("models_app/extractions.html#extraction-row", {"x": record, "oob": True}),
-            _model_card(record.model, viewer),
-        ], record.owner_id or 0
+            render_to_string(
+                "models_app/extraction.html#extraction-status", {"extraction": extraction, "oob": True}
+            ),
+            render_to_string(
+                "models_app/extractions.html#extraction-row", {"extraction": extraction, "oob": True}
+            ),
+            _model_card(extraction.model, viewer),
+        ], extraction.owner_id or 0
     if kind == Dataset.KIND:
-        record = Dataset.objects.select_related("owner").filter(pk=pk).first()
-        if deleted or record is None:
+        dataset = Dataset.objects.select_related("owner").filter(pk=pk).first()
+        if deleted or dataset is None:
             return [f'<div id="dataset-{pk}" hx-swap-oob="delete"></div>'], None
         return [
-            render_to_string("models_app/datasets.html#dataset-row", {"d": record, "oob": True})
-        ], record.owner_id or 0
-    record = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
-    if deleted or record is None:
+            render_to_string("models_app/datasets.html#dataset-row", {"dataset": dataset, "oob": True})
+        ], dataset.owner_id or 0
+    model = LanguageModel.objects.select_related("owner").filter(pk=pk).first()
+    if deleted or model is None:
         return [f'<div id="model-{pk}" hx-swap-oob="delete"></div>'], None
-    return [_model_card(record, viewer)], record.owner_id or 0
+    return [_model_card(model, viewer)], model.owner_id or 0
 
 
 def _model_card(record: LanguageModel, viewer) -> str:
     LanguageModel.summarize_extractions([record], viewer)
-    return render_to_string("models_app/index.html#model-card", {"m": record, "oob": True})
+    return render_to_string("models_app/index.html#model-card", {"model": record, "oob": True})
 
 
 def changed_rows(since: datetime) -> list[tuple[str, int, datetime]]:

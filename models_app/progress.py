@@ -16,7 +16,11 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import STALL_SECONDS, JobRecord, ModelStatus, overall_progress
+from .models import STALL_SECONDS, Dataset, Extraction, LanguageModel, ModelStatus, overall_progress
+
+# The class of a job's record. Each kind declares its own `status` field (with its own choices) and
+# the abstract JobRecord declares none, so queries on the status are typed against the kinds.
+JobClass = type[LanguageModel] | type[Dataset] | type[Extraction]
 
 MIN_INTERVAL = 0.25
 LIVE_GROUP = "studio-live"
@@ -27,10 +31,9 @@ log = logging.getLogger(__name__)
 class Tracker:
     """Phase / update / finish for one job record, of any kind."""
 
-    def __init__(self, record_cls: type[JobRecord], pk: int) -> None:
+    def __init__(self, record_cls: JobClass, pk: int) -> None:
         self.record_cls, self.pk = record_cls, pk
         self._last_write = 0.0
-        self._has_log = any(f.name == "phase_log" for f in record_cls._meta.fields)
 
     def _write(self, fields: dict[str, Any]) -> bool:
         """Write while the job still holds the record: one that was deleted, or ended by someone
@@ -45,7 +48,7 @@ class Tracker:
         return bool(written)
 
     def _logged(self, status: str, detail: str, fields: dict[str, Any]) -> dict[str, Any]:
-        if self._has_log:
+        if issubclass(self.record_cls, LanguageModel):  # the kind with a phase log
             record = self.record_cls.objects.only("phase_log").get(pk=self.pk)
             entry = {"status": status, "at": timezone.now().isoformat(), "detail": detail}
             fields = {"phase_detail": detail, **fields, "phase_log": [*(record.phase_log or []), entry]}

@@ -1,5 +1,5 @@
 """Templates in the admin: favorites editable in the list, JSON export as an action, and an
-import page linked from the changelist (the same transfer code as the tab and the commands)."""
+import page linked from the changelist (the same import/export code as the tab and the commands)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.urls import path
 
-from . import transfer
+from . import import_export
 from .forms import ImportForm, TemplateForm
 from .models import ExtractionTemplate
 
@@ -56,7 +56,7 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
 
     @admin.action(description="Export selected as JSON")
     def export_selected(self, request: HttpRequest, queryset) -> HttpResponse:
-        return transfer.export_response(queryset.order_by("pk"))
+        return import_export.export_response(queryset.order_by("pk"))
 
     def get_urls(self):
         extra = [
@@ -78,8 +78,10 @@ class ExtractionTemplateAdmin(admin.ModelAdmin):
             if policy == "overwrite" and not self.has_change_permission(request):
                 raise PermissionDenied
             try:
-                summary = transfer.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
-            except transfer.ImportRefused as exc:
+                summary = import_export.import_payload(
+                    form.cleaned_data["file"].read(), policy, user=request.user
+                )
+            except import_export.ImportRefused as exc:
                 problems = exc.problems
             else:
                 detail = "; ".join(summary.lines())

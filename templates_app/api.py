@@ -25,8 +25,8 @@ from models_app.api.common import (
 from models_app.api.schemas import Owned
 from models_app.ml.vocabulary import hooks_described
 
-from . import services, transfer
-from .forms import SORTS, TemplateFilterForm, TemplateForm
+from . import import_export, services
+from .forms import SORTS, DuplicatePolicy, TemplateFilterForm, TemplateForm
 from .models import ExtractionTemplate
 
 router = Router(tags=["templates"])
@@ -135,19 +135,19 @@ def export(request: HttpRequest, query: Query[ExportQuery]):
     records = ExtractionTemplate.objects.visible_to(request.user).order_by("pk")
     if query.ids:
         records = records.filter(pk__in=[i for i in query.ids if 0 < i <= MAX_ID])
-    return transfer.export_payload(records)
+    return import_export.export_payload(records)
 
 
 @router.post("/import", response=responses(200, ImportSummaryOut))
 def import_templates(
     request: HttpRequest,
     payload: dict[str, Any] | list[Any] = Body(...),
-    on_duplicate: Literal[transfer.POLICIES] = "skip",
-):  # type: ignore[valid-type]
+    on_duplicate: DuplicatePolicy = "skip",
+):
     """An exported file's JSON as the body. Nothing is written if any template is invalid."""
     try:
-        summary = transfer.import_payload(payload, on_duplicate, user=request.user)
-    except transfer.ImportRefused as exc:
+        summary = import_export.import_payload(payload, on_duplicate, user=request.user)
+    except import_export.ImportRefused as exc:
         raise Refused(
             422,
             "Nothing was imported: see errors.",

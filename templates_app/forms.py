@@ -15,12 +15,14 @@ import json
 import math
 import re
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, Literal, cast
 
 from django import forms
 from django.db.models import Q
+from django.db.models.expressions import Combinable
 from django.db.models.functions import Lower
 from django.forms.fields import InvalidJSONInput, JSONString
+from django.utils.datastructures import MultiValueDict
 
 from models_app.json_input import UnreadableJson, parse_json_limited
 from models_app.ml.vocabulary import (
@@ -37,7 +39,13 @@ from .models import ExtractionTemplate, format_layers
 
 MAX_LAYER_INDEX = 1023  # no released model is this deep; it bounds "0-99999999" expansion
 MAX_IMPORT_BYTES = 5 * 1024 * 1024
-ON_DUPLICATE = [("skip", "Skip it"), ("overwrite", "Overwrite it"), ("rename", "Import as “name (2)”")]
+# What an import does with a name that exists (the API declares its parameter with this type).
+DuplicatePolicy = Literal["skip", "overwrite", "rename"]
+ON_DUPLICATE: list[tuple[DuplicatePolicy, str]] = [
+    ("skip", "Skip it"),
+    ("overwrite", "Overwrite it"),
+    ("rename", "Import as “name (2)”"),
+]
 # Other names for the same settings: the original tool's older exports and the Extraction record.
 ALIASES = {
     "layers": "layer_indices",
@@ -136,7 +144,7 @@ class LayerIndicesField(forms.Field):
     def prepare_value(self, value):
         if isinstance(value, (list, tuple)):
             if all(isinstance(i, int) and not isinstance(i, bool) for i in value):
-                return format_layers(value)
+                return format_layers(list(value))
             return ", ".join(str(i) for i in value)
         return value
 
@@ -285,29 +293,31 @@ class TemplateForm(forms.ModelForm):
         if self.is_bound:
             self.data = self._complete(self.data)
 
-    def _complete(self, data: Mapping) -> Mapping:
+    def _complete(self, data: Mapping[str, Any]) -> Mapping[str, Any]:
         """Aliases become field names, and missing keys take the instance's value (for a new
         template, the model default), so callers pass only what they set."""
-        posted = hasattr(data, "getlist")
-        data = data.copy() if posted else dict(data)
+        # Data with getlist is a post, a QueryDict (a MultiValueDict): its copy is mutable and keeps
+        # each key's every value. Anything else is read as a plain dict.
+        post = cast("MultiValueDict[str, Any]", data).copy() if hasattr(data, "getlist") else None
+        completed: dict[str, Any] = dict(data) if post is None else post
         if not self.prefix:
             for alias, name in ALIASES.items():
-                if alias in data and name not in data:
-                    if posted:
-                        data.setlist(name, data.getlist(alias))
+                if alias in completed and name not in completed:
+                    if post is not None:
+                        post.setlist(name, post.getlist(alias))
                     else:
-                        data[name] = data.pop(alias)
+                        completed[name] = completed.pop(alias)
         for name in FIELDS:
             key = self.add_prefix(name)
-            if key in data or (posted and name in CHECKBOXES):
+            if key in completed or (post is not None and name in CHECKBOXES):
                 continue
             value = copy.deepcopy(getattr(self.instance, name))
-            if posted:
+            if post is not None:
                 value = self.fields[name].prepare_value(value)
-                data[key] = "" if value is None else str(value)
+                completed[key] = "" if value is None else str(value)
             else:
-                data[key] = value
-        return data
+                completed[key] = value
+        return completed
 
     def groups(self) -> list[tuple[str, list]]:
         return [(title, [self[name] for name in names]) for title, names in self.GROUPS]
@@ -342,8 +352,9 @@ class TemplateForm(forms.ModelForm):
             raise forms.ValidationError(problem, code="invalid")
         return value
 
-    def clean(self) -> dict:
+    def clean(self) -> dict[str, Any]:
         data = super().clean()
+        assert data is not None  # ModelForm.clean returns cleaned_data
         micro, batch = data.get("micro_batch_size"), data.get("batch_size")
         if micro and batch and micro > batch:
             self.add_error("micro_batch_size", f"Must not exceed the batch size ({batch}).")
@@ -374,7 +385,7 @@ class ImportForm(forms.Form):
         return uploaded
 
 
-SORTS = {
+SORTS: dict[str, tuple[str, list[str | Combinable]]] = {
     "favorites": ("Favorites first", ["-is_favorite", Lower("name"), "pk"]),
     "name": ("Name", [Lower("name"), "pk"]),
     "newest": ("Newest", ["-created_at", "-pk"]),

@@ -1,5 +1,5 @@
 """Saved extraction settings. Field names follow the original tool's export format, so a file
-exported there imports here unchanged (see templates_app/transfer.py)."""
+exported there imports here unchanged (see templates_app/import_export.py)."""
 
 from __future__ import annotations
 

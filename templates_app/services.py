@@ -6,6 +6,7 @@ import re
 from collections.abc import Iterator
 from datetime import datetime
 from itertools import count
+from typing import Any
 
 from django.db import IntegrityError, transaction
 
@@ -13,7 +14,9 @@ from models_app.numbers import whole_number_in
 
 from .models import ExtractionTemplate
 
-NAME_MAX = ExtractionTemplate._meta.get_field("name").max_length
+_NAME_MAX_LENGTH = ExtractionTemplate._meta.get_field("name").max_length
+assert _NAME_MAX_LENGTH is not None  # the name is a CharField with a max_length
+NAME_MAX: int = _NAME_MAX_LENGTH
 _NUMBERED = re.compile(r"(.*\S) \(([0-9]+)\)")
 
 
@@ -100,7 +103,7 @@ def form_from_extraction(post, name: str):
     fields take the template's defaults, as they do in the extraction form."""
     from .forms import TemplateForm
 
-    data = {"name": name}
+    data: dict[str, Any] = {"name": name}
     for field, template_field in FROM_EXTRACTION.items():
         values = post.getlist(field)
         if field in ("layers", "hooks"):

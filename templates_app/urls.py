@@ -1,6 +1,6 @@
 from django.urls import path
 
-from .views import editing, listing, transfer
+from .views import editing, from_extraction, import_export, listing
 
 app_name = "templates_app"
 
@@ -11,6 +11,8 @@ urlpatterns = [
     path("<int:pk>/duplicate/", editing.duplicate, name="duplicate"),
     path("<int:pk>/delete/", editing.delete, name="delete"),
     path("<int:pk>/favorite/", editing.favorite, name="favorite"),
-    path("export/", transfer.export, name="export"),
-    path("import/", transfer.import_file, name="import"),
+    path("export/", import_export.export, name="export"),
+    path("import/", import_export.import_file, name="import"),
+    # The extraction modal's "Save as template", for the model the modal is open on.
+    path("from-model/<int:pk>/", from_extraction.save_as_template, name="save-from-extraction"),
 ]

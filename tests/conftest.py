@@ -1,11 +1,14 @@
 """Shared fixtures: a local Hub-protocol server with tiny models of every family, isolated
-storage per test, and users (owner, other user, anonymous)."""
+storage per test, users (owner, other user, anonymous), and a ready model with completed
+extractions (for the web and browser tests alike). Helpers that test modules import are in
+tests/helpers.py, never here."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import tempfile
+from collections.abc import Iterator
+from io import StringIO
 from pathlib import Path
 
 import pytest
@@ -16,11 +19,9 @@ os.environ["HF_HOME"] = tempfile.mkdtemp(prefix="mistudio-hf-home-")
 os.environ["HF_HUB_DISABLE_TELEMETRY"] = "1"
 os.environ["HF_ENDPOINT"] = "http://127.0.0.1:9"  # replaced by the hub fixture; never the internet
 
-from .hubserver import GOOD_TOKEN, NO_ACCESS_TOKEN, HubServer
-from .tinydatasets import CORPUS, build_corpus
+from .hubserver import HubServer
+from .tinydatasets import build_corpus
 from .tinymodels import FAMILIES, build_model, build_non_causal, build_remote_code_model
-
-HTMX = {"HTTP_HX_REQUEST": "true"}
 
 
 @pytest.fixture(scope="session")
@@ -40,7 +41,7 @@ def dataset_source(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
-def hub_server(model_sources, dataset_source) -> HubServer:
+def hub_server(model_sources, dataset_source) -> Iterator[HubServer]:
     server = HubServer().start()
     server.add("data/corpus", dataset_source, repo_type="dataset")
     server.add("data/gated-corpus", dataset_source, repo_type="dataset", gated=True)
@@ -52,7 +53,7 @@ def hub_server(model_sources, dataset_source) -> HubServer:
 
 
 @pytest.fixture
-def hub(hub_server, settings, monkeypatch) -> HubServer:
+def hub(hub_server, settings, monkeypatch) -> Iterator[HubServer]:
     """The hub server, named by HF_ENDPOINT for this process and any subprocess."""
     settings.HF_ENDPOINT = hub_server.endpoint
     monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
@@ -107,28 +108,44 @@ def anonymous_client(client):
     return client
 
 
-def run_async(scenario):
-    """Run `scenario()` (async) from a sync test, on a fresh thread: Playwright keeps an event
-    loop in the main thread, and a fresh thread opens its own database connections from the
-    settings in force now (a pooled thread could still hold another test's database)."""
-    from concurrent.futures import ThreadPoolExecutor
+@pytest.fixture
+def ready(hub):
+    """(model, dataset): the tiny Llama downloaded in FP16 and the Hub corpus, by their commands."""
+    from django.core.management import call_command
 
-    from asgiref.sync import async_to_sync
-    from django.db import connections
+    from models_app.models import Dataset, LanguageModel
 
-    def in_thread():
-        try:
-            return async_to_sync(scenario)()
-        finally:
-            connections.close_all()
-
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(in_thread).result()
+    call_command(
+        "download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO()
+    )
+    call_command("add_dataset", "data/corpus", "--name", "corpus", stdout=StringIO())
+    return LanguageModel.objects.get(), Dataset.objects.get()
 
 
-def copy_repo(source: Path, target: Path) -> Path:
-    shutil.copytree(source, target)
-    return target
+@pytest.fixture
+def extract(ready):
+    """extract(**fields) -> a completed Extraction of the ready model over the corpus, made by the
+    real job (Django-Q2 runs synchronously in tests)."""
+    from models_app.services import extractions as extraction_services
 
+    model, dataset = ready
 
-__all__ = ["CORPUS", "GOOD_TOKEN", "HTMX", "NO_ACCESS_TOKEN", "copy_repo", "run_async"]
+    def run(**fields):
+        options = {
+            "model": model,
+            "dataset": dataset,
+            "layers": [0, 1],
+            "hooks": ["residual", "mlp"],
+            "batch_size": 4,
+            "max_samples": 12,
+            "context_length": 32,
+            "top_k": 5,
+            "dtype": "float32",
+            **fields,
+        }
+        record = extraction_services.create(**options)
+        record.refresh_from_db()
+        assert record.status == "completed", record.error_message
+        return record
+
+    return run

@@ -77,6 +77,7 @@ class HubServer:
     @property
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
+        assert isinstance(host, str)  # an IPv4 server's address
         return f"http://{host}:{port}"
 
     def add(self, repo_id: str, folder: Path, **options) -> Repo:
@@ -163,7 +164,8 @@ class HubServer:
             return (
                 401,
                 "GatedRepo",
-                "Access to model is restricted. You must have access to it and be authenticated to access it.",
+                "Access to model is restricted. You must have access to it and be authenticated "
+                "to access it.",
             )
         if token == NO_ACCESS_TOKEN:
             return 403, "GatedRepo", "Access to model is restricted and you are not in the authorized list."
@@ -310,7 +312,7 @@ class HubServer:
         if not head:
             req.wfile.write(body)
 
-    def _send_json(self, req, status: int, body: dict) -> None:
+    def _send_json(self, req, status: int, body: dict | list) -> None:
         data = json.dumps(body).encode()
         req.send_response(status)
         req.send_header("Content-Type", "application/json")

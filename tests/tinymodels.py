@@ -124,7 +124,9 @@ from transformers import PretrainedConfig
 class TinyDecoderConfig(PretrainedConfig):
     model_type = "tiny_decoder"
 
-    def __init__(self, vocab_size=512, hidden_size=128, num_hidden_layers=2, block_style="standard", **kwargs):
+    def __init__(
+        self, vocab_size=512, hidden_size=128, num_hidden_layers=2, block_style="standard", **kwargs
+    ):
         self.vocab_size = vocab_size
         self.hidden_size = hidden_size
         self.num_hidden_layers = num_hidden_layers
@@ -201,6 +203,7 @@ def build_remote_code_model(target: Path, block_style: str = "standard") -> Path
         package, target / "__init__.py", submodule_search_locations=[str(target)]
     )
     (target / "__init__.py").write_text("")
+    assert spec is not None and spec.loader is not None  # a file location always has both
     module = importlib.util.module_from_spec(spec)
     sys.modules[package] = module
     config_mod = importlib.import_module(f"{package}.configuration_tiny_decoder")

@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -34,8 +35,8 @@ def start_qcluster(
     """A qcluster on the ORM broker of the test database (`cluster`: an ALT_CLUSTERS name),
     its output written to `log` when given."""
     env = studio_env(settings, hf_endpoint, **({"Q_CLUSTER_NAME": cluster} if cluster else {}), **extra_env)
-    out = open(log, "wb") if log else subprocess.DEVNULL
-    try:
+    # The log is closed here once the child has started: the child has its own copy.
+    with open(log, "wb") if log else nullcontext(subprocess.DEVNULL) as out:
         return subprocess.Popen(
             [sys.executable, "manage.py", "qcluster"],
             cwd=ROOT,
@@ -43,9 +44,6 @@ def start_qcluster(
             stdout=out,
             stderr=subprocess.STDOUT if log else subprocess.DEVNULL,
         )
-    finally:
-        if log:
-            out.close()  # the child has its own copy
 
 
 def start_daphne(settings, hf_endpoint: str, port: int = 0) -> tuple[subprocess.Popen, str]:
@@ -84,6 +82,15 @@ def _wait_for_port(port: int, process: subprocess.Popen, timeout: float = 30.0) 
                 return
         time.sleep(0.2)
     raise RuntimeError("the server did not start listening")
+
+
+def kill_the_job(record) -> float:
+    """SIGKILL the worker process that runs the job (its host:pid is on the record); when."""
+    import signal
+    import time
+
+    os.kill(int(record.worker.rsplit(":", 1)[1]), signal.SIGKILL)
+    return time.monotonic()
 
 
 def stop(*processes: subprocess.Popen) -> None:
@@ -147,7 +154,9 @@ class Studio:
         import re
 
         status = Path(f"/proc/{self.web_server().pid}/status").read_text()
-        return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024
+        peak = re.search(r"VmHWM:\s+(\d+) kB", status)
+        assert peak, "no VmHWM in /proc status"
+        return int(peak.group(1)) * 1024
 
     def spooled(self) -> int:
         """Bytes the web server holds in files under its TMPDIR (`spool`) right now."""
@@ -197,3 +206,15 @@ class Studio:
             },
             headers={"Referer": f"{self.url}/datasets/"},
         )
+
+
+def start_clusters(settings, endpoint: str, monkeypatch) -> list[subprocess.Popen]:
+    """The downloads and gpu clusters, as run_studio starts them, on the test database; jobs
+    queued meanwhile go to them instead of running in the test's own process."""
+    from django_q.conf import Conf
+
+    monkeypatch.setattr(Conf, "SYNC", False)
+    return [
+        start_qcluster(settings, endpoint),
+        start_qcluster(settings, endpoint, cluster=settings.GPU_CLUSTER),
+    ]

@@ -118,7 +118,7 @@ def cancelled(record, user):
 def form_data(payload: dict[str, Any]) -> MultiValueDict:
     """A JSON body as the form data a page would post: lists stay lists, None is left out
     (an empty field), booleans are checkboxes (present when true)."""
-    data = MultiValueDict()
+    data: MultiValueDict[str, Any] = MultiValueDict()
     for key, value in payload.items():
         if value is None or value is False:
             continue

@@ -9,11 +9,11 @@ from ninja.files import UploadedFile
 from ninja.params import Path
 
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
+from ..jobs.lost import check_lost_jobs
 from ..ml.datasets import DatasetError
 from ..ml.hub import HubError
-from ..models import Dataset
+from ..models import Dataset, DeletionRefused
 from ..services import datasets as dataset_services
-from ..services import models as model_services
 from .common import MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
 from .schemas import DatasetOut, DatasetPage, Freed
 
@@ -38,7 +38,7 @@ def _visible(request: HttpRequest, dataset_id: int) -> Dataset:
 
 @router.get("", response=responses(200, DatasetPage))
 def list_datasets(request: HttpRequest, paging: Query[Paging]):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     records = Dataset.objects.visible_to(request.user).select_related("owner")
     return page_of(records, paging.page, paging.page_size)
 
@@ -86,7 +86,7 @@ def upload(
 
 @router.get("/{dataset_id}", response=responses(200, DatasetOut))
 def get_dataset(request: HttpRequest, dataset_id: int = DatasetId):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     return _visible(request, dataset_id)
 
 
@@ -100,6 +100,7 @@ def cancel(request: HttpRequest, dataset_id: int = DatasetId):
 def delete(request: HttpRequest, dataset_id: int = DatasetId):
     record = _visible(request, dataset_id)
     may_change(record, request.user)
-    if record.extractions.exists():
-        raise Refused(409, dataset_services.in_use_message(record, request.user))
-    return {"freed_bytes": dataset_services.delete(record)}
+    try:
+        return {"freed_bytes": record.delete_with_files(request.user)}
+    except DeletionRefused as exc:
+        raise Refused(409, exc.message) from None

@@ -12,11 +12,11 @@ from ninja.params import Path
 
 from ..forms.extractions import ExtractionForm
 from ..forms.history import SORTS, ExtractionFilterForm, NeuronForm
+from ..jobs.lost import check_lost_jobs
 from ..ml.vocabulary import DTYPES, HOOK_TYPES, hooks_described
-from ..models import Extraction, LanguageModel
+from ..models import DeletionRefused, Extraction, LanguageModel
 from ..services import examples as example_services
 from ..services import extractions as extraction_services
-from ..services import models as model_services
 from .common import (
     ERRORS,
     MAX_ID,
@@ -76,7 +76,7 @@ def _visible(request: HttpRequest):
 
 @router.get("", response=responses(200, ExtractionPage))
 def list_extractions(request: HttpRequest, filters: Query[ExtractionFilters]):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     form = ExtractionFilterForm(form_data(filters.dict(exclude={"page", "page_size"})), user=request.user)
     if not form.is_valid():
         raise invalid(form)
@@ -100,7 +100,7 @@ def start(request: HttpRequest, body: ExtractionIn):
 
 @router.get("/{extraction_id}", response=responses(200, ExtractionDetail))
 def get_extraction(request: HttpRequest, extraction_id: int = ExtractionId):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     return get_object_or_404(_visible(request), pk=extraction_id)
 
 
@@ -126,10 +126,10 @@ def delete(request: HttpRequest, extraction_id: int = ExtractionId):
     """Delete the record and its files (a running extraction must be cancelled first)."""
     record = get_object_or_404(_visible(request), pk=extraction_id)
     may_change(record, request.user)
-    freed = record.delete_with_files()
-    if freed is None:
-        raise Refused(409, "This extraction is running: cancel it first.")
-    return {"freed_bytes": freed}
+    try:
+        return {"freed_bytes": record.delete_with_files(request.user)}
+    except DeletionRefused as exc:
+        raise Refused(409, exc.message) from None
 
 
 FILE_RESPONSE = {

@@ -3,7 +3,7 @@ retry, delete, architecture)."""
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, cast, get_args
 
 from django.conf import settings
 from django.http import HttpRequest
@@ -11,19 +11,20 @@ from django.shortcuts import get_object_or_404
 from ninja import Field, Query, Router, Schema
 from ninja.params import Path
 
-from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import SORTS, ModelFilterForm, RenameForm
+from ..jobs.lost import check_lost_jobs
 from ..ml import hub
 from ..ml import quantization as quant
-from ..models import LanguageModel
+from ..models import DeletionRefused, LanguageModel
 from ..services import downloads
-from ..services import models as model_services
 from .common import MAX_ID, Paging, Refused, cancelled, form_data, invalid, may_change, page_of, responses
 from .schemas import ArchitectureOut, Freed, ModelOut, ModelPage, PreviewOut
 
 router = Router(tags=["models"])
-Format = Literal[tuple(quant.FORMATS)]  # type: ignore[valid-type]
+# Spelled out for the schema and the type checker; the assertion keeps it equal to the formats.
+Format = Literal["fp32", "fp16", "q8", "q4", "q2"]
+assert get_args(Format) == quant.FORMATS
 ModelId = Path(..., ge=1, le=MAX_ID)
 
 
@@ -44,7 +45,7 @@ class RepoIn(Schema):
 
 
 class DownloadIn(RepoIn):
-    quantization: Format = quant.DEFAULT_FORMAT
+    quantization: Format = cast(Format, quant.DEFAULT_FORMAT)  # one of the formats, as asserted above
     trust_remote_code: bool = False
 
 
@@ -65,7 +66,7 @@ def _visible(request: HttpRequest, model_id: int) -> LanguageModel:
 
 @router.get("", response=responses(200, ModelPage))
 def list_models(request: HttpRequest, filters: Query[ModelFilters]):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     form = ModelFilterForm(form_data(filters.dict(exclude={"page", "page_size"})), user=request.user)
     if not form.is_valid():
         raise invalid(form)
@@ -80,6 +81,7 @@ def preview(request: HttpRequest, body: RepoIn):
     if not form.is_valid():
         raise invalid(form)
     pre = form.preflight
+    assert pre is not None  # a valid form has run its pre-flight
     return {
         "repo_id": pre.repo_id,
         "revision": pre.revision,
@@ -109,7 +111,7 @@ def start_download(request: HttpRequest, body: DownloadIn):
 
 @router.get("/{model_id}", response=responses(200, ModelOut))
 def get_model(request: HttpRequest, model_id: int = ModelId):
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     return _visible(request, model_id)
 
 
@@ -151,11 +153,9 @@ def delete(request: HttpRequest, model_id: int = ModelId):
     record = _visible(request, model_id)
     may_change(record, request.user)
     try:
-        freed = model_services.delete(record, request.user)
-    except (model_services.StillRunning, model_services.OthersDependOnIt) as exc:
-        raise Refused(409, str(exc)) from None
-    progress.publish(LanguageModel.KIND, model_id, deleted=True)
-    return {"freed_bytes": freed}
+        return {"freed_bytes": record.delete_with_files(request.user)}
+    except DeletionRefused as exc:
+        raise Refused(409, exc.message) from None
 
 
 @router.get("/{model_id}/architecture", response=responses(200, ArchitectureOut))

@@ -6,7 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.conf import settings
 
-from .. import secrets
+from .. import token_crypto
 from ..models import Dataset
 from ..services import datasets as dataset_services
 from .downloads import HubInputs
@@ -42,7 +42,8 @@ class HubDatasetForm(HubInputs, forms.Form):
         widget=forms.TextInput(attrs={"placeholder": "e.g., roneneldan/TinyStories"}),
     )
     revision = forms.CharField(max_length=255, initial="main", required=False)
-    files = forms.CharField(
+    # The form's metaclass moves declared fields off the class: BaseForm.files stays the uploads.
+    files = forms.CharField(  # type: ignore[assignment]
         max_length=300,
         required=False,
         label="Files",
@@ -74,6 +75,6 @@ class HubDatasetForm(HubInputs, forms.Form):
             data["files"],
             data["text_field"],
             data["token"] or None,
-            use_operator_token=secrets.may_use_operator_token(owner),
+            use_operator_token=token_crypto.may_use_operator_token(owner),
             owner=owner,
         )

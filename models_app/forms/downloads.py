@@ -4,10 +4,12 @@ is created. A valid DownloadForm creates its record (DownloadForm.create)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.conf import settings
 
-from .. import secrets
+from .. import token_crypto
 from ..ml import hub
 from ..ml import quantization as quant
 from ..models import FORMAT_CHOICES, LanguageModel, ModelStatus
@@ -19,6 +21,8 @@ FORMAT_WIDGET_CHOICES = [(fmt, quant.DESCRIPTIONS[fmt]) for fmt in quant.FORMATS
 class HubInputs:
     """The checks of the fields any Hub form may have (revision, token): refused at the field,
     before a request carries them (ml.hub.check_revision / check_token)."""
+
+    cleaned_data: dict[str, Any]  # mixed into a forms.Form, which has it
 
     def clean_revision(self) -> str:
         revision = self.cleaned_data.get("revision") or "main"
@@ -80,7 +84,7 @@ class RepoForm(HubInputs, forms.Form):
         super().__init__(*args, **kwargs)
         self.user = user
         self.remote_code_refusal = remote_code_refusal(user)
-        self.operator_token_allowed = secrets.may_use_operator_token(user)
+        self.operator_token_allowed = token_crypto.may_use_operator_token(user)
         if self.remote_code_refusal:
             field = self.fields["trust_remote_code"]
             field.disabled = True
@@ -111,7 +115,7 @@ class RepoForm(HubInputs, forms.Form):
             self.preflight = hub.preflight(
                 data["repo_id"],
                 data["revision"],
-                token=secrets.hub_token(data.get("token") or None, self.operator_token_allowed),
+                token=token_crypto.hub_token(data.get("token") or None, self.operator_token_allowed),
                 endpoint=settings.HF_ENDPOINT,
                 trust_remote_code=data.get("trust_remote_code", False),
             )
@@ -139,8 +143,9 @@ class PreviewForm(RepoForm):
 
 
 class DownloadForm(RepoForm):
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         if self.errors:
             return cleaned
         duplicate = LanguageModel.duplicate_of(
@@ -169,6 +174,7 @@ class DownloadForm(RepoForm):
         (the CLI). `owner`: who asked for it (None from the terminal). Raises
         services.downloads.AlreadyInStudio when a same download was added meanwhile."""
         data = self.cleaned_data
+        assert self.preflight is not None  # a valid form has the Hub's answer (clean)
         return downloads.create_download(
             self.preflight,
             data["quantization"],
@@ -209,14 +215,15 @@ class RestartForm(HubInputs, forms.Form):
             hub.preflight(
                 self.record.repo_id,
                 self.record.revision,
-                token=secrets.hub_token(token or None, self.record.use_operator_token),
+                token=token_crypto.hub_token(token or None, self.record.use_operator_token),
                 endpoint=settings.HF_ENDPOINT,
             )
         except hub.HubError as exc:
             self.add_error("token" if exc.field in ("token", "repo_id") else None, exc.message)
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         if not self.record.can_restart:
             raise forms.ValidationError("This model is still being processed.")
         running = self.record.running_extractions.first()  # queued ones too

@@ -3,6 +3,8 @@ record it creates: the modal's form, also used by the API and the CLI."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 
 from ..ml.vocabulary import (
@@ -21,10 +23,11 @@ from ..ml.vocabulary import (
 from ..models import Dataset, DatasetStatus, Extraction, LanguageModel, ModelStatus
 from ..services import extractions as extraction_services
 from ..services.estimate import Estimate, estimate_for
+from .fields import DatasetChoiceField
 
 
 class ExtractionForm(forms.Form):
-    dataset = forms.ModelChoiceField(
+    dataset = DatasetChoiceField(
         queryset=Dataset.objects.none(),
         label="Select Dataset",
         empty_label="Choose a dataset…",
@@ -97,10 +100,11 @@ class ExtractionForm(forms.Form):
         self.num_layers = model.num_layers
         self.max_context = model.max_position
         datasets = Dataset.objects.visible_to(user) if user is not None else Dataset.objects.all()
-        self.fields["dataset"].queryset = datasets.filter(status=DatasetStatus.READY)
-        self.fields["dataset"].label_from_instance = lambda d: d.label
-        self.fields["layers"].choices = [(i, f"L{i}") for i in range(self.num_layers)]
-        self.fields["layers"].error_messages["invalid_choice"] = (
+        dataset, layers = self.fields["dataset"], self.fields["layers"]
+        assert isinstance(dataset, forms.ModelChoiceField) and isinstance(layers, forms.ChoiceField)
+        dataset.queryset = datasets.filter(status=DatasetStatus.READY)
+        layers.choices = [(i, f"L{i}") for i in range(self.num_layers)]
+        layers.error_messages["invalid_choice"] = (
             f"Layer %(value)s does not exist: this model has layers 0 to {self.num_layers - 1}."
         )
 
@@ -134,8 +138,9 @@ class ExtractionForm(forms.Form):
             raise forms.ValidationError(f"Micro batch size must be between 1 and {MAX_BATCH} (or empty).")
         return value
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         micro, batch = cleaned.get("micro_batch_size"), cleaned.get("batch_size")
         if micro and batch and micro > batch:
             self.add_error("micro_batch_size", "A micro batch cannot be larger than the batch size.")
@@ -150,7 +155,7 @@ class ExtractionForm(forms.Form):
         self._check_room(cleaned)
         return cleaned
 
-    def _check_top_k_memory(self, cleaned: dict) -> None:
+    def _check_top_k_memory(self, cleaned: dict[str, Any]) -> None:
         """The running top-K of every neuron of every output stays on the device."""
         outputs = len(cleaned.get("layers") or []) * len(cleaned.get("hooks") or [])
         top_k, hidden = cleaned.get("top_k"), self.model.hidden_size
@@ -163,7 +168,7 @@ class ExtractionForm(forms.Form):
                 "layers or hook types.",
             )
 
-    def _check_duplicate(self, cleaned: dict) -> None:
+    def _check_duplicate(self, cleaned: dict[str, Any]) -> None:
         """The same extraction already queued or running: say so rather than run it twice."""
         if self.errors or not cleaned.get("dataset"):
             return
@@ -182,7 +187,7 @@ class ExtractionForm(forms.Form):
                 f"Extraction {same.pk} with these settings is already {same.get_status_display().lower()}."
             )
 
-    def _check_room(self, cleaned: dict) -> None:
+    def _check_room(self, cleaned: dict[str, Any]) -> None:
         """Settings otherwise valid: estimated, and refused when their files would not fit."""
         if self.errors:
             return

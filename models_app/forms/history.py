@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django import forms
 from django.core.validators import MaxValueValidator
 from django.db import connection
 from django.db.models import DurationField, ExpressionWrapper, F, Func, IntegerField, Q
+from django.db.models.expressions import Combinable
 
 from ..ml.vocabulary import HOOK_CHOICES, MAX_CONTEXT_TOKENS, hook_label
 from ..models import Dataset, ExtractionStatus, LanguageModel
+from .fields import DatasetChoiceField, LanguageModelChoiceField
 
-SORTS = {
+SORTS: dict[str, tuple[str, list[str | Combinable]]] = {
     "newest": ("Newest", ["-created_at", "-pk"]),
     "oldest": ("Oldest", ["created_at", "pk"]),
     "id": ("Id", ["-pk"]),
@@ -75,9 +79,11 @@ class ExtractionFilterForm(forms.Form):
     def __init__(self, *args, user, **kwargs):
         kwargs.setdefault("auto_id", "filter-%s")  # apart from the ids of any form beside it
         super().__init__(*args, **kwargs)
+        model, dataset = self.fields["model"], self.fields["dataset"]
+        assert isinstance(model, forms.ModelChoiceField) and isinstance(dataset, forms.ModelChoiceField)
         # Any model is a choice: a model's History link works before it has extractions.
-        self.fields["model"].queryset = LanguageModel.objects.visible_to(user)
-        self.fields["dataset"].queryset = Dataset.objects.visible_to(user).order_by("name")
+        model.queryset = LanguageModel.objects.visible_to(user)
+        dataset.queryset = Dataset.objects.visible_to(user).order_by("name")
 
     def apply(self, queryset):
         """Each valid filter applies on its own: a stale or mistyped parameter does not drop
@@ -120,7 +126,8 @@ class NeuronForm(forms.Form):
 
     target = forms.ChoiceField(label="Layer and hook")
     neuron = forms.IntegerField(required=False, min_value=0, label="Neuron")
-    prefix = forms.IntegerField(
+    # The form's metaclass moves declared fields off the class: BaseForm.prefix stays the form's.
+    prefix = forms.IntegerField(  # type: ignore[assignment]
         required=False, min_value=0, max_value=MAX_CONTEXT_TOKENS, label="Tokens before"
     )
     suffix = forms.IntegerField(
@@ -130,7 +137,9 @@ class NeuronForm(forms.Form):
     def __init__(self, *args, extraction, **kwargs):
         super().__init__(*args, **kwargs)
         self.extraction = extraction
-        self.fields["target"].choices = [
+        target = self.fields["target"]
+        assert isinstance(target, forms.ChoiceField)
+        target.choices = [
             (key, f"Layer {s['layer']} · {hook_label(s['hook'])}") for key, s in extraction.statistics.items()
         ]
         self.hidden_size = int(extraction.metadata.get("hidden_size") or 0)
@@ -140,8 +149,9 @@ class NeuronForm(forms.Form):
         )
         self.fields["neuron"].widget.attrs["max"] = last
 
-    def clean(self):
+    def clean(self) -> dict[str, Any]:
         cleaned = super().clean()
+        assert cleaned is not None  # Form.clean returns cleaned_data
         if cleaned.get("prefix") is None:
             cleaned["prefix"] = self.extraction.context_prefix_tokens
         if cleaned.get("suffix") is None:
@@ -153,12 +163,12 @@ class ImportFolderForm(forms.Form):
     """Attach a folder found on disk to a model and a dataset, so it becomes a record."""
 
     folder = forms.CharField(widget=forms.HiddenInput)
-    model = forms.ModelChoiceField(
+    model = LanguageModelChoiceField(
         queryset=LanguageModel.objects.all(),
         empty_label="Choose a model…",
         error_messages={"required": "Choose the model these activations came from."},
     )
-    dataset = forms.ModelChoiceField(
+    dataset = DatasetChoiceField(
         queryset=Dataset.objects.all(),
         empty_label="Choose a dataset…",
         error_messages={"required": "Choose the dataset they were read from."},
@@ -166,7 +176,7 @@ class ImportFolderForm(forms.Form):
 
     def __init__(self, *args, user, **kwargs):
         super().__init__(*args, **kwargs)
-        self.fields["model"].queryset = LanguageModel.objects.visible_to(user)
-        self.fields["dataset"].queryset = Dataset.objects.visible_to(user)
-        self.fields["model"].label_from_instance = lambda m: f"{m.name} ({m.repo_id}@{m.revision})"
-        self.fields["dataset"].label_from_instance = lambda d: d.label
+        model, dataset = self.fields["model"], self.fields["dataset"]
+        assert isinstance(model, forms.ModelChoiceField) and isinstance(dataset, forms.ModelChoiceField)
+        model.queryset = LanguageModel.objects.visible_to(user)
+        dataset.queryset = Dataset.objects.visible_to(user)

@@ -73,7 +73,9 @@ class ModelFilterForm(forms.Form):
             .values_list("architecture", flat=True)
             .distinct()
         )
-        self.fields["architecture"].choices = [("", "Any architecture")] + [(a, a) for a in architectures]
+        field = self.fields["architecture"]
+        assert isinstance(field, forms.ChoiceField)
+        field.choices = [("", "Any architecture")] + [(a, a) for a in architectures]
 
     def apply(self, queryset):
         if not self.is_valid():

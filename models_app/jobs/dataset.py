@@ -10,8 +10,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .. import secrets
-from ..ml import datasets, hub, storage, transfer
+from .. import token_crypto
+from ..ml import datasets, download_process, hub, storage
 from ..models import Dataset
 from .runner import Job, run
 
@@ -55,15 +55,15 @@ def _fetch(job: Job) -> dict:
     the disk is known to hold the files and the samples read from them."""
     record = Dataset.objects.get(pk=job.pk)
     options, files = record.hub_options, record.hub_files
-    given = secrets.decrypt(record.encrypted_token)
+    given = token_crypto.decrypt(record.encrypted_token)
     if given:
         job.secrets.append(given)
-    token = secrets.hub_token(given, record.use_operator_token)  # False: not the operator's either
+    token = token_crypto.hub_token(given, record.use_operator_token)  # False: not the operator's either
     refusal = datasets.room_refusal(sum(f.size for f in files), hub.free_disk_bytes(settings.DATASETS_DIR))
     if refusal:
         raise datasets.DatasetError(refusal)
     job.tracker.update(force=True, progress_detail=f"Downloading {len(files)} file(s)")
-    paths = transfer.download_dataset_in_child(
+    paths = download_process.download_dataset_in_child(
         options["repo_id"],
         options["commit"],
         files,

@@ -9,8 +9,8 @@ from pathlib import Path
 
 from django.conf import settings
 
-from .. import progress, secrets
-from ..ml import hub, storage, transfer
+from .. import progress, token_crypto
+from ..ml import download_process, hub, storage
 from ..ml import quantization as quant
 from ..models import LanguageModel, ModelStatus, overall_progress
 from .runner import Job, run
@@ -23,10 +23,10 @@ def run_download(model_pk: int) -> str:
 def _download(job: Job) -> dict:
     record = LanguageModel.objects.get(pk=job.pk)
     record.check_remote_code()
-    token = secrets.decrypt(record.encrypted_token)
-    if token:
-        job.secrets.append(token)
-    token = secrets.hub_token(token, record.use_operator_token)  # False: not the operator's either
+    given = token_crypto.decrypt(record.encrypted_token)
+    if given:
+        job.secrets.append(given)
+    token = token_crypto.hub_token(given, record.use_operator_token)  # False: not the operator's either
     pre = hub.preflight(
         record.repo_id,
         record.revision,
@@ -56,7 +56,7 @@ def _download(job: Job) -> dict:
             **progress.download_fields(p.done, p.total, p.speed, p.eta_seconds, p.file, p.idle_seconds)
         )
 
-    transfer.download_in_child(
+    download_process.download_in_child(
         pre,
         settings.HF_CACHE_DIR,
         token=token,

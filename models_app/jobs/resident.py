@@ -18,7 +18,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Hashable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -33,7 +33,10 @@ log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 2.0  # how soon a deleted or re-downloaded model's memory is released
 
-models = ResidentModels(0)  # keeps nothing until `enable`
+# (model id, format, device, trust_remote_code): what a kept model was loaded as
+ModelKey = tuple[int, str, str, bool]
+
+models: ResidentModels[ModelKey] = ResidentModels(0)  # keeps nothing until `enable`
 _watcher: threading.Thread | None = None
 
 
@@ -69,7 +72,7 @@ def loaded_model(
     if not models.budget_bytes:
         yield load(), False
         return
-    key = (record.pk, fmt, device, record.trust_remote_code)
+    key: ModelKey = (record.pk, fmt, device, record.trust_remote_code)
     identity = _identity(record)
     loaded = models.get(key, identity)
     from_memory = loaded is not None
@@ -78,7 +81,7 @@ def loaded_model(
         models.discard_where(lambda k, _identity: k != key and k[2] == device)
     elif not from_memory:
         models.make_room(record.memory_footprint_bytes or 0, keep=[key])
-    if from_memory:
+    if loaded is not None:  # from memory
         log.info("model %s (%s, %s) reused from this worker's memory", record.pk, fmt, device)
     else:
         started = time.perf_counter()
@@ -105,7 +108,7 @@ def forget_stale() -> list[tuple[int, str]]:
     records = LanguageModel.objects.in_bulk({key[0] for key, _identity in kept})
     released: list[tuple[int, str]] = []
 
-    def stale(key, identity) -> bool:
+    def stale(key: ModelKey, identity: Hashable) -> bool:
         record = records.get(key[0])
         why = (
             "the model was deleted"

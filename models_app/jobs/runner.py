@@ -22,7 +22,7 @@ from django.utils import timezone
 
 from .. import progress
 from ..ml.errors import Cancelled, UserError
-from ..models import JOB_KINDS, JobRecord
+from ..models import JOB_KINDS
 
 log = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ class Job:
     Inside a caller's transaction (synchronous runs in tests) no other connection could see the
     row, so the checks run inline instead."""
 
-    def __init__(self, record_cls: type[JobRecord], pk: int) -> None:
+    def __init__(self, record_cls: progress.JobClass, pk: int) -> None:
         self.record_cls, self.pk = record_cls, pk
         self.tracker = progress.Tracker(record_cls, pk)
         self._cancel = threading.Event()
@@ -106,7 +106,7 @@ class Job:
             connection.close()
 
 
-def run(record_cls: type[JobRecord], pk: int, body: Callable[[Job], dict[str, Any] | None]) -> str:
+def run(record_cls: progress.JobClass, pk: int, body: Callable[[Job], dict[str, Any] | None]) -> str:
     """Claim the record, run `body(job)`, and end the record as DONE (with the fields the body
     returns), CANCELLED or FAILED. Returns the final status, or "not claimed"."""
     for kind in JOB_KINDS.values():  # a worker is one of those who notice lost jobs
@@ -115,7 +115,7 @@ def run(record_cls: type[JobRecord], pk: int, body: Callable[[Job], dict[str, An
         return "not claimed"
     job = Job(record_cls, pk)
     job.start()
-    outcome = record_cls.FAILED
+    outcome: str = record_cls.FAILED
     try:
         fields = body(job) or {}
         job.check()  # a cancel that arrived during the last step still wins
@@ -155,7 +155,7 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
     if cancelled:
         job.tracker.finish(record_cls.CANCELLED)
         return record_cls.CANCELLED
-    from ..secrets import scrub
+    from ..token_crypto import scrub
 
     message = scrub(user_message(exc), *job.secrets)
     log.warning("%s %s failed: %s", record_cls.KIND, pk, message)

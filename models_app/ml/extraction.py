@@ -21,7 +21,7 @@ from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -33,6 +33,9 @@ from .hooks import HookPoints, find_hook_points
 from .outputs import PARTIAL, HostStaging, Outputs
 from .stats import RunningStats, RunningTopK
 from .vocabulary import DTYPES, HOOK_TYPES
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 # Each output dtype (vocabulary.DTYPES) as torch computes it and numpy writes it.
 ARRAY_TYPES = {"float16": (torch.float16, np.float16), "float32": (torch.float32, np.float32)}
@@ -88,8 +91,8 @@ class _Target:
     layer: int
     hook: str
     module_path: str
+    topk: RunningTopK
     stats: RunningStats = field(default_factory=RunningStats)
-    topk: RunningTopK | None = None
     captured: torch.Tensor | None = None
 
 
@@ -145,7 +148,7 @@ def capturing(
             handle.remove()
 
 
-def _hidden_size(model: nn.Module) -> int:
+def _hidden_size(model: PreTrainedModel) -> int:
     config = model.config.get_text_config() if hasattr(model.config, "get_text_config") else model.config
     return int(config.hidden_size)
 
@@ -166,7 +169,7 @@ def _is_oom(exc: BaseException) -> bool:
 
 
 def extract(
-    model: nn.Module,
+    model: PreTrainedModel,
     tokenizer: Any,
     texts: Sequence[str],
     settings: ExtractionSettings,
@@ -259,7 +262,9 @@ class _Run:
                 "attention_mask": ((batch, context), torch.int8),
             },
         )
-        files = {f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets}
+        files: dict[str, tuple[Any, tuple[int, ...]]] = {
+            f"{t.key}.npy": (np_dtype, (total, context, hidden)) for t in targets
+        }
         files.update(
             {"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))}
         )
@@ -298,6 +303,7 @@ class _Run:
                     self._forward(pad(window, chunk, pad_id))
                 except _ForwardOutOfMemory as exc:
                     if size == 1:  # nothing left to halve: the out-of-memory error itself
+                        assert exc.__cause__ is not None  # always raised from that error
                         raise exc.__cause__ from None
                     self.oom_events.append(
                         {"at_sample": self.done + offset, "batch_size": size, "retried_with": size // 2}

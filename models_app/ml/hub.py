@@ -39,6 +39,9 @@ CAUSAL_CONDITIONAL_FAMILIES = frozenset({"gemma3"})
 WEIGHT_SUFFIXES = (".safetensors",)
 LEGACY_WEIGHT = re.compile(r"^pytorch_model(-\d+-of-\d+)?\.bin(\.index\.json)?$")
 SIDE_FILES = re.compile(r"^(.*\.json|tokenizer\.model|.*\.tiktoken|merges\.txt|vocab\.txt|spiece\.model)$")
+# huggingface_hub's `token`: the user's token; None lets it use the operator's HF_TOKEN or cached
+# login; False forbids that (models_app.token_crypto.hub_token).
+HubToken = str | bool | None
 
 
 class HubError(UserError):
@@ -228,7 +231,7 @@ class _SilentBar(tqdm):
         super().__init__(*args, **kwargs)
 
 
-def _fetch_config(repo_id: str, commit: str, token: str | None, endpoint: str | None) -> dict[str, Any]:
+def _fetch_config(repo_id: str, commit: str, token: HubToken, endpoint: str | None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="mistudio-config-") as scratch:
         path = hf_hub_download(
             repo_id,
@@ -258,7 +261,7 @@ def _parameter_count(api: HfApi, info: Any, commit: str, config: dict[str, Any])
 def preflight(
     repo_id: str,
     revision: str = "main",
-    token: str | None = None,
+    token: HubToken = None,
     endpoint: str | None = None,
     trust_remote_code: bool = False,
 ) -> Preflight:
@@ -270,13 +273,14 @@ def preflight(
     try:
         api = HfApi(endpoint=endpoint, token=token)
         info = api.model_info(repo_id, revision=revision, files_metadata=True)
-        if not is_commit_sha(info.sha or ""):  # it names folders of the cache: hex, or nothing
+        commit = info.sha or ""
+        if not is_commit_sha(commit):  # it names folders of the cache: hex, or nothing
             raise HubError(
                 f"The Hub answered with a malformed commit id for {repo_id}; try again later.",
                 field="repo_id",
             )
-        config = _fetch_config(repo_id, info.sha, token, endpoint)
-        params, exact = _parameter_count(api, info, info.sha, config)
+        config = _fetch_config(repo_id, commit, token, endpoint)
+        params, exact = _parameter_count(api, info, commit, config)
     except HubError:
         raise
     except Exception as exc:  # every Hub failure becomes a readable message
@@ -290,7 +294,7 @@ def preflight(
     return Preflight(
         repo_id=repo_id,
         revision=revision,
-        commit_sha=info.sha,
+        commit_sha=commit,
         gated=bool(info.gated),
         config=config,
         summary=architecture.summarize(config),
@@ -344,7 +348,7 @@ class DownloadProgress:
         return max(self.total - self.done, 0) / speed if speed > 0 else None
 
 
-ProgressCallback = Callable[[DownloadProgress], None]
+ProgressCallback = Callable[[DownloadProgress], object]  # what it returns is ignored
 
 
 def _progress_bar_class(
@@ -366,7 +370,7 @@ def _progress_bar_class(
 def download(
     pre: Preflight,
     cache_dir: Path,
-    token: str | None = None,
+    token: HubToken = None,
     endpoint: str | None = None,
     on_progress: ProgressCallback = lambda p: None,
     should_cancel: Callable[[], bool] = lambda: False,
@@ -421,10 +425,11 @@ DATASET_FILE_PREFERENCE = ("*.parquet", "*.jsonl", "*.json", "*.csv", "*.txt")
 
 
 def resolve_dataset_files(
-    repo_id: str, revision: str, pattern: str, token: str | None = None, endpoint: str | None = None
-) -> tuple[str, list[RepoFile]]:
+    repo_id: str, revision: str, pattern: str, token: HubToken = None, endpoint: str | None = None
+) -> tuple[str | None, list[RepoFile]]:
     """(commit, files with their sizes) of a Hub dataset repository matching `pattern`, or, when
-    it is empty, its first kind of data file (parquet preferred). Reads the Hub API only."""
+    it is empty, its first kind of data file (parquet preferred). Reads the Hub API only. The
+    commit is None when the Hub's answer names none."""
     from fnmatch import fnmatch
 
     problem = check_repo_id(repo_id)
@@ -451,7 +456,7 @@ def download_dataset_files(
     commit: str,
     files: list[RepoFile],
     target: Path,
-    token: str | None = None,
+    token: HubToken = None,
     endpoint: str | None = None,
     on_progress: ProgressCallback = lambda p: None,
     should_cancel: Callable[[], bool] = lambda: False,

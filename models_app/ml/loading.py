@@ -13,13 +13,17 @@ import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from torch import nn
 
 from . import quantization as q
 from .errors import Cancelled, UserError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
+    from transformers.pytorch_utils import Conv1D
 
 HQQ_STATE = "hqq_layers.safetensors"
 HQQ_META = "hqq.json"
@@ -75,7 +79,7 @@ def _bnb_config(fmt: str, device: str) -> Any:
     )
 
 
-def _conv1d_to_linear(module: nn.Module) -> nn.Linear:
+def _conv1d_to_linear(module: Conv1D) -> nn.Linear:
     """GPT-2 style Conv1D stores the transposed weight of an equivalent Linear."""
     n_in, n_out = module.weight.shape
     linear = nn.Linear(
@@ -101,7 +105,10 @@ class LoadCancelled(Cancelled):
 
 
 def quantize_hqq_2bit(
-    model: nn.Module, device: str, group_size: int = 64, should_cancel: Callable[[], bool] = lambda: False
+    model: PreTrainedModel,
+    device: str,
+    group_size: int = 64,
+    should_cancel: Callable[[], bool] = lambda: False,
 ) -> int:
     """Swap the decoder's linear layers for 2-bit HQQLinear in place; returns how many. HQQ on a
     CPU takes minutes for a 1B model, so cancellation is checked before each layer."""
@@ -163,7 +170,8 @@ def _from_pretrained(
         )
     model = AutoModelForCausalLM.from_pretrained(source, **kwargs)
     if fmt in (q.FP32, q.FP16, q.Q2):
-        model.to(device)
+        # transformers decorates PreTrainedModel.to with functools.wraps, which mypy binds wrongly.
+        model.to(device)  # type: ignore[arg-type]
     if fmt == q.Q2 and quantize:
         quantize_hqq_2bit(model, device, should_cancel=should_cancel)
     if fmt in (q.Q8, q.Q4) and quantized_layer_count(model) == 0:
@@ -199,6 +207,7 @@ def save_hqq_layers(model: nn.Module, folder: Path) -> None:
         for key, value in model.get_submodule(name).state_dict().items():
             state[f"{name}.{key}"] = value.contiguous()
     first = model.get_submodule(names[0])
+    assert isinstance(first, HQQLinear)  # `names` holds only HQQLinear modules
     save_file(state, Path(folder) / HQQ_STATE)
     meta = {
         "method": "hqq",
@@ -242,6 +251,8 @@ def load_exact(
     if fmt in q.SERIALIZED_FORMATS and _is_quantized_copy(quantized_dir):
         from transformers import AutoModelForCausalLM
 
+        assert quantized_dir is not None  # _is_quantized_copy read its config.json
+
         model = AutoModelForCausalLM.from_pretrained(
             quantized_dir, device_map={"": device}, trust_remote_code=trust_remote_code
         )
@@ -259,7 +270,7 @@ def load(
     trust_remote_code: bool = False,
     quantized_dir: Path | None = None,
     loader: Loader = load_exact,
-    on_attempt: Callable[[str], None] = lambda fmt: None,
+    on_attempt: Callable[[str], object] = lambda fmt: None,  # what it returns is ignored
     should_cancel: Callable[[], bool] = lambda: False,
 ) -> LoadedModel:
     """Load `fmt`, walking the fallback chains when the format cannot run here or does not fit."""

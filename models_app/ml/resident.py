@@ -23,7 +23,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
+
+K = TypeVar("K", bound=Hashable)  # what a caller keys its models by
 
 
 @dataclass
@@ -33,13 +35,13 @@ class Entry:
     nbytes: int
 
 
-class ResidentModels:
+class ResidentModels(Generic[K]):
     """A thread-safe LRU of loaded models whose footprints add up to at most `budget_bytes`
     (0: keep nothing). An entry released here is only dropped from the cache: its memory goes
     once no job holds the model either, and `release_memory` hands it back to the device."""
 
     def __init__(self, budget_bytes: int = 0) -> None:
-        self._entries: OrderedDict[Hashable, Entry] = OrderedDict()
+        self._entries: OrderedDict[K, Entry] = OrderedDict()
         self._lock = threading.Lock()
         self.budget_bytes = max(int(budget_bytes), 0)
 
@@ -56,12 +58,12 @@ class ResidentModels:
         with self._lock:
             return sum(entry.nbytes for entry in self._entries.values())
 
-    def snapshot(self) -> list[tuple[Hashable, Hashable]]:
+    def snapshot(self) -> list[tuple[K, Hashable]]:
         """(key, identity) of every entry, least recently used first."""
         with self._lock:
             return [(key, entry.identity) for key, entry in self._entries.items()]
 
-    def get(self, key: Hashable, identity: Hashable) -> Any | None:
+    def get(self, key: K, identity: Hashable) -> Any | None:
         """The key's model if it was built from `identity` (it becomes the most recently used);
         one built from anything else is released, never handed out."""
         with self._lock:
@@ -73,9 +75,7 @@ class ResidentModels:
             self.discard(key)
         return None
 
-    def put(
-        self, key: Hashable, identity: Hashable, value: Any, nbytes: int, model: Any, hooks_before: int
-    ) -> bool:
+    def put(self, key: K, identity: Hashable, value: Any, nbytes: int, model: Any, hooks_before: int) -> bool:
         """Keep `value` (whose model is `model`) after a use that began with `hooks_before`
         hooks on it (count_hooks). Refused, and the key's older entry released, when the use
         left a hook behind or the model in training mode, or when it alone exceeds the budget;
@@ -94,11 +94,11 @@ class ResidentModels:
             release_memory()
         return keep
 
-    def discard(self, key: Hashable) -> bool:
+    def discard(self, key: K) -> bool:
         """Release the key's entry (a use that failed: its state is not to be trusted)."""
         return bool(self.discard_where(lambda k, _identity: k == key))
 
-    def discard_where(self, stale: Callable[[Hashable, Hashable], bool]) -> list[Hashable]:
+    def discard_where(self, stale: Callable[[K, Hashable], bool]) -> list[K]:
         """Release every entry for which `stale(key, identity)` is true; the keys released."""
         with self._lock:
             keys = [key for key, entry in self._entries.items() if stale(key, entry.identity)]
@@ -108,7 +108,7 @@ class ResidentModels:
             release_memory()
         return keys
 
-    def make_room(self, nbytes: int, keep: Iterable[Hashable] = ()) -> None:
+    def make_room(self, nbytes: int, keep: Iterable[K] = ()) -> None:
         """Release least recently used entries (not `keep`) until `nbytes` more fit the budget,
         before a load: a new model must not run out of memory because of old ones."""
         with self._lock:
@@ -120,7 +120,7 @@ class ResidentModels:
     def clear(self) -> None:
         self.discard_where(lambda _key, _identity: True)
 
-    def _evict(self, limit: int, keep: set) -> list[Entry]:
+    def _evict(self, limit: int, keep: set[K]) -> list[Entry]:
         evicted = []
         total = sum(entry.nbytes for entry in self._entries.values())
         for key in list(self._entries):  # least recently used first
@@ -149,7 +149,7 @@ def files_identity(*folders: str | os.PathLike | None) -> tuple:
     """What the files under `folders` are right now: name, size, modification time and inode of
     each (following links, as the Hub cache's snapshot links point at its blobs). A re-download
     or a rewritten quantized copy changes it, even at the same commit."""
-    found = []
+    found: list[tuple[str, None] | tuple[str, int, int, int, int]] = []
     for folder in folders:
         if not folder:
             continue

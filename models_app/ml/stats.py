@@ -16,6 +16,7 @@ held up waiting for statistics.
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 import torch
@@ -74,6 +75,7 @@ class _Moments:
         sums["l2"] += torch.linalg.vector_norm(x, dim=-1).sum()
         # Bin counts need no float64: float32 holds the file's float16 values exactly, and is
         # the faster pass.
+        assert self.histogram is not None  # made with the sums, on the first batch
         self.histogram.update(values.float())
 
     def summary(self) -> dict[str, float | int | dict | None]:
@@ -90,6 +92,7 @@ class _Moments:
                 "histogram": None,
             }
         sums = {name: value.item() for name, value in self._sums.items()}
+        assert self.histogram is not None  # made with the sums, on the first batch
         return {
             "tokens": self.tokens,
             "mean": sums["mean"],
@@ -179,6 +182,7 @@ class _ValueCounts:
     def summary(self) -> dict:
         counts, numbers = self._seen()
         n = int(counts.sum())
+        assert self.histogram is not None  # made by the first `update`, which RunningStats calls at once
         with np.errstate(invalid="ignore", over="ignore"):
             mean = float((counts * numbers).sum() / n)
             m2 = float((counts * (numbers - mean) ** 2).sum())
@@ -255,6 +259,14 @@ class Histogram:
         }
 
 
+class TopKArrays(TypedDict):
+    """RunningTopK.arrays: each [hidden, K]."""
+
+    values: np.ndarray
+    sample_index: np.ndarray
+    token_index: np.ndarray
+
+
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
@@ -281,7 +293,7 @@ class RunningTopK:
         else:
             self.samples, self.tokens = samples[in_batch], tokens[in_batch]
 
-    def arrays(self) -> dict[str, numpy.ndarray]:  # noqa: F821
+    def arrays(self) -> TopKArrays:
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than
         K, or NaN values) have value -inf and position -1."""
         missing = self.k - self.values.shape[0]

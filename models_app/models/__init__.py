@@ -8,7 +8,7 @@ from __future__ import annotations
 from .api_token import ApiToken
 from .dataset import Dataset, DatasetStatus
 from .extraction import Extraction, ExtractionStatus
-from .job import LOST_WORKER_MESSAGE, JobRecord
+from .job import LOST_WORKER_MESSAGE, DeletionRefused, JobRecord, StillRunning
 from .language_model import (
     DOWNLOAD_PHASES,
     FORMAT_CHOICES,
@@ -30,11 +30,13 @@ __all__ = [
     "ApiToken",
     "Dataset",
     "DatasetStatus",
+    "DeletionRefused",
     "Extraction",
     "ExtractionStatus",
     "JobRecord",
     "LanguageModel",
     "ModelStatus",
     "Owned",
+    "StillRunning",
     "overall_progress",
 ]

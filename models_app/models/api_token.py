@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-import secrets as random_secrets
+import secrets
 from datetime import timedelta
 
 from django.conf import settings
@@ -42,7 +42,7 @@ class ApiToken(models.Model):
     @classmethod
     def issue(cls, user, name: str) -> tuple[ApiToken, str]:
         """A new token for `user`: the record, and the token to show once."""
-        token = TOKEN_PREFIX + random_secrets.token_urlsafe(32)
+        token = TOKEN_PREFIX + secrets.token_urlsafe(32)
         record = cls.objects.create(
             user=user, name=name, digest=digest_of(token), hint=token[: len(TOKEN_PREFIX) + 6]
         )

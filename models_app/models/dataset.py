@@ -9,7 +9,7 @@ from django.db import models
 
 from ..ml import storage
 from ..ml.hub import RepoFile
-from .job import JobRecord
+from .job import DeletionRefused, JobRecord
 
 
 class DatasetStatus(models.TextChoices):
@@ -84,6 +84,28 @@ class Dataset(JobRecord):
 
     def discard_partial_files(self) -> int:
         return storage.remove_tree(self.folder) + storage.remove_tree(self.incoming_folder)
+
+    def delete_with_files(self, user=None) -> int:
+        """Refused while extractions read it. One being read is asked to stop first; its job
+        removes what it wrote when it notices the row is gone, and never writes the row back."""
+        from .. import progress
+
+        self.refuse_unless_changeable_by(user)
+        if self.extractions.exists():
+            raise DeletionRefused(self.in_use_message(user))
+        if self.is_active:
+            self.request_cancel()
+        pk = self.pk
+        freed = self.discard_partial_files()
+        self.delete()
+        progress.publish(self.KIND, pk, deleted=True)
+        return freed
+
+    def in_use_message(self, user=None) -> str:
+        """Why a dataset that extractions read cannot be deleted, and who can clear the way."""
+        if user is None or user.is_staff or not self.extractions.exclude(owner_id=user.pk).exists():
+            return "Extractions use this dataset: delete them first."
+        return "Extractions of other users use this dataset: they, or staff, must delete them first."
 
     def on_job_ended(self) -> None:
         Dataset.objects.filter(pk=self.pk).update(encrypted_token=None)

@@ -12,7 +12,7 @@ from ..formatting import bytesize
 from ..ml import storage
 from ..ml.vocabulary import CONTEXT_TOKENS, DTYPE_CHOICES
 from .dataset import Dataset
-from .job import JobRecord
+from .job import JobRecord, StillRunning
 from .language_model import LanguageModel
 
 
@@ -111,6 +111,8 @@ class Extraction(JobRecord):
     def is_completed(self) -> bool:
         return self.status == ExtractionStatus.COMPLETED
 
+    listed_files: list[str] | None  # set by attach_file_names on records loaded without metadata
+
     def file_names(self) -> list[str]:
         """The files metadata.json lists. Lists load them alone (`listed_files`, see
         attach_file_names) rather than the whole metadata."""
@@ -170,13 +172,14 @@ class Extraction(JobRecord):
             f"Delete extraction {self.pk}? Its {len(files)} files ({bytesize(total)}) are deleted: {names}."
         )
 
-    def delete_with_files(self) -> int | None:
-        """Remove the record and its folder; bytes freed. None if it is running: the row is
+    def delete_with_files(self, user=None) -> int:
+        """Remove the record and its folder; bytes freed. A running one is refused: the row is
         deleted only while not active, in one statement, so a Retry from another page that
         queued it meanwhile keeps its record and its files."""
+        self.refuse_unless_changeable_by(user)
         deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
         if not deleted:
-            return None
+            raise StillRunning("This extraction is running: cancel it first.")
         return storage.remove_tree(self.output_dir)
 
     @property

@@ -14,6 +14,23 @@ from .owned import Owned
 LOST_WORKER_MESSAGE = "The worker stopped unexpectedly. Retry it."
 
 
+class DeletionRefused(Exception):
+    """Why a record cannot be deleted, in the words the user reads where they asked."""
+
+    def __init__(self, message: str):
+        super().__init__(message)
+        self.message = message
+
+
+class StillRunning(DeletionRefused):
+    """A job is in the way: this record's own, or `blocking` (another record's running job,
+    which the page offers to cancel)."""
+
+    def __init__(self, message: str, blocking: JobRecord | None = None):
+        super().__init__(message)
+        self.blocking = blocking
+
+
 class JobRecord(Owned):
     """What every background job's record shares: the runner (models_app.jobs.runner) claims it,
     beats its heartbeat while it works, and always leaves it in a final state.
@@ -21,6 +38,8 @@ class JobRecord(Owned):
     Subclasses name their statuses (QUEUED, RUNNING, ACTIVE, FAILED, CANCELLED, DONE) and say
     which files a cancelled or failed job leaves behind (`discard_partial_files`)."""
 
+    # Each kind declares its own `status` with its choices; this one lets the base query by it.
+    status = models.CharField(max_length=32)
     cancel_requested = models.BooleanField(default=False)
     error_message = models.TextField(blank=True)
     attempts = models.PositiveIntegerField(default=0, help_text="How many times a worker started it")
@@ -170,7 +189,7 @@ class JobRecord(Owned):
         has already finished."""
         if not self.is_active:
             return (
-                f"This job has already ended ({self.get_status_display().lower()}): "
+                f"This job has already ended ({self.get_status_display().lower()}): "  # type: ignore[attr-defined]
                 "there is nothing to cancel."
             )
         type(self).objects.filter(pk=self.pk, status=self.QUEUED).update(
@@ -198,6 +217,16 @@ class JobRecord(Owned):
         self.worker = ""
         for name, value in self.PROGRESS_FIELDS.items():
             setattr(self, name, value)
+
+    def delete_with_files(self, user=None) -> int:
+        """Delete the record and every file it owns; bytes freed. `user` is who asks (None: the
+        terminal, that is the operator). Raises DeletionRefused, saying why, when it may not go.
+        Each kind of record keeps its own rule here, so pages, the API and the commands agree."""
+        raise NotImplementedError
+
+    def refuse_unless_changeable_by(self, user) -> None:
+        if user is not None and (refused := self.change_refusal(user)):
+            raise DeletionRefused(refused)
 
     def discard_partial_files(self) -> int:
         """Remove what an unfinished job wrote; bytes freed."""

@@ -14,7 +14,7 @@ from django.urls import reverse
 from ..ml import quantization as quant
 from ..ml import storage
 from ..ml.architecture import dimensions
-from .job import JobRecord
+from .job import DeletionRefused, JobRecord, StillRunning
 
 FORMAT_CHOICES = [(fmt, quant.LABELS[fmt]) for fmt in quant.FORMATS]
 
@@ -42,7 +42,7 @@ DOWNLOAD_PHASES = (
     ModelStatus.READY,
 )
 # One bar for the whole job: each phase fills its own stretch, so the bar never goes back.
-PHASE_SPAN = {
+PHASE_SPAN: dict[str, tuple[float, float]] = {
     ModelStatus.DOWNLOADING: (0.0, 85.0),
     ModelStatus.LOADING: (85.0, 92.0),
     ModelStatus.QUANTIZING: (92.0, 100.0),
@@ -103,7 +103,7 @@ class LanguageModel(JobRecord):
     memory_required_bytes = models.BigIntegerField(null=True, blank=True)
     memory_footprint_bytes = models.BigIntegerField(null=True, blank=True)
     disk_size_bytes = models.BigIntegerField(null=True, blank=True)
-    # The access token for a gated repo, encrypted (see models_app.secrets); erased when the job ends.
+    # The access token for a gated repo, encrypted (see models_app.token_crypto); erased when the job ends.
     encrypted_token = models.BinaryField(null=True, blank=True, editable=False)
 
     class Meta(JobRecord.Meta):
@@ -267,6 +267,37 @@ class LanguageModel(JobRecord):
             in_use = set(others.exclude(commit_sha="").values_list("commit_sha", flat=True))
             freed += storage.remove_snapshot(settings.HF_CACHE_DIR, self.repo_id, self.commit_sha, in_use)
         return freed + self.release_unfinished_blobs()
+
+    def delete_with_files(self, user=None) -> int:
+        """The model, its files and its extractions' files. Its download, and every extraction of
+        it, must have ended; another user's extractions go with it only if staff asks."""
+        from .. import progress
+        from ..jobs.lost import check_lost_jobs
+
+        self.refuse_unless_changeable_by(user)
+        check_lost_jobs()  # a job no process runs any more does not block the delete
+        self.refresh_from_db()
+        if user is not None and not user.is_staff:
+            others = self.extractions.exclude(owner_id=user.pk).count()
+            if others:
+                raise DeletionRefused(
+                    f"{others} extraction{'s' if others > 1 else ''} of other users "
+                    f"use{'' if others > 1 else 's'} {self.name}: staff can delete it with them."
+                )
+        if self.is_active:
+            raise StillRunning(f"{self.name} is {self.get_status_display().lower()}: cancel it first.")
+        running = self.running_extractions.first()
+        if running is not None:
+            raise StillRunning(
+                f"Extraction {running.pk} of {self.name} is running: cancel it first.", blocking=running
+            )
+        pk = self.pk
+        freed = self.release_files()
+        for extraction in self.extractions.all():  # its activations go with it
+            freed += extraction.discard_partial_files()
+        self.delete()
+        progress.publish(self.KIND, pk, deleted=True)
+        return freed
 
     def job_task(self) -> tuple[str, str]:
         return "models_app.jobs.download.run_download", settings.DOWNLOAD_CLUSTER

@@ -13,7 +13,7 @@ from pathlib import Path
 from django.conf import settings
 from django.db import transaction
 
-from .. import progress, secrets
+from .. import token_crypto
 from ..ml import datasets, hub
 from ..models import Dataset, DatasetStatus
 
@@ -136,7 +136,7 @@ def _hub_record(
         repo_id,
         revision,
         pattern,
-        token=secrets.hub_token(token, use_operator_token),
+        token=token_crypto.hub_token(token, use_operator_token),
         endpoint=settings.HF_ENDPOINT,
     )
     formats = {datasets.detect_format(f.path) for f in files}
@@ -155,7 +155,7 @@ def _hub_record(
         text_field=text_field or "text",
         file_format=formats.pop(),
         hub_options={"repo_id": repo_id, "commit": commit, "files": [dataclasses.asdict(f) for f in files]},
-        encrypted_token=secrets.encrypt(token) if token and keep_token else None,
+        encrypted_token=token_crypto.encrypt(token) if token and keep_token else None,
         use_operator_token=use_operator_token,
         owner=owner,
     )
@@ -217,7 +217,7 @@ def retry(record: Dataset, token: str | None = None, text_field: str | None = No
         options["repo_id"],
         options["commit"],
         "",
-        token=secrets.hub_token(token, record.use_operator_token),
+        token=token_crypto.hub_token(token, record.use_operator_token),
         endpoint=settings.HF_ENDPOINT,
     )
     record.discard_partial_files()
@@ -226,26 +226,7 @@ def retry(record: Dataset, token: str | None = None, text_field: str | None = No
         if text_field:
             record.text_field = text_field
         if token:
-            record.encrypted_token = secrets.encrypt(token)
+            record.encrypted_token = token_crypto.encrypt(token)
         record.save()
         record.enqueue()
     return record
-
-
-def in_use_message(record: Dataset, user) -> str:
-    """Why a dataset that extractions read cannot be deleted, and who can clear the way."""
-    if user.is_staff or not record.extractions.exclude(owner_id=user.pk).exists():
-        return "Extractions use this dataset: delete them first."
-    return "Extractions of other users use this dataset: they, or staff, must delete them first."
-
-
-def delete(record: Dataset) -> int:
-    """Remove a dataset and its files. One being read is asked to stop first; its job removes
-    what it wrote when it notices the row is gone, and never writes the row back."""
-    if record.is_active:
-        record.request_cancel()
-    pk = record.pk
-    size = record.discard_partial_files()
-    record.delete()
-    progress.publish(Dataset.KIND, pk, deleted=True)
-    return size

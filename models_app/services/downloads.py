@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.db import IntegrityError, transaction
 
-from .. import secrets
+from .. import token_crypto
 from ..ml import hub
 from ..models import LanguageModel, ModelStatus
 
@@ -66,7 +66,7 @@ def _create(
             architecture_summary=pre.summary,
             memory_required_bytes=pre.memory_by_format[fmt],
             bytes_total=pre.download_bytes,
-            encrypted_token=secrets.encrypt(token) if token else None,
+            encrypted_token=token_crypto.encrypt(token) if token else None,
             phase_log=[{"status": ModelStatus.QUEUED, "at": None, "detail": ""}],
         )
         if queue:
@@ -88,7 +88,7 @@ def restart(record: LanguageModel, fmt: str, token: str | None = None) -> Langua
         record.memory_required_bytes = record.estimated_memory_by_format.get(fmt)
         record.phase_log = [{"status": ModelStatus.QUEUED, "at": None, "detail": ""}]
         if token:
-            record.encrypted_token = secrets.encrypt(token)
+            record.encrypted_token = token_crypto.encrypt(token)
         record.save()
         record.enqueue()
     return record

@@ -146,7 +146,9 @@ def live(form, attempted: bool) -> dict:
     form is being filled, only `missing`, until a submit was `attempted`. Files the disk cannot
     hold are the estimate's own warning here, not the submit's refusal."""
     form.is_valid()
-    field_errors, missing, whole_form_errors = {}, [], []
+    field_errors: dict[str, list[str]] = {}
+    missing: list[str] = []
+    whole_form_errors: list[str] = []
     for name, errors in form.errors.as_data().items():
         for error in errors:
             if name == NON_FIELD_ERRORS:

@@ -18,7 +18,7 @@ from contextlib import suppress
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeGuard
 
 from django.conf import settings
 
@@ -213,7 +213,7 @@ def check_metadata(meta: dict, folder: Path) -> None:
 
 
 def _files(meta: dict, folder: Path) -> set[str]:
-    files = meta.get("files")
+    files: Any = meta.get("files")  # JSON from the folder, checked below
     _require(
         isinstance(files, list) and len(files) <= MAX_FILES and all(isinstance(n, str) for n in files),
         "files must be a list of file names.",
@@ -228,7 +228,7 @@ def _files(meta: dict, folder: Path) -> set[str]:
 
 
 def _statistics(meta: dict, files: set[str]) -> None:
-    statistics = meta.get("statistics")
+    statistics: Any = meta.get("statistics")  # JSON from the folder, checked below
     _require(
         isinstance(statistics, dict) and len(statistics) <= MAX_LAYER * len(HOOKS),
         "statistics must be an object with one entry per (layer, hook).",
@@ -286,11 +286,11 @@ def _require(condition: Any, reason: str) -> None:
         raise Unusable(reason)
 
 
-def _is_int(value: Any) -> bool:
+def _is_int(value: Any) -> TypeGuard[int]:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-def _is_number(value: Any) -> bool:
+def _is_number(value: Any) -> TypeGuard[int | float]:
     return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
@@ -325,7 +325,7 @@ def _text(mapping: dict, key: str, where: str, limit: int) -> None:
 
 
 def _mapping(mapping: dict, key: str, required: bool = False) -> dict:
-    value = mapping.get(key)
+    value: Any = mapping.get(key)
     if value is None and not required:
         return {}
     _require(isinstance(value, dict), f"{key} must be an object.")

@@ -13,7 +13,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.views.decorators.debug import sensitive_variables
 from django.views.decorators.http import require_http_methods, require_POST
 
-from .. import secrets
+from .. import token_crypto
 from ..models import ApiToken
 
 PAGE = "models_app/api_tokens.html"
@@ -48,13 +48,15 @@ def index(request: HttpRequest) -> HttpResponse:
     form = TokenForm(request.POST or None, user=request.user)
     if request.method == "POST" and form.is_valid():
         _record, token = ApiToken.issue(request.user, form.cleaned_data["name"])
-        request.session[NEW_TOKEN] = secrets.encrypt(token).decode()
+        sealed_token = token_crypto.encrypt(token)
+        assert sealed_token is not None  # a new token is never empty
+        request.session[NEW_TOKEN] = sealed_token.decode()
         return redirect("models_app:api-tokens")
     sealed = request.session.pop(NEW_TOKEN, None)
     context = {
         "form": form,
-        "new_token": secrets.decrypt(sealed.encode()) if sealed else None,
-        "tokens": request.user.api_tokens.all(),
+        "new_token": token_crypto.decrypt(sealed.encode()) if sealed else None,
+        "tokens": request.user.api_tokens.all(),  # type: ignore[union-attr]  # signed in (login_required)
     }
     response = render(request, PAGE, context, status=422 if form.errors else 200)
     response["Cache-Control"] = "no-store"  # the new token is on this page once, never in a cache

@@ -11,19 +11,19 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import reswap, retarget
 
 from ..forms.datasets import HubDatasetForm, UploadDatasetForm
+from ..jobs.lost import check_lost_jobs
 from ..ml.datasets import DatasetError
 from ..ml.hub import HubError
 from ..ml.hub import check_token as hub_check_token
-from ..models import Dataset
+from ..models import Dataset, DeletionRefused
 from ..services import datasets as dataset_services
-from ..services import models as model_services
 from .htmx import HtmxHttpRequest
 
 PAGE = "models_app/datasets.html"
 
 
 def _page(request: HtmxHttpRequest, upload=None, hub_form=None, status: int = 200) -> HttpResponse:
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     context = {
         "upload_form": upload or UploadDatasetForm(),
         "hub_form": hub_form or HubDatasetForm(),
@@ -45,7 +45,7 @@ def _added(request: HtmxHttpRequest, record: Dataset, form_fragment: str, form) 
         request,
         f"{PAGE}#dataset-added",
         {
-            "d": record,
+            "dataset": record,
             "fragment": form_fragment,
             "form": form,
             "first": Dataset.objects.visible_to(request.user).count() == 1,
@@ -110,7 +110,7 @@ def add_from_hub(request: HtmxHttpRequest) -> HttpResponse:
 @login_required
 @require_GET
 def card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     return _row(request, _visible(request, pk))
 
 
@@ -125,7 +125,9 @@ def _row(request: HtmxHttpRequest, record: Dataset, **extra) -> HttpResponse:
         return redirect("models_app:datasets")
     # To the row, whatever the button aimed at (Delete aims at the toasts).
     return reswap(
-        retarget(render(request, f"{PAGE}#dataset-row", {"d": record, **extra}), f"#dataset-{record.pk}"),
+        retarget(
+            render(request, f"{PAGE}#dataset-row", {"dataset": record, **extra}), f"#dataset-{record.pk}"
+        ),
         "outerHTML",
     )
 
@@ -167,11 +169,11 @@ def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 @require_POST
 def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
-    if refused := record.change_refusal(request.user):
-        return _row(request, record, row_error=refused)
-    if record.extractions.exists():
-        return _row(request, record, row_error=dataset_services.in_use_message(record, request.user))
-    name, freed = record.name, dataset_services.delete(record)
+    name = record.name
+    try:
+        freed = record.delete_with_files(request.user)
+    except DeletionRefused as exc:
+        return _row(request, record, row_error=exc.message)
     if not request.htmx:
         return redirect("models_app:datasets")
     return render(

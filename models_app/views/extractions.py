@@ -1,96 +1,79 @@
-"""The extraction modal (from a model card), its live estimate, and the extraction page."""
+"""One extraction: its page (live status, statistics, charts, files), its row in the list, top
+examples of a neuron, its files for download, and what can be done to it: cancel, retry, delete."""
 
 from __future__ import annotations
 
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
-from django.http import HttpResponse
+from django.http import FileResponse, Http404, HttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_GET, require_POST
+from django_htmx.http import HttpResponseClientRedirect
 
-from templates_app.models import ExtractionTemplate
-from templates_app.services import extraction_initial
-
-from ..forms.extractions import ExtractionForm
-from ..models import Extraction, LanguageModel
-from ..numbers import whole_number_in
-from ..services import estimate as estimates
+from ..formatting import bytesize
+from ..forms.history import NeuronForm
+from ..jobs.lost import check_lost_jobs
+from ..models import DeletionRefused, Extraction
+from ..services import examples as example_services
 from ..services import extractions as extraction_services
-from ..services import models as model_services
 from .htmx import HtmxHttpRequest, render_page_or_partial
 
-MODAL = "models_app/extract_modal.html"
 DETAIL = "models_app/extraction.html"
+LIST = "models_app/extractions.html"
+EXAMPLES = "models_app/examples.html"
 
 
-def _model(request: HtmxHttpRequest, pk: int) -> LanguageModel:
-    return get_object_or_404(LanguageModel.objects.visible_to(request.user), pk=pk)
-
-
-@login_required
-@require_GET
-def modal(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    model = _model(request, pk)
-    initial, context = {"hooks": ["residual"], "dataset": request.GET.get("dataset")}, {}
-    templates = ExtractionTemplate.objects.visible_to(request.user)
-    chosen = templates.filter(pk=whole_number_in(request.GET.get("template"))).first()
-    if chosen is not None:
-        settings_, too_deep = extraction_initial(chosen, model.num_layers)
-        initial.update(settings_)
-        context.update(loaded=chosen, too_deep=too_deep)
-    form = ExtractionForm(model=model, initial=initial, user=request.user)
-    return render_page_or_partial(
-        request, MODAL, "modal", {"m": model, "form": form, "templates": templates, **context}
-    )
-
-
-@login_required
-@require_POST
-def estimate_view(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    """Validated as the submit is, so it never shows figures for settings the submit refuses."""
-    model = _model(request, pk)
-    form = ExtractionForm(request.POST, model=model, user=request.user)
-    live = estimates.live(form, attempted=bool(request.POST.get("attempted")))
-    return render(request, f"{MODAL}#estimate-answer", {"form": form, **live})
-
-
-@login_required
-@require_POST
-def start(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    model = _model(request, pk)
-    form = ExtractionForm(request.POST, model=model, user=request.user)
-    if not form.is_valid():
-        return render_page_or_partial(
-            request,
-            MODAL,
-            "modal",
-            {
-                "m": model,
-                "form": form,
-                "est": form.estimate,
-                "templates": ExtractionTemplate.objects.visible_to(request.user),
-            },
-            status=200 if request.htmx else 422,
-        )
-    record = form.create(owner=request.user)
-    if not request.htmx:
-        return redirect("models_app:extraction", pk=record.pk)
-    LanguageModel.summarize_extractions([model], request.user)  # the card now shows this one
-    return render(
-        request,
-        f"{MODAL}#started",
-        {"m": model, "x": record},
-    )
+def _visible(request: HtmxHttpRequest):
+    return Extraction.objects.visible_to(request.user)
 
 
 @login_required
 @require_GET
 def detail(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     record = get_object_or_404(
         Extraction.objects.visible_to(request.user).select_related("model", "dataset"), pk=pk
     )
-    return render_page_or_partial(request, DETAIL, "extraction-status", {"x": record})
+    return render_page_or_partial(request, DETAIL, "extraction-status", {"extraction": record})
+
+
+@login_required
+@require_GET
+def row(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(_visible(request).select_related("model", "dataset"), pk=pk)
+    return render(request, f"{LIST}#extraction-row", {"extraction": record})
+
+
+@login_required
+@require_GET
+def download(request: HtmxHttpRequest, pk: int, name: str) -> FileResponse:
+    record = get_object_or_404(_visible(request), pk=pk)
+    path = record.file_path(name)
+    if path is None:
+        raise Http404("No such file in this extraction.")
+    # Saved under its own name: the one metadata.json lists and the page's numpy snippet opens.
+    return FileResponse(open(path, "rb"), as_attachment=True, filename=name)
+
+
+@login_required
+@require_GET
+def examples(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(_visible(request).select_related("model"), pk=pk)
+    form = NeuronForm(request.GET or None, extraction=record)
+    context = {"extraction": record, "form": form}
+    if form.is_valid():
+        data = form.cleaned_data
+        try:
+            if data["neuron"] is None:
+                context["strongest"] = example_services.strongest_neurons(record, data["target"])
+            else:
+                context["examples"] = example_services.top_examples(
+                    record, data["target"], data["neuron"], data["prefix"], data["suffix"]
+                )
+        except example_services.ExamplesUnavailable as exc:
+            context["unavailable"] = str(exc)
+    return render_page_or_partial(request, EXAMPLES, "examples", context, target="examples")
 
 
 @login_required
@@ -114,6 +97,23 @@ def retry(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     return _status(request, record)
 
 
+@login_required
+@require_POST
+def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
+    record = get_object_or_404(_visible(request), pk=pk)
+    try:
+        freed = record.delete_with_files(request.user)
+    except DeletionRefused as exc:
+        if request.htmx:
+            return render(request, f"{LIST}#refused", {"message": exc.message})
+        messages.error(request, exc.message)
+        return redirect("models_app:extraction", pk=pk)
+    messages.success(request, f"Deleted extraction {pk} and freed {bytesize(freed)}.")
+    if request.htmx:  # the page showed the record: go to the list, where the message is shown
+        return HttpResponseClientRedirect(reverse("models_app:extractions"))
+    return redirect("models_app:extractions")
+
+
 def _status(request: HtmxHttpRequest, record: Extraction, error: str | None = None) -> HttpResponse:
     if not request.htmx:
         if error:
@@ -123,4 +123,4 @@ def _status(request: HtmxHttpRequest, record: Extraction, error: str | None = No
         from .models import card_response
 
         return card_response(request, record.model, card_error=error)
-    return render(request, f"{DETAIL}#extraction-status", {"x": record, "status_error": error})
+    return render(request, f"{DETAIL}#extraction-status", {"extraction": record, "status_error": error})

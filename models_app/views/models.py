@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
@@ -12,14 +14,13 @@ from django.views.decorators.debug import sensitive_post_parameters
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
 from django_htmx.http import reswap, retarget
 
-from .. import progress
 from ..forms.downloads import DownloadForm, PreviewForm, RestartForm
 from ..forms.models import ModelFilterForm, RenameForm
+from ..jobs.lost import check_lost_jobs
 from ..ml import hub
 from ..ml import quantization as quant
-from ..models import LanguageModel
+from ..models import DeletionRefused, LanguageModel, StillRunning
 from ..services import downloads
-from ..services import models as model_services
 from .htmx import HtmxHttpRequest, render_page_or_partial, wants_partial
 
 PAGE = "models_app/index.html"
@@ -27,7 +28,7 @@ PAGE_SIZE = 12
 
 
 def _list_context(request: HtmxHttpRequest) -> dict:
-    model_services.check_lost_jobs()  # a page render is one of those who notice lost workers
+    check_lost_jobs()  # a page render is one of those who notice lost workers
     filters = ModelFilterForm(request.GET or None, user=request.user)
     models = filters.apply(LanguageModel.objects.visible_to(request.user).select_related("owner"))
     page = Paginator(models, PAGE_SIZE).get_page(request.GET.get("page"))
@@ -57,7 +58,7 @@ def index(request: HtmxHttpRequest) -> HttpResponse:
 def preview(request: HtmxHttpRequest) -> HttpResponse:
     form = PreviewForm(request.POST, user=request.user)
     valid = form.is_valid()
-    context = {"form": form, "preview": form.preflight if valid else None}
+    context: dict[str, Any] = {"form": form, "preview": form.preflight if valid else None}
     if form.preflight:
         context["free_disk"] = hub.free_disk_bytes(settings.HF_CACHE_DIR)
         context["memory_rows"] = [(quant.LABELS[f], b) for f, b in form.preflight.memory_by_format.items()]
@@ -84,7 +85,7 @@ def download(request: HtmxHttpRequest) -> HttpResponse:
         f"{PAGE}#download-started",
         {
             "form": DownloadForm(user=request.user),
-            "m": record,
+            "model": record,
             "first": _is_first(request),
         },
     )
@@ -98,7 +99,7 @@ def _is_first(request: HtmxHttpRequest) -> bool:
 @login_required
 @require_GET
 def card(request: HtmxHttpRequest, pk: int) -> HttpResponse:
-    model_services.check_lost_jobs()
+    check_lost_jobs()
     return card_response(request, _visible(request, pk))
 
 
@@ -115,7 +116,7 @@ def card_response(
             messages.error(request, extra["card_error"])
         return redirect("models_app:index")
     LanguageModel.summarize_extractions([record], request.user)
-    context = {"m": record, **extra}
+    context = {"model": record, **extra}
     return render(request, f"{PAGE}#model-card", context, status=status)
 
 
@@ -139,7 +140,9 @@ def restart(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return card_response(
             request,
             record,
-            card_error=" ".join(form.non_field_errors() or [str(e) for e in form.errors.values()]),
+            card_error=" ".join(
+                [str(e) for e in form.non_field_errors()] or [str(e) for e in form.errors.values()]
+            ),
         )
     downloads.restart(record, form.cleaned_data["quantization"], form.cleaned_data.get("token") or None)
     record.refresh_from_db()
@@ -162,7 +165,7 @@ def rename(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         return reswap(retarget(card_response(request, record), f"#model-{pk}"), "outerHTML")
     if request.method == "GET" and request.GET.get("cancel"):
         return card_response(request, record)
-    return render(request, f"{PAGE}#rename-form", {"m": record, "rename_form": form})
+    return render(request, f"{PAGE}#rename-form", {"model": record, "rename_form": form})
 
 
 @login_required
@@ -171,24 +174,25 @@ def delete(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     """The Delete button's answer goes to the toasts (a live update may have removed the card
     already); a refusal goes back to the card, saying why."""
     record = _visible(request, pk)
-    if refused := record.change_refusal(request.user):
-        return _on_card(card_response(request, record, card_error=refused), pk)
     name = record.name
     try:
-        freed = model_services.delete(record, request.user)
-    except model_services.OthersDependOnIt as exc:
-        return _on_card(card_response(request, record, card_error=str(exc)), pk)
-    except model_services.StillRunning as exc:
+        freed = record.delete_with_files(request.user)
+    except StillRunning as exc:
         if not request.htmx:
-            messages.error(request, str(exc))
+            messages.error(request, exc.message)
             return redirect("models_app:index")
         # A toast, not the card: the card re-renders with every progress update.
         LanguageModel.summarize_extractions([record], request.user)
         return _on_card(
-            render(request, f"{PAGE}#still-running", {"m": record, "message": str(exc), "x": exc.extraction}),
+            render(
+                request,
+                f"{PAGE}#still-running",
+                {"model": record, "message": exc.message, "extraction": exc.blocking},
+            ),
             pk,
         )
-    progress.publish(LanguageModel.KIND, pk, deleted=True)
+    except DeletionRefused as exc:
+        return _on_card(card_response(request, record, card_error=exc.message), pk)
     if not request.htmx:
         messages.success(request, f"Deleted {name}.")
         return redirect("models_app:index")
@@ -203,5 +207,5 @@ def _on_card(response: HttpResponse, pk: int) -> HttpResponse:
 @require_GET
 def architecture(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     record = _visible(request, pk)
-    context = {"m": record, "a": record.architecture_summary}
+    context = {"model": record, "arch": record.architecture_summary}
     return render_page_or_partial(request, "models_app/architecture.html", "modal", context)

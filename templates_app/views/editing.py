@@ -30,7 +30,7 @@ def _refused(request: HtmxHttpRequest, template: ExtractionTemplate, message: st
     if not request.htmx:
         messages.error(request, message)
         return redirect("templates_app:index")
-    return render(request, f"{PAGE}#template-card", {"t": template, "card_error": message})
+    return render(request, f"{PAGE}#template-card", {"template": template, "card_error": message})
 
 
 def _form(
@@ -67,7 +67,7 @@ def _submit(request: HtmxHttpRequest, form: TemplateForm, editing: ExtractionTem
         f"{PAGE}#template-saved",
         {
             "form": TemplateForm(),
-            "t": template,
+            "template": template,
             "edited": editing is not None,
             "note": f"Saved “{template.name}”.",
         },
@@ -134,4 +134,4 @@ def favorite(request: HtmxHttpRequest, pk: int) -> HttpResponse:
     services.toggle_favorite(template)
     if not request.htmx:
         return redirect("templates_app:index")
-    return render(request, f"{PAGE}#template-card", {"t": template})
+    return render(request, f"{PAGE}#template-card", {"template": template})

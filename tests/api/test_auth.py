@@ -7,7 +7,7 @@ from django.test import Client
 from django.urls import reverse
 
 from models_app.models import ApiToken
-from tests.api.conftest import ApiClient
+from tests.api.client import ApiClient
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,8 @@ import pytest
 from models_app.models import Extraction
 from tests.web.owned import extraction_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: most tests download a model and extract through the API's real jobs.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def start(api, model, dataset, **fields):

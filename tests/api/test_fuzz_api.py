@@ -15,7 +15,8 @@ from models_app.models import Dataset, Extraction, LanguageModel
 from templates_app.models import ExtractionTemplate
 from tests.web.owned import dataset_of, model_of
 
-pytestmark = pytest.mark.django_db
+# Slow: Hypothesis sends a few hundred generated bodies.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 FUZZ = hypothesis_settings(
     max_examples=60,
@@ -65,6 +66,7 @@ def created_one_or_none(kind, before: int, status: int) -> None:
     assert created == (1 if 200 <= status < 300 else 0)
 
 
+@pytest.mark.slow
 @FUZZ
 @given(
     payload=body(

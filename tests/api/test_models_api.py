@@ -92,6 +92,7 @@ def test_cancelling_a_finished_download_is_a_conflict(api, alice):
     assert response.status_code == 409 and "already ended" in response.json()["detail"]
 
 
+@pytest.mark.slow
 def test_it_retries_a_failed_download_and_deletes_a_model(api, hub, alice):
     created = api.post("/models", {"repo_id": "tiny/llama", "quantization": "fp16"}).json()
     LanguageModel.objects.filter(pk=created["id"]).update(status="error", error_message="boom")

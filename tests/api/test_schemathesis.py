@@ -16,7 +16,8 @@ import pytest
 from models_app.models import ApiToken
 from tests.web.owned import template_of
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Schemathesis runs for minutes against the live server.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 CHECKS = (
     "not_a_server_error,status_code_conformance,content_type_conformance,"
@@ -34,7 +35,14 @@ targets = {{ values = ["layer_0_residual", "layer_1_mlp"] }}
 
 [[operations]]
 include-method-regex = "GET|POST|PATCH"
-parameters = {{ "path.model_id" = {{ dictionary = "models", probability = 0.6 }}, "path.dataset_id" = {{ dictionary = "datasets", probability = 0.6 }}, "path.extraction_id" = {{ dictionary = "extractions", probability = 0.6 }}, "path.template_id" = {{ dictionary = "templates", probability = 0.6 }}, "path.name" = {{ dictionary = "files", probability = 0.6 }}, "query.target" = {{ dictionary = "targets", probability = 0.6 }} }}
+
+[operations.parameters]
+"path.model_id" = {{ dictionary = "models", probability = 0.6 }}
+"path.dataset_id" = {{ dictionary = "datasets", probability = 0.6 }}
+"path.extraction_id" = {{ dictionary = "extractions", probability = 0.6 }}
+"path.template_id" = {{ dictionary = "templates", probability = 0.6 }}
+"path.name" = {{ dictionary = "files", probability = 0.6 }}
+"query.target" = {{ dictionary = "targets", probability = 0.6 }}
 """
 
 

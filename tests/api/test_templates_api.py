@@ -124,7 +124,7 @@ def test_an_invalid_import_writes_nothing(api):
     ],
 )
 def test_metadata_every_database_can_store_is_required(api, metadata, message):
-    body = '{"name": "t", "layer_indices": [0], "hook_types": ["mlp"], "extra_metadata": %s}' % metadata
+    body = '{"name": "t", "layer_indices": [0], "hook_types": ["mlp"], "extra_metadata": ' + metadata + "}"
     response = api.client.post("/api/v1/templates", body, content_type="application/json", **api.headers)
     assert response.status_code == 422 and message in response.json()["errors"][0]["message"]
     assert not ExtractionTemplate.objects.exists()

@@ -13,7 +13,8 @@ import pytest
 # browser steps are ordinary synchronous calls.
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
-from tests.workers import start_qcluster, stop
+from tests.browser.pages import signed_in_page
+from tests.workers import start_clusters, start_daphne, stop
 
 CHROMIUM = os.environ.get("MISTUDIO_CHROMIUM", "/usr/bin/chromium")
 
@@ -47,28 +48,19 @@ def browser():
 def worker(hub, live_server, settings, monkeypatch):
     """Real qclusters on the ORM broker, sharing the test database and storage: the downloads
     cluster and the gpu cluster (extractions), as run_studio starts them."""
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", False)
-    processes = [
-        start_qcluster(settings, hub.endpoint),
-        start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER),
-    ]
+    processes = start_clusters(settings, hub.endpoint, monkeypatch)
     yield processes
     stop(*processes)
 
 
-def signed_in_page(browser, url: str):
-    """A new browser context signed in as the `owner` fixture's user at the studio at `url`."""
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    page = context.new_page()
-    page.set_default_timeout(30_000)
-    page.goto(f"{url}/login/")
-    page.fill("input[name=username]", "owner")
-    page.fill("input[name=password]", "pw-owner-123")
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-    return page
+@pytest.fixture
+def studio(hub, settings):
+    """The studio's real web server (daphne, as run_studio starts it) on the test database, with
+    no workers; its URL. Modules whose pages need jobs done override it with one that starts
+    qclusters too."""
+    web, url = start_daphne(settings, hub.endpoint)
+    yield url
+    stop(web)
 
 
 @pytest.fixture

@@ -7,11 +7,11 @@ from __future__ import annotations
 import pytest
 
 from tests.browser.axe_check import problems
-from tests.browser.test_content_security_policy import WATCH, studio  # noqa: F401  (fixture: daphne)
+from tests.browser.pages import WATCH
 from tests.browser.tour import tour
-from tests.web.conftest import extract, ready  # noqa: F401  (fixtures: a ready model, completed extractions)
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium through every page and modal, twice, with axe-core.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 PHONE = 390
 
@@ -30,21 +30,19 @@ def window(browser):
         context.add_init_script(WATCH)
         page = context.new_page()
         page.set_default_timeout(30_000)
+
         # A favicon request is the browser's own: Playwright reports no response for it, but the
         # console says when it failed.
-        page.on(
-            "console",
-            lambda message: (
-                "Failed to load resource" in message.text
-                and refused.append(f"{message.text}: {message.location.get('url')} on {page.url}")
-            ),
-        )
-        page.on(
-            "response",
-            lambda response: (
-                response.status >= 400 and refused.append(f"{response.status} {response.url} on {page.url}")
-            ),
-        )
+        def on_console(message) -> None:
+            if "Failed to load resource" in message.text:
+                refused.append(f"{message.text}: {message.location.get('url')} on {page.url}")
+
+        def on_response(response) -> None:
+            if response.status >= 400:
+                refused.append(f"{response.status} {response.url} on {page.url}")
+
+        page.on("console", on_console)
+        page.on("response", on_response)
         return page, refused
 
     yield open_at

@@ -8,30 +8,11 @@ import pytest
 
 from models_app.models import LanguageModel
 from templates_app.models import ExtractionTemplate
+from tests.browser.pages import WATCH
 from tests.browser.tour import sign_in, visit
-from tests.web.conftest import extract, ready  # noqa: F401  (fixtures: a ready model, completed extractions)
-from tests.workers import start_daphne, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-# Runs before any script of every document: a refusal by the policy, and htmx being asked to
-# eval (which it refuses itself under this configuration), are reported to the test.
-WATCH = """
-document.addEventListener("securitypolicyviolation", function (e) {
-  window.reportProblem("refused by " + e.effectiveDirective + ": " + (e.blockedURI || "inline")
-                       + " at " + e.sourceFile + ":" + e.lineNumber + " " + e.sample);
-});
-["htmx:evalDisallowedError", "htmx:syntax:error"].forEach(function (name) {
-  document.addEventListener(name, function () { window.reportProblem(name + " on " + location.pathname); });
-});
-"""
-
-
-@pytest.fixture
-def studio(hub, settings):
-    web, url = start_daphne(settings, hub.endpoint)
-    yield url
-    stop(web)
+# Slow: Chromium through every page and modal on daphne.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -6,7 +6,8 @@ import pytest
 
 from models_app.models import Extraction
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium and real qclusters.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_server, tmp_path, settings):

@@ -10,7 +10,8 @@ import pytest
 
 from models_app.models import LanguageModel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 # A folder to save what each test saw, to look at: MISTUDIO_SCREENSHOTS=/tmp pytest ...
 SHOTS = os.environ.get("MISTUDIO_SCREENSHOTS")

@@ -10,10 +10,11 @@ import pytest
 from django.utils import timezone
 
 from models_app.models import LanguageModel
-from tests.browser.conftest import signed_in_page
+from tests.browser.pages import signed_in_page
 from tests.workers import start_daphne, start_qcluster, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium on daphne with a real qcluster.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -15,10 +15,11 @@ from django.core.management import call_command
 
 from models_app.models import Dataset, Extraction, LanguageModel
 from models_app.services import extractions as extraction_services
-from tests.browser.conftest import signed_in_page
+from tests.browser.pages import signed_in_page
 from tests.workers import ROOT, start_daphne, start_qcluster, stop, studio_env
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium on daphne with real qclusters.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -6,9 +6,8 @@ from __future__ import annotations
 
 import pytest
 
-from tests.web.conftest import ready  # noqa: F401  (fixture: a ready model and a dataset)
-
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 FOCUS_INSIDE = "selector => !!document.activeElement.closest(selector)"
 

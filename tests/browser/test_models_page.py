@@ -6,7 +6,8 @@ import pytest
 
 from models_app.models import LanguageModel
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium and real qclusters.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_a_user_previews_downloads_watches_inspects_renames_and_deletes(page, worker, hub, settings):

@@ -12,7 +12,8 @@ from django.core.management import call_command
 from models_app.models import Extraction, LanguageModel
 from templates_app.models import ExtractionTemplate
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium and real qclusters.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 @pytest.fixture

@@ -9,7 +9,8 @@ from playwright.sync_api import expect
 
 from templates_app.models import ExtractionTemplate
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_create_search_star_edit_and_delete_templates(page, live_server, tmp_path):

@@ -7,7 +7,8 @@ import pytest
 
 from models_app.models import Dataset
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: Chromium.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_it_refuses_a_file_over_the_limit_before_sending_it(page, live_server, tmp_path, settings):

@@ -63,6 +63,7 @@ def endpoint(demo_hub) -> str:
     return demo_hub[0]
 
 
+@pytest.mark.slow  # starts the demo hub as a process (a fresh interpreter)
 def test_it_prints_the_demo_token_when_it_starts(demo_hub):
     endpoint, printed = demo_hub
     assert f"token {DEMO_TOKEN} has access" in printed

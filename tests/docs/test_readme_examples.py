@@ -21,13 +21,21 @@ from models_app.models import ApiToken, Extraction
 from tests.workers import ROOT, start_studio, stop, studio_env
 
 # A new studio: the documented commands name the ids a first model and dataset get.
-pytestmark = pytest.mark.django_db(transaction=True, reset_sequences=True)
+# Slow: starts a studio (run_studio) and a demo hub, then runs every example against them.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True, reset_sequences=True)]
 
 DEMO_HUB, DEMO_STUDIO, TOKEN = "http://127.0.0.1:8900", "http://127.0.0.1:8000", "mist_…"
 FENCE = re.compile(r"^```(\w*)\n(.*?)^```$", re.S | re.M)
 
 # Reading order; every guide in docs/ must be named here, so none is left out unread.
-DOCUMENTS = ["README.md", "docs/using.md", "docs/command-line.md", "docs/api.md", "docs/operating.md"]
+DOCUMENTS = [
+    "README.md",
+    "docs/using.md",
+    "docs/command-line.md",
+    "docs/api.md",
+    "docs/operating.md",
+    "docs/ARCHITECTURE.md",
+]
 # Where each example lives, in the order they run: a block that goes missing fails the test.
 EXAMPLES = [("docs/command-line.md", "shell"), ("docs/api.md", "python")]
 

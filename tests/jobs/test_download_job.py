@@ -9,12 +9,12 @@ from pathlib import Path
 import pytest
 from django.urls import reverse
 
+from models_app.jobs import lost
 from models_app.jobs.download import run_download
 from models_app.ml import hub as hub_lib
 from models_app.models import LanguageModel
 from models_app.services import downloads as services
-from models_app.services import models as model_services
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 from tests.workers import start_qcluster, stop
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -36,6 +36,7 @@ def watch(pk: int, until, timeout: float = 60.0) -> list[LanguageModel]:
     raise AssertionError(f"timed out: {[(r.status, r.bytes_downloaded) for r in seen][:30]}")
 
 
+@pytest.mark.slow
 def test_it_shows_live_bytes_speed_and_eta_then_cancels(owner_client, hub, monkeypatch, settings):
     hub.repos["tiny/llama"].bytes_per_second = 400_000  # ~4 s for the 1.7 MB weights
     record = queued_record("tiny/llama", "fp16", monkeypatch, hub.endpoint)
@@ -82,6 +83,7 @@ def test_an_unexpected_failure_ends_as_error_never_running(hub, monkeypatch):
     assert record.status == "error" and "loader crashed" in record.error_message
 
 
+@pytest.mark.slow
 def test_a_real_qcluster_runs_the_download(owner_client, hub, monkeypatch, settings):
     from django_q.conf import Conf
 
@@ -113,7 +115,7 @@ def test_jobs_interrupted_by_a_stopped_studio_are_marked_failed(hub, monkeypatch
     running = queued_record("tiny/gpt2", "fp16", monkeypatch, hub.endpoint)
     waiting = queued_record("tiny/gpt2", "fp32", monkeypatch, hub.endpoint)
     LanguageModel.objects.filter(pk=running.pk).update(status="quantizing")
-    assert model_services.fail_interrupted_jobs() == 1
+    assert lost.fail_interrupted_jobs() == 1
     running.refresh_from_db()
     waiting.refresh_from_db()
     assert running.status == "error" and "stopped while this job was running" in running.error_message

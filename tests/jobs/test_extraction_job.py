@@ -15,7 +15,8 @@ from models_app.jobs.extraction import run_extraction
 from models_app.models import Dataset, Extraction, LanguageModel
 from models_app.services import extractions as extraction_services
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model by the real job.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def run(*args) -> str:

@@ -18,21 +18,12 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from models_app.models import LOST_WORKER_MESSAGE, Dataset, Extraction, LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX, wait_for
 from tests.terminal import Terminal
-from tests.workers import ROOT, start_qcluster, stop, studio_env
+from tests.workers import ROOT, kill_the_job, studio_env
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-def wait_for(read, until, timeout: float = 60.0, every: float = 0.1):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = read()
-        if until(value):
-            return value
-        time.sleep(every)
-    raise AssertionError(f"timed out; last seen: {value!r}")
+# Slow: signals and pseudo-terminals to manage.py commands, qclusters killed mid-job.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def model_state(pk: int) -> LanguageModel:
@@ -195,26 +186,6 @@ def test_it_cancels_an_extraction_with_one_line_on_ctrl_c(hub, settings, tmp_pat
     assert command.returncode == 130
     record.refresh_from_db()
     assert record.status == "cancelled" and not record.output_dir.exists()
-
-
-@pytest.fixture
-def clusters(hub, settings, monkeypatch):
-    """The downloads and gpu clusters, as run_studio starts them."""
-    from django_q.conf import Conf
-
-    monkeypatch.setattr(Conf, "SYNC", False)
-    processes = [
-        start_qcluster(settings, hub.endpoint),
-        start_qcluster(settings, hub.endpoint, cluster=settings.GPU_CLUSTER),
-    ]
-    yield processes
-    stop(*processes)
-
-
-def kill_the_job(record) -> float:
-    """SIGKILL the worker process that runs the job (its host:pid is on the record)."""
-    os.kill(int(record.worker.rsplit(":", 1)[1]), signal.SIGKILL)
-    return time.monotonic()
 
 
 def test_a_worker_killed_mid_download_is_failed_and_retry_completes(owner_client, hub, settings, clusters):

@@ -18,7 +18,7 @@ from models_app.models import LOST_WORKER_MESSAGE, Dataset, Extraction, Language
 from models_app.progress import Tracker
 from models_app.services import datasets as dataset_services
 from models_app.services import downloads
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -60,6 +60,7 @@ def queued_download(hub, fmt: str) -> LanguageModel:
     )
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("phase", ["loading", "quantizing"])
 def test_it_cancels_a_download_while_it_loads_or_quantizes(hub, settings, monkeypatch, running_jobs, phase):
     record = queued_download(hub, "q2")
@@ -71,6 +72,7 @@ def test_it_cancels_a_download_while_it_loads_or_quantizes(hub, settings, monkey
     assert not list(settings.QUANTIZED_DIR.glob(f"{record.pk}_*"))
 
 
+@pytest.mark.slow
 def test_it_cancels_a_download_mid_transfer_within_two_seconds(hub, settings):
     hub.repos["tiny/llama"].bytes_per_second = 200_000
     record = queued_download(hub, "fp16")
@@ -88,6 +90,7 @@ def test_it_cancels_a_download_mid_transfer_within_two_seconds(hub, settings):
     assert not (settings.HF_CACHE_DIR / "models--tiny--llama").exists()
 
 
+@pytest.mark.slow
 def test_it_cancels_a_hub_dataset_while_it_reads_samples(
     owner_client, hub, settings, monkeypatch, running_jobs
 ):
@@ -113,7 +116,7 @@ def test_a_dataset_deleted_while_it_is_read_stays_deleted(hub, settings, monkeyp
     def delete_midway(tracker, *args, **fields):
         result = real_update(tracker, *args, **fields)
         if fields.get("progress_detail") == "Reading samples":
-            dataset_services.delete(Dataset.objects.get(pk=tracker.pk))
+            Dataset.objects.get(pk=tracker.pk).delete_with_files()
         return result
 
     monkeypatch.setattr(Tracker, "update", delete_midway)
@@ -171,6 +174,7 @@ def test_a_cancel_asked_of_a_dead_job_ends_it_cancelled_with_its_files_removed(o
     assert record.status == "cancelled" and not record.output_dir.exists()
 
 
+@pytest.mark.slow
 def test_it_cancels_a_hub_dataset_mid_download_within_two_seconds(hub, settings, slow_dataset_repo):
     record = dataset_services._hub_record(slow_dataset_repo, "", "main", "", "text", None, keep_token=False)
     worker = threading.Thread(target=fetch_hub_dataset, args=(record.pk,))
@@ -206,10 +210,11 @@ def test_it_refuses_a_hub_dataset_the_disk_cannot_hold(owner_client, hub, monkey
     assert not Dataset.objects.exists()
 
 
+@pytest.mark.slow
 def test_a_queued_job_with_no_task_behind_it_is_queued_again(hub, settings):
     """A process stopped between saving a row and queueing its task leaves a row no worker will
     see: the check that notices lost workers queues it again (the database broker here)."""
-    from models_app.services.models import check_lost_jobs
+    from models_app.jobs.lost import check_lost_jobs
 
     record = queued_download(hub, "fp16")  # saved, never queued
     check_lost_jobs()
@@ -246,6 +251,7 @@ def test_a_retried_download_starts_from_a_clean_display(owner_client, hub, monke
     ) == ("queued", 0.0, 0, 0.0, None, "")
 
 
+@pytest.mark.slow
 def test_a_hub_datasets_retry_reads_the_field_it_is_given(owner_client, hub, settings):
     owner_client.post(
         reverse("models_app:dataset-hub"),

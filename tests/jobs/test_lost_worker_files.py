@@ -15,13 +15,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from models_app.formatting import bytesize
+from models_app.jobs.lost import check_lost_jobs
 from models_app.ml import storage
 from models_app.models import LOST_WORKER_MESSAGE, Dataset, Extraction, LanguageModel, ModelStatus
-from models_app.services import models as model_services
-from tests.conftest import HTMX
-from tests.jobs.test_interrupts import clusters, kill_the_job, wait_for  # noqa: F401  (a fixture)
+from tests.helpers import HTMX, wait_for
+from tests.workers import kill_the_job
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: real qclusters killed mid-job.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def blobs_dir(settings, repo_id: str):
@@ -148,12 +149,12 @@ def test_it_keeps_a_blob_another_running_download_may_be_writing_until_that_one_
     running = downloading("org/m", stale=False, quantization="fp16")
     blob = half_written_blob(settings, "org/m")
 
-    assert model_services.check_lost_jobs() == 1
+    assert check_lost_jobs() == 1
     assert LanguageModel.objects.get(pk=lost.pk).status == ModelStatus.ERROR and blob.exists()
     assert LanguageModel.objects.get(pk=lost.pk).unfinished_bytes == storage.file_disk_usage(blob)
 
     LanguageModel.set(running.pk, heartbeat_at=timezone.now() - timedelta(seconds=3600))
-    assert model_services.check_lost_jobs() == 1  # the other one's worker is lost too
+    assert check_lost_jobs() == 1  # the other one's worker is lost too
     assert not blob.exists()
 
 
@@ -181,7 +182,7 @@ def test_it_removes_unfinished_files_when_a_model_or_an_extraction_is_deleted(se
     (lost.output_dir / "layer_0_residual.npy.partial").write_bytes(b"a" * 100_000)
     assert lost.unfinished_bytes > 0
 
-    model_services.delete(other)  # the ready model of the same repository keeps its files
+    other.delete_with_files()  # the ready model of the same repository keeps its files
     assert not blob.exists() and not partial_copy.exists() and not lost.output_dir.exists()
     assert (
         storage.snapshot_dir(settings.HF_CACHE_DIR, "tiny/llama", model.commit_sha) / "config.json"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-import numpy as np
 import pytest
 import torch
 
@@ -18,11 +17,9 @@ from models_app.ml import loading
 from models_app.models import Extraction, LanguageModel
 from models_app.services import datasets as dataset_services
 from models_app.services import downloads, extractions
-from models_app.services import models as model_services
+from tests.jobs.outputs import TEXTS, arrays, assert_identical
 
 pytestmark = pytest.mark.django_db(transaction=True)
-
-TEXTS = [f"Sample {i}: the residual stream at layer {i % 3} carries feature {i * 7 % 11}." for i in range(24)]
 
 
 @pytest.fixture
@@ -82,24 +79,7 @@ def extract(model, dataset) -> Extraction:
     return record
 
 
-def arrays(record: Extraction) -> dict[str, np.ndarray]:
-    found = {}
-    for path in sorted(Path(record.output_dir).iterdir()):
-        if path.suffix == ".npy":
-            found[path.name] = np.load(path)
-        elif path.suffix == ".npz":
-            with np.load(path) as archive:
-                found.update({f"{path.name}:{key}": archive[key] for key in archive.files})
-    return found
-
-
-def assert_identical(first: dict, second: dict) -> None:
-    assert first.keys() == second.keys() and first
-    for name in first:
-        assert first[name].dtype == second[name].dtype, name
-        assert first[name].tobytes() == second[name].tobytes(), name  # bit for bit
-
-
+@pytest.mark.slow
 def test_it_reuses_the_loaded_model_for_a_second_extraction_with_identical_results(
     cache, ready_model, corpus, load_calls
 ):
@@ -122,6 +102,7 @@ def test_it_reuses_the_loaded_model_for_a_second_extraction_with_identical_resul
     assert_identical(arrays(first), arrays(third))
 
 
+@pytest.mark.slow
 def test_it_never_uses_a_kept_model_once_its_files_changed(cache, ready_model, corpus, load_calls):
     extract(ready_model, corpus)
     weights = Path(ready_model.quantized_path) / "model.safetensors"
@@ -132,6 +113,7 @@ def test_it_never_uses_a_kept_model_once_its_files_changed(cache, ready_model, c
     assert again.metadata["model"]["loaded_from"] == "disk" and len(load_calls) == 2
 
 
+@pytest.mark.slow
 def test_it_releases_a_model_that_is_downloaded_again_or_deleted(cache, hub, corpus, load_calls, monkeypatch):
     from django_q.conf import Conf
 
@@ -147,11 +129,12 @@ def test_it_releases_a_model_that_is_downloaded_again_or_deleted(cache, hub, cor
     model.refresh_from_db()
     after = extract(model, corpus)
     assert after.metadata["model"]["loaded_from"] == "disk" and len(cache) == 1
-    model_services.delete(LanguageModel.objects.get(pk=model.pk))
+    LanguageModel.objects.get(pk=model.pk).delete_with_files()
     assert resident.forget_stale() == [(model.pk, "the model was deleted")]
     assert len(cache) == 0
 
 
+@pytest.mark.slow
 def test_it_loads_afresh_a_model_downloaded_again_between_two_extractions(cache, hub, corpus, load_calls):
     model = download(hub, "fp32")
     extract(model, corpus)
@@ -163,6 +146,7 @@ def test_it_loads_afresh_a_model_downloaded_again_between_two_extractions(cache,
     assert len(load_calls) == loads + 1
 
 
+@pytest.mark.slow
 def test_it_releases_the_model_after_a_failed_extraction_and_keeps_it_after_a_cancel(
     cache, ready_model, corpus, load_calls, monkeypatch
 ):
@@ -197,6 +181,7 @@ def test_it_releases_the_model_after_a_failed_extraction_and_keeps_it_after_a_ca
     assert len(cache) == 1
 
 
+@pytest.mark.slow
 def test_it_does_not_keep_a_model_that_an_extraction_left_a_hook_on(
     cache, ready_model, corpus, load_calls, monkeypatch
 ):
@@ -213,6 +198,7 @@ def test_it_does_not_keep_a_model_that_an_extraction_left_a_hook_on(
     assert len(cache) == 0
 
 
+@pytest.mark.slow
 def test_it_keeps_the_model_unchanged_through_an_out_of_memory_retry(
     cache, ready_model, corpus, load_calls, monkeypatch
 ):
@@ -257,22 +243,6 @@ def test_it_takes_its_budget_from_the_setting_or_the_machines_memory(settings):
         assert resident.enable(watch=False) == 0
     finally:
         resident.disable()
-
-
-@pytest.mark.parametrize("value, error", [("-1", "must be 0 or more"), ("lots", "is not an integer")])
-def test_it_refuses_a_bad_cache_budget(value, error, tmp_path):
-    import subprocess
-    import sys
-
-    env = {**os.environ, "MISTUDIO_WORKER_MODEL_CACHE_BYTES": value, "MISTUDIO_DATA_DIR": str(tmp_path)}
-    result = subprocess.run(
-        [sys.executable, "-c", "import mistudio_site.settings"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-    )
-    assert result.returncode != 0 and error in result.stderr
 
 
 class StandIn:

@@ -14,11 +14,11 @@ from models_app.ml import hub as hub_lib
 from models_app.models import Extraction, LanguageModel
 from models_app.services import datasets as dataset_services
 from models_app.services import downloads, extractions
-from models_app.services import models as model_services
-from tests.jobs.test_resident_models import TEXTS, arrays, assert_identical
+from tests.jobs.outputs import TEXTS, arrays, assert_identical
 from tests.workers import start_qcluster, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: real qclusters that load models.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def wait_for_line(log: Path, text: str, timeout: float = 120.0) -> str:
@@ -86,7 +86,7 @@ def test_it_warms_the_worker_and_keeps_the_model_until_it_is_downloaded_again_or
         assert third.metadata["model"]["loaded_from"] == "disk"
         assert_identical(arrays(first), arrays(third))
 
-        model_services.delete(LanguageModel.objects.get(pk=record.pk))
+        LanguageModel.objects.get(pk=record.pk).delete_with_files()
         wait_for_line(
             log, f"model {record.pk} released from this worker's memory: the model was deleted", timeout=20
         )

@@ -13,7 +13,7 @@ from channels.testing import WebsocketCommunicator
 
 from models_app.models import LanguageModel, ModelStatus
 from models_app.progress import Tracker
-from tests.conftest import run_async
+from tests.helpers import run_async
 from tests.workers import ROOT, studio_env
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -90,6 +90,7 @@ def test_it_pushes_the_card_when_a_job_records_progress(client, owner):
     assert 'hx-swap-oob="morph"' in message and "Downloading model.safetensors" in message
 
 
+@pytest.mark.slow
 def test_it_pushes_progress_written_by_another_process(client, owner, settings):
     """The worker's in-memory layer cannot reach this process: the web process's watcher reads
     the changed row and fans it out, within about a second."""

@@ -12,7 +12,8 @@ import pytest
 
 from tests.workers import first_line, start_daphne, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: daphne in a process of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def handshake(port: int, origin: str | None, cookie: str, host: str | None = None) -> str:

@@ -19,7 +19,8 @@ TEXTS = [
     "Sparse",
     "Mechanistic interpretability studies the internal computations of neural networks.",
     "Features are directions.",
-    "A much longer sample that will certainly be truncated to the context length because it keeps going and going.",
+    "A much longer sample that will certainly be truncated to the context length because it keeps "
+    "going and going.",
 ]
 CONTEXT = 16
 # Blocks whose output is exactly input + attention + MLP (no post-norms, no parallel branches).
@@ -144,7 +145,7 @@ def test_it_removes_every_hook_and_stops_after_the_deepest_layer(model_sources, 
 @pytest.mark.parametrize("fmt", ["q8", "q4"])
 def test_quantized_models_extract_too(fmt, model_sources, tmp_path):
     loaded = loading.load(model_sources["llama"], fmt, device="cpu")
-    meta, arrays = run(loaded, tmp_path, dtype="float16")
+    _meta, arrays = run(loaded, tmp_path, dtype="float16")
     reference = run(fp32(model_sources, "llama"), tmp_path / "fp32")[1]
     mask = arrays["attention_mask.npy"].astype(bool)
     got, want = (
@@ -315,7 +316,7 @@ def test_an_mlp_output_added_to_in_place_by_its_block_is_kept_as_the_mlp_gave_it
     before the block returns; the file must hold the MLP's output alone."""
     loaded = fp32(model_sources, "falcon")
     assert loaded.model.config.parallel_attn or loaded.model.config.new_decoder_architecture
-    meta, arrays = run(loaded, tmp_path, layers=[0], hooks=["mlp"], dtype="float32")
+    _meta, arrays = run(loaded, tmp_path, layers=[0], hooks=["mlp"], dtype="float32")
     seen = []
     mlp = loaded.model.transformer.h[0].mlp
     handle = mlp.register_forward_hook(lambda _m, _i, output: seen.append(output.clone()))

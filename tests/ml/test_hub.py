@@ -112,6 +112,7 @@ def test_it_resumes_after_a_dropped_connection(hub, tmp_path):
     assert ranges[-2:] == [None, f"bytes={2 * 256 * 1024}-"]
 
 
+@pytest.mark.slow
 def test_it_fails_clearly_when_the_connection_keeps_dropping(hub, tmp_path):
     hub.repos["tiny/qwen3"].drop_after_bytes, hub.repos["tiny/qwen3"].drop_times = 200_000, -1
     pre = hub_preflight(hub, "tiny/qwen3")

@@ -7,6 +7,11 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+# Slow: fresh interpreters that import the ML stack.
+pytestmark = pytest.mark.slow
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -41,7 +46,10 @@ def test_the_web_process_does_not_import_torch():
         "import django, sys\n"
         "django.setup()\n"
         "from django.test import Client\n"
-        "import mistudio_site.urls, models_app.views.models, models_app.views.datasets, models_app.views.extractions, models_app.views.history, models_app.services.examples, models_app.charts, models_app.forms.downloads, models_app.consumers, models_app.admin, templates_app.views, templates_app.admin\n"
+        "import mistudio_site.urls, models_app.views.models, models_app.views.datasets, "
+        "models_app.views.extractions, models_app.views.history, models_app.services.examples, "
+        "models_app.charts, models_app.forms.downloads, models_app.consumers, models_app.admin, "
+        "templates_app.views, templates_app.admin\n"
         "from django.urls import reverse\n"
         "Client().get(reverse('models_app:index'))\n"
         "print('torch' in sys.modules, 'transformers' in sys.modules)"

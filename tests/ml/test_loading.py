@@ -11,6 +11,7 @@ from models_app.ml import quantization as q
 from tests.tinymodels import FAMILIES
 
 
+@pytest.mark.slow
 def test_it_measures_smaller_footprints_for_more_compact_formats(model_sources):
     folder = model_sources["llama"]
     footprints = {}
@@ -23,6 +24,7 @@ def test_it_measures_smaller_footprints_for_more_compact_formats(model_sources):
     assert footprints["q2"] < footprints["q4"] < footprints["q8"] < footprints["fp16"] < footprints["fp32"]
 
 
+@pytest.mark.slow
 def test_it_uses_real_quantized_layers(model_sources):
     from bitsandbytes.nn import Linear4bit, Linear8bitLt
     from hqq.core.quantize import HQQLinear
@@ -195,6 +197,7 @@ def test_it_finds_layers_in_an_unknown_decoder_and_refuses_a_shapeless_one():
         hooks.find_hook_points(nn.Linear(2, 2))
 
 
+@pytest.mark.slow
 def test_it_saves_and_reloads_a_2bit_copy_without_requantizing(model_sources, tmp_path, monkeypatch):
     from hqq.core.quantize import HQQLinear
 
@@ -218,6 +221,7 @@ def test_it_saves_and_reloads_a_2bit_copy_without_requantizing(model_sources, tm
 EXPECTED_FALLBACKS = {("falcon", "q8"): "fp16", ("falcon", "q4"): "fp16"}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("family", sorted(FAMILIES))
 def test_every_family_loads_and_runs_in_every_format(family, model_sources):
     ids = torch.tensor([[3, 4, 5, 6, 7]])

@@ -28,7 +28,8 @@ def read_in_a_fresh_process(path: Path, **options) -> tuple[str, float]:
         import json, re
         from models_app.ml.datasets import DatasetError, iter_samples
         try:
-            outcome = f"{{sum(1 for _ in iter_samples({str(path)!r}, 'parquet', 'text', **{options!r}))}} samples"
+            count = sum(1 for _ in iter_samples({str(path)!r}, 'parquet', 'text', **{options!r}))
+            outcome = f"{{count}} samples"
         except DatasetError as exc:
             outcome = str(exc)
         peak_kib = int(re.search(r"VmHWM:\\s+(\\d+) kB", open("/proc/self/status").read()).group(1))
@@ -46,6 +47,7 @@ def write(path: Path, texts: list, **options) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_it_refuses_the_704_byte_dictionary_bomb_without_expanding_it(tmp_path):
     bomb = write(tmp_path / "bomb.parquet", ["a" * (8 * MIB)] * 64)  # 512 MiB of text
     assert bomb.stat().st_size < 1000
@@ -54,6 +56,7 @@ def test_it_refuses_the_704_byte_dictionary_bomb_without_expanding_it(tmp_path):
     assert peak < 300
 
 
+@pytest.mark.slow
 def test_it_refuses_a_row_group_too_large_to_read_at_once(tmp_path):
     bomb = write(tmp_path / "plain.parquet", ["b" * (8 * MIB)] * 64, use_dictionary=False)
     outcome, peak = read_in_a_fresh_process(bomb)
@@ -61,6 +64,7 @@ def test_it_refuses_a_row_group_too_large_to_read_at_once(tmp_path):
     assert peak < 300
 
 
+@pytest.mark.slow
 def test_it_stops_at_many_times_its_own_size_in_text(tmp_path):
     # 600 rows just under the sample limit, one value repeated: 2.4 GB of text from a few KB, in
     # row groups small enough to read and under the 16 GB any file may hold.
@@ -73,13 +77,14 @@ def test_it_stops_at_many_times_its_own_size_in_text(tmp_path):
     assert peak < 300
 
 
+@pytest.mark.slow
 def test_it_stops_at_the_text_a_file_may_hold(tmp_path):
     import random
 
     rng = random.Random(7)
     texts = ["".join(rng.choices("abcdefghijklmnopqrstuvwxyz ", k=10_000)) for _ in range(300)]  # 3 MB
     path = write(tmp_path / "random.parquet", texts, use_dictionary=False)
-    with pytest.raises(DatasetError, match="holds more than 1.0 MB of text once decompressed: split it"):
+    with pytest.raises(DatasetError, match=r"holds more than 1\.0 MB of text once decompressed: split it"):
         list(iter_samples(path, "parquet", "text", max_text_bytes=1_000_000))
     assert len(list(iter_samples(path, "parquet", "text"))) == 300  # within 64 times its size
 
@@ -104,6 +109,7 @@ def test_it_refuses_a_column_that_is_not_text(tmp_path):
         list(iter_samples(path, "parquet", "text"))
 
 
+@pytest.mark.slow
 def test_it_keeps_offsets_out_of_memory_whatever_the_line_count(tmp_path):
     import tracemalloc
 

@@ -8,6 +8,10 @@ import sys
 from pathlib import Path
 
 import psycopg
+import pytest
+
+# Slow: manage.py processes on a scratch PostgreSQL database.
+pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -83,17 +87,18 @@ def test_the_hook_filter_matches_whole_hook_names_on_postgres(scratch_database, 
 TEMPLATE_IMPORT = """
 import django, json
 django.setup()
-from templates_app import transfer
+from templates_app import import_export
 from templates_app.models import ExtractionTemplate
 
 ExtractionTemplate.objects.create(name="probe 1", batch_size=1, extra_metadata={"old": True})
 entries = [{"name": f"probe {i}", "layer_indices": [0, 2], "hook_types": ["mlp"], "batch_size": 4,
             "extra_metadata": {"i": i, "nested": [1, {"a": None}]}, "created_at": "2024-01-02T03:04:05Z"}
            for i in range(3)]
-print(transfer.import_payload({"version": "1.0", "templates": entries}, "overwrite"))
-print(transfer.import_payload({"version": "1.0", "templates": entries}, "rename"))
+print(import_export.import_payload({"version": "1.0", "templates": entries}, "overwrite"))
+print(import_export.import_payload({"version": "1.0", "templates": entries}, "rename"))
 for t in ExtractionTemplate.objects.order_by("pk"):
-    print(t.name, t.batch_size, json.dumps(t.extra_metadata, sort_keys=True), t.created_at.year == 2024, t.layer_indices)
+    print(t.name, t.batch_size, json.dumps(t.extra_metadata, sort_keys=True), t.created_at.year == 2024,
+          t.layer_indices)
 """
 
 

@@ -8,9 +8,13 @@ import time
 from datetime import timedelta
 
 import psycopg
+import pytest
 import redis
 
-from tests.services.conftest import WEB_SESSION
+from tests.services.deployment import WEB_SESSION
+
+# Slow: a scale-out deployment: PostgreSQL, Redis and manage.py processes.
+pytestmark = pytest.mark.slow
 
 QUEUE_WITH_REDIS_DOWN = """
 import json
@@ -24,7 +28,9 @@ _record, token = ApiToken.issue(user, "script")
 api = browser.post("/api/v1/models", {"repo_id": "tiny/llama", "revision": "main", "quantization": "q8"},
                    content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}")
 answers["api"] = [api.status_code, api.json()]
-answers["rows"] = list(LanguageModel.objects.order_by("pk").values_list("quantization", "status", "error_message"))
+answers["rows"] = list(
+    LanguageModel.objects.order_by("pk").values_list("quantization", "status", "error_message")
+)
 print(json.dumps(answers))
 """
 
@@ -54,7 +60,7 @@ post("download", {"repo_id": "tiny/llama", "revision": "main", "quantization": "
 print(LanguageModel.objects.get().pk)
 """
 
-CHECK = "from models_app.services.models import check_lost_jobs; check_lost_jobs()"
+CHECK = "from models_app.jobs.lost import check_lost_jobs; check_lost_jobs()"
 
 
 def test_it_queues_again_a_job_whose_task_a_restarted_redis_lost(scale_out):
@@ -89,7 +95,8 @@ def test_it_leaves_a_job_queued_a_moment_ago_to_the_request_queueing_it(scale_ou
 REDOWNLOAD_WITH_REDIS_DOWN = """
 import json
 model = LanguageModel.objects.get()
-page = browser.post(reverse("models_app:restart", args=[model.pk]), {"quantization": "fp16"}, HTTP_HX_REQUEST="true")
+page = browser.post(reverse("models_app:restart", args=[model.pk]), {"quantization": "fp16"},
+                    HTTP_HX_REQUEST="true")
 model.refresh_from_db()
 print(json.dumps([page.status_code, MESSAGE in page.content.decode(), model.status, model.error_message]))
 """.replace("MESSAGE", repr(MESSAGE))

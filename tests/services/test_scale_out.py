@@ -10,8 +10,12 @@ import time
 
 import numpy as np
 import psycopg
+import pytest
 
-from tests.conftest import run_async
+from tests.helpers import run_async
+
+# Slow: a scale-out deployment with qclusters on Redis.
+pytestmark = pytest.mark.slow
 
 QUEUE_DOWNLOAD_AND_DATASET = """
 post("download", {"repo_id": "tiny/llama", "revision": "main", "quantization": "q8"})
@@ -129,7 +133,8 @@ def test_it_sends_a_workers_progress_to_a_signed_in_page_through_redis(
             # (redis-py's default is 5 s): it must still get the job that starts afterwards.
             await asyncio.sleep(max(0.0, IDLE_PAGE_SECONDS - (time.monotonic() - opened)))
             model_pk = int(await asyncio.to_thread(scale_out.web, QUEUE_DOWNLOAD))
-            card, seen = f'<article id="model-{model_pk}" class="card status-', []
+            card = f'<article id="model-{model_pk}" class="card status-'
+            seen: list[str] = []
             deadline = time.monotonic() + 45
             while not any(f"{card}ready" in text for text in seen):
                 seen.append(await page.receive_from(timeout=max(deadline - time.monotonic(), 0.1)))

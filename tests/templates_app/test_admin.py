@@ -7,7 +7,7 @@ import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 
 from templates_app.models import ExtractionTemplate
-from tests.templates_app.conftest import ORIGINAL_EXPORT
+from tests.templates_app.original_export import ORIGINAL_EXPORT
 
 pytestmark = pytest.mark.django_db
 

@@ -11,7 +11,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from templates_app.models import ExtractionTemplate
-from tests.templates_app.conftest import ORIGINAL_EXPORT
+from tests.templates_app.original_export import ORIGINAL_EXPORT
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def run(*args) -> tuple[str, str]:
 
 
 def test_export_writes_all_or_the_named_templates(tmp_path, make_template):
-    a, b, c = make_template("a"), make_template("b"), make_template("c")
+    a, _b, c = make_template("a"), make_template("b"), make_template("c")
     out, _ = run("export_templates", str(tmp_path / "all.json"))
     assert out.strip() == f"Exported 3 templates to {tmp_path / 'all.json'}."
     assert [t["name"] for t in json.loads((tmp_path / "all.json").read_text())["templates"]] == [
@@ -90,7 +90,7 @@ def test_a_refused_file_prints_each_problem_and_exits_non_zero(tmp_path):
         )
     )
     err = StringIO()
-    with pytest.raises(CommandError, match="Refused .*bad.json: 2 problems; nothing was imported."):
+    with pytest.raises(CommandError, match=r"Refused .*bad\.json: 2 problems; nothing was imported\."):
         call_command("import_templates", str(path), stdout=StringIO(), stderr=err)
     assert err.getvalue().splitlines() == [
         "template 2 ('b'): unknown field 'extra'",
@@ -99,6 +99,7 @@ def test_a_refused_file_prints_each_problem_and_exits_non_zero(tmp_path):
     assert not ExtractionTemplate.objects.exists()
 
 
+@pytest.mark.slow
 def test_import_exits_non_zero_from_the_shell(tmp_path):
     path = tmp_path / "broken.json"
     path.write_text('{"version": "1.0", "templates": [')
@@ -115,7 +116,7 @@ def test_import_exits_non_zero_from_the_shell(tmp_path):
 
 
 def test_import_refuses_a_missing_or_oversized_file(tmp_path, monkeypatch):
-    with pytest.raises(CommandError, match="Could not read .*nope.json: No such file or directory"):
+    with pytest.raises(CommandError, match=r"Could not read .*nope\.json: No such file or directory"):
         run("import_templates", str(tmp_path / "nope.json"))
     monkeypatch.setattr("templates_app.management.commands.import_templates.MAX_IMPORT_BYTES", 10)
     (tmp_path / "big.json").write_text(json.dumps(ORIGINAL_EXPORT))

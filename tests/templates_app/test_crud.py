@@ -4,7 +4,7 @@ import pytest
 from django.urls import reverse
 
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 

@@ -7,7 +7,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 

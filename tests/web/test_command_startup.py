@@ -15,7 +15,8 @@ from models_app.models import LanguageModel
 from templates_app.models import ExtractionTemplate
 from tests.workers import ROOT, studio_env
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: fresh interpreters run every command with -X importtime.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 ML_STACK = {"torch", "transformers", "accelerate", "bitsandbytes", "hqq"}
 

@@ -18,6 +18,7 @@ def run(*args) -> str:
     return out.getvalue()
 
 
+@pytest.mark.slow
 def test_the_commands_download_list_describe_and_delete(hub, settings):
     out = run("download_model", "tiny/gpt2", "--quantization", "q8")
     record = LanguageModel.objects.get()
@@ -39,6 +40,7 @@ def test_download_model_fails_with_the_pages_message(hub):
     assert not LanguageModel.objects.exists()
 
 
+@pytest.mark.slow
 def test_download_model_reads_the_token_from_a_named_variable(hub, monkeypatch):
     monkeypatch.setenv("MY_HF", GOOD_TOKEN)
     run("download_model", "gated/llama", "--quantization", "fp16", "--token-env", "MY_HF")
@@ -47,6 +49,7 @@ def test_download_model_reads_the_token_from_a_named_variable(hub, monkeypatch):
         run("download_model", "gated/llama", "--token-env", "NOT_SET")
 
 
+@pytest.mark.slow
 def test_download_model_exits_non_zero_when_the_job_fails(hub):
     repo = hub.repos["tiny/gemma2"]
     repo.drop_after_bytes, repo.drop_times = 200_000, -1

@@ -9,7 +9,7 @@ from django.urls import reverse
 
 from models_app.ml.datasets import TextDataset
 from models_app.models import Dataset
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 
@@ -100,6 +100,7 @@ def test_an_oversized_upload_is_refused_before_it_is_read(owner_client, settings
     assert not Dataset.objects.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_hub_dataset_is_fetched_by_a_job_from_the_tab(owner_client, hub, settings):
     html = owner_client.post(
@@ -151,6 +152,7 @@ def test_deleting_a_dataset_from_the_tab(owner_client):
     assert "Deleted notes" in html and not Dataset.objects.exists()
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_a_gated_hub_dataset_uses_the_token_without_keeping_it(owner_client, hub):
     from django_q.models import Task

@@ -9,7 +9,7 @@ from django.core.management import CommandError, call_command
 from models_app.ml.datasets import DatasetError, TextDataset
 from models_app.models import Dataset
 from models_app.services import datasets as dataset_services
-from tests.conftest import CORPUS
+from tests.tinydatasets import CORPUS
 
 pytestmark = pytest.mark.django_db
 
@@ -69,5 +69,5 @@ def test_deleting_a_dataset_frees_its_files(tmp_path):
     source.write_text('{"text": "x"}\n{"text": "y"}\n')
     record = dataset_services.add_from_file(source, "a")
     folder = record.file_path
-    assert dataset_services.delete(record) > 0
+    assert record.delete_with_files() > 0
     assert not Dataset.objects.exists() and not __import__("pathlib").Path(folder).exists()

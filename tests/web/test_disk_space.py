@@ -14,7 +14,7 @@ from models_app.jobs.download import run_download
 from models_app.ml import hub as hub_lib
 from models_app.models import LanguageModel
 from models_app.services import downloads as services
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
 Usage = namedtuple("Usage", "total used free")
@@ -48,7 +48,7 @@ def test_a_disk_full_during_download_fails_cleanly(hub, monkeypatch, settings):
     # A full disk cannot be made for real here: the transfer runs in this process so that the
     # fault above reaches it (the job normally runs it in a child process).
     monkeypatch.setattr(
-        "models_app.ml.transfer.download_in_child",
+        "models_app.ml.download_process.download_in_child",
         lambda pre, cache_dir, **kwargs: hub_lib.download(pre, cache_dir, **kwargs),
     )
     assert run_download(record.pk) == "error"

@@ -9,11 +9,12 @@ import pytest
 from django.urls import reverse
 
 from models_app.models import LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 from tests.hubserver import GOOD_TOKEN
 from tests.tinymodels import FAMILIES
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: nearly every test downloads a model through the real job.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def post_download(client, repo_id, quantization="q4", **extra):
@@ -182,9 +183,9 @@ def test_it_keeps_the_token_encrypted_while_queued(owner_client, hub, monkeypatc
     record = LanguageModel.objects.get()
     assert record.status == "queued"
     assert record.encrypted_token and GOOD_TOKEN.encode() not in bytes(record.encrypted_token)
-    from models_app import secrets
+    from models_app import token_crypto
 
-    assert secrets.decrypt(record.encrypted_token) == GOOD_TOKEN
+    assert token_crypto.decrypt(record.encrypted_token) == GOOD_TOKEN
 
 
 def test_a_failed_download_leaves_no_files(owner_client, hub, settings):

@@ -12,7 +12,8 @@ from django.urls import reverse
 
 from models_app.models import ApiToken
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`) and extracts.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def saved_name(response) -> str:

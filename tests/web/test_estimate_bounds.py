@@ -11,7 +11,8 @@ from models_app.ml import datasets
 from models_app.models import Dataset
 from models_app.services import estimate
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`).
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def test_it_reads_a_bounded_part_of_long_samples(ready, settings):

@@ -9,9 +9,10 @@ import pytest
 from django.urls import reverse
 
 from models_app.models import Extraction
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`) and extracts.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def page_of(client, record) -> str:

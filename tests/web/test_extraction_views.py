@@ -9,9 +9,10 @@ import pytest
 from django.urls import reverse
 
 from models_app.models import Dataset, Extraction, LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`).
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def form_data(chosen, **overrides):
@@ -30,7 +31,7 @@ def form_data(chosen, **overrides):
 
 
 def test_the_modal_has_every_field(owner_client, ready):
-    model, dataset = ready
+    model, _dataset = ready
     html = owner_client.get(reverse("models_app:extract", args=[model.pk]), **HTMX).content.decode()
     for text in (
         "Extract Activations",

@@ -272,6 +272,7 @@ client.post("/extractions/import/", {"folder": "restored", "model": sys.argv[2],
 """
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["before", "after"])
 def test_it_leaves_the_folder_importable_when_the_import_dies_midway(owner_client, settings, targets, point):
     """A crash just before, or just after, the record is written: the folder is still listed

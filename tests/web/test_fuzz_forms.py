@@ -12,10 +12,11 @@ from hypothesis import strategies as st
 
 from models_app.models import Dataset, Extraction, LanguageModel
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 from tests.web.owned import dataset_of, model_of
 
-pytestmark = pytest.mark.django_db
+# Slow: Hypothesis posts a few hundred generated forms.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db]
 
 FUZZ = hypothesis_settings(
     max_examples=60,

@@ -10,9 +10,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from models_app.models import Extraction
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`) and extracts.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def listed(client, **query) -> list[int]:
@@ -126,7 +127,7 @@ def test_it_pages_through_many_extractions(owner_client, ready):
 
 
 def test_a_models_history_shows_only_its_own_extractions_even_when_it_has_none(owner_client, extract, ready):
-    model, dataset = ready
+    model, _dataset = ready
     extract()
     other = type(model).objects.create(name="other", repo_id="tiny/gpt2", status="ready")
     assert listed(owner_client, model=other.pk) == []
@@ -134,8 +135,7 @@ def test_a_models_history_shows_only_its_own_extractions_even_when_it_has_none(o
     assert "No extraction matches these filters." in html
 
 
-def test_a_bad_parameter_does_not_drop_the_other_filters(owner_client, extract, ready):
-    model, dataset = ready
+def test_a_bad_parameter_does_not_drop_the_other_filters(owner_client, extract):
     mlp = extract(hooks=["mlp"])
     extract(hooks=["residual"])
     assert listed(owner_client, hook="mlp", status="no-such-status", sort="bogus") == [mlp.pk]

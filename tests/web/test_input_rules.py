@@ -11,7 +11,7 @@ from django.urls import reverse
 from models_app.jobs.runner import run
 from models_app.ml import hub
 from models_app.models import Dataset, LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 from tests.hubserver import Repo
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -13,7 +13,7 @@ from django.urls import reverse
 
 from models_app.models import ApiToken
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 BRACKETS = "[" * 100_000  # the parser's RecursionError, a server error, without the bound

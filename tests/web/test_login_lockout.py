@@ -53,6 +53,7 @@ def studio_login(browser: requests.Session, url: str, password: str) -> requests
     )
 
 
+@pytest.mark.slow
 def test_it_refuses_the_right_password_after_twenty_failures_on_the_real_server(studio, owner):
     browser = requests.Session()
     browser.get(f"{studio}/login/")

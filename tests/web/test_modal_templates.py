@@ -9,9 +9,10 @@ from django.urls import reverse
 from django.utils import timezone
 
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`).
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def checked(html: str, name: str) -> list[str]:
@@ -19,7 +20,9 @@ def checked(html: str, name: str) -> list[str]:
 
 
 def value_of(html: str, name: str) -> str:
-    return re.search(rf'<input type="number" name="{name}" value="([^"]*)"', html).group(1)
+    found = re.search(rf'<input type="number" name="{name}" value="([^"]*)"', html)
+    assert found, f"no {name} field"
+    return found.group(1)
 
 
 def test_loading_a_template_fills_the_form(owner_client, ready):
@@ -73,7 +76,7 @@ def test_layers_beyond_the_models_depth_are_reported_not_dropped_silently(owner_
 
 def test_save_as_template_suggests_a_name_then_saves_the_settings(owner_client, ready):
     model, dataset = ready
-    url = reverse("models_app:extract-save-template", args=[model.pk])
+    url = reverse("templates_app:save-from-extraction", args=[model.pk])
     data = {
         "dataset": dataset.pk,
         "layers": ["0", "1"],
@@ -114,7 +117,7 @@ def test_save_as_template_suggests_a_name_then_saves_the_settings(owner_client, 
 def test_a_bad_name_or_setting_is_said_and_nothing_is_saved(owner_client, ready):
     model, dataset = ready
     ExtractionTemplate.objects.create(name="taken", layer_indices=[0], hook_types=["mlp"])
-    url = reverse("models_app:extract-save-template", args=[model.pk])
+    url = reverse("templates_app:save-from-extraction", args=[model.pk])
     data = {
         "dataset": dataset.pk,
         "layers": ["0"],
@@ -188,7 +191,7 @@ def test_empty_optional_fields_save_with_their_defaults(owner_client, ready):
         "template_name": "defaults",
     }
     html = owner_client.post(
-        reverse("models_app:extract-save-template", args=[model.pk]), data, **HTMX
+        reverse("templates_app:save-from-extraction", args=[model.pk]), data, **HTMX
     ).content.decode()
     assert "Saved as template “defaults”" in html
     saved = ExtractionTemplate.objects.get()
@@ -212,7 +215,7 @@ def test_save_as_template_works_without_javascript(owner_client, ready):
         "dtype": "float16",
         "max_samples": "10",
     }
-    url = reverse("models_app:extract-save-template", args=[model.pk])
+    url = reverse("templates_app:save-from-extraction", args=[model.pk])
     html = owner_client.post(url, data).content.decode()
     assert "<html" in html and 'name="template_name" value="mlp_layers0-0_10samples_' in html
     assert re.search(r'<input type="checkbox" name="layers" value="0"[^>]*checked', html)  # the form is kept

@@ -8,7 +8,7 @@ from django.urls import reverse
 
 from models_app.models import LanguageModel
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db
 LONG = "9" * 5000  # int() refuses more than 4,300 digits
@@ -32,7 +32,7 @@ def save_as_template(client, model, **fields):
         "max_samples": "10",
         **fields,
     }
-    response = client.post(reverse("models_app:extract-save-template", args=[model.pk]), data, **HTMX)
+    response = client.post(reverse("templates_app:save-from-extraction", args=[model.pk]), data, **HTMX)
     assert response.status_code == 200
     return response.content.decode()
 

@@ -7,7 +7,8 @@ import pytest
 from django.urls import reverse
 
 from models_app.models import Dataset, LanguageModel
-from tests.conftest import GOOD_TOKEN, HTMX
+from tests.helpers import HTMX
+from tests.hubserver import GOOD_TOKEN
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -112,7 +112,6 @@ def test_a_download_someone_else_has_is_ones_own_without_naming_theirs(
 
 
 def test_a_template_name_someone_else_has_is_ones_to_use(private, alices_records, client, other_user):
-    from templates_app import transfer
     from templates_app.models import ExtractionTemplate
 
     client.force_login(other_user)
@@ -133,7 +132,9 @@ def test_a_template_name_someone_else_has_is_ones_to_use(private, alices_records
         reverse("templates_app:create"), {**fields, "name": "alices-TEMPLATE"}
     ).content.decode()
     assert "A template named “ALICES-template” already exists" in refused  # one's own clash is named
-    summary = transfer.import_payload(
+    from templates_app import import_export
+
+    summary = import_export.import_payload(
         {
             "version": "1.0",
             "templates": [{"name": "alices-template", "layer_indices": [1], "hook_types": ["mlp"]}],

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.urls import reverse
 
 from models_app.models import Dataset, Extraction, LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -131,6 +131,7 @@ def extraction_fields(record, dataset) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_the_modal_refuses_a_remote_code_model_once_the_switch_is_off(
     owner_client, remote_model_switched_off
 ):
@@ -153,6 +154,7 @@ def test_the_modal_refuses_a_remote_code_model_once_the_switch_is_off(
     assert not Extraction.objects.exists() and not mark.exists()
 
 
+@pytest.mark.slow
 def test_the_extraction_job_checks_the_switch_before_loading(remote_model_switched_off, settings):
     from models_app.jobs.extraction import run_extraction
     from models_app.services import extractions

@@ -7,7 +7,7 @@ import pytest
 from django.urls import reverse
 
 from models_app.models import LanguageModel
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 from tests.hubserver import GOOD_TOKEN
 
 pytestmark = pytest.mark.django_db

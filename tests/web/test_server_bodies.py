@@ -11,7 +11,8 @@ import pytest
 
 from tests.workers import Studio, first_line, start_studio, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: run_studio in a process of its own for each test.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 MIB = 1 << 20
 LIMIT = 2 * MIB + MIB  # MISTUDIO_MAX_UPLOAD_BYTES below, plus the form's allowance
 

@@ -12,7 +12,8 @@ import pytest
 from models_app.models import Dataset
 from tests.workers import Studio, start_studio, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: run_studio in a process of its own.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 MB = 1 << 20
 
 

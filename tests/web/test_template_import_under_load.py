@@ -15,7 +15,8 @@ from models_app.services import datasets as dataset_services
 from templates_app.models import ExtractionTemplate
 from tests.workers import Studio, start_studio, stop
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: run_studio under load.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 TEMPLATES = 7000
 
 

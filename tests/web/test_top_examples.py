@@ -11,9 +11,10 @@ import pytest
 from django.urls import reverse
 from tokenizers import Tokenizer
 
-from tests.conftest import HTMX
+from tests.helpers import HTMX
 
-pytestmark = pytest.mark.django_db(transaction=True)
+# Slow: every test first downloads a model and adds a dataset by their real jobs (`ready`) and extracts.
+pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
 
 def brute_force(folder, key, neuron, k):
@@ -36,12 +37,12 @@ def test_the_examples_equal_a_brute_force_top_k(owner_client, extract, settings)
     tokenizer = Tokenizer.from_file(str(record.model.file_path) + "/tokenizer.json")
     tokens = np.load(folder / "tokens.npy")
     for neuron in (0, 17, 127):
-        page, examples = shown(owner_client, record, target="layer_1_mlp", neuron=neuron)
+        _page, examples = shown(owner_client, record, target="layer_1_mlp", neuron=neuron)
         expected = brute_force(folder, "layer_1_mlp", neuron, 5)
         acts = np.load(folder / "layer_1_mlp.npy")[:, :, neuron]
         assert len(examples) == 5
         positions = set()
-        for example, (value, _sample, _token) in zip(examples, expected):
+        for example, (value, _sample, _token) in zip(examples, expected, strict=True):
             # Equal values (the same tokens in two samples) may come in either order: the values
             # must be the brute-force ones, and each shown position must hold its value.
             sample, token = map(int, re.search(r"sample (\d+), token (\d+)", example).groups())

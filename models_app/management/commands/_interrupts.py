@@ -29,7 +29,7 @@ class StopSignals:
     def __init__(self) -> None:
         self.received: int | None = None
         self._holds = 0
-        self._previous: dict[int, object] = {}
+        self._previous: dict[int, signal._HANDLER] = {}
 
     def __enter__(self) -> StopSignals:
         # Python lets only the main thread set handlers (call_command may run elsewhere).

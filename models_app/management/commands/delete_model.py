@@ -3,7 +3,7 @@ from __future__ import annotations
 from django.core.management.base import BaseCommand, CommandError
 
 from models_app.formatting import bytesize
-from models_app.services import models as services
+from models_app.models import DeletionRefused
 
 from ._lookup import add_model_id_argument, get_model
 
@@ -18,7 +18,7 @@ class Command(BaseCommand):
         record = get_model(options["model_id"])
         name = record.name
         try:
-            freed = services.delete(record)
-        except services.StillRunning as exc:
+            freed = record.delete_with_files()
+        except DeletionRefused as exc:
             raise CommandError(str(exc)) from exc
         self.stdout.write(self.style.SUCCESS(f"Deleted {name}; freed {bytesize(freed)}."))

@@ -61,7 +61,7 @@ class Command(JobCommand):
             }
         )
         if not form.is_valid():
-            raise CommandError(" ".join(e for errors in form.errors.values() for e in errors))
+            raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
         with self.stops.held():  # from here a stop cancels the record's job: none is left queued
             try:
                 record = form.create(queue=False)

@@ -7,7 +7,7 @@ from __future__ import annotations
 from cryptography.fernet import Fernet, InvalidToken
 from django.core.management.base import BaseCommand
 
-from models_app import secrets
+from models_app import token_crypto
 from models_app.models import Dataset, LanguageModel
 
 
@@ -27,7 +27,7 @@ class Command(BaseCommand):
                 "pk", "encrypted_token"
             ):
                 try:
-                    record_cls.objects.filter(pk=pk).update(encrypted_token=secrets.rotate(blob))
+                    record_cls.objects.filter(pk=pk).update(encrypted_token=token_crypto.rotate(blob))
                     done += 1
                 except InvalidToken:
                     unreadable += 1

@@ -41,7 +41,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-workers", action="store_true", help="web server only")
 
     def handle(self, *args, **options) -> None:
-        from models_app.services.models import fail_interrupted_jobs
+        from models_app.jobs.lost import fail_interrupted_jobs
 
         # This command owns the only workers of an embedded studio, so nothing can still be
         # running; shared (scale-out) deployments run qcluster on their own and skip this.
@@ -52,7 +52,12 @@ class Command(BaseCommand):
         # of an embedded studio nothing else can be receiving one; other web servers may share it.
         sweep_uploads(settings.FILE_UPLOAD_TEMP_DIR, 0 if not options["no_workers"] else LEFTOVER_SECONDS)
         children = self._children(options)
-        signal.signal(signal.SIGTERM, lambda *a: (_stop(children), sys.exit(0)))
+
+        def on_sigterm(*_signal) -> None:
+            _stop(children)
+            sys.exit(0)
+
+        signal.signal(signal.SIGTERM, on_sigterm)
         try:
             web, *workers = children
             web.start()
@@ -60,6 +65,7 @@ class Command(BaseCommand):
                 # Each worker imports torch and transformers as it starts (models_app/jobs/
                 # warmup.py), seconds of every core it can get: they start once the web server
                 # listens, so its start is not held up. Until then no page can queue a job.
+                assert web.process is not None  # started just above
                 wait_until_listening(options["host"], options["port"], web.process, WEB_START_SECONDS)
             for child in workers:
                 child.start()
@@ -103,7 +109,7 @@ class Command(BaseCommand):
         cluster itself comes back so queued jobs still run."""
         now = time.monotonic()
         for child in children:
-            code = child.process.poll()
+            code = child.process.poll() if child.process is not None else None
             if code is None:
                 continue
             if child.died_at is None:

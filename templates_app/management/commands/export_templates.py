@@ -6,8 +6,8 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
+from ...import_export import export_bytes
 from ...models import ExtractionTemplate
-from ...transfer import export_bytes
 
 
 def parse_ids(text: str) -> list[int]:

@@ -8,7 +8,7 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 
 from ...forms import MAX_IMPORT_BYTES, size_refusal
-from ...transfer import POLICIES, ImportRefused, import_payload
+from ...import_export import POLICIES, ImportRefused, import_payload
 
 
 class Command(BaseCommand):

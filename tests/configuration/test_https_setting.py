@@ -6,7 +6,12 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 from tests.workers import ROOT
+
+# Slow: manage.py check --deploy in fresh processes.
+pytestmark = pytest.mark.slow
 
 
 def check_deploy(tmp_path, **env) -> subprocess.CompletedProcess:

@@ -12,7 +12,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.workers import ROOT
+
+# Slow: settings and migrate in fresh processes.
+pytestmark = pytest.mark.slow
 
 MIGRATE_AND_REPORT = """
 import json, os, stat, sys

@@ -8,8 +8,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.urls import reverse
 
 from templates_app.models import ExtractionTemplate
-from tests.conftest import HTMX
-from tests.templates_app.conftest import ORIGINAL_EXPORT
+from tests.helpers import HTMX
+from tests.templates_app.original_export import ORIGINAL_EXPORT
 
 pytestmark = pytest.mark.django_db
 
@@ -115,7 +115,7 @@ def test_it_asks_for_a_file_and_refuses_oversized_ones(owner_client, monkeypatch
     monkeypatch.setattr("templates_app.forms.MAX_IMPORT_BYTES", 100)
     html = upload(owner_client, ORIGINAL_EXPORT, **HTMX).content.decode()
     assert "templates are imported from files of at most 0 MB" in html and 'id="error-import-file"' in html
-    monkeypatch.setattr("templates_app.views.transfer.MAX_IMPORT_BYTES", 100)
+    monkeypatch.setattr("templates_app.views.import_export.MAX_IMPORT_BYTES", 100)
     html = upload(owner_client, b"x" * 70_000, **HTMX).content.decode()
     assert 'id="import-refusal"' in html and "templates are imported from files of at most" in html
     assert not ExtractionTemplate.objects.exists()

@@ -1,5 +1,5 @@
-"""Extraction templates inside the extraction modal: save the form's settings as a template
-("Load template" is the modal view with ?template=). The Templates tab manages them otherwise."""
+"""Save the Extract Activations modal's settings as a template, inside the modal (its "Load
+template" is the modal view with ?template=, in models_app/views/extract_modal.py)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ from django.shortcuts import get_object_or_404, render
 from django.utils import timezone
 from django.views.decorators.http import require_POST
 
-from templates_app.models import ExtractionTemplate
-from templates_app.services import available_name, form_from_extraction, suggest_name
+from models_app.forms.extractions import ExtractionForm
+from models_app.models import LanguageModel
+from models_app.views.htmx import HtmxHttpRequest
 
-from ..forms.extractions import ExtractionForm
-from ..models import LanguageModel
-from .htmx import HtmxHttpRequest
+from ..models import ExtractionTemplate
+from ..services import available_name, form_from_extraction, suggest_name
 
 MODAL = "models_app/extract_modal.html"
 
@@ -36,12 +36,12 @@ def save_as_template(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         else:
             context = {"name": name, "form_errors": _errors(form, form.errors)}
     if request.htmx:
-        return render(request, f"{MODAL}#save-template", {"m": model, **context})
+        return render(request, f"{MODAL}#save-template", {"model": model, **context})
     return render(
         request,
         MODAL,
         {
-            "m": model,
+            "model": model,
             "form": ExtractionForm(request.POST, model=model, user=request.user),
             "templates": ExtractionTemplate.objects.visible_to(request.user),
             "save_template": context,

@@ -11,7 +11,7 @@ from django.views.decorators.http import require_GET, require_POST
 from models_app.numbers import whole_number_in
 from models_app.views.htmx import HtmxHttpRequest
 
-from .. import transfer
+from .. import import_export
 from ..forms import MAX_IMPORT_BYTES, ImportForm, size_refusal
 from ..models import ExtractionTemplate
 from .editing import CHANGED
@@ -28,7 +28,7 @@ def export(request: HtmxHttpRequest) -> HttpResponse:
             messages.error(request, "Tick the templates to export first, or choose Export all.")
             return redirect("templates_app:index")
         queryset = queryset.filter(pk__in=ids)
-    return transfer.export_response(queryset)
+    return import_export.export_response(queryset)
 
 
 def _result(request: HtmxHttpRequest, form: ImportForm, status: int = 200, **result) -> HttpResponse:
@@ -49,8 +49,8 @@ def import_file(request: HtmxHttpRequest) -> HttpResponse:
     policy = form.cleaned_data["on_duplicate"]
     fresh = ImportForm(initial={"on_duplicate": policy})
     try:
-        summary = transfer.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
-    except transfer.ImportRefused as exc:
+        summary = import_export.import_payload(form.cleaned_data["file"].read(), policy, user=request.user)
+    except import_export.ImportRefused as exc:
         return _result(
             request, fresh, status=422, problems=exc.problems, file_name=form.cleaned_data["file"].name
         )

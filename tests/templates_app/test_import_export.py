@@ -5,10 +5,10 @@ from datetime import UTC, datetime
 
 import pytest
 
-from templates_app import transfer
+from templates_app import import_export
 from templates_app.forms import FIELDS
 from templates_app.models import ExtractionTemplate
-from tests.templates_app.conftest import ORIGINAL_EXPORT
+from tests.templates_app.original_export import ORIGINAL_EXPORT
 
 pytestmark = pytest.mark.django_db
 
@@ -22,14 +22,14 @@ def tpl(name: str, **fields) -> dict:
 
 
 def refusal(data, policy="skip") -> list[str]:
-    with pytest.raises(transfer.ImportRefused) as caught:
-        transfer.import_payload(data, policy)
+    with pytest.raises(import_export.ImportRefused) as caught:
+        import_export.import_payload(data, policy)
     return caught.value.problems
 
 
 def test_it_exports_the_documented_format(make_template):
     make_template("a", description="d", extra_metadata={"x": [1]}, micro_batch_size=4, batch_size=8)
-    data = transfer.export_payload(ExtractionTemplate.objects.all())
+    data = import_export.export_payload(ExtractionTemplate.objects.all())
     assert data["version"] == "1.0" and data["count"] == 1
     assert datetime.fromisoformat(data["export_date"]).tzinfo is not None and data["export_date"].endswith(
         "Z"
@@ -39,7 +39,7 @@ def test_it_exports_the_documented_format(make_template):
         data["templates"][0]["extra_metadata"] == {"x": [1]} and data["templates"][0]["micro_batch_size"] == 4
     )
     assert (
-        transfer.export_filename(datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC))
+        import_export.export_filename(datetime(2025, 3, 4, 5, 6, 7, tzinfo=UTC))
         == "extraction_templates_20250304_050607.json"
     )
 
@@ -64,9 +64,9 @@ def test_export_then_import_gives_back_every_field(make_template):
     make_template("second", max_samples=7)
     fields = [*FIELDS, "created_at"]
     before = list(ExtractionTemplate.objects.order_by("name").values(*fields))
-    raw = transfer.export_bytes(ExtractionTemplate.objects.all())
+    raw = import_export.export_bytes(ExtractionTemplate.objects.all())
     ExtractionTemplate.objects.all().delete()
-    summary = transfer.import_payload(raw)
+    summary = import_export.import_payload(raw)
     assert (
         [i.name for i in summary.created] == ["first", "second"]
         and not summary.updated
@@ -77,7 +77,7 @@ def test_export_then_import_gives_back_every_field(make_template):
 
 def test_skip_leaves_existing_templates_alone(make_template):
     make_template("Keep", batch_size=8)
-    summary = transfer.import_payload(payload(tpl("keep", batch_size=99), tpl("new")), "skip")
+    summary = import_export.import_payload(payload(tpl("keep", batch_size=99), tpl("new")), "skip")
     assert [(i.index, i.name) for i in summary.skipped] == [(1, "Keep")] and [
         i.name for i in summary.created
     ] == ["new"]
@@ -87,7 +87,7 @@ def test_skip_leaves_existing_templates_alone(make_template):
 
 def test_overwrite_replaces_the_settings_of_the_existing_template(make_template):
     existing = make_template("Keep", batch_size=8, context_length=512, description="old")
-    summary = transfer.import_payload(payload(tpl("keep", batch_size=99)), "overwrite")
+    summary = import_export.import_payload(payload(tpl("keep", batch_size=99)), "overwrite")
     assert [(i.index, i.name) for i in summary.updated] == [(1, "keep")]
     existing.refresh_from_db()
     # The file's template replaces it whole: a field the file leaves out takes its default.
@@ -103,7 +103,7 @@ def test_overwrite_replaces_the_settings_of_the_existing_template(make_template)
 def test_rename_numbers_the_imported_copy(make_template):
     make_template("probe")
     make_template("probe (2)")
-    summary = transfer.import_payload(payload(tpl("probe"), tpl("PROBE (3)"), tpl("other")), "rename")
+    summary = import_export.import_payload(payload(tpl("probe"), tpl("PROBE (3)"), tpl("other")), "rename")
     created = [(i.index, i.name, i.note) for i in summary.created]
     # "probe (3)" is in the file, so the renamed copy does not take it.
     assert created == [(1, "probe (4)", "renamed from 'probe'"), (2, "PROBE (3)", ""), (3, "other", "")]
@@ -113,12 +113,12 @@ def test_rename_numbers_the_imported_copy(make_template):
 def test_it_renames_an_imported_numbered_name_from_its_base(make_template):
     make_template("my probe")
     make_template("my probe (2)")
-    summary = transfer.import_payload(payload(tpl("my probe (2)")), "rename")
+    summary = import_export.import_payload(payload(tpl("my probe (2)")), "rename")
     assert [(i.name, i.note) for i in summary.created] == [("my probe (3)", "renamed from 'my probe (2)'")]
 
 
 def test_it_imports_an_export_of_the_original_tool():
-    summary = transfer.import_payload(json.dumps(ORIGINAL_EXPORT).encode())
+    summary = import_export.import_payload(json.dumps(ORIGINAL_EXPORT).encode())
     assert len(summary.created) == 2
     sweep = ExtractionTemplate.objects.get(name="Residual sweep")
     assert (
@@ -161,7 +161,7 @@ def test_it_accepts_ids_timestamps_and_older_key_names():
             "updated_at": "2024-02-02T03:04:05",
         }
     )
-    transfer.import_payload(data)
+    import_export.import_payload(data)
     t = ExtractionTemplate.objects.get(name="old keys")
     assert (
         t.layer_indices,
@@ -226,7 +226,8 @@ def test_it_lists_every_bad_template_and_writes_nothing(make_template):
         "template 2 ('big'): batch_size: must be between 1 and 512",
         "template 3 ('odd'): unknown field 'colour'",
         "template 3 ('odd'): 'layers' and 'layer_indices' are the same field; give it once",
-        "template 4 ('hooks'): layer_indices: “x” is not a layer index: use whole numbers like 3 or ranges like 5-7",
+        "template 4 ('hooks'): layer_indices: “x” is not a layer index: "
+        "use whole numbers like 3 or ranges like 5-7",
         "template 4 ('hooks'): hook_types: “logits” is not a hook type: choose residual, mlp or attention",
         "template 5: must be an object, not str",
         "template 6 (''): name: give the template a name",
@@ -258,7 +259,7 @@ def test_a_failure_while_writing_leaves_nothing_behind(monkeypatch):
     monkeypatch.setattr(CursorWrapper, "executemany", disk_full)
     ExtractionTemplate.objects.create(name="one", batch_size=1)
     with pytest.raises(RuntimeError):
-        transfer.import_payload(payload(tpl("one"), tpl("two"), tpl("three")), "overwrite")
+        import_export.import_payload(payload(tpl("one"), tpl("two"), tpl("three")), "overwrite")
     assert list(ExtractionTemplate.objects.values_list("name", "batch_size")) == [("one", 1)]
 
 
@@ -270,4 +271,4 @@ def test_it_refuses_files_over_the_size_cap():
 
 def test_it_refuses_an_unknown_policy():
     with pytest.raises(ValueError, match="on_duplicate must be one of skip, overwrite, rename"):
-        transfer.import_payload(payload(), "merge")
+        import_export.import_payload(payload(), "merge")

@@ -28,7 +28,7 @@ STOP_GRACE = 1.0  # after SIGTERM, seconds before SIGKILL
 def download_in_child(
     pre: hub.Preflight,
     cache_dir: Path,
-    token: str | None = None,
+    token: hub.HubToken = None,
     endpoint: str | None = None,
     on_progress: hub.ProgressCallback = lambda p: None,
     should_cancel: Callable[[], bool] = lambda: False,
@@ -45,7 +45,7 @@ def download_dataset_in_child(
     commit: str,
     files: list[hub.RepoFile],
     target: Path,
-    token: str | None = None,
+    token: hub.HubToken = None,
     endpoint: str | None = None,
     on_progress: hub.ProgressCallback = lambda p: None,
     should_cancel: Callable[[], bool] = lambda: False,
@@ -66,7 +66,7 @@ def download_dataset_in_child(
 def _run_child(
     request: dict,
     total: int,
-    token: str | None,
+    token: hub.HubToken,
     endpoint: str | None,
     on_progress: hub.ProgressCallback,
     should_cancel: Callable[[], bool],
@@ -75,7 +75,7 @@ def _run_child(
     # In a session of its own, the child gets none of the terminal's signals (Ctrl-C, a hang-up):
     # stopping it is its parent's business, and it exits when that parent is gone.
     child = subprocess.Popen(
-        [sys.executable, "-m", "models_app.ml.transfer"],
+        [sys.executable, "-m", "models_app.ml.download_process"],
         cwd=ROOT,
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
@@ -86,6 +86,7 @@ def _run_child(
     reader = threading.Thread(target=_read_lines, args=(child.stdout, lines), daemon=True)
     reader.start()
     progress = hub.DownloadProgress(total=total)
+    assert child.stdin is not None  # opened with stdin=PIPE
     try:
         child.stdin.write(json.dumps({**request, "token": token, "endpoint": endpoint}) + "\n")
         child.stdin.close()

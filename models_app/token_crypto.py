@@ -13,6 +13,7 @@ from collections.abc import Mapping
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.http import QueryDict
 from django.views.debug import SafeExceptionReporterFilter
 
 
@@ -20,9 +21,9 @@ def _fernet() -> MultiFernet:
     return MultiFernet([Fernet(key) for key in settings.TOKEN_KEYS])
 
 
-def rotate(blob: bytes | memoryview) -> bytes:
-    """The same token, encrypted with the first key."""
-    return _fernet().rotate(bytes(blob))
+def rotate(blob: bytes | memoryview | None) -> bytes | None:
+    """The same token, encrypted with the first key (no token: none)."""
+    return _fernet().rotate(bytes(blob)) if blob else None
 
 
 def encrypt(token: str) -> bytes | None:
@@ -88,7 +89,7 @@ class ErrorReportFilter(SafeExceptionReporterFilter):
         # Django hides only the fields a view marks with sensitive_post_parameters; a token
         # pasted into any other field (a template's description) is hidden by name and shape.
         parameters = super().get_post_parameters(request)
-        if not parameters:
+        if not parameters or not isinstance(parameters, QueryDict):  # a QueryDict whenever there are any
             return parameters
         cleansed = parameters.copy()
         for key, values in parameters.lists():

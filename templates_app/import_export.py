@@ -22,6 +22,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.db import IntegrityError, connection, transaction
+from django.db.models import Field
 from django.http import HttpResponse
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
@@ -143,8 +144,13 @@ def _message(text: str) -> str:
     return (text[:1].lower() + text[1:]).removesuffix(".")
 
 
-def _read_keys(raw: dict, label: str, problems: list[str]) -> tuple[dict, dict, dict]:
-    values, keys, stamps = {}, {}, {}
+def _read_keys(
+    raw: dict[str, Any], label: str, problems: list[str]
+) -> tuple[dict[str, Any], dict[str, str], dict[str, datetime]]:
+    """The file's values under field names, the key each came under, and its timestamps."""
+    values: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    stamps: dict[str, datetime] = {}
     for key, value in raw.items():
         name = ALIASES.get(key, key)
         if key in IGNORED:
@@ -164,10 +170,10 @@ def _read_keys(raw: dict, label: str, problems: list[str]) -> tuple[dict, dict, 
     return values, keys, stamps
 
 
-def _check_types(values: dict, keys: dict, label: str, problems: list[str]) -> set[str]:
+def _check_types(values: dict[str, Any], keys: dict[str, str], label: str, problems: list[str]) -> set[str]:
     """Reports and drops values of the wrong JSON type: Django's fields would quietly turn 5 into
     "5" or "yes" into True, and a file should say what it means."""
-    bad = {
+    bad: set[str] = {
         name
         for name in ("name", "description", "dtype")
         if name in values
@@ -194,7 +200,7 @@ def _validate_template(index: int, raw: Any) -> tuple[_Entry | None, list[str]]:
     for field_name, empty in (("description", ""), ("extra_metadata", {})):  # the original tool writes null
         if values.get(field_name, empty) is None:
             values[field_name] = empty
-    defaults = {f: ExtractionTemplate._meta.get_field(f).get_default() for f in FIELDS}
+    defaults = {f: _field(f).get_default() for f in FIELDS}
     form = TemplateForm(data={**defaults, **values}, check_unique=False)
     if form.is_valid() and not problems:
         return _Entry(index, form, stamps), []
@@ -202,7 +208,7 @@ def _validate_template(index: int, raw: Any) -> tuple[_Entry | None, list[str]]:
         if field_name in bad_types:
             continue  # already reported as the wrong type
         place = f"{keys.get(field_name, field_name)}: " if field_name != "__all__" else ""
-        problems.extend(f"{label}: {place}{_message(e)}" for e in errors)
+        problems.extend(f"{label}: {place}{_message(str(e))}" for e in errors)  # an ErrorList yields text
     return None, problems
 
 
@@ -220,7 +226,8 @@ def validate_payload(payload: Any) -> list[_Entry]:
     templates = payload.get("templates")
     if not isinstance(templates, list):
         raise ImportRefused(problems + ['The file has no "templates" list.'])
-    entries, seen = [], {}
+    entries: list[_Entry] = []
+    seen: dict[str, int] = {}  # casefolded name -> the index of the first template with it
     for index, raw in enumerate(templates, start=1):
         entry, entry_problems = _validate_template(index, raw)
         problems.extend(entry_problems)
@@ -272,22 +279,35 @@ class _Plan:
             template.updated_at = now
         meta, quote = ExtractionTemplate._meta, connection.ops.quote_name
         inserted = [f for f in meta.concrete_fields if not f.primary_key]
-        updated = [meta.get_field(name) for name in [*FIELDS, "updated_at"]]
-        columns, table = ", ".join(quote(f.column) for f in inserted), quote(meta.db_table)
-        assignments = ", ".join(f"{quote(f.column)} = %s" for f in updated)
+        updated = [_field(name) for name in [*FIELDS, "updated_at"]]
+        columns, table = ", ".join(_column(f) for f in inserted), quote(meta.db_table)
+        assignments = ", ".join(f"{_column(f)} = %s" for f in updated)
         return [
             (
                 f"INSERT INTO {table} ({columns}) VALUES ({', '.join(['%s'] * len(inserted))})",
                 [_values(t, inserted) for t in self.creates],
             ),
             (
-                f"UPDATE {table} SET {assignments} WHERE {quote(meta.pk.column)} = %s",
+                f"UPDATE {table} SET {assignments} WHERE {_column(meta.pk)} = %s",
                 [_values(t, updated) + [t.pk] for t in self.updates],
             ),
         ]
 
 
-def _values(template: ExtractionTemplate, fields: list) -> list:
+def _field(name: str) -> Field[Any, Any]:
+    """A template's own field (FIELDS and the timestamps are columns, none a relation's other end)."""
+    found = ExtractionTemplate._meta.get_field(name)
+    assert isinstance(found, Field)
+    return found
+
+
+def _column(model_field: Field[Any, Any]) -> str:
+    """A concrete field's column name, quoted (every concrete field has a column)."""
+    assert model_field.column is not None
+    return connection.ops.quote_name(model_field.column)
+
+
+def _values(template: ExtractionTemplate, fields: list[Field[Any, Any]]) -> list[Any]:
     return [f.get_db_prep_save(getattr(template, f.attname), connection) for f in fields]
 
 
