@@ -48,10 +48,9 @@ def build(folder: Path, layers: int) -> None:
 
 
 def studio(pre, cache: Path, endpoint: str) -> float:
-
-    start = time.perf_counter()
     from models_app.ml import download_process
 
+    start = time.perf_counter()
     download_process.download_in_child(pre, cache, endpoint=endpoint)
     return time.perf_counter() - start
 

@@ -8,6 +8,8 @@ def section(request: HttpRequest) -> dict[str, str]:
     match = getattr(request, "resolver_match", None)
     if match is None:
         return {"section": ""}
+    if match.url_name == "save-from-extraction":  # without htmx: the extraction modal's own page
+        return {"section": "models"}
     if match.namespace == "templates_app":
         return {"section": "templates"}
     if match.url_name.startswith("api-token"):
