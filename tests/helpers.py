@@ -38,3 +38,16 @@ def wait_for(read, until, timeout: float = 60.0, every: float = 0.1):
             return value
         time.sleep(every)
     raise AssertionError(f"timed out; last seen: {value!r}")
+
+
+# Short texts of different lengths (one longer than a 16-token context) for engine-level tests.
+SAMPLE_TEXTS = [
+    "The quick brown fox jumps over the lazy dog.",
+    "Attention heads move information.",
+    "Residual streams carry information between transformer blocks, layer after layer, token by token.",
+    "Sparse",
+    "Mechanistic interpretability studies the internal computations of neural networks.",
+    "Features are directions.",
+    "A much longer sample that will certainly be truncated to the context length because it keeps "
+    "going and going.",
+]

@@ -10,18 +10,9 @@ import torch
 
 from models_app.ml import extraction, loading
 from models_app.ml.extraction import ExtractionSettings
+from tests.helpers import SAMPLE_TEXTS as TEXTS
 from tests.tinymodels import FAMILIES
 
-TEXTS = [
-    "The quick brown fox jumps over the lazy dog.",
-    "Attention heads move information.",
-    "Residual streams carry information between transformer blocks, layer after layer, token by token.",
-    "Sparse",
-    "Mechanistic interpretability studies the internal computations of neural networks.",
-    "Features are directions.",
-    "A much longer sample that will certainly be truncated to the context length because it keeps "
-    "going and going.",
-]
 CONTEXT = 16
 # Blocks whose output is exactly input + attention + MLP (no post-norms, no parallel branches).
 SEQUENTIAL = {"llama", "mistral", "mixtral", "qwen2", "qwen3", "gemma", "gpt2", "phi3"}
