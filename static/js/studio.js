@@ -46,13 +46,12 @@
   }
   Idiomorph.defaults.callbacks.beforeNodeMorphed = function (oldNode) { return !ownedByUser(oldNode); };
   Idiomorph.defaults.callbacks.beforeNodeRemoved = function (node) { return !ownedByUser(node); };
-  document.addEventListener("input", function (event) {
-    var form = event.target.closest && event.target.closest("[data-live-url] form");
-    if (form) { form.setAttribute("data-touched", ""); }
-  });
-  document.addEventListener("change", function (event) {
-    var form = event.target.closest && event.target.closest("[data-live-url] form");
-    if (form) { form.setAttribute("data-touched", ""); }
+  // Typing marks a form touched, and so does a choice (a select or checkbox fires only "change").
+  ["input", "change"].forEach(function (type) {
+    document.addEventListener(type, function (event) {
+      var form = event.target.closest && event.target.closest("[data-live-url] form");
+      if (form) { form.setAttribute("data-touched", ""); }
+    });
   });
 
   // Escape in an inline editor (a rename) cancels it, as its Cancel link does.
