@@ -88,6 +88,26 @@
                 {target: "#" + list.id, select: "#" + list.id, swap: "morph"});
     }, 300);
   }
+  // A live update waits while a request the user sent from inside its element is under way:
+  // swapping the element out would detach the request's source, and htmx then finds none of the
+  // answer's targets (a Delete's toast would never show). Once the answer is in, a held removal
+  // is done if the answer did not do it, and anything else reads the element's state once.
+  var held = {};
+  function sending(id) {
+    var el = document.getElementById(id);
+    return el && (el.classList.contains("htmx-request") || el.querySelector(".htmx-request"));
+  }
+  document.addEventListener("htmx:afterRequest", function () {
+    Object.keys(held).forEach(function (id) {
+      if (sending(id)) { return; }
+      var removal = held[id], el = document.getElementById(id);
+      delete held[id];
+      if (!el) { return; }
+      if (removal) { el.remove(); } else if (el.dataset.liveUrl) {
+        htmx.ajax("GET", el.dataset.liveUrl, {target: el, swap: "morph"});
+      }
+    });
+  });
   // An answer to the user's own request may carry out-of-band parts for what a live update has
   // removed meanwhile (a deleted card): those are dropped too, instead of failing to swap.
   htmx.defineExtension("live-lists", {
@@ -96,6 +116,12 @@
       holder.innerHTML = text;
       var dropped = false;
       Array.prototype.slice.call(holder.content.children).forEach(function (fragment) {
+        if (!xhr && fragment.id && sending(fragment.id)) {
+          held[fragment.id] = held[fragment.id] || fragment.getAttribute("hx-swap-oob") === "delete";
+          fragment.remove();
+          dropped = true;
+          return;
+        }
         if (!fragment.id || document.getElementById(fragment.id)) { return; }
         var oob = fragment.getAttribute("hx-swap-oob");
         if (xhr && !(oob && oob.indexOf(":") < 0)) { return; }  // the answer itself, or a part aimed elsewhere

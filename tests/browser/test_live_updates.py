@@ -144,6 +144,12 @@ def test_a_download_started_from_the_terminal_appears_on_an_open_page(browser, s
     assert not [e for e in errors if "oobErrorNoTarget" in e or "targetError" in e]
 
 
+def answer_late(route) -> None:
+    answer = route.fetch()
+    time.sleep(1)
+    route.fulfill(response=answer)
+
+
 def test_deleting_a_model_shows_what_it_freed(browser, studio, owner, hub):
     call_command(
         "download_model", "tiny/llama", "--quantization", "fp16", stdout=StringIO(), stderr=StringIO()
@@ -153,7 +159,10 @@ def test_deleting_a_model_shows_what_it_freed(browser, studio, owner, hub):
     errors = console_errors(page)
     record = LanguageModel.objects.get()
     page.on("dialog", lambda dialog: dialog.accept())
+    # The answer is held back a second, so the live update that removes the card always arrives
+    # first, as it often does on a busy machine: the toast must still show.
+    page.route("**/delete/", answer_late)
     page.click(f"#model-{record.pk} button:has-text('Delete')")
-    toast = page.wait_for_selector("#toasts .toast-item")
+    toast = page.wait_for_selector("#toasts .toast-item", timeout=10_000)
     assert toast.inner_text().startswith(f"Deleted {record.name} — freed ")
     assert page.query_selector(f"#model-{record.pk}") is None and errors == []
