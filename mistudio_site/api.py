@@ -16,6 +16,7 @@ from ninja.errors import HttpError, ValidationError
 
 from models_app.api.common import AUTH, BoundedJson, Refused
 from models_app.api.datasets import router as datasets_router
+from models_app.api.exports import router as exports_router
 from models_app.api.extractions import router as extractions_router
 from models_app.api.models import router as models_router
 from models_app.jobs.queue import QueueUnavailable
@@ -35,6 +36,7 @@ api = NinjaAPI(
 api.add_router("/models", models_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("/extractions", extractions_router)
+api.add_router("", exports_router)
 api.add_router("/templates", templates_router)
 
 

@@ -26,7 +26,7 @@ from django.urls import path
 from django.utils import timezone
 
 from .jobs.lost import check_lost_jobs
-from .models import JOB_KINDS, Dataset, Extraction, LanguageModel
+from .models import JOB_KINDS, ActivationExport, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
 
 log = logging.getLogger(__name__)
@@ -104,6 +104,15 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
             ),
             _model_card(extraction.model, viewer),
         ], extraction.owner_id or 0
+    if kind == ActivationExport.KIND:
+        export = ActivationExport.objects.select_related("extraction").filter(pk=pk).first()
+        if deleted or export is None:
+            return [f'<div id="export-{pk}" hx-swap-oob="delete"></div>'], None
+        # The extraction's whole exports section: a new export then appears on every open page.
+        section = render_to_string(
+            "models_app/extraction.html#exports", {"extraction": export.extraction, "oob": True}
+        )
+        return [section], export.extraction.owner_id or 0
     if kind == Dataset.KIND:
         dataset = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or dataset is None:

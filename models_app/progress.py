@@ -16,11 +16,19 @@ from typing import Any
 
 from django.utils import timezone
 
-from .models import STALL_SECONDS, Dataset, Extraction, LanguageModel, ModelStatus, overall_progress
+from .models import (
+    STALL_SECONDS,
+    ActivationExport,
+    Dataset,
+    Extraction,
+    LanguageModel,
+    ModelStatus,
+    overall_progress,
+)
 
 # The class of a job's record. Each kind declares its own `status` field (with its own choices) and
 # the abstract JobRecord declares none, so queries on the status are typed against the kinds.
-JobClass = type[LanguageModel] | type[Dataset] | type[Extraction]
+JobClass = type[LanguageModel] | type[Dataset] | type[Extraction] | type[ActivationExport]
 
 MIN_INTERVAL = 0.25
 LIVE_GROUP = "studio-live"

@@ -2,6 +2,7 @@ from django.urls import path
 
 from .views import (
     api_tokens,
+    exports,
     extract_modal,
     history,
 )
@@ -40,6 +41,11 @@ urlpatterns = [
     path("extractions/<int:pk>/files/<str:name>", extraction_views.download, name="extraction-file"),
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),
+    path("extractions/<int:pk>/exports/", exports.start, name="export-start"),
+    path("exports/<int:pk>/cancel/", exports.cancel, name="export-cancel"),
+    path("exports/<int:pk>/delete/", exports.delete, name="export-delete"),
+    path("exports/<int:pk>/files/<str:name>", exports.download_file, name="export-file"),
+    path("exports/<int:pk>/archive/", exports.download_archive, name="export-archive"),
     path("account/tokens/", api_tokens.index, name="api-tokens"),
     path("account/tokens/<int:pk>/revoke/", api_tokens.revoke, name="api-token-revoke"),
     path("datasets/", dataset_views.index, name="datasets"),

@@ -192,3 +192,48 @@ class ExamplesOut(Schema):
     neuron: int | None
     examples: list[ExampleOut] = []
     strongest: list[NeuronOut] = []
+
+
+class ExportOut(Owned):
+    """An export of an extraction for SAE trainers; `files` and `archive_url` once completed."""
+
+    id: int
+    extraction: int
+    format: str
+    hooks: list[str]
+    context_size: int | None
+    shuffle_seed: int | None
+    status: str
+    progress: float
+    tokens_done: int
+    tokens_total: int
+    tokens_per_second: float
+    eta_seconds: float | None
+    size_bytes: int
+    error_message: str
+    manifest: dict[str, Any]
+    files: list[FileOut]
+    archive_url: str | None
+    created_at: datetime
+    completed_at: datetime | None
+
+    @staticmethod
+    def resolve_extraction(record) -> int:
+        return record.extraction_id
+
+    @staticmethod
+    def resolve_files(record) -> list[dict]:
+        return [
+            {
+                "name": name,
+                "size_bytes": size,
+                "url": reverse("api:export_file", kwargs={"export_id": record.pk, "name": name}),
+            }
+            for name, size in record.files()
+        ]
+
+    @staticmethod
+    def resolve_archive_url(record) -> str | None:
+        if not record.is_completed:
+            return None
+        return reverse("api:export_archive", kwargs={"export_id": record.pk})

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from .api_token import ApiToken
 from .dataset import Dataset, DatasetStatus
+from .export import ActivationExport, ExportStatus
 from .extraction import Extraction, ExtractionStatus
 from .job import LOST_WORKER_MESSAGE, DeletionRefused, JobRecord, StillRunning
 from .language_model import (
@@ -19,7 +20,9 @@ from .language_model import (
 )
 from .owned import Owned
 
-JOB_KINDS: dict[str, type[JobRecord]] = {cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction)}
+JOB_KINDS: dict[str, type[JobRecord]] = {
+    cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction, ActivationExport)
+}
 
 __all__ = [
     "DOWNLOAD_PHASES",
@@ -27,10 +30,12 @@ __all__ = [
     "JOB_KINDS",
     "LOST_WORKER_MESSAGE",
     "STALL_SECONDS",
+    "ActivationExport",
     "ApiToken",
     "Dataset",
     "DatasetStatus",
     "DeletionRefused",
+    "ExportStatus",
     "Extraction",
     "ExtractionStatus",
     "JobRecord",

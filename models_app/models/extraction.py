@@ -111,6 +111,23 @@ class Extraction(JobRecord):
     def is_completed(self) -> bool:
         return self.status == ExtractionStatus.COMPLETED
 
+    @property
+    def is_exporting(self) -> bool:
+        """An export of it is queued or running (its page polls while the socket is down)."""
+        from .export import ActivationExport
+
+        return self.exports.filter(status__in=ActivationExport.ACTIVE).exists()
+
+    @property
+    def export_refusal(self) -> str | None:
+        """Why it cannot be exported, or None."""
+        if self.is_completed:
+            return None
+        return (
+            f"Extraction {self.pk} has not completed ({self.get_status_display().lower()}):"
+            " only a completed extraction can be exported."
+        )
+
     listed_files: list[str] | None  # set by attach_file_names on records loaded without metadata
 
     def file_names(self) -> list[str]:
@@ -176,11 +193,18 @@ class Extraction(JobRecord):
         """Remove the record and its folder; bytes freed. A running one is refused: the row is
         deleted only while not active, in one statement, so a Retry from another page that
         queued it meanwhile keeps its record and its files."""
+        from .export import ActivationExport
+
         self.refuse_unless_changeable_by(user)
+        exporting = self.exports.filter(status__in=ActivationExport.ACTIVE).first()
+        if exporting is not None:
+            raise StillRunning(f"Export {exporting.pk} is reading this extraction: cancel it first.")
+        # Exports the terminal wrote elsewhere go too; the others are in the extraction's folder.
+        elsewhere = [export.folder for export in self.exports.exclude(folder_path="")]
         deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
         if not deleted:
             raise StillRunning("This extraction is running: cancel it first.")
-        return storage.remove_tree(self.output_dir)
+        return storage.remove_tree(self.output_dir) + sum(storage.remove_tree(f) for f in elsewhere)
 
     @property
     def can_retry(self) -> bool:

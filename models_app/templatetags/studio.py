@@ -95,3 +95,12 @@ def percent(share: float | None) -> str:
 def may_change(record, user) -> bool:
     """Whether `user` may change an owned record (buttons shown only to them)."""
     return bool(user is not None and record.may_change(user))
+
+
+@register.simple_tag
+def export_form_for(extraction):
+    """A blank export form for an extraction's page, where the view gave none (a live update,
+    the whole page): `{% export_form_for extraction as export_form %}`."""
+    from ..forms.exports import ExportForm
+
+    return ExportForm(extraction=extraction)

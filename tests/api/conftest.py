@@ -6,6 +6,7 @@ import pytest
 
 from models_app.models import ApiToken
 from tests.api.client import ApiClient
+from tests.exports.fixtures import completed, engine_folder  # noqa: F401 (fixtures)
 
 
 @pytest.fixture

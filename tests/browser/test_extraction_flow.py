@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import tarfile
+
 import pytest
 
 from models_app.models import Extraction
@@ -44,6 +46,18 @@ def test_a_user_uploads_a_dataset_and_extracts_activations(page, worker, live_se
     page.click(".extraction-line a")
     assert "layer_1_mlp.npy" in page.wait_for_selector(".stats-table").inner_text()
     assert (settings.ACTIVATIONS_DIR / str(record.pk) / "layer_1_mlp.npy").exists()
+
+    # Exported for an SAE trainer from the same page, the job on the downloads worker.
+    exports = f"#extraction-{record.pk}-exports"
+    page.check(f"{exports} input[value=layer_1_mlp]")
+    page.select_option(f"{exports} select[name=format]", "tokens")
+    page.click(f"{exports} button:has-text('Export')")
+    page.wait_for_selector(".export-item .status-completed", timeout=60_000)
+    with page.expect_download() as download:
+        page.click(".export-item a:has-text('Download folder')")
+    with tarfile.open(download.value.path()) as archive:
+        names = sorted(member.name.split("/", 1)[1] for member in archive.getmembers())
+    assert names == ["layer_1_mlp.npy", "manifest.json", "position.npy", "sample_index.npy", "token_ids.npy"]
 
 
 def test_it_shows_the_submits_errors_as_the_estimate_follows_the_fields(page, live_server, owner):

@@ -11,6 +11,8 @@ import numpy as np
 import pytest
 from django.core.management import CommandError, call_command
 
+from models_app.models import ActivationExport
+
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
@@ -34,10 +36,12 @@ def test_it_exports_a_completed_extraction_in_both_formats(extract, tmp_path):
         "--shuffle-seed",
         "1",
     )
-    folder = record.output_dir / "exports" / "saelens"
+    export = ActivationExport.objects.get()
+    folder = record.output_dir / "exports" / f"{export.pk}-saelens"
     manifest = json.loads((folder / "manifest.json").read_text())
+    assert export.manifest == manifest and export.status == "completed" and export.owner is None
     assert out.strip() == (
-        f"Exported {manifest['rows']:,} rows of 8 ({manifest['tokens']:,} tokens;"
+        f"Export {export.pk}: {manifest['rows']:,} rows of 8 ({manifest['tokens']:,} tokens;"
         f" {manifest['dropped_tokens']:,} in a last partial row left out) -> {folder}"
     )
     assert datasets.load_from_disk(str(folder)).column_names == ["model.layers.1.mlp", "token_ids"]
@@ -50,7 +54,7 @@ def test_it_exports_a_completed_extraction_in_both_formats(extract, tmp_path):
     assert manifest["model"]["commit"] == record.model.commit_sha
     assert manifest["model"]["format"] == "fp16"
     with pytest.raises(CommandError, match="already exists"):
-        run(record.pk, "--format", "saelens")
+        run(record.pk, "--format", "saelens", "--out", folder)
 
     run(record.pk, "--format", "TOKENS", "--out", tmp_path / "flat")
     mask = np.load(record.output_dir / "attention_mask.npy").astype(bool)
@@ -82,3 +86,5 @@ def test_it_refuses_in_one_line_and_writes_nothing(extract, tmp_path):
     with pytest.raises(CommandError, match=f"Extraction {record.pk} has not completed \\(failed\\)"):
         run(record.pk, "--format", "tokens", "--out", tmp_path / "exports" / "out")
     assert not (tmp_path / "exports").exists()
+    # Only the export that got as far as its job is recorded, failed, with the reason.
+    assert list(ActivationExport.objects.values_list("status", flat=True)) == ["failed"]

@@ -47,15 +47,12 @@ class ProgressBar:
         )
         self._draw(line)
 
-    def show_export(self, progress) -> None:
-        """An export's progress (models_app.ml.exports.ExportProgress): it has no record, the
-        library reports to the command directly."""
-        share = progress.tokens_done / progress.tokens_total if progress.tokens_total else 1.0
-        filled = int(self.WIDTH * share)
+    def show_export(self, record) -> None:
+        filled = int(self.WIDTH * (record.progress or 0) / 100)
         self._draw(
-            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {100 * share:5.1f}% exporting"
-            f" {progress.tokens_done:,}/{progress.tokens_total:,} tokens"
-            f" {progress.tokens_per_second:,.0f} tok/s ETA {duration(progress.eta_seconds)}"
+            f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}"
+            f" {record.tokens_done:,}/{record.tokens_total:,} tokens"
+            f" {record.tokens_per_second:,.0f} tok/s ETA {duration(record.eta_seconds)}"
         )
 
     def show_dataset(self, record) -> None:

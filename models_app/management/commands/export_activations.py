@@ -1,22 +1,21 @@
 """manage.py export_activations ID --format {saelens,tokens} [--hook KEY ...] [--context-size N]
 [--shuffle-seed S] [--out DIR]: a completed extraction's activations in the files SAE trainers
-read, written by this process under a terminal progress bar. models_app/ml/exports does the work;
-a stop signal (Ctrl-C) cancels it, and the export's folder is removed."""
+read. The export is a record like one started from the extraction's page (it is listed there),
+run by this process under a terminal progress bar; a stop signal (Ctrl-C) cancels it, and its
+folder is removed."""
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
-from django.core.management.base import CommandError, OutputWrapper
+from django.core.management.base import CommandError
 
-from models_app.jobs.runner import user_message
+from models_app.forms.exports import ExportForm
+from models_app.jobs.export import run_export
 from models_app.ml import exports
-from models_app.ml.errors import UserError
-from models_app.models import Extraction
+from models_app.models import ExportStatus, Extraction
 
-from ._interrupts import Interrupted
-from ._progress import JobCommand, ProgressBar
+from ._progress import JobCommand, run_job_with_bar
 
 
 class Command(JobCommand):
@@ -52,51 +51,32 @@ class Command(JobCommand):
             "--out",
             type=Path,
             metavar="DIR",
-            help="a folder that does not exist yet (default: exports/FORMAT in the extraction's)",
+            help="a folder that does not exist yet (default: exports/ID-FORMAT in the extraction's)",
         )
 
     def handle(self, *args, **options) -> None:
-        record = self._completed(options["extraction_id"])
-        fmt = options["format"]
-        format_options = {"hooks": options["hooks"]}
-        if fmt == "saelens":
-            format_options.update(context_size=options["context_size"], shuffle_seed=options["shuffle_seed"])
-        elif options["context_size"] is not None or options["shuffle_seed"] is not None:
-            raise CommandError("--context-size and --shuffle-seed apply to the saelens format only.")
-        out = options["out"] or record.output_dir / "exports" / fmt
-
-        bar = ProgressBar(OutputWrapper(sys.stderr) if sys.stderr.isatty() else None)
-        try:
-            with self.stops.held():  # a stop is only noted: the export sees it and removes its folder
-                manifest = exports.export(
-                    fmt,
-                    record.output_dir,
-                    out,
-                    on_progress=bar.show_export,
-                    should_cancel=lambda: self.stops.received is not None,
-                    **format_options,
-                )
-        except exports.ExportCancelled:
-            bar.clear()
-            assert self.stops.received is not None  # nothing else cancels an export here
-            raise Interrupted(self.stops.received, self.cancelled_message) from None
-        except (UserError, OSError) as exc:  # a refusal, a full disk, a folder it may not write in
-            bar.close()
-            raise CommandError(user_message(exc)) from None
-        bar.close()
+        record = Extraction.objects.filter(pk=options["extraction_id"]).first()
+        if record is None:
+            raise CommandError(f"No extraction with id {options['extraction_id']}.")
+        data = {
+            "format": options["format"],
+            "hooks": options["hooks"] or [],
+            "context_size": options["context_size"],
+            "shuffle_seed": options["shuffle_seed"],
+        }
+        form = ExportForm({k: v for k, v in data.items() if v is not None}, extraction=record)
+        if not form.is_valid():
+            raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
+        if options["out"] is not None and options["out"].exists():
+            raise CommandError(f"{options['out']} already exists: remove it or choose another folder.")
+        with self.stops.held():  # from here a stop cancels the record's job: none is left queued
+            export = form.create(queue=False, folder=options["out"])
+            run_job_with_bar(self, run_export, export, "show_export")
+        if export.status != ExportStatus.COMPLETED:
+            raise CommandError(export.error_message or f"Export {export.get_status_display().lower()}.")
+        manifest = export.manifest
         detail = f"{manifest['tokens']:,} tokens"
-        if fmt == "saelens":
+        if export.format == "saelens":
             detail = f"{manifest['rows']:,} rows of {manifest['context_size']} ({detail}"
             detail += f"; {manifest['dropped_tokens']:,} in a last partial row left out)"
-        self.stdout.write(self.style.SUCCESS(f"Exported {detail} -> {out}"))
-
-    def _completed(self, pk: int) -> Extraction:
-        record = Extraction.objects.filter(pk=pk).first()
-        if record is None:
-            raise CommandError(f"No extraction with id {pk}.")
-        if not record.is_completed:
-            raise CommandError(
-                f"Extraction {pk} has not completed ({record.get_status_display().lower()}):"
-                " only a completed extraction can be exported."
-            )
-        return record
+        self.stdout.write(self.style.SUCCESS(f"Export {export.pk}: {detail} -> {export.folder}"))

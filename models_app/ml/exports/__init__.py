@@ -21,7 +21,8 @@ from pathlib import Path
 from typing import Any
 
 from .common import ExportCancelled, ExportError, ExportProgress
-from .saelens import export_saelens
+from .saelens import check_saelens, export_saelens
+from .source import Source
 from .tokens import export_tokens
 
 FORMATS = ("saelens", "tokens")
@@ -31,6 +32,7 @@ __all__ = [
     "ExportCancelled",
     "ExportError",
     "ExportProgress",
+    "check",
     "export",
     "export_saelens",
     "export_tokens",
@@ -44,3 +46,14 @@ def export(fmt: str, folder: Path, out: Path, **options: Any) -> dict[str, Any]:
     if fmt == "tokens":
         return export_tokens(folder, out, **options)
     raise ExportError(f"The export format must be one of {', '.join(FORMATS)}.")
+
+
+def check(fmt: str, folder: Path, **options: Any) -> None:
+    """Raise the ExportError `export` would raise for these options, before anything is written
+    (the extraction's files are opened, not read): what a form says at once."""
+    if fmt == "saelens":
+        check_saelens(folder, options.get("hooks"), options.get("context_size"), options.get("shuffle_seed"))
+    elif fmt == "tokens":
+        Source(folder, options.get("hooks"))
+    else:
+        raise ExportError(f"The export format must be one of {', '.join(FORMATS)}.", "format")

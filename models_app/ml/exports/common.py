@@ -23,7 +23,12 @@ BATCH_BYTES = 32 * 2**20  # activations read and written at a time (a writer may
 
 
 class ExportError(UserError):
-    """An extraction that cannot be exported as asked, explained for the user."""
+    """An extraction that cannot be exported as asked, explained for the user; `field`: the
+    option it is about (a form shows it there), None for the extraction as a whole."""
+
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
 
 
 class ExportCancelled(Cancelled):

@@ -105,21 +105,32 @@ def export_saelens(
     return manifest
 
 
+def check_saelens(
+    folder: Path, hooks: Sequence[str] | None, context_size: int | None, shuffle_seed: int | None
+) -> None:
+    """What export_saelens would refuse, said before any file is written (a form's check)."""
+    source = Source(folder, hooks)
+    _check(source, int(source.tokens.shape[1]) if context_size is None else context_size, shuffle_seed)
+
+
 def _check(source: Source, context: int, shuffle_seed: int | None) -> None:
     if context < 1:
-        raise ExportError("The context size must be at least 1.")
+        raise ExportError("The context size must be at least 1.", "context_size")
     if source.total < context:
         raise ExportError(
             f"The extraction holds {source.total} real tokens: not one row of {context}. "
-            "Choose a smaller context size."
+            "Choose a smaller context size.",
+            "context_size",
         )
     if context * max(h.hidden_size for h in source.hooks) > MAX_BATCH_VALUES:
-        raise ExportError(f"A row of {context} tokens holds more values than one Arrow list can.")
+        raise ExportError(
+            f"A row of {context} tokens holds more values than one Arrow list can.", "context_size"
+        )
     if shuffle_seed is not None and shuffle_seed < 0:
-        raise ExportError("The shuffle seed must be 0 or more.")
+        raise ExportError("The shuffle seed must be 0 or more.", "shuffle_seed")
     modules = [h.module for h in source.hooks]
     if len(set(modules)) < len(modules) or TOKEN_IDS in modules:
-        raise ExportError(f"The hooks' module paths cannot all be columns: {', '.join(modules)}.")
+        raise ExportError(f"The hooks' module paths cannot all be columns: {', '.join(modules)}.", "hooks")
 
 
 def _write_shard(

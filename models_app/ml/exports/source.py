@@ -140,7 +140,9 @@ def _chosen_hooks(statistics: dict[str, Any], keys: Sequence[str] | None) -> lis
     chosen = list(dict.fromkeys(keys)) if keys else list(statistics)
     unknown = [key for key in chosen if key not in statistics]
     if unknown:
-        raise ExportError(f"No hook {unknown[0]} in this extraction: it has {', '.join(statistics)}.")
+        raise ExportError(
+            f"No hook {unknown[0]} in this extraction: it has {', '.join(statistics)}.", "hooks"
+        )
     hooks = []
     for key in chosen:
         entry = statistics[key]
