@@ -59,8 +59,7 @@ def hub(hub_server, settings, monkeypatch) -> Iterator[HubServer]:
     monkeypatch.setenv("HF_ENDPOINT", hub_server.endpoint)
     hub_server.requests.clear()
     yield hub_server
-    for repo in hub_server.repos.values():  # undo per-test faults
-        repo.drop_after_bytes, repo.drop_times, repo.bytes_per_second = None, 0, None
+    hub_server.clear_faults()  # undo per-test faults
 
 
 @pytest.fixture

@@ -89,6 +89,13 @@ class HubServer:
     def _key(repo_type: str, repo_id: str) -> str:
         return repo_id if repo_type == "model" else f"{repo_type}s/{repo_id}"
 
+    def clear_faults(self) -> None:
+        """Every repository back to full speed, no connection dropped. Tests that started workers
+        call it before stopping them: a throttled transfer still running then ends at once,
+        instead of holding up the worker's graceful stop for its whole length."""
+        for repo in self.repos.values():
+            repo.drop_after_bytes, repo.drop_times, repo.bytes_per_second = None, 0, None
+
     def start(self) -> HubServer:
         self._thread.start()
         return self

@@ -1,9 +1,9 @@
 """Schemathesis against the live server: generated requests to every operation of the OpenAPI
 document (valid, boundary and invalid input) meet no server error, and every answer matches
 the document (status codes, content types, headers and bodies). Path parameters often name real
-records (a completed extraction with its files, its model and dataset, a template), so the
-requests reach the code behind the lookups; deletes get generated ids only, so the records stay
-for the other operations."""
+records (a completed extraction with its files, its model and dataset, an export of it, a
+template), so the requests reach the code behind the lookups; deletes get generated ids only,
+so the records stay for the other operations."""
 
 from __future__ import annotations
 
@@ -30,7 +30,10 @@ models = {{ values = [{model}] }}
 datasets = {{ values = [{dataset}] }}
 extractions = {{ values = [{extraction}] }}
 templates = {{ values = [{template}] }}
-files = {{ values = ["layer_0_residual.npy", "metadata.json", "topk_layer_1_mlp.npz", "../metadata.json"] }}
+exports = {{ values = [{export}] }}
+files = {{ values = [
+    "layer_0_residual.npy", "metadata.json", "topk_layer_1_mlp.npz", "../metadata.json", "manifest.json"
+] }}
 targets = {{ values = ["layer_0_residual", "layer_1_mlp"] }}
 
 [[operations]]
@@ -41,6 +44,7 @@ include-method-regex = "GET|POST|PATCH"
 "path.dataset_id" = {{ dictionary = "datasets", probability = 0.6 }}
 "path.extraction_id" = {{ dictionary = "extractions", probability = 0.6 }}
 "path.template_id" = {{ dictionary = "templates", probability = 0.6 }}
+"path.export_id" = {{ dictionary = "exports", probability = 0.6 }}
 "path.name" = {{ dictionary = "files", probability = 0.6 }}
 "query.target" = {{ dictionary = "targets", probability = 0.6 }}
 """
@@ -63,9 +67,11 @@ def test_generated_requests_meet_no_server_error_and_match_the_document(
         },
     ).json()["id"]
     assert api.get(f"/extractions/{extraction}").json()["status"] == "completed"
+    export = api.post(f"/extractions/{extraction}/exports", {"format": "tokens"}).json()["id"]
+    assert api.get(f"/exports/{export}").json()["status"] == "completed"
     template = template_of(alice).pk
     (tmp_path / "schemathesis.toml").write_text(
-        CONFIG.format(model=model, dataset=dataset, extraction=extraction, template=template)
+        CONFIG.format(model=model, dataset=dataset, extraction=extraction, template=template, export=export)
     )
     _record, token = ApiToken.issue(alice, "schemathesis")
     run = subprocess.run(
@@ -97,4 +103,4 @@ def test_generated_requests_meet_no_server_error_and_match_the_document(
         cwd=tmp_path,
     )
     assert run.returncode == 0, run.stdout[-8000:] + run.stderr[-2000:]
-    assert "Tested: 32" in run.stdout and " failed" not in run.stdout, run.stdout[-3000:]
+    assert "Tested: 39" in run.stdout and " failed" not in run.stdout, run.stdout[-3000:]

@@ -50,6 +50,7 @@ def worker(hub, live_server, settings, monkeypatch):
     cluster and the gpu cluster (extractions), as run_studio starts them."""
     processes = start_clusters(settings, hub.endpoint, monkeypatch)
     yield processes
+    hub.clear_faults()
     stop(*processes)
 
 

@@ -26,6 +26,7 @@ def studio(hub, settings, monkeypatch):
     web, url = start_daphne(settings, hub.endpoint)
     worker = start_qcluster(settings, hub.endpoint)
     yield url
+    hub.clear_faults()
     stop(web, worker)
 
 

@@ -31,6 +31,7 @@ def studio(hub, settings, monkeypatch):
     web, url = start_daphne(settings, hub.endpoint)
     workers = [start_qcluster(settings, hub.endpoint), start_qcluster(settings, hub.endpoint, cluster="gpu")]
     yield url
+    hub.clear_faults()
     stop(web, *workers)
 
 

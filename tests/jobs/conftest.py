@@ -12,4 +12,5 @@ def clusters(hub, settings, monkeypatch):
     """The downloads and gpu clusters, as run_studio starts them, on the test database."""
     processes = start_clusters(settings, hub.endpoint, monkeypatch)
     yield processes
+    hub.clear_faults()
     stop(*processes)
