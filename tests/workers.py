@@ -93,6 +93,16 @@ def kill_the_job(record) -> float:
     return time.monotonic()
 
 
+def cancel_running_jobs() -> None:
+    """Ask every job still queued or running to stop, as its Cancel button does: called before a
+    test stops its workers, whose graceful stop would otherwise wait for those jobs to end."""
+    from models_app.models import JOB_KINDS
+
+    for kind in JOB_KINDS.values():
+        for record in kind.objects.filter(status__in=kind.ACTIVE):
+            record.request_cancel()
+
+
 def stop(*processes: subprocess.Popen) -> None:
     """Ask each process to stop, then kill what has not within 20 s."""
     for process in processes:

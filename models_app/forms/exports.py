@@ -18,7 +18,9 @@ MAX_SEED = 2**31 - 1  # the record's integer column
 class ExportForm(forms.Form):
     format = forms.ChoiceField(choices=FORMAT_CHOICES, initial="saelens")
     hooks = forms.MultipleChoiceField(
-        required=False, help_text="Leave all unticked to export every hook of the extraction."
+        required=False,
+        widget=forms.CheckboxSelectMultiple,
+        help_text="Leave all unticked to export every hook of the extraction.",
     )
     context_size = forms.IntegerField(
         required=False, min_value=1, help_text="saelens: tokens per row (default: the extraction's context)"
@@ -33,6 +35,9 @@ class ExportForm(forms.Form):
         hooks = self.fields["hooks"]
         assert isinstance(hooks, forms.MultipleChoiceField)
         hooks.choices = [(key, key) for key in extraction.statistics]
+        hooks.error_messages["invalid_choice"] = (
+            f"No hook %(value)s in this extraction: it has {', '.join(extraction.statistics)}."
+        )
 
     def clean(self) -> dict | None:
         data = super().clean() or {}

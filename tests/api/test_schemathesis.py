@@ -89,8 +89,8 @@ def test_generated_requests_meet_no_server_error_and_match_the_document(
             "30",
             "--seed",
             "7",
-            "--workers",
-            "1",
+            "--workers",  # two requests at a time: the server works while the client generates
+            "2",
             "--generation-database",
             "none",
             "--no-color",

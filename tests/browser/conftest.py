@@ -14,7 +14,7 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from tests.browser.pages import signed_in_page
-from tests.workers import start_clusters, start_daphne, stop
+from tests.workers import cancel_running_jobs, start_clusters, start_daphne, stop
 
 CHROMIUM = os.environ.get("MISTUDIO_CHROMIUM", "/usr/bin/chromium")
 
@@ -51,6 +51,7 @@ def worker(hub, live_server, settings, monkeypatch):
     processes = start_clusters(settings, hub.endpoint, monkeypatch)
     yield processes
     hub.clear_faults()
+    cancel_running_jobs()
     stop(*processes)
 
 

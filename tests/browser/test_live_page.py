@@ -11,7 +11,7 @@ from django.utils import timezone
 
 from models_app.models import LanguageModel
 from tests.browser.pages import signed_in_page
-from tests.workers import start_daphne, start_qcluster, stop
+from tests.workers import cancel_running_jobs, start_daphne, start_qcluster, stop
 
 # Slow: Chromium on daphne with a real qcluster.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -27,6 +27,7 @@ def studio(hub, settings, monkeypatch):
     worker = start_qcluster(settings, hub.endpoint)
     yield url
     hub.clear_faults()
+    cancel_running_jobs()
     stop(web, worker)
 
 

@@ -16,7 +16,7 @@ from django.core.management import call_command
 from models_app.models import Dataset, Extraction, LanguageModel
 from models_app.services import extractions as extraction_services
 from tests.browser.pages import signed_in_page
-from tests.workers import ROOT, start_daphne, start_qcluster, stop, studio_env
+from tests.workers import ROOT, cancel_running_jobs, start_daphne, start_qcluster, stop, studio_env
 
 # Slow: Chromium on daphne with real qclusters.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -32,6 +32,7 @@ def studio(hub, settings, monkeypatch):
     workers = [start_qcluster(settings, hub.endpoint), start_qcluster(settings, hub.endpoint, cluster="gpu")]
     yield url
     hub.clear_faults()
+    cancel_running_jobs()
     stop(web, *workers)
 
 

@@ -1,5 +1,5 @@
 """Fixtures of the export tests (tests/exports, tests/api): a completed extraction to export,
-without a download: the engine's own folder for a tiny Llama (built once per module), copied into
+without a download: the engine's own folder for a tiny Llama (built once per run), copied into
 the studio's activations folder under a record written directly."""
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from tests.web.owned import extraction_of
 CONTEXT = 16
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def engine_folder(tmp_path_factory):
     loaded = loading.load(build_model("llama", tmp_path_factory.mktemp("tiny-llama")), "fp32", device="cpu")
     folder = tmp_path_factory.mktemp("extraction")

@@ -27,7 +27,7 @@ def test_the_extraction_page_offers_an_export(owner_client, completed):
     page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
     assert f'id="export-form-{record.pk}"' in page
     for key in ("layer_0_residual", "layer_0_mlp", "layer_1_residual", "layer_1_mlp"):
-        assert f'value="{key}"' in page
+        assert f'type="checkbox" name="hooks" value="{key}"' in page
 
 
 def test_it_exports_the_ticked_hooks_and_lists_the_files(owner_client, owner, completed):
@@ -59,7 +59,7 @@ def test_it_exports_the_ticked_hooks_and_lists_the_files(owner_client, owner, co
     [
         ({"format": "tokens", "shuffle_seed": "3"}, "shuffle_seed", "applies to the saelens format only"),
         ({"format": "saelens", "context_size": "100000"}, "context_size", "not one row of 100000"),
-        ({"format": "saelens", "hooks": ["layer_9_mlp"]}, "hooks", "not one of the available choices"),
+        ({"format": "saelens", "hooks": ["layer_9_mlp"]}, "hooks", "No hook layer_9_mlp in this extraction"),
         ({"format": "npz"}, "format", "not one of the available choices"),
     ],
 )

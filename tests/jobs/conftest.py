@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from tests.workers import start_clusters, stop
+from tests.workers import cancel_running_jobs, start_clusters, stop
 
 
 @pytest.fixture
@@ -13,4 +13,5 @@ def clusters(hub, settings, monkeypatch):
     processes = start_clusters(settings, hub.endpoint, monkeypatch)
     yield processes
     hub.clear_faults()
+    cancel_running_jobs()
     stop(*processes)

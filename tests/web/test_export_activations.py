@@ -68,7 +68,7 @@ def test_it_refuses_in_one_line_and_writes_nothing(extract, tmp_path):
     record = extract()
     refusals = [
         ((record.pk + 1, "--format", "tokens"), f"No extraction with id {record.pk + 1}."),
-        ((record.pk, "--format", "tokens", "--shuffle-seed", "3"), "apply to the saelens format only"),
+        ((record.pk, "--format", "tokens", "--shuffle-seed", "3"), "applies to the saelens format only"),
         (
             (record.pk, "--format", "saelens", "--hook", "layer_9_mlp"),
             "No hook layer_9_mlp in this extraction",
