@@ -41,8 +41,7 @@ def _visible_extractions(request: HttpRequest):
 
 
 def _visible_exports(request: HttpRequest):
-    visible = _visible_extractions(request).values("pk")
-    return ActivationExport.objects.filter(extraction__in=visible).select_related("owner", "extraction")
+    return ActivationExport.objects.visible_to(request.user).select_related("owner", "extraction")
 
 
 @router.get("/extractions/{extraction_id}/exports", response=responses(200, list[ExportOut]))

@@ -99,6 +99,18 @@ class FileOut(Schema):
     url: str
 
 
+def files_with_urls(record, url_name: str, id_parameter: str) -> list[dict]:
+    """A record's files (`record.files()`: name, bytes) with the API's URL of each."""
+    return [
+        {
+            "name": name,
+            "size_bytes": size,
+            "url": reverse(url_name, kwargs={id_parameter: record.pk, "name": name}),
+        }
+        for name, size in record.files()
+    ]
+
+
 class ExtractionOut(Owned):
     id: int
     model: int
@@ -147,14 +159,7 @@ class ExtractionDetail(ExtractionOut):
 
     @staticmethod
     def resolve_files(record) -> list[dict]:
-        return [
-            {
-                "name": name,
-                "size_bytes": size,
-                "url": reverse("api:extraction_file", kwargs={"extraction_id": record.pk, "name": name}),
-            }
-            for name, size in record.files()
-        ]
+        return files_with_urls(record, "api:extraction_file", "extraction_id")
 
     @staticmethod
     def resolve_hidden_size(record) -> int | None:
@@ -223,14 +228,7 @@ class ExportOut(Owned):
 
     @staticmethod
     def resolve_files(record) -> list[dict]:
-        return [
-            {
-                "name": name,
-                "size_bytes": size,
-                "url": reverse("api:export_file", kwargs={"export_id": record.pk, "name": name}),
-            }
-            for name, size in record.files()
-        ]
+        return files_with_urls(record, "api:export_file", "export_id")
 
     @staticmethod
     def resolve_archive_url(record) -> str | None:

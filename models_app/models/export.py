@@ -14,6 +14,7 @@ from ..ml import storage
 from ..ml.exports.common import PARTIAL
 from .extraction import Extraction
 from .job import JobRecord, StillRunning
+from .owned import OwnedQuerySet
 
 FORMAT_CHOICES = [
     ("saelens", "SAELens activation cache"),
@@ -27,6 +28,18 @@ class ExportStatus(models.TextChoices):
     COMPLETED = "completed", "Completed"
     FAILED = "failed", "Failed"
     CANCELLED = "cancelled", "Cancelled"
+
+
+class ExportQuerySet(OwnedQuerySet):
+    def visible_to(self, user) -> ExportQuerySet:
+        """An export is read with its extraction: whoever sees the extraction sees its exports
+        (in a private studio, the extraction's owner and staff), whoever started them."""
+        return self.filter(extraction__in=Extraction.objects.visible_to(user).values("pk"))
+
+
+# As OwnedManager (models/owned.py): a named class, so that django-stubs follows it.
+class ExportManager(models.Manager.from_queryset(ExportQuerySet)):  # type: ignore[misc]
+    pass
 
 
 class ActivationExport(JobRecord):
@@ -52,6 +65,8 @@ class ActivationExport(JobRecord):
     eta_seconds = models.FloatField(null=True, blank=True)
     manifest = models.JSONField(default=dict, blank=True, help_text="The export's manifest.json")
     size_bytes = models.BigIntegerField(default=0)
+
+    objects = ExportManager()  # type: ignore[misc]  # the exports rule replaces Owned's (see ExportQuerySet)
 
     def __str__(self) -> str:
         return f"Export {self.pk} ({self.format}) of extraction {self.extraction_id}"

@@ -18,9 +18,7 @@ SECTION = "models_app/extraction.html#exports"
 
 
 def _visible_exports(request: HtmxHttpRequest):
-    """Exports of the extractions `request.user` may see: an export is read with its extraction."""
-    visible = Extraction.objects.visible_to(request.user).values("pk")
-    return ActivationExport.objects.filter(extraction__in=visible).select_related("extraction")
+    return ActivationExport.objects.visible_to(request.user).select_related("extraction")
 
 
 def _section(
