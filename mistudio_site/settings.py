@@ -143,6 +143,8 @@ JOB_TIMEOUT = env_int("MISTUDIO_JOB_TIMEOUT", 6 * 3600)
 # worker (killed, out of memory, machine gone) and is failed by whoever notices first.
 JOB_HEARTBEAT_SECONDS = env_int("MISTUDIO_HEARTBEAT_SECONDS", 5)
 JOB_STALE_SECONDS = env_int("MISTUDIO_STALE_SECONDS", 30)
+# An extraction checkpoints this often (ml/checkpoint.py): the most work a killed worker loses.
+EXTRACTION_CHECKPOINT_SECONDS = env_int("MISTUDIO_CHECKPOINT_SECONDS", 5)
 # Repository code (trust_remote_code) runs Python from the Hub in the worker: only staff may
 # ask for it, and only when the operator allows it here.
 ALLOW_REMOTE_CODE = env_bool("MISTUDIO_ALLOW_REMOTE_CODE", False)

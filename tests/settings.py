@@ -33,3 +33,4 @@ DEBUG = False
 # Lost workers are noticed within seconds here, not half a minute (the bound is a setting).
 JOB_HEARTBEAT_SECONDS = int(os.environ.get("MISTUDIO_HEARTBEAT_SECONDS", "1"))
 JOB_STALE_SECONDS = int(os.environ.get("MISTUDIO_STALE_SECONDS", "4"))
+EXTRACTION_CHECKPOINT_SECONDS = int(os.environ.get("MISTUDIO_CHECKPOINT_SECONDS", "1"))

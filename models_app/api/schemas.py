@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Any
 
 from django.urls import reverse
-from ninja import Schema
+from ninja import Field, Schema
 
 from .common import Page
 
@@ -156,10 +156,26 @@ class ExtractionDetail(ExtractionOut):
     files: list[FileOut]
     statistics: dict[str, Any]
     hidden_size: int | None
+    resume_from_sample: int | None = Field(
+        description="A failed or cancelled extraction's checkpoint: the sample a retry continues"
+        " from (null: it starts over)"
+    )
+    resumed_from_sample: int | None = Field(
+        description="A completed extraction's last resume: the sample it continued from (null: never resumed)"
+    )
 
     @staticmethod
     def resolve_files(record) -> list[dict]:
         return files_with_urls(record, "api:extraction_file", "extraction_id")
+
+    @staticmethod
+    def resolve_resume_from_sample(record) -> int | None:
+        point = record.resume_point
+        return point["samples_done"] if point else None
+
+    @staticmethod
+    def resolve_resumed_from_sample(record) -> int | None:
+        return record.metadata.get("resumed_from_sample")
 
     @staticmethod
     def resolve_hidden_size(record) -> int | None:

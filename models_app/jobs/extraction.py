@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from django.conf import settings as django_settings
+
 from ..models import Extraction, ExtractionStatus
 from .runner import Job, run
 
@@ -100,6 +102,12 @@ def _extract(job: Job) -> dict:
             on_progress=on_progress,
             should_cancel=job.should_cancel,
             metadata=context,
+            # A checkpoint continues only the same weights on the same device over the same texts.
+            resume_key={
+                "model": [model.repo_id, model.commit_sha, loaded.effective_format, loaded.device],
+                "dataset": [record.dataset.pk, storage.tree_size(Path(record.dataset.file_path))],
+            },
+            checkpoint_seconds=django_settings.EXTRACTION_CHECKPOINT_SECONDS,
         )
     return {
         "progress": 100.0,

@@ -150,8 +150,11 @@ def _end_unfinished(job: Job, exc: BaseException) -> str:
         or record is None
         or record.cancel_requested
     )
-    # A record deleted while its job ran (a dataset) still has files here: they go too.
-    (record or record_cls(pk=pk)).discard_partial_files()
+    # A record deleted while its job ran (a dataset) still has files here: they all go.
+    if record is None:
+        record_cls(pk=pk).discard_partial_files()
+    else:
+        record.discard_unfinished_files()
     if cancelled:
         job.tracker.finish(record_cls.CANCELLED)
         return record_cls.CANCELLED

@@ -79,9 +79,10 @@ def windows(
     context: int,
     should_stop: Callable[[], bool],
     size: int | None = None,
+    first: int = 0,
 ) -> Iterator[Window]:
-    """The windows over texts[:total] (`size` samples each, WINDOW by default), each tokenized
-    one step ahead in a background thread."""
+    """The windows over texts[first:total] (`size` samples each, WINDOW by default; `first` is
+    where one starts), each tokenized one step ahead in a background thread."""
     size = size or WINDOW
     ahead: queue.Queue = queue.Queue(maxsize=1)
     stop = threading.Event()
@@ -99,7 +100,7 @@ def windows(
 
     def produce() -> None:
         try:
-            for start in range(0, total, size):
+            for start in range(first, total, size):
                 if not hand_over(
                     tokenize_window(tokenizer, texts[start : min(start + size, total)], start, context)
                 ):

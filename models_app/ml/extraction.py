@@ -9,6 +9,10 @@ Semantics (tested against transformers' own outputs in tests/ml/test_extraction.
 output of decoder block i; mlp / attention = the output of block i's MLP / attention module
 before it is added back. Rows are samples, columns token positions (right-padded to the context
 length); padding is zero and in no statistic.
+
+A run checkpoints every few seconds (ml/checkpoint.py); a run started on a folder that holds a
+checkpoint of the same settings, model and dataset continues from it, and ends with the same
+files as a run never interrupted.
 """
 
 from __future__ import annotations
@@ -27,10 +31,11 @@ import numpy as np
 import torch
 from torch import nn
 
+from . import batches, checkpoint
 from .batches import Batch, pad, windows
 from .errors import Cancelled, UserError
 from .hooks import HookPoints, find_hook_points
-from .outputs import PARTIAL, HostStaging, Outputs
+from .outputs import PARTIAL, HostStaging, NotResumable, Outputs
 from .stats import RunningStats, RunningTopK
 from .vocabulary import DTYPES, HOOK_TYPES
 
@@ -39,6 +44,7 @@ if TYPE_CHECKING:
 
 # Each output dtype (vocabulary.DTYPES) as torch computes it and numpy writes it.
 ARRAY_TYPES = {"float16": (torch.float16, np.float16), "float32": (torch.float32, np.float32)}
+CHECKPOINT_SECONDS = 5.0  # the most work a kill -9 loses
 
 
 class ExtractionCancelled(Cancelled):
@@ -179,9 +185,13 @@ def extract(
     should_cancel: Callable[[], bool] = lambda: False,
     metadata: dict | None = None,
     forward: Callable[..., Any] | None = None,
+    resume_key: dict[str, Any] | None = None,
+    checkpoint_seconds: float = CHECKPOINT_SECONDS,
 ) -> dict[str, Any]:
     """Run the extraction and return the metadata written to output_dir/metadata.json.
-    `forward` replaces model(...) (tests use it to inject an out-of-memory error)."""
+    `resume_key` names what the settings do not (the model's commit and format, the dataset): a
+    checkpoint in output_dir continues only a run with the same. `forward` replaces model(...)
+    (tests use it to inject an out-of-memory error)."""
     points: HookPoints = find_hook_points(model)
     validate(settings, points.num_layers)
     output_dir = Path(output_dir)
@@ -202,18 +212,39 @@ def extract(
         for layer in layers
         for hook in hooks
     ]
-    run = _Run(
-        model,
-        _prepare_tokenizer(tokenizer),
-        settings,
-        targets,
-        total,
-        hidden,
-        device,
-        output_dir,
-        forward or (lambda **inputs: model(**inputs)),
-        should_cancel,
-    )
+    key = {
+        "layout": [checkpoint.LAYOUT, batches.WINDOW],
+        "settings": asdict(settings),
+        "samples": total,
+        "hidden": hidden,
+        "modules": [t.module_path for t in targets],
+        "device": str(device),
+        **(resume_key or {}),
+    }
+
+    def start(saved: checkpoint.Checkpoint | None) -> _Run:
+        return _Run(
+            model,
+            _prepare_tokenizer(tokenizer),
+            settings,
+            targets,
+            total,
+            hidden,
+            device,
+            output_dir,
+            forward or (lambda **inputs: model(**inputs)),
+            should_cancel,
+            _Checkpoints(key, checkpoint_seconds, saved),
+        )
+
+    saved = checkpoint.load(output_dir, key)
+    try:
+        run = start(saved)
+    except NotResumable:
+        saved = None
+    if saved is None:  # whatever an earlier, different run left goes
+        _clear_unfinished(output_dir)
+        run = start(None)
     try:
         with (
             capturing(model, targets, points.path("residual", layers[-1]), run.torch_dtype),
@@ -222,12 +253,31 @@ def extract(
             run.all(texts, on_progress)
         sizes = run.outputs.finish()
     except BaseException:
-        run.outputs.discard()
+        # What the last checkpoint counts stays for a Retry; without one, nothing stays.
+        run.outputs.keep()
+        if checkpoint.progress(output_dir) is None:
+            _clear_unfinished(output_dir)
         raise
     result = _finite(_metadata(settings, targets, sizes, total, hidden, run, points, metadata or {}))
     _save_topk(output_dir, targets)
     _write_json(output_dir / "metadata.json", result)
+    checkpoint.remove(output_dir)
     return result
+
+
+def _clear_unfinished(folder: Path) -> None:
+    checkpoint.remove(folder)
+    for partial in folder.glob("*" + PARTIAL):
+        partial.unlink()
+
+
+@dataclass
+class _Checkpoints:
+    """When a run checkpoints, and the checkpoint it continues from (None: from the start)."""
+
+    key: dict[str, Any]
+    every_seconds: float
+    saved: checkpoint.Checkpoint | None
 
 
 class _Run:
@@ -247,8 +297,10 @@ class _Run:
         output_dir: Path,
         forward: Callable[..., Any],
         should_cancel: Callable[[], bool],
+        checkpoints: _Checkpoints,
     ):
         self.tokenizer, self.settings, self.targets, self.total = tokenizer, settings, targets, total
+        self.output_dir, self.checkpoints = output_dir, checkpoints
         self.device, self.forward, self.should_cancel = device, forward, should_cancel
         self.torch_dtype, np_dtype = ARRAY_TYPES[settings.dtype]
         context = settings.context_length
@@ -268,24 +320,88 @@ class _Run:
         files.update(
             {"tokens.npy": (np.int32, (total, context)), "attention_mask.npy": (np.int8, (total, context))}
         )
-        self.outputs = Outputs(output_dir, files)
+        saved = checkpoints.saved
+        self.outputs = Outputs(output_dir, files, resume=saved is not None)
         self.batch_size = batch  # samples per forward pass; halved on out-of-memory
         self.oom_events: list[dict[str, int]] = []
         self.done = self.real_tokens = 0
+        # Where the next batch starts: (first sample of its window, position in its length order).
+        self.at = (0, 0)
+        self.resumes: list[dict[str, Any]] = []
         self.started, self.started_wall = time.perf_counter(), time.time()
+        if saved is not None:
+            self._continue_from(saved)
+        self.done_at_start, self.real_tokens_at_start = self.done, self.real_tokens
+        self.checkpointed_at = self.at if saved is not None else None
+        self.last_checkpoint = time.monotonic()
+
+    def _continue_from(self, saved: checkpoint.Checkpoint) -> None:
+        for target in self.targets:
+            state = saved.targets[target.key]
+            target.stats.restore(state["stats"], self.device)
+            target.topk.restore(state["topk"])
+        self.at = (saved.window_start, saved.position)
+        self.done, self.real_tokens = saved.samples_done, saved.real_tokens
+        self.outputs.bytes_written = saved.bytes_written
+        self.batch_size, self.oom_events = saved.batch_size, list(saved.oom_events)
+        self.resumes = [*saved.resumes, {"from_sample": saved.samples_done, "at": self.started_wall}]
 
     def all(self, texts, on_progress) -> None:
         step = self.settings.batch_size
+        first_window, skip = self.at
         for window in windows(
-            self.tokenizer, texts, self.total, self.settings.context_length, self.should_cancel
+            self.tokenizer,
+            texts,
+            self.total,
+            self.settings.context_length,
+            self.should_cancel,
+            first=first_window,
         ):
-            for first in range(0, len(window.order), step):
+            for first in range(skip if window.start == first_window else 0, len(window.order), step):
+                if self.should_cancel():  # between batches: nothing done so far is lost
+                    self._checkpoint()
+                    raise ExtractionCancelled()
                 positions = list(range(first, min(first + step, len(window.order))))
                 self._batch(window, positions)
                 self.done += len(positions)
+                end = first + len(positions)
+                self.at = (
+                    (window.start + len(window.order), 0) if end == len(window.order) else (window.start, end)
+                )
                 on_progress(self._progress())
+                due = time.monotonic() - self.last_checkpoint >= self.checkpoints.every_seconds
+                if due and self.done < self.total:
+                    self._checkpoint()
         if self.should_cancel():
+            self._checkpoint()
             raise ExtractionCancelled()
+
+    def _checkpoint(self) -> None:
+        """Queue a checkpoint of the state after the last batch: the writer saves it once that
+        batch's rows, and all before, are written and synced."""
+        self.last_checkpoint = time.monotonic()
+        if self.at == self.checkpointed_at:
+            return
+        self.checkpointed_at = self.at
+        state = checkpoint.Checkpoint(
+            key=self.checkpoints.key,
+            window_start=self.at[0],
+            position=self.at[1],
+            samples_done=self.done,
+            real_tokens=self.real_tokens,
+            bytes_written=0,  # the writer's count once it gets there
+            batch_size=self.batch_size,
+            oom_events=list(self.oom_events),
+            resumes=list(self.resumes),
+            targets={t.key: {"stats": t.stats.state(), "topk": t.topk.state()} for t in self.targets},
+        )
+
+        def save() -> None:
+            self.outputs.sync()
+            state.bytes_written = self.outputs.bytes_written
+            checkpoint.save(self.output_dir, state, self.total)
+
+        self.outputs.submit(save)
 
     def _batch(self, window, positions: list[int]) -> None:
         """Forward passes over `positions` of the window, batch_size at a time; a pass that runs
@@ -357,11 +473,13 @@ class _Run:
 
     def _progress(self) -> ExtractionProgress:
         elapsed = time.perf_counter() - self.started
-        rate = self.done / elapsed if elapsed > 0 else 0.0
+        rate = (self.done - self.done_at_start) / elapsed if elapsed > 0 else 0.0
         return ExtractionProgress(
             samples_done=self.done,
             samples_total=self.total,
-            tokens_per_second=self.real_tokens / elapsed if elapsed > 0 else 0.0,
+            tokens_per_second=(self.real_tokens - self.real_tokens_at_start) / elapsed
+            if elapsed > 0
+            else 0.0,
             eta_seconds=(self.total - self.done) / rate if rate > 0 else None,
             bytes_written=self.outputs.bytes_written,
             batch_size=self.batch_size,
@@ -379,6 +497,8 @@ def _save_topk(folder: Path, targets: list[_Target]) -> None:
 
 def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra) -> dict[str, Any]:
     seconds = time.perf_counter() - run.started
+    # This run's own work: a resumed run did the samples after its checkpoint.
+    samples, tokens = total - run.done_at_start, run.real_tokens - run.real_tokens_at_start
     statistics = {}
     for t in targets:
         logical, on_disk = sizes[f"{t.key}.npy"]
@@ -411,11 +531,14 @@ def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra)
         "timings": {
             "started": run.started_wall,
             "seconds": seconds,
-            "samples_per_second": total / seconds if seconds else None,
-            "tokens_per_second": run.real_tokens / seconds if seconds else None,
+            "samples_per_second": samples / seconds if seconds else None,
+            "tokens_per_second": tokens / seconds if seconds else None,
         },
         "oom_events": run.oom_events,
         "final_batch_size": run.batch_size,
+        # Where each Retry continued from (the sample its checkpoint had reached).
+        "resumed_from_sample": run.resumes[-1]["from_sample"] if run.resumes else None,
+        "resumes": run.resumes,
         **extra,
     }
 

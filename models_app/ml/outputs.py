@@ -7,6 +7,9 @@ zero and takes no disk space: disk use follows the real tokens, while the shape 
 users know. Rows are written with positioned writes rather than through a writable memmap, whose
 dirtied pages would count in the process's resident memory and grow with the samples.
 
+An unfinished extraction's `.partial` files can be opened again (`resume=True`) so that a resumed
+run writes the rows it has not yet written into them (ml/checkpoint.py).
+
 Writes run on a writer thread behind a bounded queue, so the forward pass of the next batch
 overlaps the file writes of this one while memory stays bounded (the queue's depth). On a GPU,
 activations reach the host through pinned buffers copied with non_blocking=True; the writer waits
@@ -31,14 +34,23 @@ QUEUE_DEPTH = 3  # batches waiting to be written
 STAGING_SLOTS = 3  # pinned host buffers for batches in flight on a GPU
 
 
+class NotResumable(Exception):
+    """The `.partial` files are not those of this run (missing, another shape or dtype)."""
+
+
 class Outputs:
-    def __init__(self, folder: Path, files: dict[str, tuple[Any, tuple[int, ...]]]):
-        """`files`: name -> (numpy dtype, full shape)."""
+    def __init__(self, folder: Path, files: dict[str, tuple[Any, tuple[int, ...]]], *, resume: bool = False):
+        """`files`: name -> (numpy dtype, full shape). `resume`: open the `.partial` files an
+        earlier run left, which must have exactly these shapes (else NotResumable)."""
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
         self.files: dict[str, tuple[Any, int, int]] = {}  # name -> (handle, data offset, row bytes)
-        for name, (dtype, shape) in files.items():
-            self._create(name, dtype, shape)
+        try:
+            for name, (dtype, shape) in files.items():
+                (self._reopen if resume else self._create)(name, dtype, shape)
+        except BaseException:
+            self._close_files()
+            raise
         self.bytes_written = 0
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         self._error: BaseException | None = None
@@ -52,6 +64,26 @@ class Outputs:
         del header  # the file now has its header and full size, all of it a hole
         # Kept open for the whole extraction (the writer thread's rows land in it); close() ends it.
         self.files[name] = (open(path, "r+b"), offset, row_bytes)  # noqa: SIM115
+
+    def _reopen(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
+        path = self.folder / (name + PARTIAL)
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as exc:
+            raise NotResumable(f"{path.name}: {exc}") from exc
+        offset = array.offset
+        matches = array.shape == shape and array.dtype == np.dtype(dtype) and not array.dtype.hasobject
+        row_bytes = array[0].nbytes if shape[0] else 0
+        del array
+        if not matches or path.stat().st_size != offset + row_bytes * shape[0]:
+            raise NotResumable(f"{path.name} is not this extraction's array")
+        self.files[name] = (open(path, "r+b"), offset, row_bytes)  # noqa: SIM115
+
+    def sync(self) -> None:
+        """Make every row written so far durable (writer thread, before a checkpoint)."""
+        for handle, _offset, _row in self.files.values():
+            handle.flush()
+            os.fsync(handle.fileno())
 
     def submit(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
         """Queue `job` (a closure calling write_rows) for the writer, and `cleanup` to run after
@@ -105,6 +137,12 @@ class Outputs:
         self.files.clear()
         return sizes
 
+    def keep(self) -> None:
+        """Stop, after what is queued (a checkpoint among it), and leave the `.partial` files
+        for a resumed run. An error of the writer is not raised: the run is ending anyway."""
+        self._stop()
+        self._close_files()
+
     def discard(self) -> None:
         while True:  # what is still queued will not be written
             try:
@@ -114,11 +152,14 @@ class Outputs:
             if item is not None:
                 item[1]()
         self._stop()
+        self._close_files()
+        for partial in self.folder.glob("*" + PARTIAL):
+            partial.unlink()
+
+    def _close_files(self) -> None:
         for handle, _offset, _row in self.files.values():
             handle.close()
         self.files.clear()
-        for partial in self.folder.glob("*" + PARTIAL):
-            partial.unlink()
 
 
 def file_sizes(path: Path) -> tuple[int, int]:

@@ -78,6 +78,24 @@ class _Moments:
         assert self.histogram is not None  # made with the sums, on the first batch
         self.histogram.update(values.float())
 
+    def state(self) -> dict:
+        assert self._sums is not None and self.histogram is not None  # saved after a first batch
+        return {
+            "way": "moments",
+            "count": self.count,
+            "tokens": self.tokens,
+            "sums": {name: value.detach().cpu().clone() for name, value in self._sums.items()},
+            "histogram": self.histogram.state(),
+        }
+
+    @classmethod
+    def restored(cls, state: dict, device: torch.device) -> _Moments:
+        way = cls()
+        way.count, way.tokens = state["count"], state["tokens"]
+        way._sums = {name: value.to(device) for name, value in state["sums"].items()}
+        way.histogram = Histogram.restored(state["histogram"], device)
+        return way
+
     def summary(self) -> dict[str, float | int | dict | None]:
         if self.count == 0 or self._sums is None:
             return {
@@ -129,6 +147,19 @@ class RunningStats:
             self._way = _ValueCounts(values.device) if values.dtype == torch.float16 else _Moments()
         self._way.update(values)
 
+    def state(self) -> dict | None:
+        """Everything `restore` needs to continue exactly where this left off (a checkpoint),
+        copied to the host."""
+        return None if self._way is None else self._way.state()
+
+    def restore(self, state: dict | None, device: torch.device) -> None:
+        if state is None:
+            self._way = None
+        elif state["way"] == "counts":
+            self._way = _ValueCounts.restored(state, device)
+        else:
+            self._way = _Moments.restored(state, device)
+
     def summary(self) -> dict[str, float | int | dict | None]:
         if self._way is None:
             return {
@@ -172,6 +203,24 @@ class _ValueCounts:
                     float(finite.max()) if finite.size else math.inf,
                 )
             )
+
+    def state(self) -> dict:
+        assert self.histogram is not None  # saved after a first batch
+        return {
+            "way": "counts",
+            "counts": self.counts.detach().cpu().clone(),
+            "l2": self.l2.detach().cpu().clone(),
+            "tokens": self.tokens,
+            "bins": (self.histogram.low, self.histogram.high),
+        }
+
+    @classmethod
+    def restored(cls, state: dict, device: torch.device) -> _ValueCounts:
+        way = cls(device)
+        way.counts, way.l2 = state["counts"].to(device), state["l2"].to(device)
+        way.tokens = state["tokens"]
+        way.histogram = _CountedHistogram(*state["bins"])
+        return way
 
     def _seen(self) -> tuple[np.ndarray, np.ndarray]:
         counts = self.counts.cpu().numpy()
@@ -239,6 +288,24 @@ class Histogram:
         low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
         return cls(*_bins_around(low, high), x.device)
 
+    def state(self) -> dict:
+        return {
+            "bins": (self.low, self.high),
+            "counts": self.counts.detach().cpu().clone(),
+            "below": self.below.detach().cpu().clone(),
+            "nonfinite": self.nonfinite.detach().cpu().clone(),
+            "values": self.values,
+        }
+
+    @classmethod
+    def restored(cls, state: dict, device: torch.device) -> Histogram:
+        low, high = state["bins"]
+        histogram = cls(low, high, device, bins=state["counts"].numel())
+        histogram.counts = state["counts"].to(device)
+        histogram.below, histogram.nonfinite = state["below"].to(device), state["nonfinite"].to(device)
+        histogram.values = state["values"]
+        return histogram
+
     def update(self, x: torch.Tensor) -> None:
         # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.
         self.counts += torch.histc(x, bins=self.counts.numel(), min=self.low, max=self.high)
@@ -292,6 +359,15 @@ class RunningTopK:
             self.tokens = torch.where(from_batch, tokens[in_batch], self.tokens.gather(0, in_kept))
         else:
             self.samples, self.tokens = samples[in_batch], tokens[in_batch]
+
+    def state(self) -> dict:
+        return {name: getattr(self, name).detach().cpu().clone() for name in ("values", "samples", "tokens")}
+
+    def restore(self, state: dict) -> None:
+        device = self.values.device
+        self.values, self.samples, self.tokens = (
+            state[name].to(device) for name in ("values", "samples", "tokens")
+        )
 
     def arrays(self) -> TopKArrays:
         """values/samples/tokens as [hidden, K] arrays; missing entries (fewer real tokens than

@@ -9,7 +9,7 @@ from django.conf import settings
 from django.db import models
 
 from ..formatting import bytesize
-from ..ml import storage
+from ..ml import checkpoint, storage
 from ..ml.vocabulary import CONTEXT_TOKENS, DTYPE_CHOICES
 from .dataset import Dataset
 from .job import JobRecord, StillRunning
@@ -220,6 +220,19 @@ class Extraction(JobRecord):
     def discard_partial_files(self) -> int:
         return storage.remove_tree(self.output_dir)
 
+    def discard_unfinished_files(self) -> int:
+        # What a checkpoint counts stays for Retry to continue from (ml/checkpoint.py); Delete
+        # removes it.
+        return 0 if self.resume_point else self.discard_partial_files()
+
+    @property
+    def resume_point(self) -> dict[str, int] | None:
+        """{"samples_done", "samples_total"} of the checkpoint an unfinished run left in its
+        folder: what a Retry continues from. None when it would start over."""
+        if self.is_completed:
+            return None
+        return checkpoint.progress(self.output_dir)
+
     @property
     def unfinished_bytes(self) -> int:
         """Disk its folder takes before it completed: a running job's files, or the `.partial`
@@ -235,4 +248,7 @@ class Extraction(JobRecord):
 
     @property
     def cancel_confirmation(self) -> str:
-        return f"Cancel extraction {self.pk}? Its activation files written so far are deleted."
+        return (
+            f"Cancel extraction {self.pk}? The samples done so far are kept: Retry continues from"
+            " them, Delete removes them."
+        )

@@ -36,7 +36,7 @@ class JobRecord(Owned):
     beats its heartbeat while it works, and always leaves it in a final state.
 
     Subclasses name their statuses (QUEUED, RUNNING, ACTIVE, FAILED, CANCELLED, DONE) and say
-    which files a cancelled or failed job leaves behind (`discard_partial_files`)."""
+    which files a cancelled or failed job leaves behind (`discard_unfinished_files`)."""
 
     # Each kind declares its own `status` with its choices; this one lets the base query by it.
     status = models.CharField(max_length=32)
@@ -125,7 +125,7 @@ class JobRecord(Owned):
             if won:
                 ended.append(record.pk)
                 if cancelled:
-                    record.discard_partial_files()
+                    record.discard_unfinished_files()
                 else:
                     record.discard_lost_files()
                 record.on_job_ended()
@@ -229,13 +229,18 @@ class JobRecord(Owned):
             raise DeletionRefused(refused)
 
     def discard_partial_files(self) -> int:
-        """Remove what an unfinished job wrote; bytes freed."""
+        """Remove everything an unfinished job wrote; bytes freed."""
         return 0
+
+    def discard_unfinished_files(self) -> int:
+        """What a cancelled or failed job leaves: its partial files go, unless a Retry continues
+        from them (an extraction's checkpoint); bytes freed."""
+        return self.discard_partial_files()
 
     def discard_lost_files(self) -> int:
         """Remove what a job whose worker died left half-written (its `.partial` files, a killed
         transfer's blobs); bytes freed. What a Retry can still use may stay."""
-        return self.discard_partial_files()
+        return self.discard_unfinished_files()
 
     def on_job_ended(self) -> None:
         """Hook for a record to drop what only a running job needs (an access token)."""

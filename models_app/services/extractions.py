@@ -18,11 +18,13 @@ def create(queue: bool = True, **fields) -> Extraction:
     return record
 
 
-def retry(record: Extraction) -> Extraction:
-    """Start again from nothing: the files of the attempt that failed go first."""
-    record.discard_partial_files()
+def retry(record: Extraction, queue: bool = True) -> Extraction:
+    """Run it again: from the checkpoint its folder holds (the job continues from there), else
+    from nothing, the files of the attempt that failed gone first."""
+    record.discard_unfinished_files()
     with transaction.atomic():
         record.prepare_retry()
         record.save()
-        record.enqueue()
+        if queue:
+            record.enqueue()
     return record

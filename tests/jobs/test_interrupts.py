@@ -1,6 +1,7 @@
 """Real interruptions: Ctrl-C, SIGTERM or a closed terminal (SIGHUP) of a manage.py job command,
 which prints one line and exits with 128 + the signal, and a worker killed with SIGKILL
-mid-download and mid-extraction. Each ends in a final state, never a stuck record."""
+mid-download (mid-extraction: test_resume_after_kill.py). Each ends in a final state, never a
+stuck record."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ import time
 from io import StringIO
 from pathlib import Path
 
-import numpy as np
 import pytest
 from django.core.management import call_command
 from django.urls import reverse
@@ -150,12 +150,14 @@ def test_it_cancels_a_hub_dataset_with_one_line_on_ctrl_c(hub, settings, slow_da
     assert not Dataset.objects.exists() and not any(settings.DATASETS_DIR.glob("*/*"))
 
 
-def test_it_cancels_an_extraction_with_one_line_on_ctrl_c(hub, settings, tmp_path):
+def test_ctrl_c_cancels_an_extraction_with_one_line_and_retry_extraction_continues_it(
+    hub, settings, tmp_path
+):
     call_command(
         "download_model", "tiny/llama", "--quantization", "fp32", stdout=StringIO(), stderr=StringIO()
     )
     corpus = tmp_path / "long.txt"
-    corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(1000)))
+    corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(300)))
     call_command("add_dataset", str(corpus), "--name", "long", stdout=StringIO())
     model, dataset = LanguageModel.objects.get(), Dataset.objects.get()
     command = start_command(
@@ -179,13 +181,27 @@ def test_it_cancels_an_extraction_with_one_line_on_ctrl_c(hub, settings, tmp_pat
     )
     os.killpg(command.pid, signal.SIGINT)
     out, err = command.communicate(timeout=30)
+    record.refresh_from_db()
+    kept = record.resume_point
+    assert record.status == "cancelled" and kept is not None and kept["samples_total"] == 300
     assert (out.splitlines(), err.splitlines()) == (
         [f"Extraction {record.pk}: llama on long"],
-        ["Cancelled: the extraction stopped and its files were removed."],
+        [
+            f"Cancelled: {kept['samples_done']} of 300 samples are kept;"
+            f" `manage.py retry_extraction {record.pk}` continues from them."
+        ],
     )
     assert command.returncode == 130
+
+    out = StringIO()
+    call_command("retry_extraction", str(record.pk), stdout=out)
     record.refresh_from_db()
-    assert record.status == "cancelled" and not record.output_dir.exists()
+    assert record.status == "completed" and record.metadata["resumed_from_sample"] == kept["samples_done"]
+    assert out.getvalue().splitlines() == [
+        f"Extraction {record.pk}: llama on long, from sample {kept['samples_done']}",
+        f"Completed: 300 samples, continued from sample {kept['samples_done']}"
+        f" in {record.metadata['timings']['seconds']:.1f}s -> {record.output_path}",
+    ]
 
 
 def test_a_worker_killed_mid_download_is_failed_and_retry_completes(owner_client, hub, settings, clusters):
@@ -213,57 +229,3 @@ def test_a_worker_killed_mid_download_is_failed_and_retry_completes(owner_client
         Path(record.file_path, "model.safetensors").stat().st_size
         == (hub.repos["tiny/llama"].folder / "model.safetensors").stat().st_size
     )
-
-
-def test_a_worker_killed_mid_extraction_is_failed_and_retry_restarts_cleanly(
-    owner_client, hub, settings, clusters, tmp_path
-):
-    owner_client.post(
-        reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp32"}, **HTMX
-    )
-    model = wait_for(
-        lambda: LanguageModel.objects.get(), lambda r: r.status in ("ready", "error"), timeout=90
-    )
-    assert model.status == "ready", model.error_message
-    corpus = tmp_path / "long.txt"
-    corpus.write_text("\n".join(f"line {i} " + "word " * 60 for i in range(1000)))
-    with corpus.open("rb") as handle:
-        owner_client.post(
-            reverse("models_app:dataset-upload"),
-            {"name": "long", "text_field": "text", "file": handle},
-            **HTMX,
-        )
-    dataset = Dataset.objects.get(status="ready")
-    owner_client.post(
-        reverse("models_app:extract-start", args=[model.pk]),
-        {
-            "dataset": dataset.pk,
-            "layers": [0, 1],
-            "hooks": ["residual", "mlp"],
-            "batch_size": 1,
-            "context_length": 64,
-            "top_k": 5,
-            "dtype": "float32",
-        },
-        **HTMX,
-    )
-    pk = Extraction.objects.get().pk
-    record = wait_for(lambda: Extraction.objects.get(pk=pk), lambda r: r.samples_done >= 50, timeout=90)
-    kill_the_job(record)
-    wait_for(
-        lambda: owner_client.get(reverse("models_app:extraction", args=[pk]), **HTMX).content.decode(),
-        lambda html: LOST_WORKER_MESSAGE in html,
-        timeout=settings.JOB_STALE_SECONDS + 10,
-    )
-
-    owner_client.post(reverse("models_app:extraction-retry", args=[pk]), **HTMX)
-    record = wait_for(
-        lambda: Extraction.objects.get(pk=pk),
-        lambda r: r.status in ("completed", "failed"),
-        timeout=180,
-        every=0.5,
-    )
-    assert record.status == "completed", record.error_message
-    assert record.attempts == 2 and record.samples_done == 1000
-    residual = np.load(record.output_dir / "layer_1_residual.npy", mmap_mode="r")
-    assert residual.shape[:2] == (1000, 64) and not list(record.output_dir.glob("*.partial"))

@@ -1,6 +1,8 @@
 """What a lost worker leaves on disk: a real qcluster killed with SIGKILL mid-extraction and
 mid-download leaves `.partial` files and an `.incomplete` blob; they are counted on the page while
-they exist and removed when the job is failed as stale, and deleting the record removes them too."""
+they exist. When the job is failed as stale, what a Retry can use stays (an extraction's
+checkpointed rows, a download's complete blobs) and the rest goes; deleting the record removes
+them all."""
 
 from __future__ import annotations
 
@@ -33,7 +35,7 @@ def unfinished(settings, repo_id: str) -> list:
     return sorted(p.name for p in blobs_dir(settings, repo_id).glob("*.incomplete"))
 
 
-def test_it_removes_a_killed_extractions_partial_files_when_it_is_failed(
+def test_a_killed_extraction_keeps_its_checkpointed_files_for_retry_until_deleted(
     owner_client, hub, settings, clusters, tmp_path
 ):
     call_command(
@@ -76,9 +78,35 @@ def test_it_removes_a_killed_extractions_partial_files_when_it_is_failed(
         lambda html: LOST_WORKER_MESSAGE in html,
         timeout=settings.JOB_STALE_SECONDS + 10,
     )
-    assert not folder.exists()
+    # What its last checkpoint counts stays for Retry (test_resume_after_kill.py); the rest goes
+    # with the extraction.
+    kept = Extraction.objects.get().resume_point
+    assert kept is not None and list(folder.glob("*.partial"))
     page = owner_client.get(reverse("models_app:extraction", args=[record.pk])).content.decode()
-    assert "unfinished files" not in page
+    assert (
+        f"{bytesize(storage.disk_usage(folder))} on disk in unfinished files, holding"
+        f" {kept['samples_done']} of 1000 samples" in page
+    )
+    owner_client.post(reverse("models_app:extraction-delete", args=[record.pk]), **HTMX)
+    assert not folder.exists() and not Extraction.objects.exists()
+
+
+def test_a_lost_extraction_without_a_checkpoint_leaves_nothing(owner_client, settings):
+    """A worker killed before its first checkpoint: the `.partial` files are all it left, and no
+    Retry can use them."""
+    model = LanguageModel.objects.create(name="m", repo_id="a/b", status="ready")
+    dataset = Dataset.objects.create(name="d", source="upload", file_format="txt", status="ready")
+    record = Extraction.objects.create(
+        model=model,
+        dataset=dataset,
+        status="extracting",
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1),
+    )
+    record.output_dir.mkdir(parents=True)
+    (record.output_dir / "layer_0_residual.npy.partial").write_bytes(b"x" * 100)
+    assert check_lost_jobs() == 1
+    record.refresh_from_db()
+    assert record.status == "failed" and not record.output_dir.exists()
 
 
 def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(

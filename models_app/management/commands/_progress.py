@@ -118,7 +118,7 @@ def run_job_with_bar(command, job: Callable[[int], object], record, draw: str) -
     record.refresh_from_db()
     if stops.received is not None and record.status == type(record).CANCELLED:
         bar.clear()
-        raise Interrupted(stops.received, command.cancelled_message)
+        raise Interrupted(stops.received, command.cancelled_line(record))
     bar.close()
 
 
@@ -135,6 +135,10 @@ class JobCommand(BaseCommand):
     is its one line when a stop signal has cancelled the job."""
 
     cancelled_message = "Cancelled: the job stopped and its files were removed."
+
+    def cancelled_line(self, record) -> str:
+        """The one line a stop signal's cancel ends with."""
+        return self.cancelled_message
 
     def run_from_argv(self, argv: list[str]) -> None:
         from huggingface_hub.utils import disable_progress_bars

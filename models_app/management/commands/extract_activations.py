@@ -17,6 +17,17 @@ from ._lookup import add_model_id_argument, get_model
 from ._progress import JobCommand, run_job_with_bar
 
 
+def resumable_line(record) -> str | None:
+    """What a stopped extraction that kept a checkpoint says: how far it got, and how to go on."""
+    point = record.resume_point
+    if point is None:
+        return None
+    return (
+        f"Cancelled: {point['samples_done']} of {point['samples_total']} samples are kept;"
+        f" `manage.py retry_extraction {record.pk}` continues from them."
+    )
+
+
 def _csv(value: str) -> list[str]:
     return [part.strip() for part in value.split(",") if part.strip()]
 
@@ -24,6 +35,9 @@ def _csv(value: str) -> list[str]:
 class Command(JobCommand):
     help = "Extract activations of a ready model over a dataset into data/activations/{id}/."
     cancelled_message = "Cancelled: the extraction stopped and its files were removed."
+
+    def cancelled_line(self, record) -> str:
+        return resumable_line(record) or self.cancelled_message
 
     def add_arguments(self, parser) -> None:
         parser.formatter_class = ArgumentDefaultsHelpFormatter

@@ -1,0 +1,33 @@
+"""Comparing two extractions' folders file by file: what a resumed run must equal."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+
+def assert_same_extraction_files(resumed: Path, uninterrupted: Path) -> None:
+    """Arrays and top-K bit for bit, statistics equal (float rounding aside), the same file list."""
+    names = sorted(p.name for p in uninterrupted.iterdir())
+    assert sorted(p.name for p in resumed.iterdir()) == names
+    for name in names:
+        if name.endswith(".npy"):
+            a, b = np.load(resumed / name), np.load(uninterrupted / name)
+            assert a.dtype == b.dtype and a.shape == b.shape
+            assert a.tobytes() == b.tobytes(), name
+        elif name.endswith(".npz"):
+            with np.load(resumed / name) as a, np.load(uninterrupted / name) as b:
+                assert sorted(a.files) == sorted(b.files)
+                for array in a.files:
+                    assert a[array].tobytes() == b[array].tobytes(), (name, array)
+    mine, theirs = (json.loads((f / "metadata.json").read_text()) for f in (resumed, uninterrupted))
+    assert mine["real_tokens"] == theirs["real_tokens"] and mine["files"] == theirs["files"]
+    for key, stats in theirs["statistics"].items():
+        for name, value in stats.items():
+            if isinstance(value, float):
+                assert mine["statistics"][key][name] == pytest.approx(value, rel=1e-12), (key, name)
+            else:
+                assert mine["statistics"][key][name] == value, (key, name)
