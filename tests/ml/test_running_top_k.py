@@ -1,0 +1,39 @@
+"""RunningTopK against a brute-force top-K over every batch at once: many batches (so most
+neurons stop changing and only the others are merged), ties, NaN and inf, both file dtypes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from models_app.ml.stats import RunningTopK
+
+K, HIDDEN, TOKENS = 5, 64, 40
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_it_keeps_the_k_largest_of_every_neuron_over_many_batches(dtype):
+    generator = torch.Generator().manual_seed(0)
+    batches = [torch.randn(TOKENS, HIDDEN, generator=generator).to(dtype) for _ in range(60)]
+    batches[0][:, 0] = float("nan")  # a neuron that overflowed in its first batch
+    batches[7][3, 1] = float("nan")  # a NaN among numbers, after the first batch
+    batches[9][5, 2] = float("inf")
+    batches[20][:, 3] = 0.0  # ties
+    top = RunningTopK(K, HIDDEN, "cpu")
+    for i, batch in enumerate(batches):
+        positions = torch.arange(TOKENS)
+        top.update(batch, torch.full((TOKENS,), i), positions)
+    everything = torch.cat(batches).float().numpy()
+    everything[np.isnan(everything)] = -np.inf  # NaN never takes a slot
+    expected = -np.sort(-everything, axis=0)[:K].T
+    got = top.arrays()
+    np.testing.assert_array_equal(got["values"], expected)
+    # Each kept position holds its value (ties may pick either of equal values).
+    for neuron in range(HIDDEN):
+        for slot in range(K):
+            if got["sample_index"][neuron, slot] >= 0:
+                value = batches[got["sample_index"][neuron, slot]][got["token_index"][neuron, slot], neuron]
+                assert value.float().item() == got["values"][neuron, slot]
+            else:
+                assert got["values"][neuron, slot] == -np.inf
