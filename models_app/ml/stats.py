@@ -51,9 +51,11 @@ class _Moments:
         """`values`: [tokens, hidden], real tokens only, in the dtype the file stores."""
         if values.numel() == 0:
             return
-        if self._sums is not None and values.device.type == "cpu" and _all_finite(values):
-            self._update_finite_on_cpu(values)
-            return
+        if self._sums is not None and values.device.type == "cpu":
+            low, high = torch.aminmax(values)  # NaN makes both NaN
+            if math.isfinite(low.item()) and math.isfinite(high.item()):
+                self._update_finite_on_cpu(values, low, high)
+                return
         x = values.to(torch.float64)
         n = x.numel()
         if self._sums is None:
@@ -81,19 +83,20 @@ class _Moments:
         assert self.histogram is not None  # made with the sums, on the first batch
         self.histogram.update(values.float())
 
-    def _update_finite_on_cpu(self, values: torch.Tensor) -> None:
+    def _update_finite_on_cpu(self, values: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> None:
         """`update` for a batch with no inf or NaN, on the CPU (where reading a number back costs
-        nothing): the same sums, each batch's in fewer passes over its values, the comparisons
-        counted by numpy (torch sums a boolean tensor several times slower)."""
+        nothing): the same sums from one float64 copy in a few passes, the comparisons counted by
+        numpy (torch sums a boolean tensor several times slower). The batch's own m2 is
+        sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small beside
+        the spread, so nothing cancels that float64 would notice."""
         assert self._sums is not None and self.histogram is not None
         sums, n = self._sums, values.numel()
-        low, high = torch.aminmax(values)
-        x = values.to(torch.float64)
+        x = values.to(torch.float64, copy=True)  # overwritten below: never the caller's tensor
         norms = torch.linalg.vector_norm(x, dim=-1)
-        batch_mean = x.sum() / n
-        centered = x - batch_mean
-        batch_m2 = centered.square_().sum()
-        magnitude = torch.abs(x, out=centered).numpy()
+        batch_sum = x.sum()
+        batch_mean = batch_sum / n
+        batch_m2 = (norms.square().sum() - batch_sum * batch_mean).clamp_(min=0)
+        magnitude = x.abs_().numpy()
         delta = batch_mean - sums["mean"]
         total = self.count + n
         sums["mean"] = sums["mean"] + delta * (n / total)
@@ -104,7 +107,7 @@ class _Moments:
         sums["min"] = torch.minimum(sums["min"], low.double())
         sums["max"] = torch.maximum(sums["max"], high.double())
         sums["l2"] += norms.sum()
-        self.histogram.update_finite(x)
+        self.histogram.update_finite(values)
 
     def state(self) -> dict:
         assert self._sums is not None and self.histogram is not None  # saved after a first batch
@@ -152,11 +155,18 @@ class _Moments:
         }
 
 
-def _all_finite(values: torch.Tensor) -> bool:
-    """Whether a CPU batch has no inf or NaN: its smallest and largest values say (NaN makes
-    both NaN)."""
-    low, high = torch.aminmax(values)
-    return math.isfinite(low.item()) and math.isfinite(high.item())
+def _float32_outward(low: float, high: float) -> tuple[float, float]:
+    """The nearest float32 numbers at or outside [low, high]: a float32 value then compares with
+    them exactly in its own precision."""
+    with np.errstate(over="ignore"):
+        low32, high32 = np.float32(low), np.float32(high)
+    if not (np.isfinite(low32) and np.isfinite(high32)):  # beyond float32: the bins stay as they are
+        return low, high
+    if low32 > low:
+        low32 = np.nextafter(low32, np.float32(-np.inf))
+    if high32 < high:
+        high32 = np.nextafter(high32, np.float32(np.inf))
+    return float(low32), float(high32)
 
 
 def _edges(low: float, high: float, bins: int) -> list[float]:
@@ -321,7 +331,7 @@ class Histogram:
     def spanning(cls, x: torch.Tensor) -> Histogram:
         finite = x[torch.isfinite(x)]  # once, on the first batch
         low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
-        return cls(*_bins_around(low, high), x.device)
+        return cls(*_float32_outward(*_bins_around(low, high)), x.device)
 
     def state(self) -> dict:
         return {
@@ -341,21 +351,22 @@ class Histogram:
         histogram.values = state["values"]
         return histogram
 
-    def update_finite(self, x: torch.Tensor) -> None:
-        """`update` for values known finite, in float64 (`x` is overwritten): each value's bin
-        from its offset, in one bincount with a slot below and one above, where histc and the
-        comparisons make several passes."""
+    def update_finite(self, values: torch.Tensor) -> None:
+        """`update` for CPU values known finite: each value's bin from its offset, all of them in
+        one bincount, with the values below and above the bins (clamped into the end bins there)
+        counted exactly by comparison and taken back out; histc and the masks of `update` make
+        several passes more. Exact because the bounds are float32 numbers (`spanning`)."""
         bins = self.counts.numel()
-        scale = bins / (self.high - self.low)
-        slot = x.sub_(self.low).mul_(scale)
-        on_top = int(np.count_nonzero(slot.numpy() == bins))  # the top edge is in the last bin
-        slot.floor_().clamp_(-1, bins).add_(1)
-        counted = torch.bincount(slot.to(torch.int32).view(-1), minlength=bins + 2)
-        inside = counted[1 : bins + 1].to(torch.float64)
-        inside[-1] += on_top
-        self.counts += inside
-        self.below += int(counted[0])
-        self.values += x.numel()
+        array = values.numpy()
+        below = int(np.count_nonzero(array < self.low))
+        above = int(np.count_nonzero(array > self.high))
+        slot = (values - self.low).mul_(bins / (self.high - self.low)).clamp_(0, bins - 1)
+        counted = torch.bincount(slot.to(torch.int32).view(-1), minlength=bins)
+        counted[0] -= below
+        counted[-1] -= above
+        self.counts += counted
+        self.below += below
+        self.values += values.numel()
 
     def update(self, x: torch.Tensor) -> None:
         # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.
