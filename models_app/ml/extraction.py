@@ -17,13 +17,9 @@ files as a run never interrupted.
 
 from __future__ import annotations
 
-import json
-import math
-import os
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -31,12 +27,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import batches, checkpoint
+from . import batches, checkpoint, results
 from .batches import Batch, pad, windows
+from .capture import StopForward, Target, capturing
 from .errors import Cancelled, UserError
 from .hooks import HookPoints, find_hook_points
 from .outputs import PARTIAL, HostStaging, NotResumable, Outputs
-from .stats import RunningStats, RunningTopK
+from .stats import RunningTopK
 from .vocabulary import DTYPES, HOOK_TYPES
 
 if TYPE_CHECKING:
@@ -53,10 +50,6 @@ class ExtractionCancelled(Cancelled):
 
 class ExtractionError(UserError):
     """A request the engine refuses before doing any work, explained for the user."""
-
-
-class _StopForward(Exception):
-    """Raised by a hook after the deepest requested layer: the rest of the model is not run."""
 
 
 class _ForwardOutOfMemory(Exception):
@@ -91,17 +84,6 @@ class ExtractionProgress:
     batch_size: int
 
 
-@dataclass
-class _Target:
-    key: str
-    layer: int
-    hook: str
-    module_path: str
-    topk: RunningTopK
-    stats: RunningStats = field(default_factory=RunningStats)
-    captured: torch.Tensor | None = None
-
-
 def activation_key(layer: int, hook: str) -> str:
     return f"layer_{layer}_{hook}"
 
@@ -120,38 +102,6 @@ def validate(settings: ExtractionSettings, num_layers: int) -> None:
         raise ExtractionError("Micro batch size must be at least 1.")
     if settings.dtype not in DTYPES:
         raise ExtractionError(f"Output dtype must be one of {', '.join(DTYPES)}.")
-
-
-def _first(output: Any) -> torch.Tensor:
-    return output[0] if isinstance(output, (tuple, list)) else output
-
-
-@contextmanager
-def capturing(
-    model: nn.Module, targets: list[_Target], stop_after: str, dtype: torch.dtype = torch.float32
-) -> Iterator[None]:
-    """Forward hooks that keep a copy of each target module's output in `dtype`, plus one that
-    ends the forward pass after the deepest requested block. A copy, because a block may add to
-    its MLP's output in place before it returns (Falcon's parallel attention does); converting
-    to the file's dtype is that copy. Hooks are global state: always removed on the way out."""
-    handles = []
-    try:
-        for target in targets:
-            module = model.get_submodule(target.module_path)
-
-            def keep(_module, _inputs, output, target=target):
-                target.captured = _first(output).to(dtype, copy=True)
-
-            handles.append(module.register_forward_hook(keep))
-
-        def stop(_module, _inputs, _output):
-            raise _StopForward()
-
-        handles.append(model.get_submodule(stop_after).register_forward_hook(stop))
-        yield
-    finally:
-        for handle in handles:
-            handle.remove()
 
 
 def _hidden_size(model: PreTrainedModel) -> int:
@@ -202,7 +152,7 @@ def extract(
     layers = sorted(set(settings.layers))
     hooks = [h for h in HOOK_TYPES if h in settings.hooks]
     targets = [
-        _Target(
+        Target(
             activation_key(layer, hook),
             layer,
             hook,
@@ -258,9 +208,9 @@ def extract(
         if checkpoint.progress(output_dir) is None:
             _clear_unfinished(output_dir)
         raise
-    result = _finite(_metadata(settings, targets, sizes, total, hidden, run, points, metadata or {}))
-    _save_topk(output_dir, targets)
-    _write_json(output_dir / "metadata.json", result)
+    result = results.finite(_metadata(settings, targets, sizes, total, hidden, run, points, metadata or {}))
+    results.save_topk(output_dir, targets)
+    results.write_json(output_dir / "metadata.json", result)
     checkpoint.remove(output_dir)
     return result
 
@@ -290,7 +240,7 @@ class _Run:
         model,
         tokenizer,
         settings: ExtractionSettings,
-        targets: list[_Target],
+        targets: list[Target],
         total: int,
         hidden: int,
         device: torch.device,
@@ -437,7 +387,7 @@ class _Run:
         mask = batch.attention_mask.to(self.device, non_blocking=True)
         try:
             self.forward(input_ids=ids, attention_mask=mask, use_cache=False)
-        except _StopForward:
+        except StopForward:
             pass
         except Exception as exc:
             # Only the forward pass is retried smaller: past it, statistics have been counted.
@@ -486,15 +436,6 @@ class _Run:
         )
 
 
-def _save_topk(folder: Path, targets: list[_Target]) -> None:
-    for target in targets:
-        final = folder / f"topk_{target.key}.npz"
-        partial = folder / f"topk_{target.key}.npz{PARTIAL}"
-        with open(partial, "wb") as handle:
-            np.savez(handle, **target.topk.arrays())
-        os.replace(partial, final)
-
-
 def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra) -> dict[str, Any]:
     seconds = time.perf_counter() - run.started
     # This run's own work: a resumed run did the samples after its checkpoint.
@@ -541,27 +482,3 @@ def _metadata(settings, targets, sizes, total, hidden, run: _Run, points, extra)
         "resumes": run.resumes,
         **extra,
     }
-
-
-def _write_json(path: Path, data: dict) -> None:
-    partial = path.with_name(path.name + PARTIAL)
-    partial.write_text(json.dumps(data, indent=2, default=_json_default, allow_nan=False))
-    os.replace(partial, path)
-
-
-def _finite(value: Any) -> Any:
-    """inf / NaN (a float16 overflow) become None: JSON has no such numbers, and PostgreSQL's
-    JSONB refuses them."""
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, dict):
-        return {key: _finite(item) for key, item in value.items()}
-    if isinstance(value, list):
-        return [_finite(item) for item in value]
-    return value
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, (np.integer, np.floating)):
-        return value.item()
-    raise TypeError(f"not JSON serializable: {type(value).__name__}")

@@ -203,6 +203,7 @@ def test_it_keeps_the_model_unchanged_through_an_out_of_memory_retry(
     cache, ready_model, corpus, load_calls, monkeypatch
 ):
     from models_app.ml import extraction as engine
+    from models_app.ml.capture import StopForward
 
     real = engine.extract
     failures = {"left": 2}
@@ -213,7 +214,7 @@ def test_it_keeps_the_model_unchanged_through_an_out_of_memory_retry(
                 failures["left"] -= 1
                 try:
                     model(**inputs)  # the hooks capture, then the pass "runs out of memory"
-                except engine._StopForward:
+                except StopForward:
                     pass
                 raise torch.OutOfMemoryError("CUDA out of memory (injected)")
             return model(**inputs)
