@@ -396,6 +396,33 @@ class TopKArrays(TypedDict):
     token_index: np.ndarray
 
 
+def _largest(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Per column of `x` [rows, columns] (k <= rows), its k largest values and their rows, as
+    topk(k, dim=0) gives them, for a fraction of its work: the rows are cut into groups; a
+    column's k largest values lie in the k groups whose largest values are the column's largest
+    (each other group has k values at least its own largest above it), so only those k groups
+    are ranked. Groups of about sqrt(rows / k) rows balance ranking the groups and their rows."""
+    rows, columns = x.shape
+    size = max(1, math.isqrt(rows // max(k, 1)))
+    groups = rows // size
+    if size == 1 or groups < 2 * k:
+        return x.topk(k, dim=0)
+    whole = groups * size
+    blocks = x[:whole].view(groups, size, columns)
+    chosen = blocks.amax(1).topk(k, dim=0).indices  # [k, columns]: which groups
+    spread = chosen.unsqueeze(1).expand(k, size, columns)
+    candidates = blocks.gather(0, spread).reshape(k * size, columns)
+    candidate_rows = (spread * size + torch.arange(size, device=x.device).view(1, size, 1)).reshape(
+        k * size, columns
+    )
+    if whole < rows:  # the last rows, fewer than a group: always candidates
+        rest = torch.arange(whole, rows, device=x.device).unsqueeze(1).expand(rows - whole, columns)
+        candidates = torch.cat([candidates, x[whole:]])
+        candidate_rows = torch.cat([candidate_rows, rest])
+    values, index = candidates.topk(k, dim=0)
+    return values, candidate_rows.gather(0, index)
+
+
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
@@ -407,53 +434,46 @@ class RunningTopK:
 
     def update(self, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor) -> None:
         """`values`: [tokens, hidden] of real tokens (file dtype); `samples` / `tokens`: [tokens],
-        each one's sample (row of the files) and position. One top-K over the K kept so far and
-        this batch together."""
-        kept = self.values.shape[0]
-        if kept == self.k and values.device.type == "cpu":
+        each one's sample (row of the files) and position. The batch's own K largest per neuron
+        (`_largest`), then one top-K over those and the K kept so far."""
+        neurons = None  # all of them
+        if self.values.shape[0] == self.k and values.device.type == "cpu":
             # Only the neurons whose K-th value some token of the batch beats can change, and
             # after the first few thousand tokens those are few: the merge runs for them alone.
             # (On a GPU, finding them would read a count back every batch: all merge there.)
             # A column's largest value says (NaN included: `not <=` counts it as changing).
             changing = (~(values.amax(0) <= self.values[-1])).nonzero().view(-1)
-            if changing.numel() < values.shape[1]:
-                self._update_neurons(changing, values, samples, tokens)
+            if changing.numel() == 0:
                 return
+            if changing.numel() < values.shape[1]:
+                neurons = changing
+        batch = values if neurons is None else values.index_select(1, neurons)
         # topk ranks NaN above every number: a NaN (float16 overflow) must not take a slot.
-        merged = torch.cat(
-            [self.values, values.float().nan_to_num(nan=-math.inf, posinf=math.inf, neginf=-math.inf)]
-        )
-        self.values, index = merged.topk(min(self.k, merged.shape[0]), dim=0)
-        from_batch = index >= kept
-        in_batch = (index - kept).clamp_(min=0)
-        if kept:
-            in_kept = index.clamp(max=kept - 1)
-            self.samples = torch.where(from_batch, samples[in_batch], self.samples.gather(0, in_kept))
-            self.tokens = torch.where(from_batch, tokens[in_batch], self.tokens.gather(0, in_kept))
+        batch = batch.float().nan_to_num(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
+        top, rows = _largest(batch, min(self.k, batch.shape[0]))
+        kept = [
+            t if neurons is None else t.index_select(1, neurons)
+            for t in (self.values, self.samples, self.tokens)
+        ]
+        merged = torch.cat([kept[0], top])
+        best, index = merged.topk(min(self.k, merged.shape[0]), dim=0)
+        held = kept[0].shape[0]
+        from_batch = index >= held
+        in_batch = rows.gather(0, (index - held).clamp_(min=0))
+        if held:
+            in_kept = index.clamp(max=held - 1)
+            best_samples = torch.where(from_batch, samples[in_batch], kept[1].gather(0, in_kept))
+            best_tokens = torch.where(from_batch, tokens[in_batch], kept[2].gather(0, in_kept))
         else:
-            self.samples, self.tokens = samples[in_batch], tokens[in_batch]
-
-    def _update_neurons(
-        self, neurons: torch.Tensor, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor
-    ) -> None:
-        """`update` for the columns `neurons` only (K already kept in each)."""
-        if neurons.numel() == 0:
-            return
-        batch = (
-            values.index_select(1, neurons)
-            .float()
-            .nan_to_num_(nan=-math.inf, posinf=math.inf, neginf=-math.inf)
-        )
-        merged = torch.cat([self.values.index_select(1, neurons), batch])
-        top, index = merged.topk(self.k, dim=0)
-        from_batch = index >= self.k
-        in_batch = (index - self.k).clamp_(min=0)
-        in_kept = index.clamp(max=self.k - 1)
-        for kept, new in ((self.samples, samples), (self.tokens, tokens)):
-            kept[:, neurons] = torch.where(
-                from_batch, new[in_batch], kept.index_select(1, neurons).gather(0, in_kept)
+            best_samples, best_tokens = samples[in_batch], tokens[in_batch]
+        if neurons is None:
+            self.values, self.samples, self.tokens = best, best_samples, best_tokens
+        else:
+            self.values[:, neurons], self.samples[:, neurons], self.tokens[:, neurons] = (
+                best,
+                best_samples,
+                best_tokens,
             )
-        self.values[:, neurons] = top
 
     def state(self) -> dict:
         return {name: getattr(self, name).detach().cpu().clone() for name in ("values", "samples", "tokens")}

@@ -37,3 +37,16 @@ def test_it_keeps_the_k_largest_of_every_neuron_over_many_batches(dtype):
                 assert value.float().item() == got["values"][neuron, slot]
             else:
                 assert got["values"][neuron, slot] == -np.inf
+
+
+@pytest.mark.parametrize(("rows", "k"), [(1, 1), (7, 3), (40, 5), (481, 10), (1000, 1), (999, 16)])
+def test_the_largest_per_column_equal_topk_with_rows_holding_them(rows, k):
+    from models_app.ml.stats import _largest
+
+    generator = torch.Generator().manual_seed(rows)
+    x = torch.randn(rows, 33, generator=generator)
+    x[: rows // 2, 0] = 1.0  # ties in a column
+    values, where = _largest(x, k)
+    expected = x.topk(k, dim=0).values
+    assert torch.equal(values, expected)
+    assert torch.equal(x.gather(0, where), values)  # each row holds its value
