@@ -105,7 +105,7 @@ def test_a_model_that_is_not_ready_is_refused(ready_model, corpus):
         run("extract_activations", str(ready_model.pk), "--dataset", str(corpus.pk), "--layers", "0")
 
 
-def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
+def test_a_cancelled_extraction_keeps_what_it_did_until_deleted(ready_model, corpus, settings):
     record = extraction_services.create(
         queue=False,
         model=ready_model,
@@ -143,4 +143,6 @@ def test_a_cancelled_extraction_leaves_no_files(ready_model, corpus, settings):
         engine.extract = real_extract
     record.refresh_from_db()
     assert record.status == "cancelled" and calls["n"] < corpus.num_samples  # stopped early
-    assert not (settings.ACTIVATIONS_DIR / str(record.pk)).exists()
+    # The samples done are kept for a Retry, counted by the checkpoint the cancel took.
+    assert record.resume_point == {"samples_done": calls["n"], "samples_total": corpus.num_samples}
+    assert record.delete_with_files() > 0 and not (settings.ACTIVATIONS_DIR / str(record.pk)).exists()

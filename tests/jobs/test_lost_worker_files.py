@@ -64,7 +64,11 @@ def test_a_killed_extraction_keeps_its_checkpointed_files_for_retry_until_delete
         },
         **HTMX,
     )
-    record = wait_for(lambda: Extraction.objects.get(), lambda r: r.samples_done >= 50, timeout=90)
+    record = wait_for(
+        lambda: Extraction.objects.get(),
+        lambda r: r.samples_done >= 50 and r.resume_point is not None,  # a checkpoint was taken
+        timeout=90,
+    )
     folder = record.output_dir
     kill_the_job(record)
     time.sleep(0.5)  # the writer thread died with its process: the folder is what it left
@@ -117,10 +121,16 @@ def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(
         reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX
     )
     pk = LanguageModel.objects.get().pk
-    record = wait_for(
-        lambda: LanguageModel.objects.get(pk=pk),
-        lambda r: r.bytes_downloaded > 300_000 and unfinished(settings, "tiny/llama"),
-    )
+    weights = (hub.repos["tiny/llama"].folder / "model.safetensors").stat().st_size
+
+    def far_from_done(record) -> bool:
+        """The weights half-written with at least a second of transfer left: the kill below then
+        always finds the transfer mid-file, never between two files."""
+        blobs = unfinished(settings, "tiny/llama")
+        sizes = [storage.file_disk_usage(blobs_dir(settings, "tiny/llama") / b) for b in blobs]
+        return record.bytes_downloaded > 300_000 and any(0 < size < weights - 250_000 for size in sizes)
+
+    record = wait_for(lambda: LanguageModel.objects.get(pk=pk), far_from_done)
     transfer = psutil.Process(int(record.worker.rsplit(":", 1)[1])).children()
     kill_the_job(record)
     psutil.wait_procs(transfer, timeout=10)  # the transfer's child notices its parent is gone
