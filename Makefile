@@ -30,13 +30,18 @@ run: migrate
 	$(BIN)/python manage.py ensure_admin
 	$(BIN)/python manage.py run_studio --host $(HOST) --port $(PORT)
 
+# The suite on TEST_WORKERS processes (pytest-xdist; TEST_WORKERS=0: in this one). Each has its
+# own data dir, test database and Redis database (tests/settings.py, tests/services/conftest.py),
+# and every server a test starts takes a free port.
+TEST_WORKERS ?= 2
+
 test: install-dev
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 # Everything but the tests marked `slow` (browsers, real servers and workers, PostgreSQL, Redis,
 # Schemathesis): a few minutes instead of a quarter of an hour.
 test-fast: install-dev
-	$(BIN)/python -m pytest -m "not slow" $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) -m "not slow" $(PYTEST_ARGS)
 
 # ruff (lint and format) and mypy with django-stubs, as configured in pyproject.toml.
 lint: install-dev

@@ -5,8 +5,19 @@ in-memory channel layer."""
 import os
 import tempfile
 
-if not os.environ.get("MISTUDIO_DATA_DIR"):  # a studio subprocess of a test is given its own
-    os.environ["MISTUDIO_DATA_DIR"] = tempfile.mkdtemp(prefix="mistudio-test-")
+# Each test process (the pytest process, or each pytest-xdist worker: PYTEST_XDIST_WORKER) makes
+# its own data dir, and with it its own test database; a studio subprocess of a test (worker,
+# web server, command) inherits both through the environment along with the owner's name. An
+# xdist worker inherits the environment of the pytest process that started it, whose data dir
+# is not its own: the owner's name tells them apart.
+if not os.environ.get("MISTUDIO_DATA_DIR") or os.environ.get("MISTUDIO_TEST_DATA_OWNER") != os.environ.get(
+    "PYTEST_XDIST_WORKER", "main"
+):
+    os.environ["MISTUDIO_TEST_DATA_OWNER"] = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    os.environ["MISTUDIO_DATA_DIR"] = tempfile.mkdtemp(
+        prefix=f"mistudio-test-{os.environ['MISTUDIO_TEST_DATA_OWNER']}-"
+    )
+    os.environ.pop("MISTUDIO_TEST_DB", None)
 os.environ.pop("REDIS_URL", None)
 os.environ.pop("DATABASE_URL", None)
 

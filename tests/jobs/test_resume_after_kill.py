@@ -16,7 +16,7 @@ from tests.workers import kill_the_job
 # Slow: real qclusters killed mid-job, three extractions each.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
-SAMPLES = 900
+SAMPLES = 1500  # long enough that a checkpoint (one a second here) falls in each third
 SETTINGS = {
     "layers": [0, 1],
     "hooks": ["residual", "mlp"],
@@ -69,6 +69,14 @@ def finished(pk: int) -> Extraction:
     return record
 
 
+def at_checkpoint(record: Extraction, samples: float) -> bool:
+    """Whether the run's checkpoint has counted `samples`; a run that ended first fails the test
+    at once (a completed run keeps no checkpoint, so waiting longer could not help)."""
+    assert record.is_active, f"extraction {record.pk} ended ({record.status}) before the kill"
+    point = checkpoint.progress(record.output_dir)
+    return point is not None and point["samples_done"] >= samples
+
+
 @pytest.mark.parametrize("kills", [1, 2])
 def test_a_killed_extraction_resumes_to_the_files_of_an_uninterrupted_run(
     owner_client, settings, model_and_dataset, kills
@@ -79,14 +87,11 @@ def test_a_killed_extraction_resumes_to_the_files_of_an_uninterrupted_run(
     pk = start(owner_client, model, dataset)
     kept = []
     for kill in range(1, kills + 1):
-        # At about kill / (kills + 1) of the run, once a checkpoint has counted past the last one's.
+        # At about kill / (kills + 1) of the run: once a checkpoint has counted that far.
         share = kill / (kills + 1)
         record = wait_for(
             lambda: Extraction.objects.get(pk=pk),
-            lambda r, share=share: (
-                r.samples_done >= share * SAMPLES
-                and (checkpoint.progress(r.output_dir) or {}).get("samples_done", 0) > (kept or [0])[-1]
-            ),
+            lambda r, share=share: at_checkpoint(r, share * SAMPLES),
             timeout=120,
             every=0.05,
         )

@@ -14,7 +14,23 @@ from tests.services.deployment import ScaleOut
 from tests.workers import stop
 
 SERVER = os.environ.get("MISTUDIO_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
-REDIS = os.environ.get("MISTUDIO_TEST_REDIS", "redis://127.0.0.1:6379/11")
+
+
+def _redis_for_this_process(url: str) -> str:
+    """`url`'s Redis database, moved on by the pytest-xdist worker's number (gw0: the same, gw1:
+    the next, ...): each worker's deployments queue, flush and count their keys apart, so one
+    worker's qclusters never take another's tasks."""
+    from urllib.parse import urlsplit
+
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    parts = urlsplit(url)
+    database = int(parts.path.strip("/") or 0) + int(worker.removeprefix("gw"))
+    if database > 15:  # Redis's default `databases 16`
+        raise RuntimeError(f"no Redis database {database} for {worker} (from {url}): use fewer workers")
+    return parts._replace(path=f"/{database}").geturl()
+
+
+REDIS = _redis_for_this_process(os.environ.get("MISTUDIO_TEST_REDIS", "redis://127.0.0.1:6379/11"))
 
 
 @pytest.fixture
