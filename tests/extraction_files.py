@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import numpy as np
@@ -33,3 +35,29 @@ def assert_same_extraction_files(resumed: Path, uninterrupted: Path) -> None:
                 assert mine["statistics"][key][name] == pytest.approx(value, rel=1e-12), (key, name)
             else:
                 assert mine["statistics"][key][name] == value, (key, name)
+
+
+@contextmanager
+def engine_cancelled_at(samples: int) -> Iterator[None]:
+    """The engine's cancel check answering yes once `samples` are done: the cancel (or the kill)
+    a second process would send at that point, where the job runs inside the test's own call."""
+    from models_app.ml import extraction
+
+    real_extract = extraction.extract
+
+    def extract(*args, should_cancel, on_progress, **kwargs):
+        done = [0]
+
+        def progress(p):
+            done[0] = p.samples_done
+            on_progress(p)
+
+        return real_extract(
+            *args, should_cancel=lambda: done[0] >= samples or should_cancel(), on_progress=progress, **kwargs
+        )
+
+    extraction.extract = extract  # type: ignore[assignment]  # called the way the job calls it
+    try:
+        yield
+    finally:
+        extraction.extract = real_extract

@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 
 from models_app.models import Extraction
+from tests.extraction_files import engine_cancelled_at
 from tests.web.owned import extraction_of
 
 # Slow: most tests download a model and extract through the API's real jobs.
@@ -120,31 +121,15 @@ def test_it_documents_each_hook_value_with_its_label(api):
     assert "residual (Residual Stream)" in described and "attention (Attention Output)" in described
 
 
-def test_a_cancelled_extraction_says_where_a_retry_continues_and_the_retry_does(api, ready_ids, monkeypatch):
+def test_a_cancelled_extraction_says_where_a_retry_continues_and_the_retry_does(api, ready_ids):
     """The queue runs jobs inside the request here, so no second request can cancel one mid-run:
     the engine's cancel check stands in for it, answering yes once 8 of 12 samples are done."""
-    from models_app.ml import extraction
-
-    real_extract = extraction.extract
-
-    def cancelled_at_sample_8(*args, on_progress, should_cancel, **kwargs):
-        done = [0]
-
-        def progress(p):
-            done[0] = p.samples_done
-            on_progress(p)
-
-        return real_extract(
-            *args, on_progress=progress, should_cancel=lambda: done[0] >= 8 or should_cancel(), **kwargs
-        )
-
-    monkeypatch.setattr(extraction, "extract", cancelled_at_sample_8)
-    record = start(api, *ready_ids).json()
+    with engine_cancelled_at(8):
+        record = start(api, *ready_ids).json()
     detail = api.get(f"/extractions/{record['id']}").json()
     assert detail["status"] == "cancelled" and detail["resume_from_sample"] == 8
     assert detail["resumed_from_sample"] is None
 
-    monkeypatch.setattr(extraction, "extract", real_extract)
     assert api.post(f"/extractions/{record['id']}/retry").status_code == 202
     detail = api.get(f"/extractions/{record['id']}").json()
     assert detail["status"] == "completed" and detail["samples_done"] == 12

@@ -14,6 +14,7 @@ from django.core.management import CommandError, call_command
 from models_app.jobs.extraction import run_extraction
 from models_app.models import Dataset, Extraction, LanguageModel
 from models_app.services import extractions as extraction_services
+from tests.extraction_files import engine_cancelled_at
 
 # Slow: every test first downloads a model by the real job.
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -146,3 +147,35 @@ def test_a_cancelled_extraction_keeps_what_it_did_until_deleted(ready_model, cor
     # The samples done are kept for a Retry, counted by the checkpoint the cancel took.
     assert record.resume_point == {"samples_done": calls["n"], "samples_total": corpus.num_samples}
     assert record.delete_with_files() > 0 and not (settings.ACTIVATIONS_DIR / str(record.pk)).exists()
+
+
+def test_retry_extraction_waits_for_a_killed_run_to_count_as_stopped_then_continues_it(
+    ready_model, corpus, settings
+):
+    """A terminal's run killed with SIGKILL leaves its record running with a heartbeat that
+    stops: retry_extraction says when it can retry, and once the silence is long enough it fails
+    the lost run itself (as a page would) and continues from the checkpoint."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from models_app.ml import checkpoint
+
+    record = extraction_services.create(
+        queue=False, model=ready_model, dataset=corpus, layers=[0], hooks=["residual"], batch_size=2
+    )
+    with engine_cancelled_at(4):  # leaves a checkpoint at sample 4, as a kill would
+        run_extraction(record.pk)
+    assert checkpoint.progress(record.output_dir) == {"samples_done": 4, "samples_total": corpus.num_samples}
+    # What a SIGKILL leaves: the record still running, its heartbeat fresh for a few seconds.
+    Extraction.objects.filter(pk=record.pk).update(status="extracting", heartbeat_at=timezone.now())
+    with pytest.raises(CommandError, match=rf"is extracting\. .* silent for {settings.JOB_STALE_SECONDS} s"):
+        run("retry_extraction", str(record.pk))
+
+    Extraction.objects.filter(pk=record.pk).update(
+        heartbeat_at=timezone.now() - timedelta(seconds=settings.JOB_STALE_SECONDS + 1)
+    )
+    out = run("retry_extraction", str(record.pk))
+    record.refresh_from_db()
+    assert "from sample 4" in out and record.status == "completed"
+    assert record.metadata["resumed_from_sample"] == 4

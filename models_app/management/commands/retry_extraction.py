@@ -4,6 +4,7 @@ from it; otherwise it starts over."""
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.core.management.base import CommandError
 
 from models_app.jobs.extraction import run_extraction
@@ -26,9 +27,16 @@ class Command(JobCommand):
         parser.add_argument("extraction_id", type=int, help="the extraction's id (its folder's name)")
 
     def handle(self, *args, **options) -> None:
+        Extraction.fail_stale()  # a run whose process was killed is failed here, as a page would
         record = Extraction.objects.filter(pk=options["extraction_id"]).first()
         if record is None:
             raise CommandError(f"No extraction with id {options['extraction_id']}.")
+        if record.is_active:
+            raise CommandError(
+                f"Extraction {record.pk} is {record.get_status_display().lower()}. If the process"
+                f" running it was killed, it counts as stopped once it has been silent for"
+                f" {settings.JOB_STALE_SECONDS} s: retry then."
+            )
         if not record.can_retry:
             raise CommandError(
                 f"Extraction {record.pk} is {record.get_status_display().lower()}:"
