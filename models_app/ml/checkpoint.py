@@ -60,9 +60,7 @@ def load(folder: Path, key: dict[str, Any]) -> Checkpoint | None:
 
     try:
         state = torch.load(folder / STATE, map_location="cpu", weights_only=True)
-    except FileNotFoundError:
-        return None
-    except Exception:  # cut short, or not ours: the run starts over
+    except Exception:  # none, cut short, or not ours: the run starts over
         return None
     if not isinstance(state, dict) or state.pop("layout", None) != LAYOUT:
         return None

@@ -143,19 +143,6 @@ class Outputs:
         self._stop()
         self._close_files()
 
-    def discard(self) -> None:
-        while True:  # what is still queued will not be written
-            try:
-                item = self._queue.get_nowait()
-            except queue.Empty:
-                break
-            if item is not None:
-                item[1]()
-        self._stop()
-        self._close_files()
-        for partial in self.folder.glob("*" + PARTIAL):
-            partial.unlink()
-
     def _close_files(self) -> None:
         for handle, _offset, _row in self.files.values():
             handle.close()
