@@ -12,7 +12,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from .stats import RunningStats, RunningTopK
+from .stats import RunningStats
+from .topk import RunningTopK
 
 
 class StopForward(Exception):

@@ -33,7 +33,7 @@ from .capture import StopForward, Target, capturing
 from .errors import Cancelled, UserError
 from .hooks import HookPoints, find_hook_points
 from .outputs import PARTIAL, HostStaging, NotResumable, Outputs
-from .stats import RunningTopK
+from .topk import RunningTopK
 from .vocabulary import DTYPES, HOOK_TYPES
 
 if TYPE_CHECKING:

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import torch
 
-from models_app.ml.stats import RunningTopK
+from models_app.ml.topk import RunningTopK
 
 K, HIDDEN, TOKENS = 5, 64, 40
 
@@ -41,7 +41,7 @@ def test_it_keeps_the_k_largest_of_every_neuron_over_many_batches(dtype):
 
 @pytest.mark.parametrize(("rows", "k"), [(1, 1), (7, 3), (40, 5), (481, 10), (1000, 1), (999, 16)])
 def test_the_largest_per_column_equal_topk_with_rows_holding_them(rows, k):
-    from models_app.ml.stats import _largest
+    from models_app.ml.topk import _largest
 
     generator = torch.Generator().manual_seed(rows)
     x = torch.randn(rows, 33, generator=generator)
