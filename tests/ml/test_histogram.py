@@ -83,3 +83,29 @@ def test_float16_overflow_leaves_strict_json_metadata(model_sources, tmp_path):
     assert stats["histogram"]["nonfinite"] > 0 and all(np.isfinite(stats["histogram"]["edges"]))
     assert stats["max"] is None or np.isfinite(stats["max"])
     assert meta["statistics"]["layer_0_mlp"] == stats
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
+def test_a_batch_counted_in_pieces_gives_what_whole_batches_give(dtype, monkeypatch):
+    """On the CPU a large batch is counted in pieces (stats.CPU_PIECE_BYTES): the statistics and
+    the histogram must be those of the values counted whole."""
+    from models_app.ml import stats as stats_module
+
+    generator = torch.Generator().manual_seed(3)
+    hidden = 2048  # 256 tokens a piece
+    batches = [
+        torch.randn(tokens, hidden, generator=generator).mul_(3).to(dtype) for tokens in (300, 1000, 700)
+    ]
+    pieced, whole = RunningStats(), RunningStats()
+    for batch in batches:
+        pieced.update(batch)
+    monkeypatch.setattr(stats_module, "CPU_PIECE_BYTES", 1 << 40)  # whole batches
+    for batch in batches:
+        whole.update(batch)
+    got, expected = pieced.summary(), whole.summary()
+    assert got.pop("histogram") == expected.pop("histogram")
+    for name, value in expected.items():
+        assert got[name] == pytest.approx(value, rel=1e-12), name
+    values = torch.cat(batches).double().numpy()
+    assert got["mean"] == pytest.approx(values.mean(), rel=1e-9)
+    assert got["std"] == pytest.approx(values.std(), rel=1e-9)

@@ -50,3 +50,30 @@ def test_the_largest_per_column_equal_topk_with_rows_holding_them(rows, k):
     expected = x.topk(k, dim=0).values
     assert torch.equal(values, expected)
     assert torch.equal(x.gather(0, where), values)  # each row holds its value
+
+
+def test_a_batch_that_beats_every_kept_value_is_merged_whole():
+    """After many batches only a few values a batch beat their neuron's K-th; one batch far above
+    all of them (every value a candidate) takes the whole-batch merge and must agree too."""
+    generator = torch.Generator().manual_seed(1)
+    batches = [torch.randn(TOKENS, HIDDEN, generator=generator) for _ in range(40)]
+    batches[30] += 10.0
+    top = RunningTopK(K, HIDDEN, "cpu")
+    for i, batch in enumerate(batches):
+        top.update(batch, torch.full((TOKENS,), i), torch.arange(TOKENS))
+    expected = torch.cat(batches).topk(K, dim=0)
+    got = top.arrays()
+    np.testing.assert_array_equal(got["values"], expected.values.T.numpy())
+    positions = got["sample_index"] * TOKENS + got["token_index"]
+    np.testing.assert_array_equal(positions, expected.indices.T.numpy())
+
+
+def test_of_equal_values_the_one_seen_first_stays():
+    top = RunningTopK(2, 1, "cpu")
+    top.update(torch.tensor([[3.0], [1.0]]), torch.tensor([0, 0]), torch.tensor([0, 1]))
+    top.update(torch.tensor([[1.0], [1.0]]), torch.tensor([1, 1]), torch.tensor([0, 1]))
+    assert top.arrays()["sample_index"].tolist() == [[0, 0]]
+    top.update(torch.tensor([[0.5], [2.0], [2.0]]), torch.tensor([2, 2, 2]), torch.tensor([0, 1, 2]))
+    got = top.arrays()
+    assert got["values"].tolist() == [[3.0, 2.0]]
+    assert (got["sample_index"].tolist(), got["token_index"].tolist()) == ([[0, 2]], [[0, 1]])
