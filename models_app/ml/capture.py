@@ -1,6 +1,6 @@
 """Capturing what the engine extracts: a forward hook on each target module keeps a copy of its
-output, and one more ends the forward pass after the deepest requested block, so the layers
-above it are never run."""
+output at the batch's real tokens, and one more ends the forward pass after the deepest
+requested block, so the layers above it are never run."""
 
 from __future__ import annotations
 
@@ -34,25 +34,37 @@ class Target:
     captured: torch.Tensor | None = None
 
 
+@dataclass
+class RealTokens:
+    """Where the real tokens of the batch being run are: their indices in its flattened
+    [rows x longest] positions, set before each forward pass. The hooks keep those rows only,
+    packed in that order ([real tokens, hidden]): padding is never copied."""
+
+    index: torch.Tensor | None = None
+
+
 def _first(output: Any) -> torch.Tensor:
     return output[0] if isinstance(output, (tuple, list)) else output
 
 
 @contextmanager
 def capturing(
-    model: nn.Module, targets: list[Target], stop_after: str, dtype: torch.dtype = torch.float32
+    model: nn.Module, targets: list[Target], stop_after: str, real: RealTokens, dtype: torch.dtype
 ) -> Iterator[None]:
-    """Forward hooks that keep a copy of each target module's output in `dtype`, plus one that
-    ends the forward pass after the deepest requested block. A copy, because a block may add to
-    its MLP's output in place before it returns (Falcon's parallel attention does); converting
-    to the file's dtype is that copy. Hooks are global state: always removed on the way out."""
+    """Forward hooks that keep a copy of each target module's output at the `real` tokens, in
+    `dtype`, plus one that ends the forward pass after the deepest requested block. A copy,
+    because a block may add to its MLP's output in place before it returns (Falcon's parallel
+    attention does); picking the real tokens is that copy. Hooks are global state: always
+    removed on the way out."""
     handles = []
     try:
         for target in targets:
             module = model.get_submodule(target.module_path)
 
             def keep(_module, _inputs, output, target=target):
-                target.captured = _first(output).to(dtype, copy=True)
+                assert real.index is not None  # set before every forward pass
+                out = _first(output)
+                target.captured = out.reshape(-1, out.shape[-1]).index_select(0, real.index).to(dtype)
 
             handles.append(module.register_forward_hook(keep))
 

@@ -29,7 +29,7 @@ from torch import nn
 
 from . import batches, checkpoint, results
 from .batches import Batch, pad, windows
-from .capture import StopForward, Target, capturing
+from .capture import RealTokens, StopForward, Target, capturing
 from .errors import Cancelled, UserError
 from .hooks import HookPoints, find_hook_points
 from .outputs import PARTIAL, HostStaging, NotResumable, Outputs
@@ -197,7 +197,7 @@ def extract(
         run = start(None)
     try:
         with (
-            capturing(model, targets, points.path("residual", layers[-1]), run.torch_dtype),
+            capturing(model, targets, points.path("residual", layers[-1]), run.real, run.torch_dtype),
             torch.inference_mode(),
         ):
             run.all(texts, on_progress)
@@ -253,6 +253,7 @@ class _Run:
         self.output_dir, self.checkpoints = output_dir, checkpoints
         self.device, self.forward, self.should_cancel = device, forward, should_cancel
         self.torch_dtype, np_dtype = ARRAY_TYPES[settings.dtype]
+        self.real = RealTokens()  # the hooks' rows, set per forward pass
         context = settings.context_length
         batch = settings.forward_batch_size
         # Staging first: if its pinned memory cannot be had, no writer thread is left behind.
@@ -385,6 +386,11 @@ class _Run:
     def _forward(self, batch: Batch) -> None:
         ids = batch.input_ids.to(self.device, non_blocking=True)
         mask = batch.attention_mask.to(self.device, non_blocking=True)
+        # Where the real tokens are, from the lengths the host already knows: the hooks keep just
+        # those, so statistics and top-K read them and the files get them, while padding
+        # positions are never copied, counted or written (and a GPU never waits for a mask).
+        real, samples, positions = (t.to(self.device, non_blocking=True) for t in batch.real_tokens())
+        self.real.index = real
         try:
             self.forward(input_ids=ids, attention_mask=mask, use_cache=False)
         except StopForward:
@@ -394,21 +400,17 @@ class _Run:
             if _is_oom(exc):
                 raise _ForwardOutOfMemory() from exc
             raise
-        # Where the real tokens are, from the lengths the host already knows: statistics and
-        # top-K read just those, and the files get just those, so padding positions are never
-        # zeroed, counted or written (and a GPU never waits for a mask to come back).
-        real, samples, positions = (t.to(self.device, non_blocking=True) for t in batch.real_tokens())
         staged = {}
         for target in self.targets:
             if target.captured is None:
                 raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
-            acts, target.captured = target.captured, None  # already a copy in the file's dtype
-            values = acts.reshape(-1, acts.shape[-1]).index_select(0, real)
+            values, target.captured = target.captured, None  # [real tokens, hidden], a copy
             target.stats.update(values)
             target.topk.update(values, samples, positions)
-            staged[target.key] = acts
-        staged["tokens"] = ids.to(torch.int32)
-        staged["attention_mask"] = mask.to(torch.int8)
+            staged[target.key] = values
+        tokens = ids.view(-1).index_select(0, real)
+        staged["tokens"] = tokens.to(torch.int32)
+        staged["attention_mask"] = torch.ones_like(tokens, dtype=torch.int8)
         arrays, wait, release = self.staging.stage(staged)
         names = {t.key: f"{t.key}.npy" for t in self.targets}
         names.update(tokens="tokens.npy", attention_mask="attention_mask.npy")

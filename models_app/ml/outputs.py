@@ -93,14 +93,18 @@ class Outputs:
         self._queue.put((job, cleanup))
 
     def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
-        """values[i, :lengths[i]] -> row rows[i] of file `name` (writer thread)."""
+        """`values`: the real tokens of rows `rows`, packed in that order ([sum(lengths), ...]);
+        each row's lengths[i] tokens go to the start of row rows[i] of file `name` (writer
+        thread)."""
         handle, offset, row_bytes = self.files[name]
-        for i, (row, length) in enumerate(zip(rows, lengths, strict=True)):
+        start = 0
+        for row, length in zip(rows, lengths, strict=True):
             if length:
-                chunk = np.ascontiguousarray(values[i, :length])
+                chunk = np.ascontiguousarray(values[start : start + length])
                 handle.seek(offset + row * row_bytes)
                 handle.write(chunk.data)
                 self.bytes_written += chunk.nbytes
+                start += length
 
     def _drain(self) -> None:
         while True:
