@@ -31,7 +31,7 @@ def test_it_imports_the_ml_library_without_django_settings():
     code = (
         "import sys\n"
         "from models_app.ml import hub, quantization, loading, architecture, hooks, storage, resident\n"
-        "from models_app.ml import exports\n"
+        "from models_app.ml import compare, exports\n"
         "assert 'django.conf' not in sys.modules or not __import__('django.conf').conf.settings.configured\n"
         "assert not any(m == 'django' or m.startswith('django.') for m in sys.modules), "
         "[m for m in sys.modules if m.startswith('django')]\n"
