@@ -26,7 +26,7 @@ from django.urls import path
 from django.utils import timezone
 
 from .jobs.lost import check_lost_jobs
-from .models import JOB_KINDS, ActivationExport, Dataset, Extraction, LanguageModel
+from .models import JOB_KINDS, ActivationExport, Comparison, Dataset, Extraction, LanguageModel
 from .progress import LIVE_GROUP
 
 log = logging.getLogger(__name__)
@@ -113,6 +113,8 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
             "models_app/extraction.html#exports", {"extraction": export.extraction, "oob": True}
         )
         return [section], export.extraction.owner_id or 0
+    if kind == Comparison.KIND:  # no page shows a comparison live yet: nothing to push
+        return [], None
     if kind == Dataset.KIND:
         dataset = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or dataset is None:

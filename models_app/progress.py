@@ -19,6 +19,7 @@ from django.utils import timezone
 from .models import (
     STALL_SECONDS,
     ActivationExport,
+    Comparison,
     Dataset,
     Extraction,
     LanguageModel,
@@ -28,7 +29,7 @@ from .models import (
 
 # The class of a job's record. Each kind declares its own `status` field (with its own choices) and
 # the abstract JobRecord declares none, so queries on the status are typed against the kinds.
-JobClass = type[LanguageModel] | type[Dataset] | type[Extraction] | type[ActivationExport]
+JobClass = type[LanguageModel] | type[Dataset] | type[Extraction] | type[ActivationExport] | type[Comparison]
 
 MIN_INTERVAL = 0.25
 LIVE_GROUP = "studio-live"

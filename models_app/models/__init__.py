@@ -6,6 +6,7 @@ on the records too."""
 from __future__ import annotations
 
 from .api_token import ApiToken
+from .comparison import Comparison, ComparisonStatus
 from .dataset import Dataset, DatasetStatus
 from .export import ActivationExport, ExportStatus
 from .extraction import Extraction, ExtractionStatus
@@ -21,7 +22,7 @@ from .language_model import (
 from .owned import Owned
 
 JOB_KINDS: dict[str, type[JobRecord]] = {
-    cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction, ActivationExport)
+    cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction, ActivationExport, Comparison)
 }
 
 __all__ = [
@@ -32,6 +33,8 @@ __all__ = [
     "STALL_SECONDS",
     "ActivationExport",
     "ApiToken",
+    "Comparison",
+    "ComparisonStatus",
     "Dataset",
     "DatasetStatus",
     "DeletionRefused",

@@ -193,12 +193,16 @@ class Extraction(JobRecord):
         """Remove the record and its folder; bytes freed. A running one is refused: the row is
         deleted only while not active, in one statement, so a Retry from another page that
         queued it meanwhile keeps its record and its files."""
+        from .comparison import Comparison
         from .export import ActivationExport
 
         self.refuse_unless_changeable_by(user)
         exporting = self.exports.filter(status__in=ActivationExport.ACTIVE).first()
         if exporting is not None:
             raise StillRunning(f"Export {exporting.pk} is reading this extraction: cancel it first.")
+        comparing = Comparison.reading(self)
+        if comparing is not None:
+            raise StillRunning(f"Comparison {comparing.pk} is reading this extraction: cancel it first.")
         # Exports the terminal wrote elsewhere go too; the others are in the extraction's folder.
         elsewhere = [export.folder for export in self.exports.exclude(folder_path="")]
         deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()

@@ -1,0 +1,78 @@
+"""A comparison of extractions of one model in several formats (models_app.ml.compare), and the
+job that computes it from their arrays. The result is kept on the record: each other
+extraction's figures per shared (layer, hook), against the base."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+
+from .extraction import Extraction
+from .job import JobRecord
+from .owned import OwnedQuerySet
+
+
+class ComparisonStatus(models.TextChoices):
+    QUEUED = "queued", "Queued"
+    COMPARING = "comparing", "Comparing"
+    COMPLETED = "completed", "Completed"
+    FAILED = "failed", "Failed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class ComparisonQuerySet(OwnedQuerySet):
+    def visible_to(self, user) -> ComparisonQuerySet:
+        """A comparison is read with its base extraction: whoever sees that one sees it."""
+        return self.filter(base__in=Extraction.objects.visible_to(user).values("pk"))
+
+
+# As OwnedManager (models/owned.py): a named class, so that django-stubs follows it.
+class ComparisonManager(models.Manager.from_queryset(ComparisonQuerySet)):  # type: ignore[misc]
+    pass
+
+
+class Comparison(JobRecord):
+    KIND = "comparison"
+    PROGRESS_FIELDS = {"progress": 0.0, "tokens_done": 0}
+    QUEUED, RUNNING = ComparisonStatus.QUEUED, ComparisonStatus.COMPARING
+    ACTIVE = (ComparisonStatus.QUEUED, ComparisonStatus.COMPARING)
+    DONE, FAILED = ComparisonStatus.COMPLETED, ComparisonStatus.FAILED
+    CANCELLED = ComparisonStatus.CANCELLED
+
+    base = models.ForeignKey(Extraction, on_delete=models.CASCADE, related_name="comparisons")
+    # The extractions compared with the base, in the order asked. A JSON list rather than a
+    # many-to-many: the order is the result's, and a record stays readable after one is deleted.
+    other_ids = models.JSONField(default=list)
+    status = models.CharField(
+        max_length=12, choices=ComparisonStatus.choices, default=ComparisonStatus.QUEUED
+    )
+    progress = models.FloatField(default=0.0)
+    tokens_done = models.BigIntegerField(default=0)
+    tokens_total = models.BigIntegerField(default=0)
+    result = models.JSONField(default=dict, blank=True, help_text="What compare_extractions --json prints")
+
+    objects = ComparisonManager()  # type: ignore[misc]  # the base extraction's rule (ComparisonQuerySet)
+
+    def __str__(self) -> str:
+        others = ", ".join(str(pk) for pk in self.other_ids)
+        return f"Comparison {self.pk} of extraction {self.base_id} with {others}"
+
+    @property
+    def is_completed(self) -> bool:
+        return self.status == ComparisonStatus.COMPLETED
+
+    def job_task(self) -> tuple[str, str]:
+        # Downloads' queue: reading arrays is disk work, and must not wait behind extractions.
+        return "models_app.jobs.comparison.run_comparison", settings.DOWNLOAD_CLUSTER
+
+    @classmethod
+    def reading(cls, extraction: Extraction) -> Comparison | None:
+        """A queued or running comparison that reads `extraction` (as base or other), if any."""
+        for comparison in cls.objects.filter(status__in=cls.ACTIVE):
+            if comparison.base_id == extraction.pk or extraction.pk in comparison.other_ids:
+                return comparison
+        return None
+
+    @property
+    def cancel_confirmation(self) -> str:
+        return f"Cancel comparison {self.pk}?"
