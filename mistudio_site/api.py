@@ -15,6 +15,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from models_app.api.common import AUTH, BoundedJson, Refused
+from models_app.api.comparisons import router as comparisons_router
 from models_app.api.datasets import router as datasets_router
 from models_app.api.exports import router as exports_router
 from models_app.api.extractions import router as extractions_router
@@ -37,6 +38,7 @@ api.add_router("/models", models_router)
 api.add_router("/datasets", datasets_router)
 api.add_router("/extractions", extractions_router)
 api.add_router("", exports_router)
+api.add_router("", comparisons_router)
 api.add_router("/templates", templates_router)
 
 

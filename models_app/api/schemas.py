@@ -251,3 +251,29 @@ class ExportOut(Owned):
         if not record.is_completed:
             return None
         return reverse("api:export_archive", kwargs={"export_id": record.pk})
+
+
+class ComparisonOut(Owned):
+    """A comparison of extractions (`base` the reference); `result` once completed: {"base": id,
+    "others": [{"id", "format", "hooks": [{"layer", "hook", "module", "tokens", "cosine",
+    "relative_error", "sqnr_db", "equal", "top_neuron_overlap", "drifting_neurons"}]}]}."""
+
+    id: int
+    base: int
+    others: list[int]
+    status: str
+    progress: float
+    tokens_done: int
+    tokens_total: int
+    error_message: str
+    result: dict[str, Any]
+    created_at: datetime
+    completed_at: datetime | None
+
+    @staticmethod
+    def resolve_base(record) -> int:
+        return record.base_id
+
+    @staticmethod
+    def resolve_others(record) -> list[int]:
+        return list(record.other_ids)

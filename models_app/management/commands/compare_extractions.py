@@ -8,10 +8,10 @@ from __future__ import annotations
 import json
 
 from django.core.management.base import CommandError
-from django.db import transaction
+from django.utils.datastructures import MultiValueDict
 
+from models_app.forms.comparisons import ComparisonForm
 from models_app.jobs.comparison import run_comparison
-from models_app.ml import compare
 from models_app.models import Comparison, Extraction
 
 from ._progress import JobCommand, run_job_with_bar
@@ -33,28 +33,14 @@ class Command(JobCommand):
         parser.add_argument("--json", action="store_true", help="print the result as JSON")
 
     def handle(self, *args, **options) -> None:
-        ids = [options["base"], *options["others"]]
-        found = Extraction.objects.in_bulk(ids)
-        for pk in ids:
-            if pk not in found:
-                raise CommandError(f"No extraction with id {pk}.")
-            if not found[pk].is_completed:
-                raise CommandError(f"Extraction {pk} is not completed: only completed extractions compare.")
-        if len(set(ids)) < len(ids):
-            raise CommandError("Each extraction can be named once.")
-        try:
-            # Named by the studio's ids, whatever a folder's metadata.json says.
-            described = {pk: {**compare.describe(found[pk].output_dir), "id": pk} for pk in ids}
-        except compare.ComparisonError as exc:
-            raise CommandError(str(exc)) from None
-        for pk in ids[1:]:
-            if reason := compare.why_not_comparable(described[ids[0]], described[pk]):
-                raise CommandError(reason)
+        base = Extraction.objects.filter(pk=options["base"]).first()
+        if base is None:
+            raise CommandError(f"No extraction with id {options['base']}.")
+        form = ComparisonForm(MultiValueDict({"others": [str(pk) for pk in options["others"]]}), base=base)
+        if not form.is_valid():
+            raise CommandError(" ".join(str(e) for errors in form.errors.values() for e in errors))
         with self.stops.held():  # from here a stop cancels the record's job
-            with transaction.atomic():
-                record = Comparison.objects.create(
-                    base=found[ids[0]], other_ids=ids[1:], owner=found[ids[0]].owner
-                )
+            record = form.create(owner=base.owner, queue=False)
             run_job_with_bar(self, run_comparison, record, "show_comparison")
         if record.status != Comparison.DONE:
             raise CommandError(record.error_message or f"Comparison {record.get_status_display().lower()}.")
