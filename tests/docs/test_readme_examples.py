@@ -11,6 +11,7 @@ beside `make run` in the repository does."""
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 import sys
@@ -37,7 +38,7 @@ DOCUMENTS = [
     "docs/ARCHITECTURE.md",
 ]
 # Where each example lives, in the order they run: a block that goes missing fails the test.
-EXAMPLES = [("docs/command-line.md", "shell"), ("docs/api.md", "python")]
+EXAMPLES = [("docs/command-line.md", "shell"), ("docs/command-line.md", "shell"), ("docs/api.md", "python")]
 
 
 def example_blocks() -> list[tuple[str, str, str]]:
@@ -76,6 +77,19 @@ def check_shell_output(code: str, printed: str) -> None:
     assert "Completed: 40 samples" in printed
 
 
+def check_comparison_output(code: str, printed: str) -> None:
+    for said in ("Model 2: tiny/llama@main", "Model 3: tiny/llama@main"):
+        assert f"# {said}" in code and said in printed, said
+    assert '# {"base": 1, "others": [{"id": 2, "format": "q8", ...' in code
+    result = json.loads(printed[printed.index("{") :])
+    assert result["base"] == 1 and [(o["id"], o["format"]) for o in result["others"]] == [
+        (2, "q8"),
+        (3, "q4"),
+    ]
+    for q8, q4 in zip(result["others"][0]["hooks"], result["others"][1]["hooks"], strict=True):
+        assert 0 < q8["relative_error"] < q4["relative_error"], (q8, q4)
+
+
 def check_python_output(code: str, printed: str) -> None:
     lines = re.split(r"[\r\n]", printed)
     assert "completed " in lines and "# completed" in code, printed  # the status, an empty error message
@@ -99,10 +113,11 @@ def test_it_runs_the_documented_examples_as_written(settings, hub, django_user_m
     ran = 0
     try:
         env = studio_env(settings, hub.endpoint)
-        for _document, lang, code in blocks:
+        checks = [check_shell_output, check_comparison_output, check_python_output]
+        for (_document, lang, code), check in zip(blocks, checks, strict=True):
             printed = run_block(lang, substitute(code, hub.endpoint, url, token), env)
-            (check_shell_output if lang == "shell" else check_python_output)(code, printed)
+            check(code, printed)
             ran += 1
     finally:
         stop(process)
-    assert ran == len(EXAMPLES) == 2
+    assert ran == len(EXAMPLES) == 3
