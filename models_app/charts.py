@@ -68,7 +68,7 @@ def bar_chart(title: str, bars: list[Bar], unit: str = "") -> SafeString:
 
 
 def histogram_chart(title: str, histogram: dict | None) -> SafeString:
-    """Counts per fixed bin (see ml.stats.Histogram), on a square-root scale so the tails show
+    """Counts per fixed bin (see ml.histogram.Histogram), on a square-root scale so the tails show
     next to the peak; values outside the bins are said under the chart by the page."""
     if not histogram or not histogram.get("counts"):
         return mark_safe("")

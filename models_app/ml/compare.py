@@ -27,7 +27,7 @@ import numpy as np
 
 from .errors import Cancelled, UserError
 from .exports.common import ExportError
-from .exports.source import Source
+from .exports.source import Source, read_metadata
 
 TOP_NEURONS = 10  # per token, the largest |value| dimensions top_neuron_overlap compares
 DRIFTING = 10  # neurons listed per (layer, hook), the least correlated first
@@ -136,9 +136,15 @@ def _top_overlap(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def describe(folder: Path) -> dict[str, Any]:
-    """What a comparison needs to know of an extraction folder, from its metadata.json."""
-    source = _open(folder)
-    meta = source.metadata
+    """What a comparison needs to know of an extraction folder, from its metadata.json alone (no
+    array is read: a form checks comparability with it before any job starts)."""
+    try:
+        return _summary(read_metadata(Path(folder)))
+    except ExportError as exc:
+        raise ComparisonError(str(exc)) from None
+
+
+def _summary(meta: dict[str, Any]) -> dict[str, Any]:
     model, dataset = meta.get("model") or {}, meta.get("dataset") or {}
     return {
         "id": meta.get("extraction_id"),
@@ -146,9 +152,9 @@ def describe(folder: Path) -> dict[str, Any]:
         "commit": model.get("commit_sha"),
         "format": model.get("effective_quantization"),
         "dataset": dataset.get("id"),
-        "samples": int(source.tokens.shape[0]),
-        "context_length": int(source.tokens.shape[1]),
-        "hooks": [h.key for h in source.hooks],
+        "samples": meta.get("samples"),
+        "context_length": meta.get("context_length"),
+        "hooks": list(meta.get("statistics") or {}),
     }
 
 
@@ -179,24 +185,20 @@ def compare(
     command's --json prints it: {"base": id, "others": [{"id", "format", "hooks": [...]}]}."""
     if not others:
         raise ComparisonError("Choose at least one extraction to compare with.")
-    described = describe(base)
-    sources = [_open(base)]
+    sources = [_open(folder) for folder in (base, *others)]
+    reference, described = sources[0], _summary(sources[0].metadata)
     sums: list[dict[str, _Sums]] = []
-    for folder in others:
-        other = describe(folder)
-        reason = why_not_comparable(described, other)
-        if reason:
-            raise ComparisonError(reason)
-        sources.append(_open(folder))
-        shared = [h for h in sources[0].hooks if h.key in other["hooks"]]
-        sums.append({h.key: _Sums(h.hidden_size) for h in shared})
-    reference = sources[0]
     for source in sources[1:]:
+        other = _summary(source.metadata)
+        if reason := why_not_comparable(described, other):
+            raise ComparisonError(reason)
         if not np.array_equal(source.lengths, reference.lengths):
             raise ComparisonError(
-                f"Extraction {source.metadata.get('extraction_id')} has other real tokens per sample:"
+                f"Extraction {other['id']} has other real tokens per sample:"
                 " the extractions did not read the same texts."
             )
+        shared = [h for h in reference.hooks if h.key in other["hooks"]]
+        sums.append({h.key: _Sums(h.hidden_size) for h in shared})
     _stream(sources, sums, on_progress, should_cancel)
     return {
         "base": described["id"],

@@ -20,24 +20,13 @@ import math
 import numpy as np
 import torch
 
+from .histogram import CountedHistogram, Histogram, bins_around, zero
+
 NEAR_ZERO = 0.01  # |x| below this counts towards sparsity
-HISTOGRAM_BINS = 40
-HISTOGRAM_MARGIN = 0.25  # the first batch's range, widened by this share on each side
 PATTERNS = 1 << 16  # float16 bit patterns
 # On the CPU a batch is counted in pieces of about this many float64 bytes (a copy of the piece
 # and its passes stay in the cache): a quarter less time than whole batches of 4,096 tokens.
 CPU_PIECE_BYTES = 4 << 20
-
-
-def _zero(device: torch.device) -> torch.Tensor:
-    return torch.zeros((), dtype=torch.float64, device=device)
-
-
-def _bins_around(low: float, high: float) -> tuple[float, float]:
-    if not math.isfinite(low):  # no finite value at all
-        low, high = -1.0, 1.0
-    margin = (high - low) * HISTOGRAM_MARGIN or max(abs(low), 1.0) * HISTOGRAM_MARGIN
-    return low - margin, high + margin
 
 
 class _Moments:
@@ -88,7 +77,7 @@ class _Moments:
     def _begin(self, histogram: Histogram) -> None:
         """Zero sums, and the histogram whose bins the first batch fixed."""
         device = histogram.counts.device
-        self._sums = {name: _zero(device) for name in ("mean", "m2", "abs", "near_zero", "l2")}
+        self._sums = {name: zero(device) for name in ("mean", "m2", "abs", "near_zero", "l2")}
         self._sums["min"] = torch.full((), math.inf, dtype=torch.float64, device=device)
         self._sums["max"] = torch.full((), -math.inf, dtype=torch.float64, device=device)
         self.histogram = histogram
@@ -165,25 +154,6 @@ class _Moments:
         }
 
 
-def _float32_outward(low: float, high: float) -> tuple[float, float]:
-    """The nearest float32 numbers at or outside [low, high]: a float32 value then compares with
-    them exactly in its own precision."""
-    with np.errstate(over="ignore"):
-        low32, high32 = np.float32(low), np.float32(high)
-    if not (np.isfinite(low32) and np.isfinite(high32)):  # beyond float32: the bins stay as they are
-        return low, high
-    if low32 > low:
-        low32 = np.nextafter(low32, np.float32(-np.inf))
-    if high32 < high:
-        high32 = np.nextafter(high32, np.float32(np.inf))
-    return float(low32), float(high32)
-
-
-def _edges(low: float, high: float, bins: int) -> list[float]:
-    width = (high - low) / bins
-    return [low + i * width for i in range(bins)] + [high]
-
-
 class RunningStats:
     """The statistics of one (layer, hook): see the module's docstring for the two ways."""
 
@@ -242,9 +212,9 @@ class _ValueCounts:
 
     def __init__(self, device: torch.device) -> None:
         self.counts = torch.zeros(PATTERNS, dtype=torch.int64, device=device)
-        self.l2 = _zero(device)
+        self.l2 = zero(device)
         self.tokens = 0
-        self.histogram: _CountedHistogram | None = None
+        self.histogram: CountedHistogram | None = None
 
     def update(self, values: torch.Tensor) -> None:
         patterns = values.reshape(-1).view(torch.int16).to(torch.int32) + (PATTERNS // 2)
@@ -258,8 +228,8 @@ class _ValueCounts:
         if self.histogram is None:  # the bins: the first batch's finite range (one read-back)
             _counts, numbers = self._seen()
             finite = numbers[np.isfinite(numbers)]
-            self.histogram = _CountedHistogram(
-                *_bins_around(
+            self.histogram = CountedHistogram(
+                *bins_around(
                     float(finite.min()) if finite.size else math.inf,
                     float(finite.max()) if finite.size else math.inf,
                 )
@@ -280,7 +250,7 @@ class _ValueCounts:
         way = cls(device)
         way.counts, way.l2 = state["counts"].to(device), state["l2"].to(device)
         way.tokens = state["tokens"]
-        way.histogram = _CountedHistogram(*state["bins"])
+        way.histogram = CountedHistogram(*state["bins"])
         return way
 
     def _seen(self) -> tuple[np.ndarray, np.ndarray]:
@@ -307,105 +277,3 @@ class _ValueCounts:
                 "l2_norm_mean": self.l2.item() / self.tokens,
                 "histogram": self.histogram.summary(counts, numbers),
             }
-
-
-class _CountedHistogram:
-    """The histogram of _ValueCounts: bins fixed by the first batch, filled from the counts."""
-
-    def __init__(self, low: float, high: float, bins: int = HISTOGRAM_BINS):
-        self.low, self.high, self.bins = low, high, bins
-
-    def summary(self, counts: np.ndarray, numbers: np.ndarray) -> dict:
-        finite = np.isfinite(numbers)
-        inside = finite & (numbers >= self.low) & (numbers <= self.high)
-        index = np.minimum(
-            ((numbers[inside] - self.low) / (self.high - self.low) * self.bins).astype(np.int64),
-            self.bins - 1,
-        )
-        return {
-            "edges": _edges(self.low, self.high, self.bins),
-            "counts": [int(c) for c in np.bincount(index, weights=counts[inside], minlength=self.bins)],
-            "below": int(counts[finite & (numbers < self.low)].sum()),
-            "above": int(counts[finite & (numbers > self.high)].sum()),
-            "nonfinite": int(counts[~finite].sum()),
-        }
-
-
-class Histogram:
-    """Counts of values in fixed bins. The bins are fixed by the first batch (its range, widened
-    by a margin) so that later batches merge by adding counts, like the other statistics; values
-    outside the bins are counted as below / above rather than stretched into the end bins, and
-    inf / NaN (float16 overflow) as non-finite, so one of them cannot make the bins infinite."""
-
-    def __init__(self, low: float, high: float, device: torch.device, bins: int = HISTOGRAM_BINS):
-        self.low, self.high = low, high
-        self.counts = torch.zeros(bins, dtype=torch.float64, device=device)
-        self.below, self.nonfinite = _zero(device), _zero(device)
-        self.values = 0
-
-    @classmethod
-    def spanning(cls, x: torch.Tensor) -> Histogram:
-        finite = x[torch.isfinite(x)]  # once, on the first batch
-        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
-        return cls.around(low, high, x.device)
-
-    @classmethod
-    def around(cls, low: float, high: float, device: torch.device) -> Histogram:
-        """Bins over [low, high] (the first batch's finite range), widened by the margin."""
-        return cls(*_float32_outward(*_bins_around(low, high)), device)
-
-    def state(self) -> dict:
-        return {
-            "bins": (self.low, self.high),
-            "counts": self.counts.detach().cpu().clone(),
-            "below": self.below.detach().cpu().clone(),
-            "nonfinite": self.nonfinite.detach().cpu().clone(),
-            "values": self.values,
-        }
-
-    @classmethod
-    def restored(cls, state: dict, device: torch.device) -> Histogram:
-        low, high = state["bins"]
-        histogram = cls(low, high, device, bins=state["counts"].numel())
-        histogram.counts = state["counts"].to(device)
-        histogram.below, histogram.nonfinite = state["below"].to(device), state["nonfinite"].to(device)
-        histogram.values = state["values"]
-        return histogram
-
-    def update_finite(self, values: torch.Tensor) -> None:
-        """`update` for CPU values known finite: each value's bin from its offset, all of them in
-        one bincount, with the values below and above the bins (clamped into the end bins there)
-        counted exactly by comparison and taken back out; histc and the masks of `update` make
-        several passes more. Exact because the bounds are float32 numbers (`spanning`)."""
-        bins = self.counts.numel()
-        array = values.numpy()
-        below = int(np.count_nonzero(array < self.low))
-        above = int(np.count_nonzero(array > self.high))
-        slot = (values - self.low).mul_(bins / (self.high - self.low)).clamp_(0, bins - 1)
-        # uint8 slots when they fit: bincount reads them faster than int32.
-        slots = slot.to(torch.uint8 if bins <= 256 else torch.int32).view(-1)
-        counted = torch.bincount(slots, minlength=bins)
-        counted[0] -= below
-        counted[-1] -= above
-        self.counts += counted
-        self.below += below
-        self.values += values.numel()
-
-    def update(self, x: torch.Tensor) -> None:
-        # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.
-        self.counts += torch.histc(x, bins=self.counts.numel(), min=self.low, max=self.high)
-        finite = torch.isfinite(x)
-        self.below += ((x < self.low) & finite).sum()
-        self.nonfinite += x.numel() - finite.sum()
-        self.values += x.numel()
-
-    def summary(self) -> dict:
-        counts = [int(c) for c in self.counts.tolist()]
-        below, nonfinite = int(self.below.item()), int(self.nonfinite.item())
-        return {
-            "edges": _edges(self.low, self.high, len(counts)),
-            "counts": counts,
-            "below": below,
-            "above": self.values - sum(counts) - below - nonfinite,
-            "nonfinite": nonfinite,
-        }

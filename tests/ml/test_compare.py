@@ -46,6 +46,8 @@ def write_extraction(folder, extraction_id, values, *, dtype="float32", commit="
         "complete": True,
         "dtype": dtype,
         "real_tokens": int(mask.sum()),
+        "samples": SAMPLES,
+        "context_length": CONTEXT,
         "statistics": statistics,
         "extraction_id": extraction_id,
         "model": {

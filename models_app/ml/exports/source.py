@@ -37,7 +37,7 @@ class Source:
     def __init__(self, folder: Path, hooks: Sequence[str] | None = None):
         """`hooks`: keys such as "layer_3_mlp" (default: every hook the extraction holds)."""
         self.folder = Path(folder)
-        self.metadata = _read_metadata(self.folder)
+        self.metadata = read_metadata(self.folder)
         if self.metadata.get("dtype") not in DTYPES:
             raise ExportError(f"metadata.json names no known dtype ({self.metadata.get('dtype')!r}).")
         self.dtype = np.dtype(self.metadata["dtype"])
@@ -121,7 +121,9 @@ def _when(meta: dict[str, Any]) -> str | None:
     return datetime.fromtimestamp(started, UTC).isoformat(timespec="seconds")
 
 
-def _read_metadata(folder: Path) -> dict[str, Any]:
+def read_metadata(folder: Path) -> dict[str, Any]:
+    """A completed extraction's metadata.json (ExportError when it is missing, unreadable or says
+    the extraction is not complete)."""
     path = folder / "metadata.json"
     if not path.is_file():
         raise ExportError(f"{folder} has no metadata.json: it is not a completed extraction.")
