@@ -187,12 +187,15 @@ def extract(
             _Checkpoints(key, checkpoint_seconds, saved),
         )
 
-    saved = checkpoint.load(output_dir, key)
-    try:
-        run = start(saved)
-    except NotResumable:
-        saved = None
-    if saved is None:  # whatever an earlier, different run left goes
+    # One run is started, and only one: each holds a writer thread, open files and (on a GPU)
+    # pinned buffers that nothing else would release.
+    saved, run = checkpoint.load(output_dir, key), None
+    if saved is not None:
+        try:
+            run = start(saved)
+        except NotResumable:
+            pass
+    if run is None:  # whatever an earlier, different run left goes
         _clear_unfinished(output_dir)
         run = start(None)
     try:

@@ -362,3 +362,23 @@ def test_a_stopped_run_leaves_no_tokenizing_thread_behind(model_sources):
     stream.close()
     assert clock.perf_counter() - started < 0.5
     assert not [t for t in threading.enumerate() if t.name == "tokenize-ahead"]
+
+
+def test_a_run_leaves_no_writer_thread_behind(model_sources, tmp_path):
+    """Each extraction starts one writer and ends it, whether it finishes or is cancelled."""
+    import threading
+
+    loaded = fp32(model_sources, "gpt2")
+    settings = ExtractionSettings(layers=[0], hooks=["residual"], batch_size=4, context_length=CONTEXT)
+    before = [t for t in threading.enumerate() if t.name == "activation-writer"]
+    extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "done")
+    with pytest.raises(extraction.ExtractionCancelled):
+        extraction.extract(
+            loaded.model,
+            loaded.tokenizer,
+            TEXTS,
+            settings,
+            tmp_path / "cancelled",
+            should_cancel=lambda: True,
+        )
+    assert [t for t in threading.enumerate() if t.name == "activation-writer"] == before
