@@ -78,12 +78,6 @@ class Histogram:
         self.values = 0
 
     @classmethod
-    def spanning(cls, x: torch.Tensor) -> Histogram:
-        finite = x[torch.isfinite(x)]  # once, on the first batch
-        low, high = (finite.min().item(), finite.max().item()) if finite.numel() else (math.inf, math.inf)
-        return cls.around(low, high, x.device)
-
-    @classmethod
     def around(cls, low: float, high: float, device: torch.device) -> Histogram:
         """Bins over [low, high] (the first batch's finite range), widened by the margin."""
         return cls(*float32_outward(*bins_around(low, high)), device)
@@ -110,7 +104,7 @@ class Histogram:
         """`update` for CPU values known finite: each value's bin from its offset, all of them in
         one bincount, with the values below and above the bins (clamped into the end bins there)
         counted exactly by comparison and taken back out; histc and the masks of `update` make
-        several passes more. Exact because the bounds are float32 numbers (`spanning`)."""
+        several passes more. Exact because the bounds are float32 numbers (`around`)."""
         bins = self.counts.numel()
         array = values.numpy()
         below = int(np.count_nonzero(array < self.low))

@@ -9,6 +9,8 @@ from typing import TypedDict
 import numpy as np
 import torch
 
+from . import stats
+
 # The few-values merge ranks a grid [neurons it changes, K + most values one of them got]; above
 # this many times the kept state, the dense merge is cheaper (measured at K=10, 512 neurons).
 GRID_LIMIT = 8
@@ -49,6 +51,14 @@ def _largest(x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
     return values, candidate_rows.gather(0, index)
 
 
+def _piece_rows(values: torch.Tensor) -> int | None:
+    """On a GPU, the tokens of a batch merged at a time: the float32 copies of a merge must stay
+    bounded, as the statistics' are (stats.DEVICE_PIECE_VALUES). None on the CPU: whole batches."""
+    if values.device.type == "cpu":
+        return None
+    return max(1, stats.DEVICE_PIECE_VALUES // max(1, values.shape[1]))
+
+
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
@@ -63,6 +73,12 @@ class RunningTopK:
         each one's sample (row of the files) and position. Once K values are kept, on the CPU,
         usually only the values that beat a K-th are merged (`_merge_few`); otherwise the
         batch's own K largest per neuron (`_largest`), then one top-K over those and the K kept."""
+        piece = _piece_rows(values)
+        if piece is not None and values.shape[0] > piece:
+            for start in range(0, values.shape[0], piece):
+                end = start + piece
+                self.update(values[start:end], samples[start:end], tokens[start:end])
+            return
         neurons = None  # all of them
         if self.values.shape[0] == self.k and values.device.type == "cpu":
             if self._merge_few(values, samples, tokens):

@@ -77,3 +77,20 @@ def test_of_equal_values_the_one_seen_first_stays():
     got = top.arrays()
     assert got["values"].tolist() == [[3.0, 2.0]]
     assert (got["sample_index"].tolist(), got["token_index"].tolist()) == ([[0, 2]], [[0, 1]])
+
+
+def test_a_batch_merged_in_pieces_keeps_what_a_whole_batch_keeps(monkeypatch):
+    """On a GPU each batch is merged a piece at a time (bounded memory): the K kept per neuron,
+    and where they came from, must be those of whole batches."""
+    from models_app.ml import topk
+
+    generator = torch.Generator().manual_seed(5)
+    batches = [torch.randn(TOKENS, HIDDEN, generator=generator) for _ in range(6)]
+    whole, pieced = RunningTopK(K, HIDDEN, "cpu"), RunningTopK(K, HIDDEN, "cpu")
+    for i, batch in enumerate(batches):
+        whole.update(batch, torch.full((TOKENS,), i), torch.arange(TOKENS))
+    monkeypatch.setattr(topk, "_piece_rows", lambda values: 3)  # as a GPU would, 3 tokens a piece
+    for i, batch in enumerate(batches):
+        pieced.update(batch, torch.full((TOKENS,), i), torch.arange(TOKENS))
+    for name, array in whole.arrays().items():
+        np.testing.assert_array_equal(pieced.arrays()[name], array, err_msg=name)
