@@ -149,7 +149,8 @@ def bare_forward(
             handle.remove()
 
 
-def engine(loaded, samples, batch_size, context, layers, out: Path) -> float:
+def engine(loaded, samples, batch_size, context, layers, out: Path, written: dict | None = None) -> float:
+    """Samples/s of the engine; `written`, when given, receives the activation bytes/s it wrote."""
     from models_app.ml.extraction import ExtractionSettings, extract
 
     settings = ExtractionSettings(
@@ -160,8 +161,14 @@ def engine(loaded, samples, batch_size, context, layers, out: Path) -> float:
         top_k=10,
     )
     start = time.perf_counter()
-    extract(loaded.model, loaded.tokenizer, samples, settings, out)
-    return len(samples) / (time.perf_counter() - start)
+    result = extract(loaded.model, loaded.tokenizer, samples, settings, out)
+    seconds = time.perf_counter() - start
+    if written is not None:  # real tokens only: padding is never copied or written
+        itemsize = 2 if result["dtype"] == "float16" else 4
+        written["bytes_per_second"] = (
+            result["real_tokens"] * result["hidden_size"] * itemsize * len(result["statistics"]) / seconds
+        )
+    return len(samples) / seconds
 
 
 def memory_child(args) -> None:
@@ -219,6 +226,9 @@ def main() -> None:
     parser.add_argument("--scratch", default=None, help="where outputs are written")
     parser.add_argument("--json", type=Path, help="also write the figures here")
     parser.add_argument("--skip-memory", action="store_true", help="no peak-RSS runs")
+    parser.add_argument(
+        "--io-limits", action="store_true", help="also the copy and disk limits (bench/io_limits.py)"
+    )
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--model", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -236,9 +246,17 @@ def main() -> None:
         samples = texts(args.samples, args.words)
         bare_forward(loaded, samples[: args.batch_size * 2], args.batch_size, args.context)  # warm-up
         bare = bare_forward(loaded, samples, args.batch_size, args.context, deepest=n - 1)
-        last = engine(loaded, samples, args.batch_size, args.context, [0, n // 2, n - 1], scratch / "last")
+        written: dict = {}
+        last = engine(
+            loaded, samples, args.batch_size, args.context, [0, n // 2, n - 1], scratch / "last", written
+        )
         early = engine(loaded, samples, args.batch_size, args.context, [0, 1], scratch / "early")
         del loaded
+        limits = None
+        if args.io_limits:
+            from io_limits import measure
+
+            limits = measure(scratch, args.device == "cuda")
         one = ten = None
         if not args.skip_memory:
             build(scratch / "memory-model", args.memory_shape)
@@ -254,6 +272,12 @@ def main() -> None:
     print(f"| bare forward to layer {n - 1} | {bare:.1f} | 1.00x |")
     print(f"| engine, layers 0/{n // 2}/{n - 1} x 3 hooks | {last:.1f} | {last / bare:.2f}x |")
     print(f"| engine, layers 0-1 x 3 hooks | {early:.1f} | {early / bare:.2f}x |")
+    if limits is not None:
+        rate = written["bytes_per_second"] / 1e9
+        print(f"\nThe engine (layers 0/{n // 2}/{n - 1}) wrote {rate:.2f} GB/s of activations")
+        for name, value in limits.items():
+            if name.endswith("_gb_s"):
+                print(f"- {name}: {value:.2f} GB/s (the engine at {rate / value:.2f}x of it)")
     if one is not None:
         print(
             f"\nPeak RSS ({args.memory_shape} Llama, 3 layers x 3 hooks): {args.memory_samples} samples "
@@ -269,6 +293,8 @@ def main() -> None:
                     "samples": args.samples,
                     "samples_per_second": {"bare_forward": bare, "engine_last": last, "engine_early": early},
                     "peak_rss_kib": [one, ten],
+                    "engine_last_bytes_per_second": written["bytes_per_second"],
+                    "io_limits": limits,
                 },
                 indent=2,
             )
