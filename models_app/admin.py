@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .models import ApiToken, Dataset, Extraction, LanguageModel
+from .models import ApiToken, Comparison, Dataset, Extraction, LanguageModel
 
 # Rows per admin list page: the time of a list page is rendering its rows, and 50 keep it well
 # inside the pages' 100 ms budget (bench/pages.py) at any history size.
@@ -167,6 +167,22 @@ class ExtractionAdmin(EditableAfterCreation):
 
     def has_add_permission(self, request) -> bool:
         return False  # extractions start from a model card or `manage.py extract_activations`
+
+
+@admin.register(Comparison)
+class ComparisonAdmin(EditableAfterCreation):
+    """Read-only but for the owner: the result is what the job computed from the files."""
+
+    list_per_page = LIST_PER_PAGE
+    list_display = ("id", "base", "other_ids", "status", "progress", "owner", "created_at")
+    list_select_related = ("base__model", "owner")
+    list_filter = ("status",)
+    search_fields = ("base__model__name", "base__model__repo_id")
+    raw_id_fields = ("owner",)
+    readonly_fields = tuple(f.name for f in Comparison._meta.fields if f.name != "owner")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # comparisons start from an extraction's page, the list or the terminal
 
 
 @admin.register(ApiToken)

@@ -114,3 +114,89 @@ def layer_charts(statistics: dict) -> list[dict]:
             }
         )
     return charts
+
+
+@dataclass
+class Series:
+    name: str  # the legend's label, e.g. a format
+    points: dict[int, float]  # x (a layer) -> y
+
+
+SERIES_CLASSES = 4  # CSS colours series-0 .. series-3, then they repeat
+
+
+def line_chart(title: str, series: list[Series], unit: str = "", x_prefix: str = "L") -> SafeString:
+    """One line per series over the x values any of them has (layers), scaled from 0 to the
+    largest value; each point has its value as a tooltip, and the legend names the lines."""
+    xs = sorted({x for s in series for x in s.points})
+    values = [v for s in series for v in s.points.values()]
+    if not xs or not values:
+        return mark_safe("")
+    top = max([v for v in values if v > 0], default=1.0)
+    step = PLOT_W / max(len(xs) - 1, 1)
+
+    def at(x: int, value: float) -> tuple[float, float]:
+        px = LEFT + (xs.index(x) * step if len(xs) > 1 else PLOT_W / 2)
+        return px, TOP + PLOT_H - PLOT_H * max(min(value / top, 1.0), 0.0)
+
+    parts = _frame("chart line-chart", title, f"{_number(top)}{escape(unit)}") + [
+        f'<text class="tick" x="{LEFT - 6}" y="{TOP + PLOT_H}" text-anchor="end">0</text>'
+    ]
+    for x in xs:
+        px, _ = at(x, 0)
+        parts.append(
+            f'<text class="tick" x="{px:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{x_prefix}{x}</text>'
+        )
+    for i, line in enumerate(series):
+        css = f"series-{i % SERIES_CLASSES}"
+        points = [at(x, line.points[x]) for x in xs if x in line.points]
+        path = " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
+        parts.append(f'<polyline class="line {css}" points="{path}"/>')
+        for x in xs:
+            if x in line.points:
+                px, py = at(x, line.points[x])
+                tip = f"{line.name}, {x_prefix}{x}: {_number(line.points[x])}{unit}"
+                parts.append(
+                    f'<circle class="dot {css}" cx="{px:.1f}" cy="{py:.1f}" r="3">'
+                    f"<title>{escape(tip)}</title></circle>"
+                )
+        parts.append(
+            f'<text class="legend {css}" x="{WIDTH - 8}" y="{TOP + 12 + 13 * i}" '
+            f'text-anchor="end">{escape(line.name)}</text>'
+        )
+    parts.append("</svg>")
+    return mark_safe("".join(parts))
+
+
+def comparison_charts(result: dict, labels: dict[int, str]) -> list[dict]:
+    """For each hook type of a comparison's result: relative error and cosine across layers, one
+    line per compared extraction (named by `labels`, extraction id -> e.g. "Q4 (extraction 7)")."""
+    hooks: list[str] = []
+    for other in result.get("others", []):
+        hooks += [h["hook"] for h in other["hooks"] if h["hook"] not in hooks]
+    charts = []
+    for hook in hooks:
+        lines = {
+            metric: [
+                Series(
+                    labels.get(other["id"], str(other["id"])),
+                    {
+                        h["layer"]: h[metric]
+                        for h in other["hooks"]
+                        if h["hook"] == hook and h.get(metric) is not None
+                    },
+                )
+                for other in result.get("others", [])
+            ]
+            for metric in ("relative_error", "cosine")
+        }
+        charts.append(
+            {
+                "hook": hook,
+                "relative_error": line_chart(
+                    f"Relative error by layer, {hook_label(hook)}", lines["relative_error"]
+                ),
+                "cosine": line_chart(f"Mean cosine by layer, {hook_label(hook)}", lines["cosine"]),
+            }
+        )
+    return charts

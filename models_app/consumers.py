@@ -113,8 +113,15 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
             "models_app/extraction.html#exports", {"extraction": export.extraction, "oob": True}
         )
         return [section], export.extraction.owner_id or 0
-    if kind == Comparison.KIND:  # no page shows a comparison live yet: nothing to push
-        return [], None
+    if kind == Comparison.KIND:
+        comparison = Comparison.objects.select_related("base__model", "base__dataset").filter(pk=pk).first()
+        if deleted or comparison is None:
+            return [f'<div id="comparison-{pk}" hx-swap-oob="delete"></div>'], None
+        context = {"comparison": comparison, "extraction": comparison.base, "oob": True}
+        return [
+            render_to_string("models_app/comparison.html#comparison-status", context),
+            render_to_string("models_app/extraction.html#comparison-list", context),
+        ], comparison.base.owner_id or 0
     if kind == Dataset.KIND:
         dataset = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or dataset is None:

@@ -2,6 +2,7 @@ from django.urls import path
 
 from .views import (
     api_tokens,
+    comparisons,
     exports,
     extract_modal,
     history,
@@ -42,6 +43,14 @@ urlpatterns = [
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),
     path("extractions/<int:pk>/exports/", exports.start, name="export-start"),
+    path("extractions/<int:pk>/comparisons/", comparisons.start, name="comparison-start"),
+    path(
+        "extractions/<int:pk>/comparisons/candidates/", comparisons.candidates, name="comparison-candidates"
+    ),
+    path("extractions/compare/", comparisons.start_from_list, name="comparison-from-list"),
+    path("comparisons/<int:pk>/", comparisons.detail, name="comparison"),
+    path("comparisons/<int:pk>/cancel/", comparisons.cancel, name="comparison-cancel"),
+    path("comparisons/<int:pk>/delete/", comparisons.delete, name="comparison-delete"),
     path("exports/<int:pk>/cancel/", exports.cancel, name="export-cancel"),
     path("exports/<int:pk>/delete/", exports.delete, name="export-delete"),
     path("exports/<int:pk>/files/<str:name>", exports.download_file, name="export-file"),

@@ -139,12 +139,13 @@ def describe(folder: Path) -> dict[str, Any]:
     """What a comparison needs to know of an extraction folder, from its metadata.json alone (no
     array is read: a form checks comparability with it before any job starts)."""
     try:
-        return _summary(read_metadata(Path(folder)))
+        return summarize(read_metadata(Path(folder)))
     except ExportError as exc:
         raise ComparisonError(str(exc)) from None
 
 
-def _summary(meta: dict[str, Any]) -> dict[str, Any]:
+def summarize(meta: dict[str, Any]) -> dict[str, Any]:
+    """What `why_not_comparable` reads of an extraction, from its metadata (a record keeps a copy)."""
     model, dataset = meta.get("model") or {}, meta.get("dataset") or {}
     return {
         "id": meta.get("extraction_id"),
@@ -186,10 +187,10 @@ def compare(
     if not others:
         raise ComparisonError("Choose at least one extraction to compare with.")
     sources = [_open(folder) for folder in (base, *others)]
-    reference, described = sources[0], _summary(sources[0].metadata)
+    reference, described = sources[0], summarize(sources[0].metadata)
     sums: list[dict[str, _Sums]] = []
     for source in sources[1:]:
-        other = _summary(source.metadata)
+        other = summarize(source.metadata)
         if reason := why_not_comparable(described, other):
             raise ComparisonError(reason)
         if not np.array_equal(source.lengths, reference.lengths):

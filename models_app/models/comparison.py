@@ -4,9 +4,13 @@ extraction's figures per shared (layer, hook), against the base."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 from django.conf import settings
 from django.db import models
 
+from ..ml import compare
+from ..ml.quantization import FORMATS
 from .extraction import Extraction
 from .job import JobRecord, StillRunning
 from .owned import OwnedQuerySet
@@ -29,6 +33,24 @@ class ComparisonQuerySet(OwnedQuerySet):
 # As OwnedManager (models/owned.py): a named class, so that django-stubs follows it.
 class ComparisonManager(models.Manager.from_queryset(ComparisonQuerySet)):  # type: ignore[misc]
     pass
+
+
+@dataclass
+class Departure:
+    """Where one compared extraction lies farthest from the base: its largest relative error."""
+
+    id: int
+    format: str
+    layer: int
+    hook: str
+    relative_error: float
+    cosine: float
+
+
+def precision_rank(extraction: Extraction) -> tuple[int, int]:
+    """Sorts the most precise format first (FP32, FP16, Q8, Q4, Q2), then the oldest."""
+    fmt = extraction.format
+    return (FORMATS.index(fmt) if fmt in FORMATS else len(FORMATS), extraction.pk)
 
 
 class Comparison(JobRecord):
@@ -64,6 +86,57 @@ class Comparison(JobRecord):
     def job_task(self) -> tuple[str, str]:
         # Downloads' queue: reading arrays is disk work, and must not wait behind extractions.
         return "models_app.jobs.comparison.run_comparison", settings.DOWNLOAD_CLUSTER
+
+    @classmethod
+    def candidates(cls, base: Extraction, user=None) -> list[Extraction]:
+        """The completed extractions `user` sees that compare with `base`: the same repository,
+        commit, dataset, samples and context length, and a shared (layer, hook), by the copy of
+        metadata.json each record keeps (the form checks the files themselves), most precise
+        format first. Narrowed in the database first, so a long history is not read."""
+        visible = Extraction.objects.all() if user is None else Extraction.objects.visible_to(user)
+        rows = (
+            visible.filter(
+                status=Extraction.DONE,
+                dataset_id=base.dataset_id,
+                context_length=base.context_length,
+                samples_total=base.samples_total,
+                model__repo_id=base.model.repo_id,
+            )
+            .exclude(pk=base.pk)
+            .select_related("model")
+        )
+        reference = {**compare.summarize(base.metadata), "id": base.pk}
+        found = [
+            row
+            for row in rows
+            if not compare.why_not_comparable(reference, {**compare.summarize(row.metadata), "id": row.pk})
+        ]
+        return sorted(found, key=precision_rank)
+
+    @property
+    def others(self) -> list[Extraction]:
+        """The compared extractions that still exist, in the order compared."""
+        found = Extraction.objects.select_related("model").in_bulk(self.other_ids)
+        return [found[pk] for pk in self.other_ids if pk in found]
+
+    def departures(self) -> list[Departure]:
+        """For each compared extraction, the (layer, hook) where it departs most from the base."""
+        found = []
+        for other in (self.result or {}).get("others", []):
+            hooks = [h for h in other["hooks"] if h.get("relative_error") is not None]
+            if hooks:
+                worst = max(hooks, key=lambda h: h["relative_error"])
+                found.append(
+                    Departure(
+                        other["id"],
+                        other.get("format") or "",
+                        worst["layer"],
+                        worst["hook"],
+                        worst["relative_error"],
+                        worst["cosine"],
+                    )
+                )
+        return found
 
     @classmethod
     def reading(cls, extraction: Extraction) -> Comparison | None:

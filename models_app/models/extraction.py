@@ -98,6 +98,13 @@ class Extraction(JobRecord):
         return self.metadata.get("statistics", {})
 
     @property
+    def format(self) -> str:
+        """The format the model ran in (its metadata says; a fallback may differ from the one
+        asked for), else the model's."""
+        ran = (self.metadata.get("model") or {}).get("effective_quantization")
+        return ran or self.model.effective_quantization or self.model.quantization
+
+    @property
     def duration(self) -> timedelta | None:
         if self.started_at and self.completed_at:
             return self.completed_at - self.started_at
@@ -117,6 +124,14 @@ class Extraction(JobRecord):
         from .export import ActivationExport
 
         return self.exports.filter(status__in=ActivationExport.ACTIVE).exists()
+
+    @property
+    def is_being_compared(self) -> bool:
+        """A comparison with it as the reference is queued or running (its page polls while the
+        socket is down)."""
+        from .comparison import Comparison
+
+        return self.comparisons.filter(status__in=Comparison.ACTIVE).exists()
 
     @property
     def export_refusal(self) -> str | None:

@@ -104,3 +104,24 @@ def export_form_for(extraction):
     from ..forms.exports import ExportForm
 
     return ExportForm(extraction=extraction)
+
+
+@register.simple_tag
+def comparison_candidates(extraction, user):
+    """The extractions `user` may compare with `extraction` (Comparison.candidates)."""
+    from ..models import Comparison
+
+    return Comparison.candidates(extraction, user)
+
+
+@register.simple_tag
+def comparison_charts(comparison) -> list[dict]:
+    """Relative error and cosine across layers, a line per compared format (charts.py)."""
+    from ..charts import comparison_charts as charts
+    from ..ml.quantization import LABELS
+
+    labels = {
+        other["id"]: f"{LABELS.get(other.get('format') or '', other.get('format') or '?')} ({other['id']})"
+        for other in (comparison.result or {}).get("others", [])
+    }
+    return charts(comparison.result or {}, labels)

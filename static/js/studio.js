@@ -42,7 +42,9 @@
   Idiomorph.defaults.ignoreActiveValue = true;
   function ownedByUser(node) {
     return node.nodeType === Node.ELEMENT_NODE &&
-      (node.hasAttribute("data-user-owned") || node.hasAttribute("data-touched"));
+      (node.hasAttribute("data-user-owned") || node.hasAttribute("data-touched") ||
+       // Rendered for this viewer alone: a live update, rendered for everyone, brings an empty one.
+       (node.hasAttribute("data-per-viewer") && node.children.length > 0));
   }
   Idiomorph.defaults.callbacks.beforeNodeMorphed = function (oldNode) { return !ownedByUser(oldNode); };
   Idiomorph.defaults.callbacks.beforeNodeRemoved = function (node) { return !ownedByUser(node); };
@@ -51,6 +53,10 @@
     document.addEventListener(type, function (event) {
       var form = event.target.closest && event.target.closest("[data-live-url] form");
       if (form) { form.setAttribute("data-touched", ""); }
+      // A choice outside any form (a row's checkbox bound to a form by its form= attribute).
+      if (event.target.hasAttribute && event.target.hasAttribute("data-keeps-choice")) {
+        event.target.setAttribute("data-touched", "");
+      }
     });
   });
 

@@ -14,6 +14,8 @@ import pytest
 os.environ.setdefault("DJANGO_ALLOW_ASYNC_UNSAFE", "true")
 
 from tests.browser.pages import signed_in_page
+from tests.comparisons.fixtures import formats  # noqa: F401 (fixtures)
+from tests.exports.fixtures import engine_folder  # noqa: F401 (fixtures)
 from tests.workers import cancel_running_jobs, start_clusters, start_daphne, stop
 
 CHROMIUM = os.environ.get("MISTUDIO_CHROMIUM", "/usr/bin/chromium")
