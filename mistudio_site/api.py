@@ -19,6 +19,7 @@ from models_app.api.comparisons import router as comparisons_router
 from models_app.api.datasets import router as datasets_router
 from models_app.api.exports import router as exports_router
 from models_app.api.extractions import router as extractions_router
+from models_app.api.format_checks import router as format_checks_router
 from models_app.api.models import router as models_router
 from models_app.jobs.queue import QueueUnavailable
 from models_app.json_input import UnreadableJson
@@ -39,6 +40,7 @@ api.add_router("/datasets", datasets_router)
 api.add_router("/extractions", extractions_router)
 api.add_router("", exports_router)
 api.add_router("", comparisons_router)
+api.add_router("", format_checks_router)
 api.add_router("/templates", templates_router)
 
 

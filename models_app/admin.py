@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from django.contrib import admin, messages
 
-from .models import ApiToken, Comparison, Dataset, Extraction, LanguageModel
+from .models import ApiToken, Comparison, Dataset, Extraction, FormatCheck, LanguageModel
 
 # Rows per admin list page: the time of a list page is rendering its rows, and 50 keep it well
 # inside the pages' 100 ms budget (bench/pages.py) at any history size.
@@ -183,6 +183,22 @@ class ComparisonAdmin(EditableAfterCreation):
 
     def has_add_permission(self, request) -> bool:
         return False  # comparisons start from an extraction's page, the list or the terminal
+
+
+@admin.register(FormatCheck)
+class FormatCheckAdmin(EditableAfterCreation):
+    """Read-only but for the owner: the result is what the job measured."""
+
+    list_per_page = LIST_PER_PAGE
+    list_display = ("id", "model", "model_ids", "dataset", "samples", "status", "owner", "created_at")
+    list_select_related = ("model", "dataset", "owner")
+    list_filter = ("status",)
+    search_fields = ("model__name", "model__repo_id")
+    raw_id_fields = ("owner",)
+    readonly_fields = tuple(f.name for f in FormatCheck._meta.fields if f.name != "owner")
+
+    def has_add_permission(self, request) -> bool:
+        return False  # format checks start from the terminal or the API
 
 
 @admin.register(ApiToken)

@@ -26,7 +26,7 @@ from django.urls import path
 from django.utils import timezone
 
 from .jobs.lost import check_lost_jobs
-from .models import JOB_KINDS, ActivationExport, Comparison, Dataset, Extraction, LanguageModel
+from .models import JOB_KINDS, ActivationExport, Comparison, Dataset, Extraction, FormatCheck, LanguageModel
 from .progress import LIVE_GROUP
 
 log = logging.getLogger(__name__)
@@ -122,6 +122,8 @@ def _render(kind: str, pk: int, deleted: bool, viewer) -> tuple[list[str], int |
             render_to_string("models_app/comparison.html#comparison-status", context),
             render_to_string("models_app/extraction.html#comparison-list", context),
         ], comparison.base.owner_id or 0
+    if kind == FormatCheck.KIND:  # followed from the terminal and the API: no page shows one live
+        return [], None
     if kind == Dataset.KIND:
         dataset = Dataset.objects.select_related("owner").filter(pk=pk).first()
         if deleted or dataset is None:

@@ -22,6 +22,7 @@ from .models import (
     Comparison,
     Dataset,
     Extraction,
+    FormatCheck,
     LanguageModel,
     ModelStatus,
     overall_progress,
@@ -29,7 +30,14 @@ from .models import (
 
 # The class of a job's record. Each kind declares its own `status` field (with its own choices) and
 # the abstract JobRecord declares none, so queries on the status are typed against the kinds.
-JobClass = type[LanguageModel] | type[Dataset] | type[Extraction] | type[ActivationExport] | type[Comparison]
+JobClass = (
+    type[LanguageModel]
+    | type[Dataset]
+    | type[Extraction]
+    | type[ActivationExport]
+    | type[Comparison]
+    | type[FormatCheck]
+)
 
 MIN_INTERVAL = 0.25
 LIVE_GROUP = "studio-live"

@@ -115,6 +115,19 @@ def cancelled(record, user):
     return record
 
 
+def record_deleted(record, user):
+    """Delete a record that has no files of its own (a comparison, a format check): 204, or 409
+    while its job runs."""
+    from ..models import DeletionRefused
+
+    may_change(record, user)
+    try:
+        record.delete_record(user)
+    except DeletionRefused as exc:
+        raise Refused(409, exc.message) from None
+    return 204, None
+
+
 def form_data(payload: dict[str, Any]) -> MultiValueDict:
     """A JSON body as the form data a page would post: lists stay lists, None is left out
     (an empty field), booleans are checkboxes (present when true)."""

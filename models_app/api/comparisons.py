@@ -11,8 +11,8 @@ from ninja.params import Path
 
 from ..forms.comparisons import ComparisonForm
 from ..jobs.lost import check_lost_jobs
-from ..models import Comparison, DeletionRefused, Extraction
-from .common import MAX_ID, Refused, cancelled, form_data, invalid, may_change, responses
+from ..models import Comparison, Extraction
+from .common import MAX_ID, cancelled, form_data, invalid, record_deleted, responses
 from .schemas import ComparisonOut
 
 router = Router(tags=["comparisons"])
@@ -66,10 +66,4 @@ def cancel(request: HttpRequest, comparison_id: int = ComparisonId):
 @router.delete("/comparisons/{comparison_id}", response=responses(204, None))
 def delete(request: HttpRequest, comparison_id: int = ComparisonId):
     """Delete the record (a running comparison must be cancelled first)."""
-    record = get_object_or_404(_visible_comparisons(request), pk=comparison_id)
-    may_change(record, request.user)
-    try:
-        record.delete_record(request.user)
-    except DeletionRefused as exc:
-        raise Refused(409, exc.message) from None
-    return 204, None
+    return record_deleted(get_object_or_404(_visible_comparisons(request), pk=comparison_id), request.user)

@@ -277,3 +277,36 @@ class ComparisonOut(Owned):
     @staticmethod
     def resolve_others(record) -> list[int]:
         return list(record.other_ids)
+
+
+class FormatCheckOut(Owned):
+    """A format check (`models`: the formats run, the reference first); `result` once completed:
+    {"reference": {"format", "model_id", "perplexity"}, "positions", "samples", "context_length",
+    "dataset", "formats": [{"format", "model_id", "kl": {"mean", "median", "p99", "max"},
+    "top1_agreement", "perplexity", "perplexity_ratio"}]}."""
+
+    id: int
+    model: int
+    models: list[int]
+    dataset: int
+    samples: int
+    context_length: int
+    batch_size: int
+    status: str
+    progress: float
+    error_message: str
+    result: dict[str, Any]
+    created_at: datetime
+    completed_at: datetime | None
+
+    @staticmethod
+    def resolve_model(record) -> int:
+        return record.model_id
+
+    @staticmethod
+    def resolve_models(record) -> list[int]:
+        return list(record.model_ids)
+
+    @staticmethod
+    def resolve_dataset(record) -> int:
+        return record.dataset_id

@@ -10,6 +10,7 @@ from .comparison import Comparison, ComparisonStatus
 from .dataset import Dataset, DatasetStatus
 from .export import ActivationExport, ExportStatus
 from .extraction import Extraction, ExtractionStatus
+from .format_check import FormatCheck, FormatCheckStatus
 from .job import LOST_WORKER_MESSAGE, DeletionRefused, JobRecord, StillRunning
 from .language_model import (
     DOWNLOAD_PHASES,
@@ -22,7 +23,7 @@ from .language_model import (
 from .owned import Owned
 
 JOB_KINDS: dict[str, type[JobRecord]] = {
-    cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction, ActivationExport, Comparison)
+    cls.KIND: cls for cls in (LanguageModel, Dataset, Extraction, ActivationExport, Comparison, FormatCheck)
 }
 
 __all__ = [
@@ -41,6 +42,8 @@ __all__ = [
     "ExportStatus",
     "Extraction",
     "ExtractionStatus",
+    "FormatCheck",
+    "FormatCheckStatus",
     "JobRecord",
     "LanguageModel",
     "ModelStatus",

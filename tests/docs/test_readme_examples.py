@@ -38,7 +38,12 @@ DOCUMENTS = [
     "docs/ARCHITECTURE.md",
 ]
 # Where each example lives, in the order they run: a block that goes missing fails the test.
-EXAMPLES = [("docs/command-line.md", "shell"), ("docs/command-line.md", "shell"), ("docs/api.md", "python")]
+EXAMPLES = [
+    ("docs/command-line.md", "shell"),
+    ("docs/command-line.md", "shell"),
+    ("docs/command-line.md", "shell"),
+    ("docs/api.md", "python"),
+]
 
 
 def example_blocks() -> list[tuple[str, str, str]]:
@@ -90,6 +95,13 @@ def check_comparison_output(code: str, printed: str) -> None:
         assert 0 < q8["relative_error"] < q4["relative_error"], (q8, q4)
 
 
+def check_format_check_output(code: str, printed: str) -> None:
+    assert "# reference fp16 (model 1) …" in code and "reference fp16 (model 1)" in printed, printed
+    rows = [line.split() for line in printed.splitlines() if re.match(r"\s+[23] ", line)]
+    assert [row[:2] for row in rows] == [["2", "q8"], ["3", "q4"]], printed
+    assert 0 < float(rows[0][2]) < float(rows[1][2]), printed  # the KL mean grows as the format narrows
+
+
 def check_python_output(code: str, printed: str) -> None:
     lines = re.split(r"[\r\n]", printed)
     assert "completed " in lines and "# completed" in code, printed  # the status, an empty error message
@@ -113,11 +125,11 @@ def test_it_runs_the_documented_examples_as_written(settings, hub, django_user_m
     ran = 0
     try:
         env = studio_env(settings, hub.endpoint)
-        checks = [check_shell_output, check_comparison_output, check_python_output]
+        checks = [check_shell_output, check_comparison_output, check_format_check_output, check_python_output]
         for (_document, lang, code), check in zip(blocks, checks, strict=True):
             printed = run_block(lang, substitute(code, hub.endpoint, url, token), env)
             check(code, printed)
             ran += 1
     finally:
         stop(process)
-    assert ran == len(EXAMPLES) == 3
+    assert ran == len(EXAMPLES) == 4

@@ -62,6 +62,10 @@ class ProgressBar:
             f" {record.tokens_done:,}/{record.tokens_total:,} tokens"
         )
 
+    def show_format_check(self, record) -> None:
+        filled = int(self.WIDTH * (record.progress or 0) / 100)
+        self._draw(f"[{'#' * filled}{'.' * (self.WIDTH - filled)}] {record.progress:5.1f}% {record.status}")
+
     def show_dataset(self, record) -> None:
         self._draw(f"{record.status} {record.progress_detail}".rstrip())
 
