@@ -39,6 +39,11 @@ urlpatterns = [
     path("extractions/<int:pk>/row/", extraction_views.row, name="extraction-row"),
     path("extractions/<int:pk>/delete/", extraction_views.delete, name="extraction-delete"),
     path("extractions/<int:pk>/examples/", extraction_views.examples, name="extraction-examples"),
+    path(
+        "extractions/<int:pk>/neurons/<str:key>/<int:index>/",
+        extraction_views.neuron,
+        name="extraction-neuron",
+    ),
     path("extractions/<int:pk>/files/<str:name>", extraction_views.download, name="extraction-file"),
     path("extractions/<int:pk>/cancel/", extraction_views.cancel, name="extraction-cancel"),
     path("extractions/<int:pk>/retry/", extraction_views.retry, name="extraction-retry"),

@@ -180,3 +180,14 @@ class ImportFolderForm(forms.Form):
         assert isinstance(model, forms.ModelChoiceField) and isinstance(dataset, forms.ModelChoiceField)
         model.queryset = LanguageModel.objects.visible_to(user)
         dataset.queryset = Dataset.objects.visible_to(user)
+
+
+class ThresholdForm(forms.Form):
+    """The neuron page's density threshold: a token counts when its value is above it."""
+
+    threshold = forms.FloatField(required=False, initial=0.0, label="Density above")
+
+    def value(self) -> float:
+        if self.is_valid() and self.cleaned_data["threshold"] is not None:
+            return float(self.cleaned_data["threshold"])
+        return 0.0

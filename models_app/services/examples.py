@@ -61,6 +61,24 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
     topk = _load_topk(record, key)
     if not 0 <= neuron < topk["values"].shape[0]:
         raise ExamplesUnavailable(f"Neuron {neuron} does not exist here.")
+    found = zip(
+        topk["values"][neuron], topk["sample_index"][neuron], topk["token_index"][neuron], strict=True
+    )
+    # A sample index of -1: fewer real tokens than K.
+    return examples_at(record, key, neuron, [(v, s, t) for v, s, t in found if s >= 0], prefix, suffix)
+
+
+def examples_at(
+    record: Extraction,
+    key: str,
+    neuron: int,
+    found: list[tuple[float, int, int]],
+    prefix: int,
+    suffix: int,
+    peak: float | None = None,
+) -> list[Example]:
+    """Each (value, sample, token) decoded with `prefix` tokens before and `suffix` after, every
+    token shaded by its activation relative to `peak` (default: the example's own value)."""
     arrays = {}
     for name in (f"{key}.npy", "tokens.npy", "attention_mask.npy"):
         path = record.file_path(name)
@@ -74,19 +92,15 @@ def top_examples(record: Extraction, key: str, neuron: int, prefix: int, suffix:
             "decoded here; the positions are in topk_{key}.npz.".replace("{key}", key)
         )
     examples = []
-    for rank, (value, sample, token) in enumerate(
-        zip(topk["values"][neuron], topk["sample_index"][neuron], topk["token_index"][neuron], strict=True),
-        start=1,
-    ):
-        if sample < 0:
-            continue  # fewer real tokens than K
+    for rank, (value, sample, token) in enumerate(found, start=1):
         length = int(arrays["attention_mask.npy"][sample].sum())
         start, stop = max(0, token - prefix), min(length, token + suffix + 1)
         ids = [int(i) for i in arrays["tokens.npy"][sample, start:stop]]
         acts = np.asarray(arrays[f"{key}.npy"][sample, start:stop, neuron], dtype=np.float64)
-        peak = float(value) if value > 0 else 1.0
+        scale = peak if peak is not None else float(value)
+        scale = scale if scale > 0 else 1.0
         pieces = [
-            Piece(text, float(a), start + i == token, float(min(max(a / peak, 0.0), 1.0)))
+            Piece(text, float(a), start + i == token, float(min(max(a / scale, 0.0), 1.0)))
             for i, (text, a) in enumerate(zip(decode(ids), acts, strict=True))
         ]
         examples.append(Example(rank, float(value), int(sample), int(token), pieces))

@@ -125,3 +125,10 @@ def comparison_charts(comparison) -> list[dict]:
         for other in (comparison.result or {}).get("others", [])
     }
     return charts(comparison.result or {}, labels)
+
+
+@register.filter
+def hook_key(entry: dict) -> str:
+    """{"layer": 3, "hook": "mlp", ...} -> "layer_3_mlp", the (layer, hook)'s key and file name
+    (ml.extraction.activation_key, which imports torch: not in the web process)."""
+    return f"layer_{int(entry['layer'])}_{entry['hook']}"

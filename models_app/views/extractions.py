@@ -12,16 +12,18 @@ from django.views.decorators.http import require_GET, require_POST
 from django_htmx.http import HttpResponseClientRedirect
 
 from ..formatting import bytesize
-from ..forms.history import NeuronForm
+from ..forms.history import NeuronForm, ThresholdForm
 from ..jobs.lost import check_lost_jobs
 from ..models import DeletionRefused, Extraction
 from ..services import examples as example_services
 from ..services import extractions as extraction_services
+from ..services import neurons as neuron_services
 from .htmx import HtmxHttpRequest, render_page_or_partial
 
 DETAIL = "models_app/extraction.html"
 LIST = "models_app/extractions.html"
 EXAMPLES = "models_app/examples.html"
+NEURON = "models_app/neuron.html"
 
 
 def _visible(request: HtmxHttpRequest):
@@ -74,6 +76,29 @@ def examples(request: HtmxHttpRequest, pk: int) -> HttpResponse:
         except example_services.ExamplesUnavailable as exc:
             context["unavailable"] = str(exc)
     return render_page_or_partial(request, EXAMPLES, "examples", context, target="examples")
+
+
+@login_required
+@require_GET
+def neuron(request: HtmxHttpRequest, pk: int, key: str, index: int) -> HttpResponse:
+    """One neuron of one (layer, hook): density above a threshold, its histogram, examples from
+    each band of its range, the neurons most correlated with it, and it in the other formats."""
+    record = get_object_or_404(_visible(request).select_related("model", "dataset"), pk=pk)
+    if key not in record.statistics:
+        raise Http404("No such layer and hook in this extraction.")
+    form = ThresholdForm(request.GET or None)
+    context = {
+        "extraction": record,
+        "key": key,
+        "index": index,
+        "form": form,
+        "stats": record.statistics[key],
+    }
+    try:
+        context.update(neuron_services.neuron_page(record, key, index, form.value(), request.user))
+    except example_services.ExamplesUnavailable as exc:
+        context["unavailable"] = str(exc)
+    return render_page_or_partial(request, NEURON, "neuron-figures", context, target="neuron-figures")
 
 
 @login_required

@@ -1,0 +1,1 @@
+from tests.exports.fixtures import engine_folder  # noqa: F401 (fixtures)
