@@ -4,11 +4,14 @@ band's examples decoded, and where the same neuron is in the model's other forma
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ..ml import neuron as neuron_profile
+from ..ml import unembedding
 from ..models import Comparison, Extraction
 from .examples import Example, ExamplesUnavailable, examples_at
+from .tokens import model_tokenizer
 
 CONTEXT = 8  # tokens shown on each side of a band example's token
 
@@ -32,23 +35,35 @@ def neuron_page(record: Extraction, key: str, neuron: int, threshold: float, use
     except neuron_profile.NeuronUnavailable as exc:
         raise ExamplesUnavailable(str(exc)) from None
     peak = max(abs(figures["max"]), abs(figures["min"])) or 1.0
+    found = [[(e["value"], e["sample"], e["token"]) for e in band["examples"]] for band in figures["bands"]]
+    try:
+        decoded = [examples_at(record, key, neuron, chosen, CONTEXT, CONTEXT, peak=peak) for chosen in found]
+        unavailable = ""
+    except ExamplesUnavailable as exc:  # no tokenizer: the figures still stand
+        decoded, unavailable = [[] for _ in found], str(exc)
     bands = [
-        Band(
-            band["low"],
-            band["high"],
-            band["count"],
-            band["count"] / figures["tokens"],
-            examples_at(
-                record,
-                key,
-                neuron,
-                [(e["value"], e["sample"], e["token"]) for e in band["examples"]],
-                CONTEXT,
-                CONTEXT,
-                peak=peak,
-            ),
-        )
-        for band in reversed(figures["bands"])
+        Band(band["low"], band["high"], band["count"], band["count"] / figures["tokens"], examples)
+        for band, examples in reversed(list(zip(figures["bands"], decoded, strict=True)))
     ]
     others = [e for e in Comparison.candidates(record, user) if key in e.statistics]
-    return {"figures": figures, "bands": bands, "other_formats": others}
+    return {
+        "figures": figures,
+        "bands": bands,
+        "examples_unavailable": unavailable,
+        "other_formats": others,
+        **logit_effects(record, neuron),
+    }
+
+
+def logit_effects(record: Extraction, neuron: int) -> dict[str, Any]:
+    """{"logits": the tokens the dimension raises and lowers most} or {"logits_unavailable": why}."""
+    tokenizer = model_tokenizer(record.model.file_path) if record.model.file_path else None
+    if tokenizer is None:
+        return {"logits_unavailable": f"{record.model.name} has no tokenizer.json to name the tokens with."}
+    try:
+        found = unembedding.effects(
+            Path(record.model.file_path), neuron, lambda i: tokenizer.decode([i], skip_special_tokens=False)
+        )
+    except unembedding.UnembeddingUnavailable as exc:
+        return {"logits_unavailable": str(exc)}
+    return {"logits": found}

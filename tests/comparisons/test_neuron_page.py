@@ -9,6 +9,7 @@ import pytest
 from django.urls import reverse
 
 from models_app.ml import neuron as neuron_profile
+from models_app.ml import unembedding
 from models_app.models import Comparison
 from tests.helpers import HTMX
 
@@ -87,3 +88,21 @@ def test_what_cannot_be_shown_says_why(owner_client, records):
     assert owner_client.get(url(base, key="layer_9_mlp")).status_code == 404
     html = owner_client.get(url(base, neuron=100_000)).content.decode()
     assert "layer_1_mlp has neurons 0 to 127." in html
+
+
+def test_the_page_names_the_tokens_the_dimension_pushes_up_and_down(owner_client, records, model_sources):
+    html = owner_client.get(url(records["q4"])).content.decode()
+    found = unembedding.effects(model_sources["llama"], NEURON, decode=str)
+    top = html[html.index('id="logits-top"') : html.index('id="logits-bottom"')]
+    bottom = html[html.index('id="logits-bottom"') :]
+    bottom = bottom[: bottom.index("</table>")]
+    assert [f'title="id {t["token"]}"' in top for t in found["top"]] == [True] * 10
+    assert [f'title="id {t["token"]}"' in bottom for t in found["bottom"]] == [True] * 10
+    assert "The final norm before the unembedding is ignored" in html
+
+
+def test_without_weights_the_page_says_so(owner_client, formats):
+    record = formats()["fp32"]  # a record whose model has no folder
+    html = owner_client.get(url(record)).content.decode()
+    assert 'id="logits-unavailable"' in html and "has no tokenizer.json" in html
+    assert 'id="examples-unavailable"' in html and 'id="neuron-histogram"' in html  # the figures stand
