@@ -6,6 +6,7 @@ starts."""
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings
 
 from ..ml import compare
 from ..models import Comparison, Extraction
@@ -35,6 +36,13 @@ class ComparisonForm(forms.Form):
             self.add_error("others", "Each extraction can be named once.")
             return data
         found = Extraction.objects.in_bulk(ids)
+        if settings.PRIVATE:  # whoever sees the base sees the result, figures and ids included
+            for pk in ids:
+                if found[pk].owner_id != self.base.owner_id:
+                    raise forms.ValidationError(
+                        f"Extraction {pk} has another owner than extraction {self.base.pk}: in a private"
+                        " studio only one owner's extractions are compared."
+                    )
         for record in (self.base, *(found[pk] for pk in ids)):
             if not record.is_completed:
                 raise forms.ValidationError(

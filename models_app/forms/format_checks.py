@@ -4,8 +4,12 @@ no other ready format of the same commit to compare with."""
 
 from __future__ import annotations
 
-from django import forms
+import shutil
 
+from django import forms
+from django.conf import settings
+
+from ..formatting import bytesize
 from ..ml.vocabulary import MAX_BATCH, MAX_CONTEXT
 from ..models import Dataset, DatasetStatus, FormatCheck, LanguageModel
 from ..models.format_check import format_of
@@ -13,6 +17,8 @@ from ..models.format_check import format_of
 # The reference's log-probabilities are stored for every position checked (positions x vocabulary
 # x 4 bytes): a few thousand samples are plenty for KL figures, and keep that file bounded.
 MAX_CHECK_SAMPLES = 2000
+# ...and at most this many bytes of them, whatever the vocabulary (a Llama 3's is 128,256 tokens).
+MAX_SCRATCH_BYTES = 8 * 2**30
 
 
 class FormatCheckForm(forms.Form):
@@ -44,7 +50,26 @@ class FormatCheckForm(forms.Form):
                 f"{self.model.repo_id} is ready in {format_of(self.model).upper()} only: download it in"
                 " another format (Q8, Q4, Q2...) to check what quantization changes."
             )
+        longest = min((m.max_position for m in self.formats if m.max_position), default=None)
+        if longest and data["context_length"] > longest:
+            self.add_error("context_length", f"{self.model.repo_id} reads at most {longest} tokens at once.")
+            return data
+        self._refuse_a_scratch_too_large(data)
         return data
+
+    def _refuse_a_scratch_too_large(self, data: dict) -> None:
+        """The reference's log-probabilities (at most samples x (context - 1) positions x
+        vocabulary x 4 bytes) must fit the budget and the disk."""
+        vocabulary = max(self.model.vocab_size, 1)
+        needed = data["samples"] * (data["context_length"] - 1) * vocabulary * 4
+        free = shutil.disk_usage(settings.DATA_DIR).free
+        if needed > min(MAX_SCRATCH_BYTES, free):
+            raise forms.ValidationError(
+                f"{data['samples']} samples of {data['context_length']} tokens keep up to {bytesize(needed)}"
+                f" of the reference's next-token log-probabilities on disk ({vocabulary:,} tokens each), over"
+                f" the {bytesize(min(MAX_SCRATCH_BYTES, free))} a check may use: choose fewer samples or a"
+                " shorter context."
+            )
 
     def create(self, owner=None, queue: bool = True) -> FormatCheck:
         """The record of this valid form's check (every ready format of the model's repository and

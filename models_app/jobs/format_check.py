@@ -19,7 +19,7 @@ def _check(job: Job) -> dict:
     from . import warmup
 
     warmup.wait()
-    from ..ml import datasets, format_check, loading, storage
+    from ..ml import datasets, format_check, loading, results, storage
 
     record = FormatCheck.objects.select_related("dataset").get(pk=job.pk)
     found = LanguageModel.objects.in_bulk(record.model_ids)
@@ -51,7 +51,8 @@ def _check(job: Job) -> dict:
     finally:
         storage.remove_tree(record.scratch)
     result["dataset"] = {"id": record.dataset.pk, "name": record.dataset.name}
-    return {"progress": 100.0, "result": result}
+    # A format whose logits overflow gives NaN or inf figures: JSON (and PostgreSQL) hold null.
+    return {"progress": 100.0, "result": results.finite(result)}
 
 
 def _ready(dataset: Dataset) -> Dataset:

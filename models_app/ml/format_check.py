@@ -104,10 +104,11 @@ class _Reference:
     vocabulary: int
     nll: np.ndarray  # per position, float64
     top1: np.ndarray  # per position, the most likely token
+    targets: np.ndarray  # per position, the text's next token
 
     @property
     def perplexity(self) -> float:
-        return math.exp(float(self.nll.mean()))
+        return _perplexity(self.nll)
 
 
 class _Runs:
@@ -162,17 +163,20 @@ class _Runs:
                 torch.cuda.empty_cache()
 
     def reference(self) -> _Reference:
-        nll, top1, positions, vocabulary = [], [], 0, 0
+        nll, top1, targets_seen, positions, vocabulary = [], [], [], 0, 0
         with open(self.path, "wb") as handle:
             for log_p, targets in self._log_probs(0):
                 vocabulary = log_p.shape[1]
                 handle.write(log_p.numpy().tobytes())
                 nll.append(-log_p.gather(1, targets[:, None]).squeeze(1).double().numpy())
                 top1.append(log_p.argmax(1).numpy())
+                targets_seen.append(targets.numpy())
                 positions += len(log_p)
         if positions == 0:
             raise FormatCheckError("No sample has two tokens: there is no next token to predict.")
-        return _Reference(positions, vocabulary, np.concatenate(nll), np.concatenate(top1))
+        return _Reference(
+            positions, vocabulary, np.concatenate(nll), np.concatenate(top1), np.concatenate(targets_seen)
+        )
 
     def against(self, index: int, reference: _Reference) -> dict[str, Any]:
         stored = np.memmap(
@@ -185,12 +189,23 @@ class _Runs:
                     f"The {self.formats[index].name} model has another vocabulary"
                     f" ({log_q.shape[1]} tokens against {reference.vocabulary})."
                 )
+            expected = reference.targets[at : at + len(log_q)]
+            if len(expected) != len(log_q) or not np.array_equal(expected, targets.numpy()):
+                raise FormatCheckError(
+                    f"The {self.formats[index].name} model's tokenizer splits the texts otherwise than"
+                    f" the reference's: its positions cannot be compared."
+                )
             kl.append(_divergence(stored[at : at + len(log_q)], log_q.numpy()))
             agree += int((log_q.argmax(1).numpy() == reference.top1[at : at + len(log_q)]).sum())
             nll.append(-log_q.gather(1, targets[:, None]).squeeze(1).double().numpy())
             at += len(log_q)
         del stored
-        divergence, perplexity = np.concatenate(kl), math.exp(float(np.concatenate(nll).mean()))
+        if at != reference.positions:
+            raise FormatCheckError(
+                f"The {self.formats[index].name} model's tokenizer splits the texts otherwise than the"
+                " reference's: its positions cannot be compared."
+            )
+        divergence, perplexity = np.concatenate(kl), _perplexity(np.concatenate(nll))
         return {
             "format": self.formats[index].name,
             "model_id": self.formats[index].model_id,
@@ -216,8 +231,17 @@ def _divergence(log_p: np.ndarray, log_q: np.ndarray) -> np.ndarray:
     for start in range(0, len(log_p), CHUNK_POSITIONS):
         p = np.asarray(log_p[start : start + CHUNK_POSITIONS], dtype=np.float64)
         q = np.asarray(log_q[start : start + CHUNK_POSITIONS], dtype=np.float64)
-        out[start : start + len(p)] = (np.exp(p) * (p - q)).sum(axis=1)
+        with np.errstate(invalid="ignore", over="ignore"):
+            # A token the reference gives no chance (log P = -inf) adds nothing, whatever Q says.
+            terms = np.where(np.isneginf(p), 0.0, np.exp(p) * (p - q))
+        out[start : start + len(p)] = terms.sum(axis=1)
     return out
+
+
+def _perplexity(nll: np.ndarray) -> float:
+    """exp of the mean negative log-likelihood; inf past what a float holds (never an error)."""
+    mean = float(nll.mean())
+    return math.exp(mean) if mean < 709 else math.inf
 
 
 def _predicting(lengths: list[int]) -> tuple[torch.Tensor, torch.Tensor]:

@@ -10,13 +10,14 @@ stays bounded whatever the extraction's size; nothing runs the model again.
 - correlated: the neurons of the same (layer, hook) whose values correlate most with it over
   tokens (Pearson's r, on values shifted by the first chunk's means against cancellation).
 
-Two passes over the file: the range (and the correlation sums), then the bins and bands.
-Django-free, like the rest of ml/.
+Two passes over the file: the range (and the correlation sums), then the bins and bands; the last
+few neurons' figures are kept, so a new threshold reads no array. Django-free, like the rest of ml/.
 """
 
 from __future__ import annotations
 
 import math
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,24 @@ def profile(
     correlated: int = CORRELATED,
     chunk_bytes: int = CHUNK_BYTES,
 ) -> dict[str, Any]:
+    folder = Path(folder)
+    try:
+        stamp = tuple(
+            (p.stat().st_mtime_ns, p.stat().st_size)
+            for p in (folder / "metadata.json", folder / f"{key}.npy")
+        )
+    except OSError:
+        stamp = ()  # Source says what is missing
+    figures, values = _cached(str(folder), key, neuron, bands, per_band, correlated, chunk_bytes, stamp)
+    # The threshold alone changes: counted on the neuron's sorted values, kept with the figures.
+    above = len(values) - int(np.searchsorted(values, threshold, side="right"))
+    return {**figures, "threshold": threshold, "density": above / len(values)}
+
+
+# The figures of the last few neurons opened, with their sorted values (8 bytes a real token):
+# a new threshold, or the page opened again, reads no array. Keyed by the files' size and time.
+@lru_cache(maxsize=4)
+def _cached(folder, key, neuron, bands, per_band, correlated, chunk_bytes, _stamp):
     try:
         source = Source(Path(folder), [key])
     except ExportError as exc:
@@ -57,28 +76,28 @@ def profile(
     if not 0 <= neuron < hidden:
         raise NeuronUnavailable(f"{key} has neurons 0 to {hidden - 1}.")
     step = max(1, chunk_bytes // (8 * hidden))
-    first = _first_pass(source, key, neuron, threshold, step)
+    first = _first_pass(source, key, neuron, step)
     low, high = first["min"], first["max"]
     counts = np.zeros(NEURON_BINS, dtype=np.int64)
     band_counts = np.zeros(bands, dtype=np.int64)
     reservoir = _Reservoir(bands, per_band)
     rng = np.random.default_rng(SEED)
+    column = []
     for values, samples, positions in _chunks(source, key, step, neuron_only=neuron):
         counts += np.bincount(_slot(values, low, high, NEURON_BINS), minlength=NEURON_BINS)
         band = _slot(values, low, high, bands)
         band_counts += np.bincount(band, minlength=bands)
         reservoir.offer(band, rng.random(len(values)), values, samples, positions)
+        column.append(values.copy())
     width = (high - low) / NEURON_BINS
     band_width = (high - low) / bands
-    return {
+    figures = {
         "key": key,
         "neuron": neuron,
         "tokens": first["tokens"],
         "min": low,
         "max": high,
         "mean": first["mean"],
-        "threshold": threshold,
-        "density": first["above"] / first["tokens"],
         "histogram": {
             "edges": [low + i * width for i in range(NEURON_BINS)] + [high],
             "counts": [int(c) for c in counts],
@@ -97,6 +116,7 @@ def profile(
         ],
         "correlated": _most_correlated(first, neuron, correlated),
     }
+    return figures, np.sort(np.concatenate(column))
 
 
 def _chunks(source: Source, key: str, step: int, neuron_only: int | None = None):
@@ -115,14 +135,20 @@ def _chunks(source: Source, key: str, step: int, neuron_only: int | None = None)
         yield values, into["sample_index"], into["position"]
 
 
-def _first_pass(source: Source, key: str, neuron: int, threshold: float, step: int) -> dict[str, Any]:
-    """The neuron's range, mean and count above the threshold, and the sums of its correlation
-    with every neuron. Non-finite values (float16 overflow) are refused: they have no range."""
-    sums: dict[str, Any] = {"tokens": 0, "above": 0, "min": math.inf, "max": -math.inf}
+def _first_pass(source: Source, key: str, neuron: int, step: int) -> dict[str, Any]:
+    """The neuron's range and mean, and the sums of its correlation with every neuron. Its own
+    non-finite values (float16 overflow) are refused: they have no range."""
+    sums: dict[str, Any] = {"tokens": 0, "min": math.inf, "max": -math.inf}
     for values, _samples, _positions in _chunks(source, key, step):
         x = values[:, neuron]
-        if not np.isfinite(values).all():
-            raise NeuronUnavailable(f"{key} holds inf or NaN values (float16 overflow): no range to show.")
+        if not np.isfinite(x).all():
+            raise NeuronUnavailable(
+                f"Neuron {neuron} of {key} holds inf or NaN values (float16 overflow): no range to show."
+            )
+        finite = np.isfinite(values).all(axis=0)
+        if not finite.all():  # another neuron overflowed: it is left out of the correlations
+            sums["broken"] = sums.get("broken", np.zeros(values.shape[1], dtype=bool)) | ~finite
+            values = np.where(finite, values, 0.0)
         if "shift" not in sums:
             sums["shift"] = values.mean(axis=0)
             sums.update(x=0.0, xx=0.0, y=np.zeros(values.shape[1]), yy=np.zeros(values.shape[1]))
@@ -135,7 +161,6 @@ def _first_pass(source: Source, key: str, neuron: int, threshold: float, step: i
         sums["yy"] += np.einsum("ij,ij->j", shifted, shifted)
         sums["xy"] += xs @ shifted
         sums["tokens"] += len(x)
-        sums["above"] += int((x > threshold).sum())
         sums["min"], sums["max"] = min(sums["min"], float(x.min())), max(sums["max"], float(x.max()))
     n = sums["tokens"]
     sums["mean"] = float(sums["shift"][neuron] + sums["x"] / n)
@@ -151,6 +176,8 @@ def _most_correlated(sums: dict[str, Any], neuron: int, limit: int) -> list[dict
         r = np.clip(covariance / np.sqrt(variance_x * variance_y), -1.0, 1.0)
     r[neuron] = np.nan
     r[~((variance_y > 0) & (variance_x > 0))] = np.nan
+    if "broken" in sums:
+        r[sums["broken"]] = np.nan
     defined = np.flatnonzero(~np.isnan(r))
     best = defined[np.argsort(-r[defined], kind="stable")[:limit]]
     return [{"neuron": int(j), "correlation": float(r[j])} for j in best]

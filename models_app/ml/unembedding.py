@@ -25,6 +25,7 @@ from .errors import UserError
 # reads its logits from. The first found of shape [vocabulary, hidden] is used.
 OUTPUT_NAMES = ("lm_head.weight", "embed_out.weight")
 TIED_NAMES = ("embed_tokens.weight", "wte.weight", "embed_in.weight", "word_embeddings.weight")
+MAX_HEADER_BYTES = 100 * 2**20  # the format's own limit on a header
 DTYPES = {"F32": np.float32, "F16": np.float16, "BF16": np.uint16, "F64": np.float64}
 
 
@@ -68,9 +69,14 @@ def _tensors(model_dir: Path) -> dict[str, tuple[Path, dict[str, Any]]]:
         raise UnembeddingUnavailable("The model has no safetensors files to read its weights from.")
     found = {}
     for path in files:
-        with open(path, "rb") as handle:
-            (size,) = struct.unpack("<Q", handle.read(8))
-            header = json.loads(handle.read(size))
+        try:
+            with open(path, "rb") as handle:
+                (size,) = struct.unpack("<Q", handle.read(8))
+                header = json.loads(handle.read(min(size, MAX_HEADER_BYTES)))
+            if not isinstance(header, dict):
+                raise ValueError("the header is not a JSON object")
+        except (OSError, struct.error, ValueError) as exc:
+            raise UnembeddingUnavailable(f"{path.name} is not a readable safetensors file: {exc}") from None
         for name, entry in header.items():
             if name != "__metadata__":
                 found[name] = (path, {**entry, "data_start": 8 + size})

@@ -92,7 +92,8 @@ class Comparison(JobRecord):
         """The completed extractions `user` sees that compare with `base`: the same repository,
         commit, dataset, samples and context length, and a shared (layer, hook), by the copy of
         metadata.json each record keeps (the form checks the files themselves), most precise
-        format first. Narrowed in the database first, so a long history is not read."""
+        format first. Narrowed in the database first, so a long history is not read. In a private
+        studio, only the base's owner's extractions: a comparison is seen by whoever sees its base."""
         visible = Extraction.objects.all() if user is None else Extraction.objects.visible_to(user)
         rows = (
             visible.filter(
@@ -105,6 +106,8 @@ class Comparison(JobRecord):
             .exclude(pk=base.pk)
             .select_related("model")
         )
+        if settings.PRIVATE:  # whoever sees the base sees the result: only its owner's compare
+            rows = rows.filter(owner_id=base.owner_id)
         reference = {**compare.summarize(base.metadata), "id": base.pk}
         found = [
             row

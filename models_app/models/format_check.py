@@ -64,11 +64,14 @@ class FormatCheck(JobRecord):
     @classmethod
     def formats_of(cls, model: LanguageModel, user=None) -> list[LanguageModel]:
         """The ready models `user` sees of `model`'s repository and commit, the most precise
-        format first (the reference): what a check of `model` runs."""
+        format first (the reference): what a check of `model` runs. In a private studio, only
+        those of `model`'s owner, whoever asks (staff too), so the result shows no one else's."""
         visible = LanguageModel.objects.all() if user is None else LanguageModel.objects.visible_to(user)
         found = visible.filter(
             status=ModelStatus.READY, repo_id=model.repo_id, commit_sha=model.commit_sha
         ).order_by("pk")
+        if settings.PRIVATE:  # the result names every format: they must all be the owner's own
+            found = found.filter(owner_id=model.owner_id)
         rank = {fmt: i for i, fmt in enumerate(FORMATS)}
         return sorted(found, key=lambda m: rank.get(format_of(m), len(FORMATS)))
 

@@ -226,6 +226,10 @@ class LanguageModel(JobRecord):
         return int(self._dimensions.get("hidden_size") or 0)
 
     @property
+    def vocab_size(self) -> int:
+        return int(self._dimensions.get("vocab_size") or 0)
+
+    @property
     def max_position(self) -> int | None:
         """The most tokens it reads at once, when its config says."""
         return self._dimensions.get("max_position")

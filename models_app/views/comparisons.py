@@ -66,7 +66,7 @@ def candidates(request: HtmxHttpRequest, pk: int) -> HttpResponse:
 def start_from_list(request: HtmxHttpRequest) -> HttpResponse:
     """From the Extractions list: the ticked extraction in the most precise format (the oldest
     of equals) is the reference, the others are compared with it."""
-    ids = [int(value) for value in request.POST.getlist("extractions") if value.isdigit()]
+    ids = [int(value) for value in request.POST.getlist("extractions") if value.isascii() and value.isdigit()]
     chosen = sorted(
         Extraction.objects.visible_to(request.user).select_related("model").filter(pk__in=ids),
         key=precision_rank,

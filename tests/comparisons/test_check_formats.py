@@ -74,3 +74,40 @@ def test_the_admin_shows_format_checks(admin_client, corpus):
     assert change_url in admin_client.get(reverse("admin:models_app_formatcheck_changelist")).content.decode()
     assert admin_client.get(change_url).status_code == 200
     assert admin_client.get(reverse("admin:models_app_formatcheck_add")).status_code == 403
+
+
+def test_a_context_longer_than_the_model_reads_and_a_scratch_too_large_are_refused(corpus, monkeypatch):
+    from models_app.forms import format_checks
+
+    fp32, _q4 = download("fp32"), download("q4")
+    longest = fp32.max_position
+    with pytest.raises(CommandError, match=f"reads at most {longest} tokens at once"):
+        check(fp32.pk, "--dataset", corpus.pk, "--context-length", longest + 1)
+    # The tiny model's vocabulary keeps any check small: the budget is lowered to meet it.
+    monkeypatch.setattr(format_checks, "MAX_SCRATCH_BYTES", 2**20)
+    vocabulary = fp32.vocab_size
+    with pytest.raises(CommandError, match="choose fewer samples or a shorter context"):
+        check(
+            fp32.pk,
+            "--dataset",
+            corpus.pk,
+            "--samples",
+            2**20 // (4 * vocabulary * 31) + 1,
+            "--context-length",
+            32,
+        )
+    check(
+        fp32.pk, "--dataset", corpus.pk, "--samples", 2**20 // (4 * vocabulary * 31), "--context-length", 32
+    )
+    assert FormatCheck.objects.count() == 1  # the one within the budget
+
+
+def test_a_private_studio_checks_only_the_owners_formats(corpus, settings, owner, other_user):
+    fp32, q4 = download("fp32"), download("q4")
+    LanguageModel.objects.filter(pk=fp32.pk).update(owner=other_user)
+    LanguageModel.objects.filter(pk=q4.pk).update(owner=owner)
+    q4.refresh_from_db()
+    settings.PRIVATE = True
+    assert FormatCheck.formats_of(q4) == [q4]  # the other user's FP32 is not among them
+    settings.PRIVATE = False
+    assert [m.pk for m in FormatCheck.formats_of(q4)] == [fp32.pk, q4.pk]

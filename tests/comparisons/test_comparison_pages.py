@@ -87,10 +87,10 @@ def test_the_list_compares_the_ticked_extractions_against_the_most_precise(owner
         assert f'name="extractions" value="{record.pk}" form="compare-selected"' in listing
 
 
-@pytest.mark.parametrize("ticked", [1, 0])
+@pytest.mark.parametrize("ticked", [1, 0, "odd"])
 def test_the_list_asks_for_two_or_more(owner_client, formats, ticked):
     records = formats()
-    chosen = [records["q8"].pk][:ticked]
+    chosen = ["²", "x", records["q8"].pk] if ticked == "odd" else [records["q8"].pk][:ticked]
     response = owner_client.post(
         reverse("models_app:comparison-from-list"), {"extractions": chosen}, follow=True
     )
@@ -199,3 +199,17 @@ def test_a_live_update_of_an_extraction_leaves_the_form_to_its_viewer(owner_clie
         f'name="others" value="{records["q8"].pk}"' in form
         and f'name="others" value="{records["q4"].pk}"' in form
     )
+
+
+def test_a_private_studio_compares_only_one_owners_extractions(
+    admin_client, formats, owner, other_user, settings
+):
+    settings.PRIVATE = True
+    mine = formats()
+    theirs = formats(user=other_user)
+    assert Comparison.candidates(mine["fp32"]) == [mine["q8"], mine["q4"]]
+    response = admin_client.post(
+        reverse("models_app:comparison-start", args=[mine["fp32"].pk]), {"others": [theirs["q4"].pk]}, **HTMX
+    )  # staff see both, and still may not mix them
+    assert response.status_code == 422 and "another owner" in response.content.decode()
+    assert not Comparison.objects.exists()

@@ -129,3 +129,34 @@ def test_one_format_alone_is_refused(loaded, tmp_path):
         format_check.check(
             formats(loaded, "fp32"), SAMPLE_TEXTS, context_length=CONTEXT, batch_size=1, scratch=tmp_path
         )
+
+
+class ShiftedTokenizer:
+    """A tokenizer that puts one more token before every text, as a tokenizer adding a BOS the
+    reference's does not would (two real tokenizers that differ so are not among the tiny
+    models: this wraps the real one)."""
+
+    def __init__(self, tokenizer):
+        self.tokenizer, self.pad_token_id = tokenizer, tokenizer.pad_token_id
+
+    def __call__(self, texts, **options):
+        ids = self.tokenizer(texts, **options)["input_ids"]
+        return {"input_ids": [[1, *row] for row in ids]}
+
+
+def test_formats_whose_tokenizers_differ_are_refused(loaded, tmp_path):
+    class Shifted:
+        model, tokenizer = loaded["q8"].model, ShiftedTokenizer(loaded["q8"].tokenizer)
+
+    formats = [Format("fp32", 0, lambda: loaded["fp32"]), Format("q8", 1, lambda: Shifted)]
+    with pytest.raises(format_check.FormatCheckError, match="tokenizer splits the texts otherwise"):
+        format_check.check(formats, SAMPLE_TEXTS, context_length=CONTEXT, batch_size=2, scratch=tmp_path)
+    assert not list(tmp_path.iterdir())
+
+
+def test_a_token_the_reference_rules_out_adds_nothing_and_overflow_is_no_error():
+    p = np.array([[-np.inf, np.log(0.5), np.log(0.5)]], dtype=np.float32)  # P(token 0) = 0
+    q = np.log(np.array([[0.2, 0.4, 0.4]], dtype=np.float32))
+    expected = 0.5 * (np.log(0.5) - np.log(0.4)) * 2
+    assert format_check._divergence(p, q)[0] == pytest.approx(expected, rel=1e-6)
+    assert format_check._perplexity(np.array([800.0])) == float("inf")

@@ -82,3 +82,26 @@ def test_padding_never_enters(engine_folder, tmp_path, real):
 def test_a_neuron_out_of_range_is_refused(engine_folder):
     with pytest.raises(neuron_profile.NeuronUnavailable, match="neurons 0 to"):
         neuron_profile.profile(engine_folder, KEY, 10_000)
+
+
+def test_an_overflowed_neighbour_is_left_out_and_the_neuron_still_shows(engine_folder, tmp_path, real):
+    folder = tmp_path / "overflowed"
+    shutil.copytree(engine_folder, folder)
+    array = np.load(folder / f"{KEY}.npy")
+    mask = np.load(folder / "attention_mask.npy").astype(bool)
+    sample, position = np.argwhere(mask)[3]
+    array[sample, position, 9] = np.inf  # neuron 9 overflowed once
+    np.save(folder / f"{KEY}.npy", array)
+    got = neuron_profile.profile(folder, KEY, NEURON)
+    assert got["max"] == real[0][:, NEURON].max() and 9 not in [c["neuron"] for c in got["correlated"]]
+    with pytest.raises(neuron_profile.NeuronUnavailable, match="Neuron 9 of layer_1_mlp holds inf or NaN"):
+        neuron_profile.profile(folder, KEY, 9)
+
+
+def test_a_new_threshold_counts_on_the_kept_values(engine_folder, real):
+    x = real[0][:, NEURON]
+    for threshold in (-0.05, 0.0, float(np.median(x)), 10.0):
+        assert (
+            neuron_profile.profile(engine_folder, KEY, NEURON, threshold=threshold)["density"]
+            == (x > threshold).mean()
+        )

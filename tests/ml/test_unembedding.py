@@ -50,3 +50,10 @@ def test_what_cannot_be_read_says_why(model_sources, tmp_path):
     (tmp_path / "config.json").write_text("{}")
     with pytest.raises(unembedding.UnembeddingUnavailable, match="no safetensors files"):
         unembedding.column(tmp_path, 0)
+
+
+def test_a_broken_safetensors_file_says_so(tmp_path):
+    (tmp_path / "config.json").write_text('{"hidden_size": 8}')
+    (tmp_path / "model.safetensors").write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
+    with pytest.raises(unembedding.UnembeddingUnavailable, match="not a readable safetensors file"):
+        unembedding.column(tmp_path, 0)

@@ -59,14 +59,20 @@ def table(record: FormatCheck) -> str:
         f"Format check {record.pk}: {record.model.repo_id}, {result['samples']} samples of"
         f" {result['context_length']} tokens, {result['positions']} next-token positions",
         f"reference {reference['format']} (model {reference['model_id']}):"
-        f" perplexity {reference['perplexity']:.3f}",
+        f" perplexity {_number(reference['perplexity'], 3)}",
         f"{'model':>6} {'format':>6} {'KL mean':>9} {'median':>9} {'p99':>9} {'top-1':>7}"
         f" {'PPL':>9} {'PPL ratio':>9}",
     ]
     for f in result["formats"]:
         kl = f["kl"]
         lines.append(
-            f"{f['model_id']:>6} {f['format']:>6} {kl['mean']:>9.5f} {kl['median']:>9.5f} {kl['p99']:>9.5f}"
-            f" {f['top1_agreement']:>7.3f} {f['perplexity']:>9.3f} {f['perplexity_ratio']:>9.4f}"
+            f"{f['model_id']:>6} {f['format']:>6} {_number(kl['mean'], 5):>9} {_number(kl['median'], 5):>9}"
+            f" {_number(kl['p99'], 5):>9} {_number(f['top1_agreement'], 3):>7}"
+            f" {_number(f['perplexity'], 3):>9} {_number(f['perplexity_ratio'], 4):>9}"
         )
     return "\n".join(lines)
+
+
+def _number(value, digits: int) -> str:
+    """A figure, or "—" where it was not a finite number (logits that overflowed)."""
+    return "—" if value is None else f"{value:.{digits}f}"
