@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -34,8 +35,24 @@ class UnembeddingUnavailable(UserError):
 
 
 def column(model_dir: Path, dimension: int) -> np.ndarray:
-    """W_U[:, dimension] as float64 [vocabulary]."""
+    """W_U[:, dimension] as float64 [vocabulary] (read-only: it may be shared)."""
     model_dir = Path(model_dir)
+    stamp = tuple(
+        (p.name, p.stat().st_mtime_ns, p.stat().st_size) for p in sorted(model_dir.glob("*.safetensors"))
+    )
+    return _column(str(model_dir), dimension, stamp)
+
+
+# The last columns read: the neuron page asks again for each threshold, and a strided read of a
+# large unembedding touches most of its pages. Keyed by the files' names, sizes and times.
+@lru_cache(maxsize=8)
+def _column(folder: str, dimension: int, _stamp: tuple) -> np.ndarray:
+    found = _read(Path(folder), dimension)
+    found.flags.writeable = False
+    return found
+
+
+def _read(model_dir: Path, dimension: int) -> np.ndarray:
     config = _read_json(model_dir / "config.json")
     hidden = config.get("hidden_size") or config.get("n_embd") or config.get("d_model")
     tensors = _tensors(model_dir)
