@@ -27,7 +27,8 @@ class Band:
 
 def neuron_page(record: Extraction, key: str, neuron: int, threshold: float, user) -> dict[str, Any]:
     """The page's context: the figures, the bands (strongest first) with decoded examples, and the
-    extractions in other formats that hold the same (layer, hook)."""
+    same neuron's figures in the extractions of other formats that hold its (layer, hook), side by
+    side with these (each read from its own arrays, and kept as this one's are)."""
     if not record.is_completed:
         raise ExamplesUnavailable(f"Extraction {record.pk} has not completed.")
     try:
@@ -45,7 +46,11 @@ def neuron_page(record: Extraction, key: str, neuron: int, threshold: float, use
         Band(band["low"], band["high"], band["count"], band["count"] / figures["tokens"], examples)
         for band, examples in reversed(list(zip(figures["bands"], decoded, strict=True)))
     ]
-    others = [e for e in Comparison.candidates(record, user) if key in e.statistics]
+    others = [
+        _beside(other, key, neuron, threshold)
+        for other in Comparison.candidates(record, user)
+        if key in other.statistics
+    ]
     return {
         "figures": figures,
         "bands": bands,
@@ -53,6 +58,22 @@ def neuron_page(record: Extraction, key: str, neuron: int, threshold: float, use
         "other_formats": others,
         **logit_effects(record, neuron),
     }
+
+
+@dataclass
+class Beside:
+    """The same neuron in an extraction of another format: its figures, or why there are none."""
+
+    extraction: Extraction
+    figures: dict[str, Any] | None
+    unavailable: str = ""
+
+
+def _beside(other: Extraction, key: str, neuron: int, threshold: float) -> Beside:
+    try:
+        return Beside(other, neuron_profile.profile(other.output_dir, key, neuron, threshold=threshold))
+    except neuron_profile.NeuronUnavailable as exc:
+        return Beside(other, None, str(exc))
 
 
 def logit_effects(record: Extraction, neuron: int) -> dict[str, Any]:

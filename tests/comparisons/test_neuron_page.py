@@ -62,9 +62,14 @@ def test_a_new_threshold_changes_the_density_in_place(owner_client, records):
 
 def test_the_same_neuron_in_the_other_formats(owner_client, records):
     base, q8, q4 = records["fp32"], records["q8"], records["q4"]
-    html = owner_client.get(url(base)).content.decode()
+    html = owner_client.get(url(base), {"threshold": "0.02"}).content.decode()
     others = html[html.index('id="other-formats"') :]
-    assert url(q8) in others and url(q4) in others
+    assert url(q8) + "?threshold=0.02" in others and url(q4) + "?threshold=0.02" in others
+    for record in (q8, q4):  # side by side: each format's own figures, read from its arrays
+        row = others[others.index(f'id="beside-{record.pk}"') :]
+        row = row[: row.index("</tr>")]
+        figures = neuron_profile.profile(record.output_dir, KEY, NEURON, threshold=0.02)
+        assert f"{round(100 * figures['density'])}%" in row and f"{figures['max']:.4f}" in row
     examples = owner_client.get(
         reverse("models_app:extraction-examples", args=[base.pk]), {"target": KEY, "neuron": NEURON}
     ).content.decode()
