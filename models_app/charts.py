@@ -11,7 +11,7 @@ from django.utils.safestring import SafeString, mark_safe
 from .ml.vocabulary import hook_label
 
 WIDTH, HEIGHT = 420, 180
-LEFT, BOTTOM, TOP = 52, 28, 12  # room for the value axis, the bar labels and the top value
+LEFT, BOTTOM, TOP = 62, 28, 12  # room for the value axis ("6.46e-03"), the bar labels and the top value
 PLOT_W, PLOT_H = WIDTH - LEFT - 8, HEIGHT - BOTTOM - TOP
 
 
@@ -125,14 +125,18 @@ class Series:
 SERIES_CLASSES = 4  # CSS colours series-0 .. series-3, then they repeat
 
 
+LEGEND_ROOM = 0.2  # the top fifth of the plot holds the legend, above every line
+
+
 def line_chart(title: str, series: list[Series], unit: str = "", x_prefix: str = "L") -> SafeString:
     """One line per series over the x values any of them has (layers), scaled from 0 to the
-    largest value; each point has its value as a tooltip, and the legend names the lines."""
+    largest value, with the top of the plot left to the legend that names the lines; each point
+    has its value as a tooltip."""
     xs = sorted({x for s in series for x in s.points})
     values = [v for s in series for v in s.points.values()]
     if not xs or not values:
         return mark_safe("")
-    top = max([v for v in values if v > 0], default=1.0)
+    top = max([v for v in values if v > 0], default=1.0) / (1 - LEGEND_ROOM)
     step = PLOT_W / max(len(xs) - 1, 1)
 
     def at(x: int, value: float) -> tuple[float, float]:
@@ -147,6 +151,7 @@ def line_chart(title: str, series: list[Series], unit: str = "", x_prefix: str =
         parts.append(
             f'<text class="tick" x="{px:.1f}" y="{HEIGHT - 10}" text-anchor="middle">{x_prefix}{x}</text>'
         )
+    slot = (WIDTH - 8 - LEFT) / max(len(series), 1)
     for i, line in enumerate(series):
         css = f"series-{i % SERIES_CLASSES}"
         points = [at(x, line.points[x]) for x in xs if x in line.points]
@@ -160,43 +165,46 @@ def line_chart(title: str, series: list[Series], unit: str = "", x_prefix: str =
                     f'<circle class="dot {css}" cx="{px:.1f}" cy="{py:.1f}" r="3">'
                     f"<title>{escape(tip)}</title></circle>"
                 )
+        legend_x = LEFT + 4 + i * slot
         parts.append(
-            f'<text class="legend {css}" x="{WIDTH - 8}" y="{TOP + 12 + 13 * i}" '
-            f'text-anchor="end">{escape(line.name)}</text>'
+            f'<text class="legend {css}" x="{legend_x:.1f}" y="{TOP + 10}">{escape(line.name)}</text>'
         )
     parts.append("</svg>")
     return mark_safe("".join(parts))
 
 
 def comparison_charts(result: dict, labels: dict[int, str]) -> list[dict]:
-    """For each hook type of a comparison's result: relative error and cosine across layers, one
-    line per compared extraction (named by `labels`, extraction id -> e.g. "Q4 (extraction 7)")."""
-    hooks: list[str] = []
-    for other in result.get("others", []):
-        hooks += [h["hook"] for h in other["hooks"] if h["hook"] not in hooks]
+    """For each hook type of a comparison's result: relative error and 1 - mean cosine across
+    layers (both 0 where a format changes nothing), one line per compared extraction (named by
+    `labels`, extraction id -> e.g. "Q4, extraction 7")."""
+    others = result.get("others", [])
+    hooks = list(dict.fromkeys(h["hook"] for other in others for h in other["hooks"]))
     charts = []
     for hook in hooks:
-        lines = {
-            metric: [
-                Series(
-                    labels.get(other["id"], str(other["id"])),
-                    {
-                        h["layer"]: h[metric]
-                        for h in other["hooks"]
-                        if h["hook"] == hook and h.get(metric) is not None
-                    },
-                )
-                for other in result.get("others", [])
-            ]
-            for metric in ("relative_error", "cosine")
-        }
         charts.append(
             {
                 "hook": hook,
                 "relative_error": line_chart(
-                    f"Relative error by layer, {hook_label(hook)}", lines["relative_error"]
+                    f"Relative error by layer, {hook_label(hook)}",
+                    _lines(others, hook, labels, lambda h: h.get("relative_error")),
                 ),
-                "cosine": line_chart(f"Mean cosine by layer, {hook_label(hook)}", lines["cosine"]),
+                "cosine": line_chart(
+                    f"1 - mean cosine by layer, {hook_label(hook)}",
+                    _lines(
+                        others, hook, labels, lambda h: None if h.get("cosine") is None else 1 - h["cosine"]
+                    ),
+                ),
             }
         )
     return charts
+
+
+def _lines(others: list[dict], hook: str, labels: dict[int, str], figure) -> list[Series]:
+    """A series per compared extraction: `figure(entry)` at each layer of `hook` (None: left out)."""
+    return [
+        Series(
+            labels.get(other["id"], str(other["id"])),
+            {h["layer"]: figure(h) for h in other["hooks"] if h["hook"] == hook and figure(h) is not None},
+        )
+        for other in others
+    ]

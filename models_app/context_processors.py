@@ -14,7 +14,7 @@ def section(request: HttpRequest) -> dict[str, str]:
         return {"section": "templates"}
     if match.url_name.startswith("api-token"):
         return {"section": ""}
-    if match.url_name.startswith("extraction"):
+    if match.url_name.startswith(("extraction", "comparison")):
         return {"section": "extractions"}
     if match.url_name == "datasets":
         return {"section": "datasets"}

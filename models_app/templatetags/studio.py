@@ -121,7 +121,9 @@ def comparison_charts(comparison) -> list[dict]:
     from ..ml.quantization import LABELS
 
     labels = {
-        other["id"]: f"{LABELS.get(other.get('format') or '', other.get('format') or '?')} ({other['id']})"
+        other[
+            "id"
+        ]: f"{LABELS.get(other.get('format') or '', other.get('format') or '?')}, extraction {other['id']}"
         for other in (comparison.result or {}).get("others", [])
     }
     return charts(comparison.result or {}, labels)
@@ -132,3 +134,24 @@ def hook_key(entry: dict) -> str:
     """{"layer": 3, "hook": "mlp", ...} -> "layer_3_mlp", the (layer, hook)'s key and file name
     (ml.extraction.activation_key, which imports torch: not in the web process)."""
     return f"layer_{int(entry['layer'])}_{entry['hook']}"
+
+
+@register.filter
+def share(value: float | None) -> str:
+    """A share as a percentage that keeps small ones visible: 0.3%, 4.2%, 37%."""
+    if value is None:
+        return "—"
+    percent = 100 * value
+    if percent == 0 or percent >= 10:
+        return f"{percent:.0f}%"
+    return f"{percent:.1f}%" if percent >= 0.1 else "<0.1%"
+
+
+@register.filter
+def visible_token(text: str) -> str:
+    """A token's text with its whitespace shown (a space, a newline or a tab would be a blank)."""
+    return (
+        text.replace(" ", "␣").replace("\n", "⏎").replace("\t", "⇥")
+        if text.strip() != text or not text
+        else text
+    )

@@ -60,4 +60,4 @@ def test_ticked_rows_survive_a_live_update_and_the_result_arrives_live(browser, 
     assert (comparison.base_id, comparison.other_ids) == (fp32.pk, [q4.pk])
     departure = page.wait_for_selector(f"#departure-{q4.pk}", timeout=30_000)
     assert "departs most at layer 0, Residual Stream" in departure.inner_text()
-    assert f"Q4 ({q4.pk})" in page.inner_text("#chart-error-residual")
+    assert f"Q4, extraction {q4.pk}" in page.inner_text("#chart-error-residual")

@@ -68,8 +68,9 @@ def test_comparing_from_the_page_names_where_each_format_departs(owner_client, f
     for hook in ("residual", "mlp"):
         chart = html[html.index(f'id="chart-error-{hook}"') :]
         chart = chart[: chart.index("</figure>")]
+        assert html.count(f'id="chart-error-{hook}"') == 1 and html.count(f'id="chart-cosine-{hook}"') == 1
         assert chart.count("<polyline") == 2  # a line per compared format
-        assert f"Q8 ({q8.pk})" in chart and f"Q4 ({q4.pk})" in chart
+        assert f"Q8, extraction {q8.pk}" in chart and f"Q4, extraction {q4.pk}" in chart
     assert html.count('class="mem-table comparison-table"') == 2
 
 

@@ -11,6 +11,7 @@ from django.urls import reverse
 from models_app.ml import neuron as neuron_profile
 from models_app.ml import unembedding
 from models_app.models import Comparison
+from models_app.templatetags.studio import share
 from tests.helpers import HTMX
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -38,7 +39,7 @@ def test_the_page_shows_the_neurons_figures(owner_client, records):
     figures = neuron_profile.profile(base.output_dir, KEY, NEURON)
     summary = html[html.index('id="neuron-summary"') :]
     assert f"of {figures['tokens']} real tokens above 0.0" in summary
-    assert f"<b>{round(100 * figures['density'])}%</b>" in summary
+    assert f"<b>{share(figures['density'])}</b>" in summary
     assert 'id="neuron-histogram"' in html and html.count('class="bin"') == neuron_profile.NEURON_BINS
     bands = html[html.index('id="neuron-bands"') : html.index('id="correlated"')]
     assert bands.count('<li id="band-') == neuron_profile.BANDS
@@ -57,7 +58,7 @@ def test_a_new_threshold_changes_the_density_in_place(owner_client, records):
     response = owner_client.get(url(base), {"threshold": "0.05"}, HTTP_HX_TARGET="neuron-figures", **HTMX)
     html = response.content.decode()
     assert html.lstrip().startswith('<div id="neuron-figures"')
-    assert f"<b>{round(100 * figures['density'])}%</b> of {figures['tokens']} real tokens above 0.05" in html
+    assert f"<b>{share(figures['density'])}</b> of {figures['tokens']} real tokens above 0.05" in html
 
 
 def test_the_same_neuron_in_the_other_formats(owner_client, records):
@@ -69,7 +70,7 @@ def test_the_same_neuron_in_the_other_formats(owner_client, records):
         row = others[others.index(f'id="beside-{record.pk}"') :]
         row = row[: row.index("</tr>")]
         figures = neuron_profile.profile(record.output_dir, KEY, NEURON, threshold=0.02)
-        assert f"{round(100 * figures['density'])}%" in row and f"{figures['max']:.4f}" in row
+        assert f">{share(figures['density'])}<" in row and f"{figures['max']:.4f}" in row
     examples = owner_client.get(
         reverse("models_app:extraction-examples", args=[base.pk]), {"target": KEY, "neuron": NEURON}
     ).content.decode()
