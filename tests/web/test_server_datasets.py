@@ -57,4 +57,4 @@ def test_it_reads_ten_megabytes_of_one_character_lines_in_a_job(studio, owner):
     answer = studio.upload(browser, "letters.txt", b"a\n" * (5 * MB))
     assert answer.status_code == 200
     record = wait_for_dataset("letters", timeout=120)
-    assert record.status == "ready" and record.num_samples == 5 * MB
+    assert record.status == "ready" and record.num_samples == 5 * MB, record.error_message
