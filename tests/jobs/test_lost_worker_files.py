@@ -117,7 +117,7 @@ def test_a_lost_extraction_without_a_checkpoint_leaves_nothing(owner_client, set
 def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(
     owner_client, hub, settings, clusters
 ):
-    hub.repos["tiny/llama"].bytes_per_second = 250_000
+    hub.repos["tiny/llama"].bytes_per_second = 150_000
     owner_client.post(
         reverse("models_app:download"), {"repo_id": "tiny/llama", "quantization": "fp16"}, **HTMX
     )
@@ -125,11 +125,12 @@ def test_it_removes_a_killed_downloads_incomplete_blob_and_retry_completes(
     weights = (hub.repos["tiny/llama"].folder / "model.safetensors").stat().st_size
 
     def far_from_done(record) -> bool:
-        """The weights half-written with at least a second of transfer left: the kill below then
-        always finds the transfer mid-file, never between two files."""
+        """The weights half-written with at least four seconds of transfer left (a loaded machine
+        may take a second or two to kill): the kill below then always finds the transfer mid-file,
+        never between two files or done."""
         blobs = unfinished(settings, "tiny/llama")
         sizes = [storage.file_disk_usage(blobs_dir(settings, "tiny/llama") / b) for b in blobs]
-        return record.bytes_downloaded > 300_000 and any(0 < size < weights - 250_000 for size in sizes)
+        return record.bytes_downloaded > 200_000 and any(0 < size < weights - 600_000 for size in sizes)
 
     record = wait_for(lambda: LanguageModel.objects.get(pk=pk), far_from_done)
     transfer = psutil.Process(int(record.worker.rsplit(":", 1)[1])).children()
