@@ -55,12 +55,6 @@ class Format:
     load: Callable[[], Any]  # -> a loading.LoadedModel (model and tokenizer)
 
 
-def reference_bytes(texts: Sequence[str], tokenizer: Any, context_length: int, vocabulary: int) -> int:
-    """The size of the reference's log-probability file for these texts."""
-    window = tokenize_window(tokenizer, texts, 0, context_length)
-    return 4 * vocabulary * sum(max(len(ids) - 1, 0) for ids in window.ids)
-
-
 def check(
     formats: Sequence[Format],
     texts: Sequence[str],

@@ -12,7 +12,7 @@ from django.db import models
 from ..ml import compare
 from ..ml.quantization import FORMATS
 from .extraction import Extraction
-from .job import JobRecord, StillRunning
+from .job import JobRecord
 from .owned import OwnedQuerySet
 
 
@@ -148,17 +148,6 @@ class Comparison(JobRecord):
             if comparison.base_id == extraction.pk or extraction.pk in comparison.other_ids:
                 return comparison
         return None
-
-    def delete_record(self, user=None) -> None:
-        """Delete it (it has no files: the result is on the row). A running comparison is
-        refused: the row goes only while not active, in one statement."""
-        from .. import progress
-
-        self.refuse_unless_changeable_by(user)
-        deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
-        if not deleted:
-            raise StillRunning("This comparison is running: cancel it first.")
-        progress.publish(self.KIND, self.pk, deleted=True)
 
     @property
     def cancel_confirmation(self) -> str:

@@ -13,7 +13,7 @@ from django.db import models
 from ..ml import storage
 from ..ml.quantization import FORMATS
 from .dataset import Dataset
-from .job import JobRecord, StillRunning
+from .job import JobRecord
 from .language_model import LanguageModel, ModelStatus
 from .owned import OwnedQuerySet
 
@@ -89,17 +89,6 @@ class FormatCheck(JobRecord):
 
     def discard_partial_files(self) -> int:
         return storage.remove_tree(self.scratch)
-
-    def delete_record(self, user=None) -> None:
-        """Delete it (the result is on the row; a running one is refused)."""
-        from .. import progress
-
-        self.refuse_unless_changeable_by(user)
-        deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
-        if not deleted:
-            raise StillRunning("This format check is running: cancel it first.")
-        storage.remove_tree(self.scratch)
-        progress.publish(self.KIND, self.pk, deleted=True)
 
     @property
     def cancel_confirmation(self) -> str:

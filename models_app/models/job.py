@@ -224,6 +224,19 @@ class JobRecord(Owned):
         Each kind of record keeps its own rule here, so pages, the API and the commands agree."""
         raise NotImplementedError
 
+    def delete_record(self, user=None) -> None:
+        """Delete a record whose result is on its row (a comparison, a format check), with what
+        an unfinished job of it left (`discard_partial_files`). A running one is refused: the row
+        goes only while not active, in one statement."""
+        from .. import progress
+
+        self.refuse_unless_changeable_by(user)
+        deleted, _ = type(self).objects.filter(pk=self.pk).exclude(status__in=self.ACTIVE).delete()
+        if not deleted:
+            raise StillRunning(f"This {self._meta.verbose_name} is running: cancel it first.")
+        self.discard_partial_files()
+        progress.publish(self.KIND, self.pk, deleted=True)
+
     def refuse_unless_changeable_by(self, user) -> None:
         if user is not None and (refused := self.change_refusal(user)):
             raise DeletionRefused(refused)

@@ -34,7 +34,7 @@ def _section(request: HtmxHttpRequest, extraction: Extraction, error: str = "") 
         if error:
             messages.error(request, error)
         return redirect("models_app:extraction", pk=extraction.pk)
-    context = {"extraction": extraction, "comparison_error": error, "user": request.user}
+    context = {"extraction": extraction, "comparison_error": error}
     return render(request, SECTION, context, status=422 if error else 200)
 
 
