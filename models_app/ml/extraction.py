@@ -331,8 +331,8 @@ class _Run:
             raise ExtractionCancelled()
 
     def _checkpoint(self) -> None:
-        """Queue a checkpoint of the state after the last batch: the writer saves it once that
-        batch's rows, and all before, are written and synced."""
+        """Queue a checkpoint of the state after the last batch: it is saved once that batch's
+        rows, and all before, are written and synced (ml/outputs.py)."""
         self.last_checkpoint = time.monotonic()
         if self.at == self.checkpointed_at:
             return
@@ -350,12 +350,11 @@ class _Run:
             targets={t.key: {"stats": t.stats.state(), "topk": t.topk.state()} for t in self.targets},
         )
 
-        def save() -> None:
-            self.outputs.sync()
-            state.bytes_written = self.outputs.bytes_written
+        def save(bytes_written: int) -> None:
+            state.bytes_written = bytes_written
             checkpoint.save(self.output_dir, state, self.total)
 
-        self.outputs.submit(save)
+        self.outputs.checkpoint(save)
 
     def _batch(self, window, positions: list[int]) -> None:
         """Forward passes over `positions` of the window, batch_size at a time; a pass that runs

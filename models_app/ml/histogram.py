@@ -100,24 +100,17 @@ class Histogram:
         histogram.values = state["values"]
         return histogram
 
-    def update_finite(self, values: torch.Tensor) -> None:
-        """`update` for CPU values known finite: each value's bin from its offset, all of them in
-        one bincount, with the values below and above the bins (clamped into the end bins there)
-        counted exactly by comparison and taken back out; histc and the masks of `update` make
-        several passes more. Exact because the bounds are float32 numbers (`around`)."""
-        bins = self.counts.numel()
-        array = values.numpy()
-        below = int(np.count_nonzero(array < self.low))
-        above = int(np.count_nonzero(array > self.high))
-        slot = (values - self.low).mul_(bins / (self.high - self.low)).clamp_(0, bins - 1)
-        # uint8 slots when they fit: bincount reads them faster than int32.
-        slots = slot.to(torch.uint8 if bins <= 256 else torch.int32).view(-1)
-        counted = torch.bincount(slots, minlength=bins)
-        counted[0] -= below
-        counted[-1] -= above
-        self.counts += counted
+    def fits_slots(self) -> bool:
+        """Whether a bin's number fits the uint8 slots of ml/kernels.py."""
+        return self.counts.numel() <= 256
+
+    def add(self, counted: np.ndarray, below: int, values: int) -> None:
+        """Adds a batch counted elsewhere (ml/kernels.py, on the CPU): its counts per bin of
+        the values inside the bins, how many were below them, and how many values it had
+        (those above are the rest)."""
+        self.counts += torch.from_numpy(counted)
         self.below += below
-        self.values += values.numel()
+        self.values += values
 
     def update(self, x: torch.Tensor) -> None:
         # histc counts the values inside [low, high] and passes over the rest, inf and NaN too.

@@ -11,7 +11,9 @@ An unfinished extraction's `.partial` files can be opened again (`resume=True`) 
 run writes the rows it has not yet written into them (ml/checkpoint.py).
 
 Writes run on a writer thread behind a bounded queue, so the forward pass of the next batch
-overlaps the file writes of this one while memory stays bounded (the queue's depth). On a GPU,
+overlaps the file writes of this one while memory stays bounded (the queue's depth). A checkpoint
+makes the rows written so far durable on a third thread: an fsync can take a second or more, and
+meanwhile the writer goes on writing the next batches (and the forward passes go on). On a GPU,
 activations reach the host through pinned buffers copied with non_blocking=True; the writer waits
 for each copy's event, so the copy overlaps the next forward pass too.
 """
@@ -53,9 +55,16 @@ class Outputs:
             raise
         self.bytes_written = 0
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
+        # One checkpoint waits while one is synced: a disk slower than the checkpoints come makes
+        # the writer wait, rather than checkpoints pile up.
+        self._syncs: queue.Queue = queue.Queue(maxsize=1)
         self._error: BaseException | None = None
-        self._thread = threading.Thread(target=self._drain, name="activation-writer", daemon=True)
-        self._thread.start()
+        self._threads = [
+            threading.Thread(target=self._drain, name="activation-writer", daemon=True),
+            threading.Thread(target=self._sync_checkpoints, name="activation-syncer", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
 
     def _create(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
         path = self.folder / (name + PARTIAL)
@@ -63,7 +72,7 @@ class Outputs:
         offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
         del header  # the file now has its header and full size, all of it a hole
         # Kept open for the whole extraction (the writer thread's rows land in it); close() ends it.
-        self.files[name] = (open(path, "r+b"), offset, row_bytes)  # noqa: SIM115
+        self.files[name] = (open(path, "r+b", buffering=0), offset, row_bytes)  # noqa: SIM115
 
     def _reopen(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
         path = self.folder / (name + PARTIAL)
@@ -77,13 +86,17 @@ class Outputs:
         del array
         if not matches or path.stat().st_size != offset + row_bytes * shape[0]:
             raise NotResumable(f"{path.name} is not this extraction's array")
-        self.files[name] = (open(path, "r+b"), offset, row_bytes)  # noqa: SIM115
+        self.files[name] = (open(path, "r+b", buffering=0), offset, row_bytes)  # noqa: SIM115
 
-    def sync(self) -> None:
-        """Make every row written so far durable (writer thread, before a checkpoint)."""
-        for handle, _offset, _row in self.files.values():
-            handle.flush()
-            os.fsync(handle.fileno())
+    def checkpoint(self, save: Callable[[int], None]) -> None:
+        """Queue a checkpoint after the rows submitted so far: once the writer has written
+        them, the syncing thread makes them durable and then calls save(bytes written by
+        then). Rows of later batches may be synced with them; a checkpoint never claims those."""
+
+        def hand_over() -> None:
+            self._syncs.put((self.bytes_written, save))
+
+        self.submit(hand_over)
 
     def submit(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
         """Queue `job` (a closure calling write_rows) for the writer, and `cleanup` to run after
@@ -100,10 +113,12 @@ class Outputs:
         start = 0
         for row, length in zip(rows, lengths, strict=True):
             if length:
-                chunk = np.ascontiguousarray(values[start : start + length])
-                handle.seek(offset + row * row_bytes)
-                handle.write(chunk.data)
-                self.bytes_written += chunk.nbytes
+                chunk = np.ascontiguousarray(values[start : start + length]).data.cast("B")
+                at = offset + row * row_bytes
+                while chunk:  # positioned writes: the syncing thread shares the files
+                    done = os.pwrite(handle.fileno(), chunk, at)
+                    chunk, at = chunk[done:], at + done
+                    self.bytes_written += done
                 start += length
 
     def _drain(self) -> None:
@@ -120,14 +135,34 @@ class Outputs:
             finally:
                 cleanup()
 
+    def _sync_checkpoints(self) -> None:
+        while True:
+            item = self._syncs.get()
+            if item is None:
+                return
+            written, save = item
+            try:
+                if self._error is None:
+                    for handle, _offset, _row in self.files.values():
+                        os.fsync(handle.fileno())
+                    save(written)
+            except BaseException as exc:  # raised in the extraction's thread
+                self._error = exc
+
     def _raise_if_failed(self) -> None:
         if self._error is not None:
             raise self._error
 
     def _stop(self) -> None:
-        if self._thread.is_alive():
+        """Write what is queued, then let the syncing thread finish the checkpoints handed to
+        it (the last one among them)."""
+        writer, syncer = self._threads
+        if writer.is_alive():
             self._queue.put(None)
-            self._thread.join()
+            writer.join()
+        if syncer.is_alive():
+            self._syncs.put(None)
+            syncer.join()
 
     def finish(self) -> dict[str, tuple[int, int]]:
         """Write what is queued, close and rename; name -> (logical bytes, bytes on disk)."""

@@ -15,11 +15,13 @@ next batch is not held up waiting for statistics.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
 import torch
 
+from . import kernels
 from .histogram import CountedHistogram, Histogram, bins_around, zero
 
 NEAR_ZERO = 0.01  # |x| below this counts towards sparsity
@@ -74,7 +76,7 @@ class _Moments:
         """`values`: [tokens, hidden], real tokens only, in the dtype the file stores."""
         if values.numel() == 0:
             return
-        if values.device.type == "cpu":
+        if values.device.type == "cpu" and self.histogram is not None and self.histogram.fits_slots():
             low, high = torch.aminmax(values)  # NaN makes both NaN
             if math.isfinite(low.item()) and math.isfinite(high.item()):
                 self._update_finite_on_cpu(values, low, high)
@@ -111,30 +113,36 @@ class _Moments:
         self.histogram = histogram
 
     def _update_finite_on_cpu(self, values: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> None:
-        """`update` for a batch with no inf or NaN, on the CPU (where reading a number back costs
-        nothing): the same sums from one float64 copy in a few passes, the comparisons counted by
-        numpy (torch sums a boolean tensor several times slower). The batch's own m2 is
+        """`update` for a batch with no inf or NaN, on the CPU: every sum and the bin counts in
+        one compiled pass over the batch (ml/kernels.py). The batch's own m2 is
         sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small beside
         the spread, so nothing cancels that float64 would notice."""
         assert self._sums is not None and self.histogram is not None
-        sums, n = self._sums, values.numel()
-        x = values.to(torch.float64, copy=True)  # overwritten below: never the caller's tensor
-        norms = torch.linalg.vector_norm(x, dim=-1)
-        batch_sum = x.sum()
-        batch_mean = batch_sum / n
-        batch_m2 = (norms.square().sum() - batch_sum * batch_mean).clamp_(min=0)
-        magnitude = x.abs_()
+        sums, n, histogram = self._sums, values.numel(), self.histogram
+        array = np.ascontiguousarray(values.numpy())
+        kind = array.dtype.type
+        bins = histogram.counts.numel()
+        total, squares, magnitude, near_zero, norms, counted, below, _above = kernels.finite_moments(
+            array,
+            kind(histogram.low),
+            kind(histogram.high),
+            kind(bins / (histogram.high - histogram.low)),
+            NEAR_ZERO,
+            bins,
+        )
+        batch_mean = total / n
+        batch_m2 = max(squares - total * batch_mean, 0.0)
         delta = batch_mean - sums["mean"]
-        total = self.count + n
-        sums["mean"] = sums["mean"] + delta * (n / total)
-        sums["m2"] = sums["m2"] + batch_m2 + delta * delta * (self.count * n / total)
-        self.count, self.tokens = total, self.tokens + values.shape[0]
-        sums["abs"] += magnitude.sum()
-        sums["near_zero"] += int(np.count_nonzero(magnitude.numpy() < NEAR_ZERO))
+        count = self.count + n
+        sums["mean"] = sums["mean"] + delta * (n / count)
+        sums["m2"] = sums["m2"] + batch_m2 + delta * delta * (self.count * n / count)
+        self.count, self.tokens = count, self.tokens + values.shape[0]
+        sums["abs"] += magnitude
+        sums["near_zero"] += near_zero
         sums["min"] = torch.minimum(sums["min"], low.double())
         sums["max"] = torch.maximum(sums["max"], high.double())
-        sums["l2"] += norms.sum()
-        self.histogram.update_finite(values)
+        sums["l2"] += norms
+        histogram.add(counted, below, n)
 
     def state(self) -> dict:
         assert self._sums is not None and self.histogram is not None  # saved after a first batch
@@ -234,6 +242,11 @@ class RunningStats:
         return self._way.summary()
 
 
+@functools.cache
+def _pattern_squares() -> np.ndarray:
+    return kernels.pattern_squares()
+
+
 class _ValueCounts:
     """float16 values: a count per bit pattern (exact), and the sum of the token vectors' norms."""
 
@@ -244,6 +257,11 @@ class _ValueCounts:
         self.histogram: CountedHistogram | None = None
 
     def update(self, values: torch.Tensor) -> None:
+        if values.device.type == "cpu":
+            bits = np.ascontiguousarray(values.numpy()).view(np.uint16)
+            self.l2 += kernels.count_patterns(bits, _pattern_squares(), self.counts.numpy())
+            self.tokens += values.shape[0]
+            return
         patterns = values.reshape(-1).view(torch.int16).to(torch.int32) + (PATTERNS // 2)
         if patterns.device.type == "cuda":
             # bincount would read its size back. An atomic scatter_add_ (exact: integer counts)

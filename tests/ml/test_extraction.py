@@ -365,12 +365,16 @@ def test_a_stopped_run_leaves_no_tokenizing_thread_behind(model_sources):
 
 
 def test_a_run_leaves_no_writer_thread_behind(model_sources, tmp_path):
-    """Each extraction starts one writer and ends it, whether it finishes or is cancelled."""
+    """Each extraction starts one writer and one syncing thread and ends them, whether it
+    finishes or is cancelled."""
     import threading
+
+    def file_threads():
+        return [t for t in threading.enumerate() if t.name in ("activation-writer", "activation-syncer")]
 
     loaded = fp32(model_sources, "gpt2")
     settings = ExtractionSettings(layers=[0], hooks=["residual"], batch_size=4, context_length=CONTEXT)
-    before = [t for t in threading.enumerate() if t.name == "activation-writer"]
+    before = file_threads()
     extraction.extract(loaded.model, loaded.tokenizer, TEXTS, settings, tmp_path / "done")
     with pytest.raises(extraction.ExtractionCancelled):
         extraction.extract(
@@ -381,4 +385,4 @@ def test_a_run_leaves_no_writer_thread_behind(model_sources, tmp_path):
             tmp_path / "cancelled",
             should_cancel=lambda: True,
         )
-    assert [t for t in threading.enumerate() if t.name == "activation-writer"] == before
+    assert file_threads() == before

@@ -1,0 +1,150 @@
+"""Compiled loops (numba) for what the CPU counts of every batch an extraction captures: the
+statistics of ml/stats.py and the top-K's first look at a batch (ml/topk.py).
+
+Each loop reads the batch once, a token's row at a time while it is in the cache, where torch
+would make a dozen passes over it, each with its own temporary: on two cores, the statistics of
+six (layer, hook)s of 512 float32 values took about 27 us of every real token through torch, and
+about a fifth of that here (bench/README.md). What they compute is defined by ml/stats.py and
+ml/histogram.py; these are only faster ways to the same numbers.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from numba import njit
+
+# Sums may be reassociated (summed in vector lanes): float64 sums of float32 values change in
+# their last bits only, and the same batch always gives the same bits. No assumption about inf or
+# NaN: the callers check a batch is finite first.
+_SUMS = {"reassoc", "contract", "nsz", "arcp"}
+
+
+def _compiled(fastmath: set[str] | bool = False):
+    """njit, cached on disk where a cache folder can be written (compiling takes seconds; a
+    read-only install compiles once per process instead)."""
+
+    def compile_it(function):
+        try:
+            return njit(nogil=True, cache=True, boundscheck=False, fastmath=fastmath)(function)
+        except RuntimeError:  # numba found no folder it may write its cache to
+            return njit(nogil=True, cache=False, boundscheck=False, fastmath=fastmath)(function)
+
+    return compile_it
+
+
+@_compiled(fastmath=_SUMS)
+def _row_sums(row, near_zero, low, high):
+    """One token's sum, sum of squares and sum of |x| (float64), and how many of its values are
+    near zero, below `low` and above `high`."""
+    total = squares = magnitude = 0.0
+    near = below = above = np.int64(0)
+    for i in range(row.shape[0]):  # indexed: LLVM vectorizes this loop, not `for value in row`
+        value = row[i]
+        x = np.float64(value)
+        total += x
+        squares += x * x
+        magnitude += abs(x)
+        near += np.int64(abs(x) < near_zero)
+        below += np.int64(value < low)
+        above += np.int64(value > high)
+    return total, squares, magnitude, near, below, above
+
+
+@_compiled()
+def _row_bins(row, low, scale, top, slots, counts):
+    """Adds one token's values to `counts` (4 interleaved copies of the bins, so that a run of
+    values in one bin does not wait on its own count): bin (x - low) * scale in the values' own
+    dtype, truncated, clamped into [0, top]: exact, as low is a number of that dtype
+    (histogram.Histogram.around)."""
+    bins = counts.shape[0] // 4
+    zero = low - low
+    for i in range(row.shape[0]):
+        slots[i] = np.uint8(min(max((row[i] - low) * scale, zero), top))
+    whole = row.shape[0] - row.shape[0] % 4
+    for i in range(0, whole, 4):
+        counts[slots[i]] += 1
+        counts[bins + slots[i + 1]] += 1
+        counts[2 * bins + slots[i + 2]] += 1
+        counts[3 * bins + slots[i + 3]] += 1
+    for i in range(whole, row.shape[0]):
+        counts[slots[i]] += 1
+
+
+@_compiled()
+def finite_moments(values, low, high, scale, near_zero, bins):
+    """For `values` [tokens, hidden] (all finite; low, high and scale in their dtype): (sum, sum
+    of squares, sum of |x|, near-zero count, sum of the tokens' L2 norms, bin counts [bins] with
+    the values below `low` and above `high` left out, below count, above count)."""
+    total = squares = magnitude = norms = 0.0
+    near = below = above = 0
+    counts = np.zeros(4 * bins, np.int64)
+    slots = np.empty(values.shape[1], np.uint8)
+    top = np.float32(bins - 1)
+    for t in range(values.shape[0]):
+        row = values[t]
+        row_total, row_squares, row_magnitude, row_near, row_below, row_above = _row_sums(
+            row, near_zero, low, high
+        )
+        _row_bins(row, low, scale, top, slots, counts)
+        total += row_total
+        squares += row_squares
+        magnitude += row_magnitude
+        norms += math.sqrt(row_squares)
+        near += row_near
+        below += row_below
+        above += row_above
+    binned = counts[:bins] + counts[bins : 2 * bins] + counts[2 * bins : 3 * bins] + counts[3 * bins :]
+    binned[0] -= below  # clamped into the end bins above; counted apart
+    binned[bins - 1] -= above
+    return total, squares, magnitude, near, norms, binned, below, above
+
+
+@_compiled()
+def count_patterns(bits, squares, counts):
+    """float16 `bits` [tokens, hidden] (viewed as uint16): adds one to counts[pattern] per value,
+    in stats._ValueCounts' order (the int16 value + 32768, i.e. the bits with the sign bit
+    flipped), and returns the sum of the tokens' L2 norms, from `squares` (each pattern's value
+    squared, in float64)."""
+    norms = 0.0
+    for t in range(bits.shape[0]):
+        row_squares = 0.0
+        row = bits[t]
+        for i in range(row.shape[0]):
+            pattern = row[i]
+            counts[pattern ^ 0x8000] += 1
+            row_squares += squares[pattern]
+        norms += math.sqrt(row_squares)
+    return norms
+
+
+def pattern_squares() -> np.ndarray:
+    """Each float16 bit pattern's value, squared, in float64 (inf and NaN as they square)."""
+    with np.errstate(over="ignore", invalid="ignore"):
+        return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float64) ** 2
+
+
+@_compiled()
+def merge_top_k(values, samples, tokens, kept_values, kept_samples, kept_tokens):
+    """Merges a batch's `values` [tokens, hidden] (float32; `samples` / `tokens` [tokens]: each
+    token's sample and position) into a full top-K ([K, hidden] each, every column sorted from
+    the largest down), in place. A value enters only if it beats its neuron's K-th kept value,
+    and goes below the kept values it equals: of equal values the one seen first stays. NaN
+    beats nothing. After the first batches few values of a batch beat a K-th, so this is
+    mostly one comparison per value."""
+    k, hidden = kept_values.shape
+    for t in range(values.shape[0]):
+        row = values[t]
+        for neuron in range(hidden):
+            value = row[neuron]
+            if value > kept_values[k - 1, neuron]:
+                slot = k - 1
+                while slot > 0 and kept_values[slot - 1, neuron] < value:
+                    kept_values[slot, neuron] = kept_values[slot - 1, neuron]
+                    kept_samples[slot, neuron] = kept_samples[slot - 1, neuron]
+                    kept_tokens[slot, neuron] = kept_tokens[slot - 1, neuron]
+                    slot -= 1
+                kept_values[slot, neuron] = value
+                kept_samples[slot, neuron] = samples[t]
+                kept_tokens[slot, neuron] = tokens[t]
