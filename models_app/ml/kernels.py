@@ -126,25 +126,49 @@ def pattern_squares() -> np.ndarray:
 
 
 @_compiled()
+def _enter(value, sample, token, neuron, kept_values, kept_samples, kept_tokens):
+    """Puts `value` (which beats its neuron's K-th kept value) in its place among the kept ones,
+    below those it equals, and drops the K-th."""
+    slot = kept_values.shape[0] - 1
+    while slot > 0 and kept_values[slot - 1, neuron] < value:
+        kept_values[slot, neuron] = kept_values[slot - 1, neuron]
+        kept_samples[slot, neuron] = kept_samples[slot - 1, neuron]
+        kept_tokens[slot, neuron] = kept_tokens[slot - 1, neuron]
+        slot -= 1
+    kept_values[slot, neuron] = value
+    kept_samples[slot, neuron] = sample
+    kept_tokens[slot, neuron] = token
+
+
+@_compiled()
 def merge_top_k(values, samples, tokens, kept_values, kept_samples, kept_tokens):
-    """Merges a batch's `values` [tokens, hidden] (float32; `samples` / `tokens` [tokens]: each
+    """Merges a batch's float32 `values` [tokens, hidden] (`samples` / `tokens` [tokens]: each
     token's sample and position) into a full top-K ([K, hidden] each, every column sorted from
     the largest down), in place. A value enters only if it beats its neuron's K-th kept value,
     and goes below the kept values it equals: of equal values the one seen first stays. NaN
     beats nothing. After the first batches few values of a batch beat a K-th, so this is
     mostly one comparison per value."""
-    k, hidden = kept_values.shape
+    last = kept_values.shape[0] - 1
     for t in range(values.shape[0]):
         row = values[t]
-        for neuron in range(hidden):
-            value = row[neuron]
-            if value > kept_values[k - 1, neuron]:
-                slot = k - 1
-                while slot > 0 and kept_values[slot - 1, neuron] < value:
-                    kept_values[slot, neuron] = kept_values[slot - 1, neuron]
-                    kept_samples[slot, neuron] = kept_samples[slot - 1, neuron]
-                    kept_tokens[slot, neuron] = kept_tokens[slot - 1, neuron]
-                    slot -= 1
-                kept_values[slot, neuron] = value
-                kept_samples[slot, neuron] = samples[t]
-                kept_tokens[slot, neuron] = tokens[t]
+        for neuron in range(row.shape[0]):
+            if row[neuron] > kept_values[last, neuron]:
+                _enter(row[neuron], samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
+
+
+@_compiled()
+def merge_top_k_float16(bits, numbers, samples, tokens, kept_values, kept_samples, kept_tokens):
+    """merge_top_k for float16 values, as their bits (uint16) and `numbers`, each pattern's
+    value as a float32 (`pattern_numbers`): no float32 copy of the batch is made."""
+    last = kept_values.shape[0] - 1
+    for t in range(bits.shape[0]):
+        row = bits[t]
+        for neuron in range(row.shape[0]):
+            value = numbers[row[neuron]]
+            if value > kept_values[last, neuron]:
+                _enter(value, samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
+
+
+def pattern_numbers() -> np.ndarray:
+    """Each float16 bit pattern's value as a float32 (exact: float32 holds every float16)."""
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)

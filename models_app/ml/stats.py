@@ -77,8 +77,8 @@ class _Moments:
         if values.numel() == 0:
             return
         if values.device.type == "cpu" and self.histogram is not None and self.histogram.fits_slots():
-            low, high = torch.aminmax(values)  # NaN makes both NaN
-            if math.isfinite(low.item()) and math.isfinite(high.item()):
+            low, high = (bound.item() for bound in torch.aminmax(values))  # NaN makes both NaN
+            if math.isfinite(low) and math.isfinite(high):
                 self._update_finite_on_cpu(values, low, high)
                 return
         x = values.to(torch.float64)
@@ -95,9 +95,9 @@ class _Moments:
         magnitude = x.abs()
         sums["abs"] += magnitude.sum()
         sums["near_zero"] += (magnitude < NEAR_ZERO).sum()
-        low, high = torch.aminmax(x)
-        sums["min"] = torch.minimum(sums["min"], low)
-        sums["max"] = torch.maximum(sums["max"], high)
+        least, most = torch.aminmax(x)
+        sums["min"] = torch.minimum(sums["min"], least)
+        sums["max"] = torch.maximum(sums["max"], most)
         sums["l2"] += torch.linalg.vector_norm(x, dim=-1).sum()
         # Bin counts need no float64: float32 holds the file's float16 values exactly, and is
         # the faster pass.
@@ -112,13 +112,14 @@ class _Moments:
         self._sums["max"] = torch.full((), -math.inf, dtype=torch.float64, device=device)
         self.histogram = histogram
 
-    def _update_finite_on_cpu(self, values: torch.Tensor, low: torch.Tensor, high: torch.Tensor) -> None:
+    def _update_finite_on_cpu(self, values: torch.Tensor, low: float, high: float) -> None:
         """`update` for a batch with no inf or NaN, on the CPU: every sum and the bin counts in
-        one compiled pass over the batch (ml/kernels.py). The batch's own m2 is
-        sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small beside
-        the spread, so nothing cancels that float64 would notice."""
+        one compiled pass over the batch (ml/kernels.py), merged in Python floats (a torch
+        operation on a number costs more than the pass over a batch's row). The batch's own m2
+        is sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small
+        beside the spread, so nothing cancels that float64 would notice."""
         assert self._sums is not None and self.histogram is not None
-        sums, n, histogram = self._sums, values.numel(), self.histogram
+        n, histogram = values.numel(), self.histogram
         array = np.ascontiguousarray(values.numpy())
         kind = array.dtype.type
         bins = histogram.counts.numel()
@@ -130,18 +131,23 @@ class _Moments:
             NEAR_ZERO,
             bins,
         )
+        sums = {name: value.item() for name, value in self._sums.items()}
         batch_mean = total / n
         batch_m2 = max(squares - total * batch_mean, 0.0)
         delta = batch_mean - sums["mean"]
         count = self.count + n
-        sums["mean"] = sums["mean"] + delta * (n / count)
-        sums["m2"] = sums["m2"] + batch_m2 + delta * delta * (self.count * n / count)
+        merged = {
+            "mean": sums["mean"] + delta * (n / count),
+            "m2": sums["m2"] + batch_m2 + delta * delta * (self.count * n / count),
+            "abs": sums["abs"] + magnitude,
+            "near_zero": sums["near_zero"] + near_zero,
+            "min": min(sums["min"], low),
+            "max": max(sums["max"], high),
+            "l2": sums["l2"] + norms,
+        }
+        for name, value in merged.items():
+            self._sums[name] = torch.tensor(value, dtype=torch.float64)
         self.count, self.tokens = count, self.tokens + values.shape[0]
-        sums["abs"] += magnitude
-        sums["near_zero"] += near_zero
-        sums["min"] = torch.minimum(sums["min"], low.double())
-        sums["max"] = torch.maximum(sums["max"], high.double())
-        sums["l2"] += norms
         histogram.add(counted, below, n)
 
     def state(self) -> dict:

@@ -3,6 +3,7 @@ token) positions they came from, kept on the activations' device and merged batc
 
 from __future__ import annotations
 
+import functools
 import math
 from typing import TypedDict
 
@@ -55,6 +56,11 @@ def _piece_rows(values: torch.Tensor) -> int | None:
     return max(1, stats.DEVICE_PIECE_VALUES // max(1, values.shape[1]))
 
 
+@functools.cache
+def _float16_numbers() -> np.ndarray:
+    return kernels.pattern_numbers()
+
+
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
@@ -76,10 +82,13 @@ class RunningTopK:
                 self.update(values[start:end], samples[start:end], tokens[start:end])
             return
         if self.values.shape[0] == self.k and values.device.type == "cpu":
-            # numpy's float16 is a software type: torch casts the batch (a fraction of the merge).
-            array = values.float().contiguous().numpy()
             kept = [t.contiguous() for t in (self.values, self.samples, self.tokens)]
-            kernels.merge_top_k(array, samples.numpy(), tokens.numpy(), *(t.numpy() for t in kept))
+            where = (samples.numpy(), tokens.numpy(), *(t.numpy() for t in kept))
+            array = np.ascontiguousarray(values.numpy())
+            if array.dtype == np.float16:
+                kernels.merge_top_k_float16(array.view(np.uint16), _float16_numbers(), *where)
+            else:
+                kernels.merge_top_k(array.astype(np.float32, copy=False), *where)
             self.values, self.samples, self.tokens = kept
             return
         # topk ranks NaN above every number: a NaN (float16 overflow) must not take a slot.
