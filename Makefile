@@ -55,7 +55,7 @@ serve-hub: install
 
 # Benchmarks (not tests): bench/README.md. One script: `make bench BENCH_SCRIPTS=bench/load.py`;
 # a script's own options: run it with $(BIN)/python after `make bench-install`.
-BENCH_SCRIPTS ?= bench/peers.py bench/extraction.py bench/download.py bench/pages.py bench/load.py bench/gpu_loading.py bench/first_progress.py bench/saelens_train.py bench/checkpoints.py
+BENCH_SCRIPTS ?= bench/peers.py bench/extraction.py bench/download.py bench/pages.py bench/load.py bench/gpu_loading.py bench/first_progress.py bench/saelens_train.py bench/checkpoints.py bench/batch_costs.py
 
 $(VENV)/.installed-bench: bench/requirements.txt $(VENV)/.installed
 	$(BIN)/pip install -r bench/requirements.txt

@@ -406,10 +406,7 @@ class _Run:
         for target in self.targets:
             if target.captured is None:
                 raise ExtractionError(f"{target.module_path} produced no output: the model skipped it.")
-            values, target.captured = target.captured, None  # [real tokens, hidden], a copy
-            target.stats.update(values)
-            target.topk.update(values, samples, positions)
-            staged[target.key] = values
+            staged[target.key], target.captured = target.captured, None  # [real tokens, hidden], a copy
         tokens = ids.view(-1).index_select(0, real)
         staged["tokens"] = tokens.to(torch.int32)
         staged["attention_mask"] = torch.ones_like(tokens, dtype=torch.int8)
@@ -422,7 +419,13 @@ class _Run:
             for key, name in names.items():
                 self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
 
+        # The rows go to the writer before the statistics are counted: on the CPU the writer then
+        # writes them on the core the statistics' single-threaded loops leave idle, rather than
+        # taking a core from the next forward pass. Both only read the values.
         self.outputs.submit(write, release)
+        for target in self.targets:
+            target.stats.update(staged[target.key])
+            target.topk.update(staged[target.key], samples, positions)
         self.real_tokens += batch.tokens
 
     def _progress(self) -> ExtractionProgress:

@@ -154,21 +154,3 @@ def merge_top_k(values, samples, tokens, kept_values, kept_samples, kept_tokens)
         for neuron in range(row.shape[0]):
             if row[neuron] > kept_values[last, neuron]:
                 _enter(row[neuron], samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
-
-
-@_compiled()
-def merge_top_k_float16(bits, numbers, samples, tokens, kept_values, kept_samples, kept_tokens):
-    """merge_top_k for float16 values, as their bits (uint16) and `numbers`, each pattern's
-    value as a float32 (`pattern_numbers`): no float32 copy of the batch is made."""
-    last = kept_values.shape[0] - 1
-    for t in range(bits.shape[0]):
-        row = bits[t]
-        for neuron in range(row.shape[0]):
-            value = numbers[row[neuron]]
-            if value > kept_values[last, neuron]:
-                _enter(value, samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
-
-
-def pattern_numbers() -> np.ndarray:
-    """Each float16 bit pattern's value as a float32 (exact: float32 holds every float16)."""
-    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)

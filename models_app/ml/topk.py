@@ -3,7 +3,6 @@ token) positions they came from, kept on the activations' device and merged batc
 
 from __future__ import annotations
 
-import functools
 import math
 from typing import TypedDict
 
@@ -56,11 +55,6 @@ def _piece_rows(values: torch.Tensor) -> int | None:
     return max(1, stats.DEVICE_PIECE_VALUES // max(1, values.shape[1]))
 
 
-@functools.cache
-def _float16_numbers() -> np.ndarray:
-    return kernels.pattern_numbers()
-
-
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
@@ -84,11 +78,8 @@ class RunningTopK:
         if self.values.shape[0] == self.k and values.device.type == "cpu":
             kept = [t.contiguous() for t in (self.values, self.samples, self.tokens)]
             where = (samples.numpy(), tokens.numpy(), *(t.numpy() for t in kept))
-            array = np.ascontiguousarray(values.numpy())
-            if array.dtype == np.float16:
-                kernels.merge_top_k_float16(array.view(np.uint16), _float16_numbers(), *where)
-            else:
-                kernels.merge_top_k(array.astype(np.float32, copy=False), *where)
+            # numba has no float16: torch casts the batch (faster than a table of the patterns).
+            kernels.merge_top_k(values.float().contiguous().numpy(), *where)
             self.values, self.samples, self.tokens = kept
             return
         # topk ranks NaN above every number: a NaN (float16 overflow) must not take a slot.

@@ -90,23 +90,3 @@ def test_merge_top_k_keeps_the_k_largest_and_the_first_seen_of_equal_values():
     best = np.argsort(-everything, axis=0, kind="stable")[:k]
     np.testing.assert_array_equal(kept_values, np.take_along_axis(everything, best, 0))
     np.testing.assert_array_equal(kept_samples * 11 + kept_tokens, best)
-
-
-def test_the_float16_merge_keeps_what_the_float32_merge_keeps():
-    rng = np.random.default_rng(3)
-    k, hidden, tokens = 3, 17, 13
-    batches = [(rng.standard_normal((tokens, hidden)) * 4).astype(np.float16) for _ in range(6)]
-    batches[2][1, :3] = [np.nan, np.inf, -np.inf]
-    start = np.sort(batches[0].astype(np.float32), axis=0)[::-1][:k].copy()
-    kept = {
-        name: [start.copy(), np.full((k, hidden), -1, np.int64), np.full((k, hidden), -1, np.int64)]
-        for name in ("float16", "float32")
-    }
-    for sample, batch in enumerate(batches[1:], start=1):
-        where = (np.full(tokens, sample, np.int64), np.arange(tokens, dtype=np.int64))
-        numbers = kernels.pattern_numbers()
-        kernels.merge_top_k_float16(batch.view(np.uint16), numbers, *where, *kept["float16"])
-        kernels.merge_top_k(batch.astype(np.float32), *where, *kept["float32"])
-    for got, expected in zip(kept["float16"], kept["float32"], strict=True):
-        np.testing.assert_array_equal(got, expected)
-    assert np.isinf(kept["float32"][0][0, 1])  # the inf entered; the NaN did not
