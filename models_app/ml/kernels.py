@@ -10,6 +10,7 @@ ml/histogram.py; these are only faster ways to the same numbers.
 
 from __future__ import annotations
 
+import functools
 import math
 
 import numpy as np
@@ -119,6 +120,7 @@ def count_patterns(bits, squares, counts):
     return norms
 
 
+@functools.cache  # one table for every batch
 def pattern_squares() -> np.ndarray:
     """Each float16 bit pattern's value, squared, in float64 (inf and NaN as they square)."""
     with np.errstate(over="ignore", invalid="ignore"):

@@ -15,7 +15,6 @@ next batch is not held up waiting for statistics.
 
 from __future__ import annotations
 
-import functools
 import math
 
 import numpy as np
@@ -26,8 +25,9 @@ from .histogram import CountedHistogram, Histogram, bins_around, zero
 
 NEAR_ZERO = 0.01  # |x| below this counts towards sparsity
 PATTERNS = 1 << 16  # float16 bit patterns
-# A batch is counted in pieces. On the CPU, of about this many float64 bytes (a copy of the piece
-# and its passes stay in the cache): a quarter less time than whole batches of 4,096 tokens.
+# A batch is counted in pieces. On the CPU, of about this many float64 bytes: the compiled loops
+# need no copy, but a batch holding inf or NaN takes torch's passes over a float64 copy of each
+# piece, which then stay in the cache.
 CPU_PIECE_BYTES = 4 << 20
 # On a GPU, of at most this many values: counting makes copies of up to 8 bytes a value (int64
 # bit patterns, float64 values), and a batch the forward pass fits in memory must not run the
@@ -248,11 +248,6 @@ class RunningStats:
         return self._way.summary()
 
 
-@functools.cache
-def _pattern_squares() -> np.ndarray:
-    return kernels.pattern_squares()
-
-
 class _ValueCounts:
     """float16 values: a count per bit pattern (exact), and the sum of the token vectors' norms."""
 
@@ -265,7 +260,7 @@ class _ValueCounts:
     def update(self, values: torch.Tensor) -> None:
         if values.device.type == "cpu":
             bits = np.ascontiguousarray(values.numpy()).view(np.uint16)
-            self.l2 += kernels.count_patterns(bits, _pattern_squares(), self.counts.numpy())
+            self.l2 += kernels.count_patterns(bits, kernels.pattern_squares(), self.counts.numpy())
             self.tokens += values.shape[0]
             return
         patterns = values.reshape(-1).view(torch.int16).to(torch.int32) + (PATTERNS // 2)
