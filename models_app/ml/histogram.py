@@ -95,8 +95,10 @@ class Histogram:
     def restored(cls, state: dict, device: torch.device) -> Histogram:
         low, high = state["bins"]
         histogram = cls(low, high, device, bins=state["counts"].numel())
-        histogram.counts = state["counts"].to(device)
-        histogram.below, histogram.nonfinite = state["below"].to(device), state["nonfinite"].to(device)
+        # Copies: the counts are added to in place, and the state may be restored again.
+        histogram.counts = state["counts"].to(device, copy=True)
+        histogram.below = state["below"].to(device, copy=True)
+        histogram.nonfinite = state["nonfinite"].to(device, copy=True)
         histogram.values = state["values"]
         return histogram
 
@@ -108,8 +110,10 @@ class Histogram:
         """Adds a batch counted elsewhere (ml/kernels.py, on the CPU): its counts per bin of
         the values inside the bins, how many were below them, and how many values it had
         (those above are the rest)."""
-        self.counts += torch.from_numpy(counted)
-        self.below += below
+        # Through numpy views of the CPU tensors: a torch operation costs more than these adds.
+        counts, below_count = self.counts.numpy(), self.below.numpy()
+        counts += counted
+        below_count += below
         self.values += values
 
     def update(self, x: torch.Tensor) -> None:

@@ -54,15 +54,38 @@ def _row_sums(row, near_zero, low, high):
 
 
 @_compiled()
+def _row_range(keys, least, most):
+    """The least and largest of `least`, `most` and a token's values, as ordered keys (`keys`:
+    the row's float32 bits as int32; see _ordered). A loop of its own, in integer lanes: min
+    and max of floats, with their NaN rules, do not vectorize."""
+    for i in range(keys.shape[0]):
+        key = _ordered(keys[i])
+        least = min(least, key)
+        most = max(most, key)
+    return least, most
+
+
+@_compiled()
+def _ordered(bits):
+    """A float32's bits (int32) as an int32 in the order of the values: the bits of a positive
+    number already are; a negative one's other 31 bits are flipped. Its own inverse. Only for
+    numbers (not NaN); -0.0 comes just below 0.0."""
+    return bits ^ ((bits >> 31) & np.int32(0x7FFFFFFF))
+
+
+@_compiled()
 def _row_bins(row, low, scale, top, slots, counts):
     """Adds one token's values to `counts` (4 interleaved copies of the bins, so that a run of
     values in one bin does not wait on its own count): bin (x - low) * scale in the values' own
     dtype, truncated, clamped into [0, top]: exact, as low is a number of that dtype
-    (histogram.Histogram.around)."""
+    (histogram.Histogram.around). NaN goes to bin 0 rather than to an undefined slot: the
+    caller drops a batch holding one, but only after this loop has seen it."""
     bins = counts.shape[0] // 4
     zero = low - low
     for i in range(row.shape[0]):
-        slots[i] = np.uint8(min(max((row[i] - low) * scale, zero), top))
+        place = (row[i] - low) * scale
+        place = place if place > zero else zero  # NaN fails the test
+        slots[i] = np.uint8(place if place < top else top)
     whole = row.shape[0] - row.shape[0] % 4
     for i in range(0, whole, 4):
         counts[slots[i]] += 1
@@ -75,11 +98,14 @@ def _row_bins(row, low, scale, top, slots, counts):
 
 @_compiled()
 def finite_moments(values, low, high, scale, near_zero, bins):
-    """For `values` [tokens, hidden] (all finite; low, high and scale in their dtype): (sum, sum
-    of squares, sum of |x|, near-zero count, sum of the tokens' L2 norms, bin counts [bins] with
-    the values below `low` and above `high` left out, below count, above count)."""
+    """For float32 `values` [tokens, hidden] (low, high and scale float32): (sum, sum of squares,
+    sum of |x|, near-zero count, sum of the tokens' L2 norms, bin counts [bins] with the values
+    below `low` and above `high` left out, below count, above count, least value, largest
+    value). Exact for finite values only: a batch holding inf or NaN has a sum that is not
+    finite, and then nothing else in the result means anything."""
     total = squares = magnitude = norms = 0.0
     near = below = above = 0
+    least = most = _ordered(values.view(np.int32)[0, 0])
     counts = np.zeros(4 * bins, np.int64)
     slots = np.empty(values.shape[1], np.uint8)
     top = np.float32(bins - 1)
@@ -88,6 +114,7 @@ def finite_moments(values, low, high, scale, near_zero, bins):
         row_total, row_squares, row_magnitude, row_near, row_below, row_above = _row_sums(
             row, near_zero, low, high
         )
+        least, most = _row_range(row.view(np.int32), least, most)
         _row_bins(row, low, scale, top, slots, counts)
         total += row_total
         squares += row_squares
@@ -99,7 +126,8 @@ def finite_moments(values, low, high, scale, near_zero, bins):
     binned = counts[:bins] + counts[bins : 2 * bins] + counts[2 * bins : 3 * bins] + counts[3 * bins :]
     binned[0] -= below  # clamped into the end bins above; counted apart
     binned[bins - 1] -= above
-    return total, squares, magnitude, near, norms, binned, below, above
+    ends = np.array([_ordered(least), _ordered(most)], np.int32).view(np.float32)
+    return total, squares, magnitude, near, norms, binned, below, above, ends[0], ends[1]
 
 
 @_compiled()
@@ -156,3 +184,50 @@ def merge_top_k(values, samples, tokens, kept_values, kept_samples, kept_tokens)
         for neuron in range(row.shape[0]):
             if row[neuron] > kept_values[last, neuron]:
                 _enter(row[neuron], samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
+
+
+@_compiled()
+def _ordered_half(bits):
+    """A float16's bits (int16) as an integer in the order of the values, like _ordered."""
+    return bits ^ ((bits >> 15) & 0x7FFF)
+
+
+@_compiled()
+def merge_top_k_float16(bits, values_of, floor, samples, tokens, kept_values, kept_samples, kept_tokens):
+    """merge_top_k for float16 values, given as their bits `bits` [tokens, hidden] (int16),
+    without a float32 copy of the batch: each row is first tested in integer lanes against
+    `floor` [hidden], the ordered keys (ordered_float16) of the neurons' K-th kept values as
+    the batch begins; only a row with a value above its floor is read value by value, and
+    such a value (its float32 from `values_of`, pattern_values()) enters if it beats its
+    neuron's K-th now. K-ths only rise as values enter, so the floors let through every value
+    that can; NaN sorts above the floors but beats nothing."""
+    last = kept_values.shape[0] - 1
+    for t in range(bits.shape[0]):
+        row = bits[t]
+        above = False
+        for neuron in range(row.shape[0]):
+            above |= _ordered_half(row[neuron]) > floor[neuron]
+        if not above:
+            continue
+        for neuron in range(row.shape[0]):
+            if _ordered_half(row[neuron]) > floor[neuron]:
+                value = values_of[np.int32(row[neuron]) & 0xFFFF]
+                if value > kept_values[last, neuron]:
+                    _enter(value, samples[t], tokens[t], neuron, kept_values, kept_samples, kept_tokens)
+
+
+def ordered_float16(kth: np.ndarray) -> np.ndarray:
+    """merge_top_k_float16's floors for float32 K-th values `kth` [hidden]: the ordered key of
+    the largest float16 at or below each (an exact one when the K-th came from float16 values,
+    as in a float16 run)."""
+    with np.errstate(over="ignore"):  # beyond float16: inf, then the largest number below it
+        half = kth.astype(np.float16)
+    keys = half.view(np.int16)
+    keys = keys ^ ((keys >> 15) & np.int16(0x7FFF))
+    return (keys - (half.astype(np.float32) > kth)).astype(np.int16)
+
+
+@functools.cache  # one table for every batch
+def pattern_values() -> np.ndarray:
+    """Each float16 bit pattern's value as a float32, indexed by the pattern as a uint16."""
+    return np.arange(1 << 16, dtype=np.uint32).astype(np.uint16).view(np.float16).astype(np.float32)

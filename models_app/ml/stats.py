@@ -64,6 +64,7 @@ class _Moments:
         self.tokens = 0
         self.histogram: Histogram | None = None
         self._sums: dict[str, torch.Tensor] | None = None
+        self._views: dict[str, np.ndarray] | None = None  # _host_sums
 
     @classmethod
     def for_first_batch(cls, values: torch.Tensor) -> _Moments:
@@ -76,28 +77,27 @@ class _Moments:
         """`values`: [tokens, hidden], real tokens only, in the dtype the file stores."""
         if values.numel() == 0:
             return
-        if values.device.type == "cpu" and self.histogram is not None and self.histogram.fits_slots():
-            low, high = (bound.item() for bound in torch.aminmax(values))  # NaN makes both NaN
-            if math.isfinite(low) and math.isfinite(high):
-                self._update_finite_on_cpu(values, low, high)
-                return
+        if values.device.type == "cpu" and self._update_finite_on_cpu(values):
+            return
         x = values.to(torch.float64)
         n = x.numel()
         sums = self._sums
         assert sums is not None  # begun by for_first_batch
+        # Every sum is updated in place: on the CPU, _update_finite_on_cpu reads and writes them
+        # through numpy views of these same tensors.
         batch_mean = x.sum() / n
         batch_m2 = (x - batch_mean).square_().sum()
         delta = batch_mean - sums["mean"]
         total = self.count + n
-        sums["mean"] = sums["mean"] + delta * (n / total)
-        sums["m2"] = sums["m2"] + batch_m2 + delta * delta * (self.count * n / total)
+        sums["mean"].add_(delta * (n / total))
+        sums["m2"].add_(batch_m2 + delta * delta * (self.count * n / total))
         self.count, self.tokens = total, self.tokens + x.shape[0]
         magnitude = x.abs()
         sums["abs"] += magnitude.sum()
         sums["near_zero"] += (magnitude < NEAR_ZERO).sum()
         least, most = torch.aminmax(x)
-        sums["min"] = torch.minimum(sums["min"], least)
-        sums["max"] = torch.maximum(sums["max"], most)
+        sums["min"].copy_(torch.minimum(sums["min"], least))
+        sums["max"].copy_(torch.maximum(sums["max"], most))
         sums["l2"] += torch.linalg.vector_norm(x, dim=-1).sum()
         # Bin counts need no float64: float32 holds the file's float16 values exactly, and is
         # the faster pass.
@@ -112,43 +112,58 @@ class _Moments:
         self._sums["max"] = torch.full((), -math.inf, dtype=torch.float64, device=device)
         self.histogram = histogram
 
-    def _update_finite_on_cpu(self, values: torch.Tensor, low: float, high: float) -> None:
-        """`update` for a batch with no inf or NaN, on the CPU: every sum and the bin counts in
-        one compiled pass over the batch (ml/kernels.py), merged in Python floats (a torch
-        operation on a number costs more than the pass over a batch's row). The batch's own m2
-        is sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small
-        beside the spread, so nothing cancels that float64 would notice."""
-        assert self._sums is not None and self.histogram is not None
-        n, histogram = values.numel(), self.histogram
+    def _update_finite_on_cpu(self, values: torch.Tensor) -> bool:
+        """`update` on the CPU for a float32 batch with no inf or NaN (False, and nothing
+        counted, for one with them): every sum, the range and the bin counts in one compiled
+        pass over the batch (ml/kernels.py), merged in Python floats written through numpy
+        views of the sums' tensors. Nothing here is a torch operation: on two cores each one
+        costs more than a token's row, and hands half its work to torch's other thread, which
+        may be waiting for the core the writer thread has. The batch's own m2 is
+        sum(x^2) - sum(x)^2 / n: over all the values of a (layer, hook) the mean is small beside
+        the spread, so nothing cancels that float64 would notice."""
+        histogram, sums = self.histogram, self._host_sums()
+        assert histogram is not None and sums is not None  # begun by for_first_batch
+        if values.dtype != torch.float32 or not histogram.fits_slots():
+            return False
         array = np.ascontiguousarray(values.numpy())
-        kind = array.dtype.type
-        bins = histogram.counts.numel()
-        total, squares, magnitude, near_zero, norms, counted, below, _above = kernels.finite_moments(
-            array,
-            kind(histogram.low),
-            kind(histogram.high),
-            kind(bins / (histogram.high - histogram.low)),
-            NEAR_ZERO,
-            bins,
+        n, bins = array.size, histogram.counts.numel()
+        total, squares, magnitude, near_zero, norms, counted, below, _above, low, high = (
+            kernels.finite_moments(
+                array,
+                np.float32(histogram.low),
+                np.float32(histogram.high),
+                np.float32(bins / (histogram.high - histogram.low)),
+                NEAR_ZERO,
+                bins,
+            )
         )
-        sums = {name: value.item() for name, value in self._sums.items()}
+        if not (math.isfinite(total) and math.isfinite(squares)):  # inf or NaN: torch's way
+            return False
+        low, high = float(low), float(high)
+        mean, m2 = float(sums["mean"]), float(sums["m2"])
         batch_mean = total / n
         batch_m2 = max(squares - total * batch_mean, 0.0)
-        delta = batch_mean - sums["mean"]
+        delta = batch_mean - mean
         count = self.count + n
-        merged = {
-            "mean": sums["mean"] + delta * (n / count),
-            "m2": sums["m2"] + batch_m2 + delta * delta * (self.count * n / count),
-            "abs": sums["abs"] + magnitude,
-            "near_zero": sums["near_zero"] + near_zero,
-            "min": min(sums["min"], low),
-            "max": max(sums["max"], high),
-            "l2": sums["l2"] + norms,
-        }
-        for name, value in merged.items():
-            self._sums[name] = torch.tensor(value, dtype=torch.float64)
+        sums["mean"][()] = mean + delta * (n / count)
+        sums["m2"][()] = m2 + batch_m2 + delta * delta * (self.count * n / count)
+        sums["abs"] += magnitude
+        sums["near_zero"] += near_zero
+        sums["min"][()] = min(float(sums["min"]), low)
+        sums["max"][()] = max(float(sums["max"]), high)
+        sums["l2"] += norms
         self.count, self.tokens = count, self.tokens + values.shape[0]
         histogram.add(counted, below, n)
+        return True
+
+    def _host_sums(self) -> dict[str, np.ndarray] | None:
+        """The sums' CPU tensors as 0-d numpy arrays sharing their memory (None before the first
+        batch); valid as long as every update writes the tensors in place."""
+        if self._sums is None:
+            return None
+        if self._views is None:
+            self._views = {name: value.numpy() for name, value in self._sums.items()}
+        return self._views
 
     def state(self) -> dict:
         assert self._sums is not None and self.histogram is not None  # saved after a first batch
@@ -164,7 +179,8 @@ class _Moments:
     def restored(cls, state: dict, device: torch.device) -> _Moments:
         way = cls()
         way.count, way.tokens = state["count"], state["tokens"]
-        way._sums = {name: value.to(device) for name, value in state["sums"].items()}
+        # Copies: the sums are updated in place, and the state may be restored again.
+        way._sums = {name: value.to(device, copy=True) for name, value in state["sums"].items()}
         way.histogram = Histogram.restored(state["histogram"], device)
         return way
 

@@ -78,8 +78,12 @@ class RunningTopK:
         if self.values.shape[0] == self.k and values.device.type == "cpu":
             kept = [t.contiguous() for t in (self.values, self.samples, self.tokens)]
             where = (samples.numpy(), tokens.numpy(), *(t.numpy() for t in kept))
-            # numba has no float16: torch casts the batch (faster than a table of the patterns).
-            kernels.merge_top_k(values.float().contiguous().numpy(), *where)
+            if values.dtype == torch.float16:  # numba has no float16: read as bits
+                bits = np.ascontiguousarray(values.numpy()).view(np.int16)
+                floor = kernels.ordered_float16(where[2][-1])
+                kernels.merge_top_k_float16(bits, kernels.pattern_values(), floor, *where)
+            else:
+                kernels.merge_top_k(values.float().contiguous().numpy(), *where)
             self.values, self.samples, self.tokens = kept
             return
         # topk ranks NaN above every number: a NaN (float16 overflow) must not take a slot.

@@ -30,7 +30,7 @@ def test_finite_moments_give_the_sums_and_bins_numpy_gives(tokens):
     values.reshape(-1)[7 : 7 + BINS] = edges[:BINS]  # values on the bins' edges
     scale = np.float32(BINS / (float(high) - float(low)))
 
-    total, squares, magnitude, near, norms, counted, below, above = kernels.finite_moments(
+    total, squares, magnitude, near, norms, counted, below, above, least, most = kernels.finite_moments(
         values, low, high, scale, 0.01, BINS
     )
 
@@ -44,6 +44,28 @@ def test_finite_moments_give_the_sums_and_bins_numpy_gives(tokens):
     np.testing.assert_array_equal(counted, expected)
     assert (below, above) == (expected_below, expected_above)
     assert counted.sum() + below + above == values.size
+    assert (least, most) == (values.min(), values.max())
+
+
+@pytest.mark.parametrize("sign", [1, -1])
+def test_finite_moments_give_the_range_of_negative_numbers_and_zeros(sign):
+    values = np.array([[sign * 3.5, -0.0, 0.0, sign * 1e-40, sign * 2.0]], np.float32)  # 1e-40: subnormal
+
+    *_, least, most = kernels.finite_moments(values, np.float32(-4), np.float32(4), np.float32(5), 0.01, BINS)
+
+    assert (least, most) == (values.min(), values.max())
+
+
+@pytest.mark.parametrize("odd", [np.nan, np.inf, -np.inf])
+def test_finite_moments_of_a_batch_holding_inf_or_nan_have_a_sum_that_says_so(odd):
+    values = np.ones((3, 9), np.float32)
+    values[1, 4] = odd
+
+    total, squares, *_ = kernels.finite_moments(
+        values, np.float32(-2), np.float32(2), np.float32(10), 0.01, BINS
+    )
+
+    assert not (np.isfinite(total) and np.isfinite(squares))
 
 
 def test_count_patterns_counts_every_float16_pattern_and_squares_it():
@@ -90,3 +112,44 @@ def test_merge_top_k_keeps_the_k_largest_and_the_first_seen_of_equal_values():
     best = np.argsort(-everything, axis=0, kind="stable")[:k]
     np.testing.assert_array_equal(kept_values, np.take_along_axis(everything, best, 0))
     np.testing.assert_array_equal(kept_samples * 11 + kept_tokens, best)
+
+
+def test_merge_top_k_float16_keeps_what_merge_top_k_keeps_from_the_float32_values():
+    rng = np.random.default_rng(3)
+    k, hidden = 5, 37
+    batches = [(rng.standard_normal((13, hidden)) * 4).astype(np.float16) for _ in range(12)]
+    batches[2][3, 1] = np.nan
+    batches[5][0, 2] = np.inf
+    batches[6][1, :4] = [-0.0, 0.0, np.float16(6e-8), -np.inf]  # signed zeros, a subnormal
+    batches[7] = np.round(batches[7])  # many ties with what is kept
+    kept = [
+        (
+            np.full((k, hidden), -np.inf, np.float32),
+            np.zeros((k, hidden), np.int64),
+            np.zeros((k, hidden), np.int64),
+        )
+        for _ in range(2)
+    ]
+    for sample, batch in enumerate(batches):
+        where = (np.full(batch.shape[0], sample, np.int64), np.arange(batch.shape[0], dtype=np.int64))
+        kernels.merge_top_k(batch.astype(np.float32), *where, *kept[0])
+        floor = kernels.ordered_float16(kept[1][0][-1])
+        kernels.merge_top_k_float16(batch.view(np.int16), kernels.pattern_values(), floor, *where, *kept[1])
+
+    for expected, got in zip(kept[0], kept[1], strict=True):
+        np.testing.assert_array_equal(got, expected)
+    assert np.isfinite(kept[1][0]).sum() > k * hidden // 2  # the test merged real values
+
+
+def test_float16_floors_are_at_or_below_the_k_th_values():
+    kth = np.array([-np.inf, -3.0, -0.0, 0.0, 1e-9, 0.1, 1.0001, 65504.0, 7e4, 0.99999], np.float32)
+
+    floor = kernels.ordered_float16(kth)
+
+    halves = kernels.pattern_values()[
+        (floor ^ ((floor >> 15) & np.int16(0x7FFF))).view(np.uint16)
+    ]  # the keys back to float16 bits, then to values
+    assert (halves <= kth).all()
+    np.testing.assert_array_equal(halves[[0, 1, 2, 7]], kth[[0, 1, 2, 7]])  # float16 numbers: exact
+    assert halves[6] == np.float32(np.float16(1.0))  # 1.0001: the float16 just below
+    assert halves[9] == np.nextafter(np.float16(1.0), np.float16(0))  # 0.99999 rounds up to 1.0: one below
