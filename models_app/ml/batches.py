@@ -15,6 +15,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 import torch
 
 WINDOW = 4096  # samples tokenized and sorted together
@@ -41,14 +42,15 @@ class Batch:
 
     def real_tokens(self) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """For every real token: its index in the flattened [rows x longest] batch, its sample
-        (row of the files) and its position."""
+        (row of the files) and its position. Counted in numpy: a torch operation per row would
+        cost more than the arithmetic."""
         longest = self.input_ids.shape[1]
-        positions = torch.cat([torch.arange(n) for n in self.lengths])
-        rows = torch.repeat_interleave(torch.tensor(self.rows), torch.tensor(self.lengths))
-        starts = torch.repeat_interleave(
-            torch.arange(len(self.lengths)) * longest, torch.tensor(self.lengths)
-        )
-        return starts + positions, rows, positions
+        lengths = np.asarray(self.lengths, dtype=np.int64)
+        firsts = np.repeat(np.cumsum(lengths) - lengths, lengths)  # each token's row's first token
+        positions = np.arange(int(lengths.sum()), dtype=np.int64) - firsts
+        rows = np.repeat(np.asarray(self.rows, dtype=np.int64), lengths)
+        starts = np.repeat(np.arange(len(lengths), dtype=np.int64) * longest, lengths)
+        return torch.from_numpy(starts + positions), torch.from_numpy(rows), torch.from_numpy(positions)
 
 
 def tokenize_window(tokenizer: Any, texts: Sequence[str], start: int, context: int) -> Window:
@@ -64,12 +66,16 @@ def pad(window: Window, positions: list[int], pad_id: int) -> Batch:
     picked = [window.order[p] for p in positions]
     lengths = [len(window.ids[i]) for i in picked]
     longest = max(lengths)
-    input_ids = torch.full((len(picked), longest), pad_id, dtype=torch.long)
-    attention_mask = torch.zeros((len(picked), longest), dtype=torch.long)
+    input_ids = np.full((len(picked), longest), pad_id, dtype=np.int64)
     for row, (i, length) in enumerate(zip(picked, lengths, strict=True)):
-        input_ids[row, :length] = torch.tensor(window.ids[i], dtype=torch.long)
-        attention_mask[row, :length] = 1
-    return Batch([window.start + i for i in picked], lengths, input_ids, attention_mask)
+        input_ids[row, :length] = window.ids[i]
+    attention_mask = (np.arange(longest) < np.asarray(lengths)[:, None]).astype(np.int64)
+    return Batch(
+        [window.start + i for i in picked],
+        lengths,
+        torch.from_numpy(input_ids),
+        torch.from_numpy(attention_mask),
+    )
 
 
 def windows(

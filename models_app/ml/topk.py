@@ -58,11 +58,18 @@ def _piece_rows(values: torch.Tensor) -> int | None:
 class RunningTopK:
     """For every neuron, the K highest activations seen and their (sample, token) positions."""
 
-    def __init__(self, k: int, hidden: int, device: torch.device | str):
+    def __init__(self, k: int, hidden: int, device: torch.device | str, *, in_place: bool | None = None):
+        """`in_place`: merge batches in place with ml/kernels.py (None: on the CPU). Otherwise
+        by ranking each batch whole, the way a GPU merges (tests run it on the CPU too)."""
         self.k = k
-        self.values = torch.full((0, hidden), -math.inf, device=device)
-        self.samples = torch.zeros((0, hidden), dtype=torch.long, device=device)
-        self.tokens = torch.zeros((0, hidden), dtype=torch.long, device=device)
+        self.in_place = torch.device(device).type == "cpu" if in_place is None else in_place
+        # Merged in place, K places from the start, each -inf (nothing kept, as arrays() reads
+        # it): the first batch too is merged in place, where ranking it whole would cost more
+        # than all the merges of the next few.
+        held = k if self.in_place else 0
+        self.values = torch.full((held, hidden), -math.inf, device=device)
+        self.samples = torch.zeros((held, hidden), dtype=torch.long, device=device)
+        self.tokens = torch.zeros((held, hidden), dtype=torch.long, device=device)
 
     def update(self, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor) -> None:
         """`values`: [tokens, hidden] of real tokens (file dtype); `samples` / `tokens`: [tokens],
@@ -75,7 +82,7 @@ class RunningTopK:
                 end = start + piece
                 self.update(values[start:end], samples[start:end], tokens[start:end])
             return
-        if self.values.shape[0] == self.k and values.device.type == "cpu":
+        if self.in_place and self.values.shape[0] == self.k:
             kept = [t.contiguous() for t in (self.values, self.samples, self.tokens)]
             where = (samples.numpy(), tokens.numpy(), *(t.numpy() for t in kept))
             if values.dtype == torch.float16:  # numba has no float16: read as bits

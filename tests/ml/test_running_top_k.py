@@ -10,17 +10,20 @@ import torch
 from models_app.ml.topk import RunningTopK
 
 K, HIDDEN, TOKENS = 5, 64, 40
+# Both ways of merging: in place (the CPU's) and ranking each batch whole (a GPU's).
+WAYS = pytest.mark.parametrize("in_place", [True, False], ids=["in place", "whole batches"])
 
 
+@WAYS
 @pytest.mark.parametrize("dtype", [torch.float16, torch.float32])
-def test_it_keeps_the_k_largest_of_every_neuron_over_many_batches(dtype):
+def test_it_keeps_the_k_largest_of_every_neuron_over_many_batches(dtype, in_place):
     generator = torch.Generator().manual_seed(0)
     batches = [torch.randn(TOKENS, HIDDEN, generator=generator).to(dtype) for _ in range(60)]
     batches[0][:, 0] = float("nan")  # a neuron that overflowed in its first batch
     batches[7][3, 1] = float("nan")  # a NaN among numbers, after the first batch
     batches[9][5, 2] = float("inf")
     batches[20][:, 3] = 0.0  # ties
-    top = RunningTopK(K, HIDDEN, "cpu")
+    top = RunningTopK(K, HIDDEN, "cpu", in_place=in_place)
     for i, batch in enumerate(batches):
         positions = torch.arange(TOKENS)
         top.update(batch, torch.full((TOKENS,), i), positions)
@@ -52,13 +55,14 @@ def test_the_largest_per_column_equal_topk_with_rows_holding_them(rows, k):
     assert torch.equal(x.gather(0, where), values)  # each row holds its value
 
 
-def test_a_batch_that_beats_every_kept_value_is_merged_whole():
+@WAYS
+def test_a_batch_that_beats_every_kept_value_is_merged_whole(in_place):
     """After many batches only a few values a batch beat their neuron's K-th; one batch far above
     all of them (every value a candidate) takes the whole-batch merge and must agree too."""
     generator = torch.Generator().manual_seed(1)
     batches = [torch.randn(TOKENS, HIDDEN, generator=generator) for _ in range(40)]
     batches[30] += 10.0
-    top = RunningTopK(K, HIDDEN, "cpu")
+    top = RunningTopK(K, HIDDEN, "cpu", in_place=in_place)
     for i, batch in enumerate(batches):
         top.update(batch, torch.full((TOKENS,), i), torch.arange(TOKENS))
     expected = torch.cat(batches).topk(K, dim=0)
@@ -69,6 +73,7 @@ def test_a_batch_that_beats_every_kept_value_is_merged_whole():
 
 
 def test_of_equal_values_the_one_seen_first_stays():
+    """Merged in place (the CPU's way); ranking a batch whole breaks ties as topk does."""
     top = RunningTopK(2, 1, "cpu")
     top.update(torch.tensor([[3.0], [1.0]]), torch.tensor([0, 0]), torch.tensor([0, 1]))
     top.update(torch.tensor([[1.0], [1.0]]), torch.tensor([1, 1]), torch.tensor([0, 1]))
@@ -86,7 +91,8 @@ def test_a_batch_merged_in_pieces_keeps_what_a_whole_batch_keeps(monkeypatch):
 
     generator = torch.Generator().manual_seed(5)
     batches = [torch.randn(TOKENS, HIDDEN, generator=generator) for _ in range(6)]
-    whole, pieced = RunningTopK(K, HIDDEN, "cpu"), RunningTopK(K, HIDDEN, "cpu")
+    whole = RunningTopK(K, HIDDEN, "cpu")
+    pieced = RunningTopK(K, HIDDEN, "cpu", in_place=False)
     for i, batch in enumerate(batches):
         whole.update(batch, torch.full((TOKENS,), i), torch.arange(TOKENS))
     monkeypatch.setattr(topk, "_piece_rows", lambda values: 3)  # as a GPU would, 3 tokens a piece
