@@ -1,5 +1,5 @@
 """Compiled loops (numba) for what the CPU counts of every batch an extraction captures: the
-statistics of ml/stats.py and the top-K's merge once K values are kept (ml/topk.py).
+statistics of ml/stats.py and the top-K's merge in place (ml/topk.py).
 
 Each loop reads the batch once, a token's row at a time while it is in the cache, where torch
 would make a dozen passes over it, each with its own temporary: the float32 statistics take a

@@ -73,9 +73,10 @@ class RunningTopK:
 
     def update(self, values: torch.Tensor, samples: torch.Tensor, tokens: torch.Tensor) -> None:
         """`values`: [tokens, hidden] of real tokens (file dtype); `samples` / `tokens`: [tokens],
-        each one's sample (row of the files) and position. On the CPU, once K values are kept,
-        the values that beat a K-th are merged in place (ml/kernels.py); otherwise the batch's
-        own K largest per neuron (`_largest`), then one top-K over those and the K kept."""
+        each one's sample (row of the files) and position. Merged in place (the CPU), the values
+        that beat a K-th enter where they belong (ml/kernels.py); otherwise the batch's own K
+        largest per neuron (`_largest`), then one top-K over those and the K kept (a state
+        restored with fewer than K kept is merged this way too, until it holds K)."""
         piece = _piece_rows(values)
         if piece is not None and values.shape[0] > piece:
             for start in range(0, values.shape[0], piece):
