@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from . import batches, checkpoint, results
+from . import batches, checkpoint, results, team
 from .batches import Batch, pad, windows
 from .capture import RealTokens, StopForward, Target, capturing
 from .errors import Cancelled, UserError
@@ -419,13 +419,24 @@ class _Run:
             for key, name in names.items():
                 self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
 
-        # The rows go to the writer before the statistics are counted: on the CPU the writer then
-        # writes them on the core the statistics' single-threaded loops leave idle, rather than
-        # taking a core from the next forward pass. Both only read the values.
-        self.outputs.submit(write, release)
-        for target in self.targets:
-            target.stats.update(staged[target.key])
-            target.topk.update(staged[target.key], samples, positions)
+        def counter(target: Target) -> Callable[[], None]:
+            def count() -> None:
+                target.stats.update(staged[target.key])
+                target.topk.update(staged[target.key], samples, positions)
+
+            return count
+
+        counts = [counter(target) for target in self.targets]
+        if self.device.type == "cpu" and team.available():
+            # Written and counted now, on torch's two threads, the writes (the longest job) first:
+            # a writer thread would take its turns on the core the counting runs on
+            # (ml/team.py). Every job only reads the values.
+            team.run([lambda: self.outputs.write_here(write, release), *counts])
+        else:
+            # A GPU's copies overlap the next forward pass; the writer thread waits for them.
+            self.outputs.submit(write, release)
+            for count in counts:
+                count()
         self.real_tokens += batch.tokens
 
     def _progress(self) -> ExtractionProgress:

@@ -10,12 +10,14 @@ dirtied pages would count in the process's resident memory and grow with the sam
 An unfinished extraction's `.partial` files can be opened again (`resume=True`) so that a resumed
 run writes the rows it has not yet written into them (ml/checkpoint.py).
 
-Writes run on a writer thread behind a bounded queue, so the forward pass of the next batch
-overlaps the file writes of this one while memory stays bounded (the queue's depth). A checkpoint
-makes the rows written so far durable on a third thread: an fsync can take a second or more, and
-meanwhile the writer goes on writing the next batches (and the forward passes go on). On a GPU,
-activations reach the host through pinned buffers copied with non_blocking=True; the writer waits
-for each copy's event, so the copy overlaps the next forward pass too.
+On a GPU, writes run on a writer thread behind a bounded queue (`submit`), so the forward pass
+of the next batch overlaps the file writes of this one while memory stays bounded (the queue's
+depth); activations reach the host through pinned buffers copied with non_blocking=True, and the
+writer waits for each copy's event, so the copy overlaps the next forward pass too. On the CPU
+the engine writes a batch itself (`write_here`), on one of torch's threads while the other counts
+it (ml/team.py): the forward pass has both cores, and a writer thread would only take one of them.
+A checkpoint makes the rows written so far durable on a third thread: an fsync can take a second
+or more, and meanwhile the next batches are written (and the forward passes go on).
 """
 
 from __future__ import annotations
@@ -104,6 +106,16 @@ class Outputs:
         the queue is full. An error of an earlier job is raised here."""
         self._raise_if_failed()
         self._queue.put((job, cleanup))
+
+    def write_here(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
+        """`submit`, but run on the calling thread, now: on the CPU the engine writes a batch
+        while it counts it, on torch's own threads (ml/team.py). A checkpoint queued after it
+        covers its rows."""
+        self._raise_if_failed()
+        try:
+            job()
+        finally:
+            cleanup()
 
     def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
         """`values`: the real tokens of rows `rows`, packed in that order ([sum(lengths), ...]);

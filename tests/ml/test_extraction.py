@@ -121,6 +121,31 @@ def test_results_do_not_depend_on_the_batch_size_beyond_rounding(model_sources, 
             assert meta["statistics"][key]["mean"] == pytest.approx(stats["mean"], rel=1e-4, abs=1e-6)
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_torchs_threads_and_the_writer_give_the_same_files(dtype, model_sources, tmp_path, monkeypatch):
+    """On the CPU a batch is written and counted on torch's own threads (ml/team.py); on a GPU by
+    the writer thread and the loop, which this run takes when the team is unavailable."""
+    from models_app.ml import team
+
+    loaded = fp32(model_sources, "qwen3")
+    assert team.available()  # two threads here: the first run takes the team's way
+    shared_meta, shared = run(loaded, tmp_path / "team", dtype=dtype, batch_size=2)
+    monkeypatch.setattr(team, "available", lambda: False)
+    alone_meta, alone = run(loaded, tmp_path / "writer", dtype=dtype, batch_size=2)
+
+    assert shared.keys() == alone.keys()
+    for name, values in alone.items():
+        np.testing.assert_array_equal(shared[name], values, err_msg=name)
+    assert shared_meta["statistics"] == alone_meta["statistics"]
+    for key in shared_meta["statistics"]:
+        with (
+            np.load(tmp_path / "team" / f"topk_{key}.npz") as team_top,
+            np.load(tmp_path / "writer" / f"topk_{key}.npz") as writer_top,
+        ):
+            for part in ("values", "sample_index", "token_index"):
+                np.testing.assert_array_equal(team_top[part], writer_top[part], err_msg=f"{key} {part}")
+
+
 def test_it_removes_every_hook_and_stops_after_the_deepest_layer(model_sources, tmp_path):
     loaded = fp32(model_sources, "llama")
     layers = loaded.model.model.layers
