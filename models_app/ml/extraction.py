@@ -236,7 +236,8 @@ class _Checkpoints:
 class _Run:
     """One extraction's loop: windows of length-sorted samples -> batches padded to their
     longest -> forward passes (micro batches, halved on out-of-memory) -> statistics and top-K on
-    the device, rows staged to the host and written by the writer thread."""
+    the device, rows staged to the host and written (on the CPU, with the counting, on torch's
+    threads; on a GPU by the writer thread, during the next forward pass)."""
 
     def __init__(
         self,

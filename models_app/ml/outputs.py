@@ -56,6 +56,7 @@ class Outputs:
             self._close_files()
             raise
         self.bytes_written = 0
+        self._written_here = False  # rows written by write_here rather than the writer thread
         self._queue: queue.Queue = queue.Queue(maxsize=QUEUE_DEPTH)
         # One checkpoint waits while one is synced: a disk slower than the checkpoints come makes
         # the writer wait, rather than checkpoints pile up.
@@ -73,7 +74,7 @@ class Outputs:
         header = np.lib.format.open_memmap(path, mode="w+", dtype=dtype, shape=shape)
         offset, row_bytes = header.offset, header[0].nbytes if shape[0] else 0
         del header  # the file now has its header and full size, all of it a hole
-        # Kept open for the whole extraction (the writer thread's rows land in it); close() ends it.
+        # Kept open for the whole extraction (the rows land in it); close() ends it.
         self.files[name] = (open(path, "r+b", buffering=0), offset, row_bytes)  # noqa: SIM115
 
     def _reopen(self, name: str, dtype: Any, shape: tuple[int, ...]) -> None:
@@ -91,14 +92,17 @@ class Outputs:
         self.files[name] = (open(path, "r+b", buffering=0), offset, row_bytes)  # noqa: SIM115
 
     def checkpoint(self, save: Callable[[int], None]) -> None:
-        """Queue a checkpoint after the rows submitted so far: once the writer has written
-        them, the syncing thread makes them durable and then calls save(bytes written by
-        then). Rows of later batches may be synced with them; a checkpoint never claims those."""
-
-        def hand_over() -> None:
-            self._syncs.put((self.bytes_written, save))
-
-        self.submit(hand_over)
+        """Queue a checkpoint after the rows submitted (or written here) so far: once the writer
+        has written them, the syncing thread makes them durable and then calls save(bytes
+        written by then). Rows of later batches may be synced with them; a checkpoint never
+        claims those."""
+        if self._written_here:
+            # Every row so far is written already, and the next batches' rows may be written
+            # before the writer thread gets to this: their bytes are not the checkpoint's.
+            written = self.bytes_written
+            self.submit(lambda: self._syncs.put((written, save)))
+        else:
+            self.submit(lambda: self._syncs.put((self.bytes_written, save)))
 
     def submit(self, job: Callable[[], None], cleanup: Callable[[], None] = lambda: None) -> None:
         """Queue `job` (a closure calling write_rows) for the writer, and `cleanup` to run after
@@ -112,6 +116,7 @@ class Outputs:
         while it counts it, on torch's own threads (ml/team.py). A checkpoint queued after it
         covers its rows."""
         self._raise_if_failed()
+        self._written_here = True
         try:
             job()
         finally:
@@ -119,8 +124,8 @@ class Outputs:
 
     def write_rows(self, name: str, rows: list[int], lengths: list[int], values: np.ndarray) -> None:
         """`values`: the real tokens of rows `rows`, packed in that order ([sum(lengths), ...]);
-        each row's lengths[i] tokens go to the start of row rows[i] of file `name` (writer
-        thread)."""
+        each row's lengths[i] tokens go to the start of row rows[i] of file `name` (in a job
+        of `submit` or `write_here`)."""
         handle, offset, row_bytes = self.files[name]
         start = 0
         for row, length in zip(rows, lengths, strict=True):

@@ -128,10 +128,15 @@ def test_torchs_threads_and_the_writer_give_the_same_files(dtype, model_sources,
     from models_app.ml import team
 
     loaded = fp32(model_sources, "qwen3")
-    assert team.available()  # two threads here: the first run takes the team's way
-    shared_meta, shared = run(loaded, tmp_path / "team", dtype=dtype, batch_size=2)
-    monkeypatch.setattr(team, "available", lambda: False)
-    alone_meta, alone = run(loaded, tmp_path / "writer", dtype=dtype, batch_size=2)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(2)  # whatever the host gives: the first run takes the team's way
+    try:
+        assert team.available()
+        shared_meta, shared = run(loaded, tmp_path / "team", dtype=dtype, batch_size=2)
+        monkeypatch.setattr(team, "available", lambda: False)
+        alone_meta, alone = run(loaded, tmp_path / "writer", dtype=dtype, batch_size=2)
+    finally:
+        torch.set_num_threads(threads)
 
     assert shared.keys() == alone.keys()
     for name, values in alone.items():
