@@ -429,7 +429,7 @@ class _Run:
 
         counts = [counter(target) for target in self.targets]
         if self.device.type == "cpu" and team.available():
-            # Written and counted now, on torch's two threads, the writes (the longest job) first:
+            # Written and counted now, on torch's own threads, the writes (the longest job) first:
             # a writer thread would take its turns on the core the counting runs on
             # (ml/team.py). Every job only reads the values.
             team.run([lambda: self.outputs.write_here(write, release), *counts])
