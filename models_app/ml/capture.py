@@ -33,6 +33,12 @@ class Target:
     stats: RunningStats = field(default_factory=RunningStats)
     captured: torch.Tensor | None = None
 
+    def count(self, values: torch.Tensor, samples: torch.Tensor, positions: torch.Tensor) -> None:
+        """Adds a batch's real tokens ([tokens, hidden]; each token's sample and position) to the
+        statistics and the top-K."""
+        self.stats.update(values)
+        self.topk.update(values, samples, positions)
+
 
 @dataclass
 class RealTokens:

@@ -17,6 +17,7 @@ files as a run never interrupted.
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
@@ -420,14 +421,7 @@ class _Run:
             for key, name in names.items():
                 self.outputs.write_rows(name, batch.rows, batch.lengths, arrays[key])
 
-        def counter(target: Target) -> Callable[[], None]:
-            def count() -> None:
-                target.stats.update(staged[target.key])
-                target.topk.update(staged[target.key], samples, positions)
-
-            return count
-
-        counts = [counter(target) for target in self.targets]
+        counts = [functools.partial(t.count, staged[t.key], samples, positions) for t in self.targets]
         if self.device.type == "cpu" and team.available():
             # Written and counted now, on torch's own threads, the writes (the longest job) first:
             # a writer thread would take its turns on the core the counting runs on
